@@ -1,0 +1,50 @@
+# The documented way to do things. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+USERS ?= 20000
+STAMP := $(VENV)/.installed
+
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export BENTOML_DO_NOT_TRACK := True
+export DVC_NO_ANALYTICS := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo generate test lint format bench-generate clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv with the platform and its dev tools (idempotent)
+
+demo: setup ## The main job end to end on embedded defaults (USERS=20000)
+	$(BIN)/mlflow run . -e main --env-manager local -P users=$(USERS)
+
+generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
+	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
+
+test: setup ## Run the test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff check and format check
+	$(BIN)/ruff check churn_transform steps tests benchmarks
+	$(BIN)/ruff format --check churn_transform steps tests benchmarks
+
+format: setup ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix churn_transform steps tests benchmarks
+	$(BIN)/ruff format churn_transform steps tests benchmarks
+
+bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
+	$(BIN)/python benchmarks/generate.py --users $(USERS)
+
+clean: ## Remove generated data, MLflow store and caches (keeps .venv)
+	rm -rf data mlflow.db mlruns .pytest_cache

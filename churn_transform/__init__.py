@@ -1,0 +1,1 @@
+"""KKBox churn platform library."""

@@ -1,0 +1,52 @@
+"""KKBox dates are integers YYYYMMDD; the core computes on day numbers (days since 1970-01-01)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+
+
+def to_days(yyyymmdd: npt.ArrayLike) -> IntArray:
+    """Day numbers of YYYYMMDD integers, vectorised; raises on an impossible month or day."""
+    values = np.asarray(yyyymmdd, dtype=np.int64)
+    year, month, day = values // 10_000, (values // 100) % 100, values % 100
+    bad = (month < 1) | (month > 12) | (day < 1) | (day > 31)
+    if bad.any():
+        raise ValueError(f"not a YYYYMMDD date: {values[bad][0]}")
+    months = ((year - 1970) * 12 + (month - 1)).astype("datetime64[M]")
+    days = months.astype("datetime64[D]").astype(np.int64) + (day - 1)
+    back = to_yyyymmdd(days)
+    if (back != values).any():
+        raise ValueError(f"not a calendar date: {values[back != values][0]}")
+    return days
+
+
+def to_yyyymmdd(days: npt.ArrayLike) -> IntArray:
+    """YYYYMMDD integers of day numbers, vectorised."""
+    as_dates = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    years = as_dates.astype("datetime64[Y]")
+    months = as_dates.astype("datetime64[M]")
+    year = years.astype(np.int64) + 1970
+    month = (months - years.astype("datetime64[M]")).astype(np.int64) + 1
+    day = (as_dates - months.astype("datetime64[D]")).astype(np.int64) + 1
+    return year * 10_000 + month * 100 + day
+
+
+def day(iso: str) -> int:
+    """Day number of an ISO date string, e.g. ``day("2017-03-01")``."""
+    return (dt.date.fromisoformat(iso) - dt.date(1970, 1, 1)).days
+
+
+def month_bounds(month: str) -> tuple[int, int]:
+    """First day of ``YYYY-MM`` and first day of the month after, as day numbers."""
+    try:
+        first = dt.date.fromisoformat(f"{month}-01")
+    except ValueError as err:
+        raise ValueError(f"cohort month must look like 2017-03, got {month!r}") from err
+    following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    epoch = dt.date(1970, 1, 1)
+    return (first - epoch).days, (following - epoch).days

@@ -1,0 +1,104 @@
+"""The one typed Settings object: the only code in the platform that reads the environment.
+
+Every endpoint and path a step, the service or the dashboard uses is named here. Variables carry
+the ``KKBOX_`` prefix; MLflow's and AWS's own variables (``MLFLOW_TRACKING_URI``,
+``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``...) are honoured as they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository root; embedded defaults (local lake, SQLite MLflow) live under it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _under_root(relative: str) -> str:
+    return str(PROJECT_ROOT / relative)
+
+
+class Settings(BaseSettings):
+    """What differs between a laptop, the compose stack and CI.
+
+    Build it once at each edge (a step's ``main``, the service constructor, the dashboard) and
+    pass it down. Tests build it with explicit values.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="KKBOX_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    data_dir: str = Field(
+        default_factory=lambda: _under_root("data"),
+        description="Root of the embedded data: raw/ CSVs and oracle/ answers of the generator.",
+    )
+    raw_uri: str | None = Field(
+        default=None,
+        description="Folder or s3:// prefix of the raw KKBox CSVs; default <data_dir>/raw.",
+    )
+    lake_uri: str = Field(
+        default_factory=lambda: _under_root("data/lake"),
+        description="Local folder or s3://bucket/prefix of the lake (bronze/silver/gold).",
+    )
+    tracking_uri: str = Field(
+        default_factory=lambda: f"sqlite:///{_under_root('mlflow.db')}",
+        validation_alias=AliasChoices("KKBOX_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "KKBOX_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL"
+        ),
+    )
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("KKBOX_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KKBOX_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    )
+    dask_scheduler: str | None = Field(
+        default=None, description="tcp://host:port of a Dask scheduler; none = local threads."
+    )
+    model_name: str = "kkbox-churn"
+    champion_alias: str = "champion"
+    traffic_log_uri: str = Field(default_factory=lambda: _under_root("data/traffic"))
+    service_url: str = "http://127.0.0.1:3000"
+    max_batch_size: int = Field(default=256, ge=1, le=100_000)
+    max_latency_ms: int = Field(default=1000, ge=1)
+
+    @field_validator("lake_uri", "traffic_log_uri", "data_dir")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("s3://", "file://")):
+            raise ValueError(f"only local paths, file:// and s3:// are supported, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("dask_scheduler", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def raw_dir(self) -> str:
+        """Where the raw KKBox CSVs are read from (the generator writes there too)."""
+        return (self.raw_uri or f"{self.data_dir}/raw").rstrip("/")
+
+    @property
+    def oracle_dir(self) -> str:
+        """The generator's answers (true probabilities, hidden labels), kept outside raw/."""
+        return f"{self.data_dir}/oracle"
+
+    def storage_options(self) -> dict[str, object]:
+        """fsspec/s3fs options for the lake and raw URIs (empty for local paths)."""
+        options: dict[str, object] = {}
+        if self.s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": self.s3_endpoint_url}
+        if self.aws_access_key_id:
+            options["key"] = self.aws_access_key_id
+        if self.aws_secret_access_key:
+            options["secret"] = self.aws_secret_access_key.get_secret_value()
+        return options

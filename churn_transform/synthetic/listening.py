@@ -1,0 +1,100 @@
+"""Daily listening: one user_logs row per user and active day while the user is subscribed.
+
+Every potential (user, day) cell is drawn once up front from the latent traits, so the
+behaviour the oracle reads at a cutoff is exactly what is later written out. Whether a drawn
+cell becomes a row depends only on the subscription on that day.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn_transform.synthetic.population import DRIFT_START, Users
+
+#: Share of a song's length heard in each num_* band (<25%, 25-50%, 50-75%, 75-98.5%, >98.5%).
+_BAND_PLAYED = np.array([0.12, 0.37, 0.62, 0.92, 1.0])
+BANDS = ("num_25", "num_50", "num_75", "num_985", "num_100")
+
+
+class Listening:
+    """The drawn listening of a chunk of users over the day window ``[first_day, end_day)``."""
+
+    def __init__(self, users: Users, rng: np.random.Generator, first_day: int, end_day: int,
+                 drift: float) -> None:  # fmt: skip
+        self.first_day, self.end_day = first_day, end_day
+        days = np.arange(first_day, end_day)
+        weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
+        shifted = days >= DRIFT_START
+        chance = users.engagement[:, None] * users.decay(days)
+        chance *= np.where(weekend, 1.08, 0.97) * np.where(shifted, 1.0 - 0.45 * drift, 1.0)
+        potential = rng.random(chance.shape, dtype=np.float32) < chance
+        self.user, self.day_index = np.nonzero(potential)
+        self._draw(users, rng, days, shifted, drift)
+
+    def _draw(self, users: Users, rng: np.random.Generator, days: np.ndarray,
+              shifted: np.ndarray, drift: float) -> None:  # fmt: skip
+        u, d = self.user, self.day_index
+        level = users.volume[u] * np.sqrt(users.decay(days)[u, d])
+        level *= np.where(shifted[d], 1.0 - 0.35 * drift, 1.0)
+        songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, len(u)))).astype(np.int64)
+        shares = users.band_shares[u]
+        counts = np.zeros((len(u), 5), dtype=np.int64)
+        left, mass = songs.copy(), np.ones(len(u))
+        for band in range(4):
+            p = np.clip(shares[:, band] / np.maximum(mass, 1e-9), 0.0, 1.0)
+            counts[:, band] = rng.binomial(left, p)
+            left -= counts[:, band]
+            mass -= shares[:, band]
+        counts[:, 4] = left
+        all_skipped = rng.random(len(u)) < 0.025  # days of sampling: nothing heard to the end
+        counts[all_skipped, 0] += counts[all_skipped, 4]
+        counts[all_skipped, 4] = 0
+        self.counts = counts
+        self.unique = np.maximum(1, rng.binomial(songs, users.unique_ratio[u]))
+        played = counts @ _BAND_PLAYED
+        secs = played * users.song_seconds[u] * rng.lognormal(0.0, 0.1, len(u))
+        self.secs = np.maximum(np.round(secs, 3), 0.001)
+
+    def active(self, subscribed: np.ndarray) -> np.ndarray:
+        """Which drawn cells are real rows, given the (users, days) subscription matrix."""
+        return subscribed[self.user, self.day_index]
+
+    def seconds_matrix(self, subscribed: np.ndarray) -> np.ndarray:
+        """Seconds played per (user, day) of the window, zero on days without a row."""
+        secs = np.zeros(subscribed.shape, dtype=np.float64)
+        keep = self.active(subscribed)
+        secs[self.user[keep], self.day_index[keep]] = self.secs[keep]
+        return secs
+
+    def rows(self, subscribed: np.ndarray) -> pd.DataFrame:
+        """user_logs rows (user index and day number; file formatting happens in the writer)."""
+        keep = self.active(subscribed)
+        frame = pd.DataFrame({"user": self.user[keep], "date": self.day_index[keep] + self.first_day})
+        for band, name in enumerate(BANDS):
+            frame[name] = self.counts[keep, band]
+        frame["num_unq"] = self.unique[keep]
+        frame["total_secs"] = self.secs[keep]
+        return frame
+
+
+def subscribed_days(transactions: pd.DataFrame, blocked: list[tuple[np.ndarray, ...]],
+                    n_users: int, first_day: int, end_day: int) -> np.ndarray:  # fmt: skip
+    """(users, days) matrix: True where a paid period covers the day and no cancel cut it."""
+    width = end_day - first_day
+    paid = transactions[transactions["cancel"] == 0]
+    cover = _interval_counts(paid["user"].to_numpy(), paid["date"].to_numpy(),
+                             paid["expire"].to_numpy(), n_users, first_day, width)  # fmt: skip
+    if blocked:
+        users, start, stop = (np.concatenate(part) for part in zip(*blocked, strict=True))
+        cut = _interval_counts(users, start, stop, n_users, first_day, width)
+        return (cover > 0) & (cut == 0)
+    return cover > 0
+
+
+def _interval_counts(users: np.ndarray, start: np.ndarray, stop: np.ndarray, n_users: int,
+                     first_day: int, width: int) -> np.ndarray:  # fmt: skip
+    marks = np.zeros((n_users, width + 1), dtype=np.int32)
+    np.add.at(marks, (users, np.clip(start - first_day, 0, width)), 1)
+    np.add.at(marks, (users, np.clip(stop - first_day, 0, width)), -1)
+    return np.cumsum(marks, axis=1)[:, :width]

@@ -1,0 +1,106 @@
+"""The churn decision at a cohort cutoff: a known probability of what the data shows.
+
+At the cutoff ``c`` (first day of the cohort month) each cohort user's churn probability is
+``sigmoid(logit)`` where the logit is a fixed function of behaviour visible in the generated
+files before ``c`` (the DRIVERS below); the decision is one Bernoulli draw of it. That draw is
+the only noise: the probability is therefore the best any model of the files can do, and is
+written out as the oracle. Latent traits never enter it directly; they act through behaviour.
+
+Drivers, all computed from rows dated before ``c`` (transactions in date order, subscriptions
+before cancels on the same day; listening from user_logs total_secs as generated, i.e. before
+outliers are injected):
+
+- ``no_auto_renew``: ``is_auto_renew`` of the last transaction is 0.
+- ``last_is_cancel``: the last transaction is a cancel.
+- ``cancels_365``: cancel rows in the 365 days before ``c`` (capped at 3).
+- ``long_plan``: ``payment_plan_days`` of the last non-cancel row is 90 or more.
+- ``free_last`` / ``discount_last``: that row paid 0 / less than its list price.
+- ``method_41``: ``payment_method_id`` of the last row is 41.
+- ``newness``: exp(-tenure/45), tenure = days from the first transaction to ``c``.
+- ``trend``: log((secs of the last 14 days / 14 + 60) / (secs of days c-44..c-15 / 30 + 60)),
+  clipped to [-3, 1].
+- ``silent_days``: days since the last log row (60 when none in the 60 days before ``c``).
+- ``active_30``: days with a log row among the last 30.
+- ``no_profile``: no members_v3 row (such users churn less in the real data).
+- ``days_to_expiry``: the cohort expiry minus ``c``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn_transform.synthetic.listening import Listening
+
+INTERCEPT = -5.4
+WEIGHTS: dict[str, float] = {
+    "no_auto_renew": 2.4,
+    "last_is_cancel": 1.8,
+    "cancels_365": 0.55,
+    "long_plan": -1.0,
+    "free_last": 1.4,
+    "discount_last": 0.6,
+    "method_41": -0.5,
+    "newness": 1.5,
+    "trend": -0.9,
+    "silent_days": 0.042,
+    "active_30": -0.04,
+    "no_profile": -0.9,
+    "days_to_expiry": 0.015,
+}
+
+
+def observed_drivers(
+    transactions: pd.DataFrame,
+    secs: np.ndarray,
+    listening: Listening,
+    has_profile: np.ndarray,
+    expiry: np.ndarray,
+    users: np.ndarray,
+    cutoff: int,
+) -> pd.DataFrame:
+    """The DRIVERS of ``users`` at ``cutoff``, one row per user (index = user)."""
+    past = transactions[(transactions["date"] < cutoff) & transactions["user"].isin(users)]
+    past = past.sort_values(["user", "date", "cancel"], kind="stable")
+    last = past.groupby("user").last()
+    last_paid = past[past["cancel"] == 0].groupby("user").last()
+    drivers = pd.DataFrame(index=pd.Index(users, name="user"))
+    drivers["no_auto_renew"] = 1 - last["auto"].reindex(users).to_numpy()
+    drivers["last_is_cancel"] = last["cancel"].reindex(users).to_numpy()
+    recent = past[(past["cancel"] == 1) & (past["date"] >= cutoff - 365)]
+    drivers["cancels_365"] = recent.groupby("user").size().reindex(users, fill_value=0).clip(0, 3)
+    paid = last_paid.reindex(users)
+    drivers["long_plan"] = (paid["plan"] >= 90).astype(int).to_numpy()
+    drivers["free_last"] = (paid["paid"] == 0).astype(int).to_numpy()
+    drivers["discount_last"] = ((paid["paid"] > 0) & (paid["paid"] < paid["price"])).astype(int)
+    drivers["method_41"] = (last["method"].reindex(users) == 41).astype(int).to_numpy()
+    first = past.groupby("user")["date"].min().reindex(users)
+    drivers["newness"] = np.exp(-(cutoff - first.to_numpy()) / 45.0)
+    drivers = drivers.join(_listening_drivers(secs[users], cutoff - listening.first_day, users))
+    drivers["no_profile"] = (~has_profile[users]).astype(int)
+    drivers["days_to_expiry"] = expiry[users] - cutoff
+    return drivers
+
+
+def _listening_drivers(secs: np.ndarray, cut: int, users: np.ndarray) -> pd.DataFrame:
+    if cut < 60:
+        raise ValueError("the listening window must start at least 60 days before a cutoff")
+    last14 = secs[:, cut - 14 : cut].sum(axis=1)
+    before = secs[:, cut - 44 : cut - 14].sum(axis=1)
+    window = secs[:, cut - 60 : cut] > 0
+    seen = window.any(axis=1)
+    silent = np.where(seen, 1 + np.argmax(window[:, ::-1], axis=1), 60)
+    return pd.DataFrame(
+        {
+            "trend": np.log((last14 / 14 + 60) / (before / 30 + 60)).clip(-3.0, 1.0),
+            "silent_days": silent,
+            "active_30": window[:, 30:].sum(axis=1),
+        },
+        index=pd.Index(users, name="user"),
+    )
+
+
+def churn_probability(drivers: pd.DataFrame) -> np.ndarray:
+    """The oracle: sigmoid of the fixed weighted sum of the drivers."""
+    logit = INTERCEPT + sum(weight * drivers[name].to_numpy() for name, weight in WEIGHTS.items())
+    return 1.0 / (1.0 + np.exp(-logit))

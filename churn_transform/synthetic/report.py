@@ -1,0 +1,73 @@
+"""A one-screen description of a KKBox-format dataset: files, cohorts, churn rates, the oracle.
+
+Works on the real files too (there is simply no oracle folder then). Reads only the label files
+and the oracle in memory; the big tables are measured by streaming their lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sklearn.metrics import log_loss, roc_auc_score
+
+from churn_transform.schema import LABEL_FILES, RAW_FILES
+from churn_transform.synthetic.generator import ORACLE_FILE
+
+
+@dataclass
+class DatasetReport:
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (rows, bytes)
+    cohorts: dict[str, tuple[int, float]] = field(default_factory=dict)  # month -> (users, churn)
+    oracle: dict[str, tuple[float, float]] = field(default_factory=dict)  # month -> (auc, loss)
+
+    def oracle_metrics(self) -> dict[str, float]:
+        metrics = {}
+        for cohort, (auc, loss) in self.oracle.items():
+            metrics[f"oracle_auc_{cohort}"] = auc
+            metrics[f"oracle_logloss_{cohort}"] = loss
+        return metrics
+
+    def text(self) -> str:
+        lines = [f"{'file':<26}{'rows':>14}{'MB':>10}"]
+        for name, (rows, size) in self.files.items():
+            lines.append(f"{name:<26}{rows:>14,}{size / 1e6:>10.1f}")
+        lines.append("")
+        lines.append(f"{'cohort':<10}{'users':>10}{'churn':>8}{'oracle AUC':>12}{'log loss':>10}")
+        for cohort, (users, churn) in self.cohorts.items():
+            auc, loss = self.oracle.get(cohort, (float("nan"), float("nan")))
+            lines.append(f"{cohort:<10}{users:>10,}{churn:>8.2%}{auc:>12.4f}{loss:>10.4f}")
+        return "\n".join(lines)
+
+
+def _count_rows(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)
+
+
+def describe(raw_dir: Path, oracle_dir: Path | None = None) -> DatasetReport:
+    """Describe the KKBox files under ``raw_dir`` and, if present, the oracle's answers."""
+    report = DatasetReport()
+    for name in RAW_FILES:
+        path = raw_dir / name
+        if path.exists():
+            report.files[name] = (_count_rows(path), path.stat().st_size)
+    oracle_path = oracle_dir / ORACLE_FILE if oracle_dir else None
+    oracle = pd.read_csv(oracle_path) if oracle_path and oracle_path.exists() else None
+    for name, cohort in LABEL_FILES.items():
+        if not (raw_dir / name).exists():
+            continue
+        labels = pd.read_csv(raw_dir / name)
+        truth = labels["is_churn"]
+        if oracle is not None:
+            answers = oracle[oracle["cohort"] == cohort]
+            truth = answers["is_churn"]
+            if truth.nunique() == 2:
+                p = answers["churn_probability"]
+                report.oracle[cohort] = (roc_auc_score(truth, p), log_loss(truth, p))
+        report.cohorts[cohort] = (len(labels), float(truth.mean()) if len(truth) else 0.0)
+    return report

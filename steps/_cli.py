@@ -1,0 +1,41 @@
+"""What every step does at its edge: logging, settings read once, and its MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlflow
+from pydantic import ValidationError
+
+from churn_transform.settings import Settings
+
+EXPERIMENT = "kkbox-churn"
+
+
+def start(step: str) -> Settings:
+    """Configure logging for a step and read the settings, exiting with a clear message if bad."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s")
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = "; ".join(
+            f"KKBOX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors()
+        )
+        sys.exit(f"{step}: invalid configuration: {problems}")
+
+
+@contextmanager
+def tracked_run(settings: Settings, step: str) -> Iterator[mlflow.ActiveRun]:
+    """The step's MLflow run: the one ``mlflow run`` opened for it, or a new one named ``step``."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if os.environ.get("MLFLOW_RUN_ID"):
+        with mlflow.start_run() as run:
+            yield run
+        return
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=step, nested=mlflow.active_run() is not None) as run:
+        yield run

@@ -1,0 +1,40 @@
+"""One mid-size synthetic dataset, generated once for the generator's tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churn_transform.schema import RAW_DTYPES, RAW_FILES
+from churn_transform.synthetic import GeneratorConfig, Summary, generate
+
+USERS = 12_000
+
+
+@dataclass
+class Dataset:
+    root: Path
+    summary: Summary
+
+    def read(self, name: str) -> pd.DataFrame:
+        columns = RAW_FILES[name]
+        return pd.read_csv(self.root / "raw" / name, dtype={c: RAW_DTYPES[c] for c in columns})
+
+    def oracle(self) -> pd.DataFrame:
+        return pd.read_csv(self.root / "oracle" / "oracle.csv")
+
+    def future(self) -> pd.DataFrame:
+        return pd.read_csv(self.root / "oracle" / "transactions_future.csv")
+
+
+def make(root: Path, **config: object) -> Dataset:
+    summary = generate(GeneratorConfig(**config), root / "raw", root / "oracle")  # type: ignore[arg-type]
+    return Dataset(root, summary)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return make(tmp_path_factory.mktemp("kkbox"), users=USERS, seed=7, log_start="2016-09-01")

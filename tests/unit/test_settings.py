@@ -1,0 +1,71 @@
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from churn_transform.settings import PROJECT_ROOT, Settings
+
+
+def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.lake_uri == str(PROJECT_ROOT / "data" / "lake")
+    assert settings.tracking_uri == f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    assert settings.dask_scheduler is None
+    assert (settings.model_name, settings.champion_alias) == ("kkbox-churn", "champion")
+    assert settings.raw_dir == str(PROJECT_ROOT / "data" / "raw")
+    assert settings.storage_options() == {}
+
+
+def test_mlflow_and_aws_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("KKBOX_LAKE_URI", "s3://lake/prefix/")
+    monkeypatch.setenv("KKBOX_DASK_SCHEDULER", "")
+    settings = Settings()
+    assert settings.tracking_uri == "http://127.0.0.1:5000"
+    assert settings.lake_uri == "s3://lake/prefix"
+    assert settings.dask_scheduler is None
+    assert settings.storage_options() == {
+        "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"},
+        "key": "key",
+        "secret": "secret",
+    }
+    assert "'secret'" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("KKBOX_LAKE_URI", "http://elsewhere/lake", "lake_uri"),
+        ("KKBOX_MAX_BATCH_SIZE", "0", "max_batch_size"),
+        ("KKBOX_MAX_LATENCY_MS", "soon", "max_latency_ms"),
+    ],
+)
+def test_invalid_configuration_names_the_field(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=field):
+        Settings()
+
+
+def test_a_step_exits_with_the_variable_name() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "steps.generate", "--users", "10", "--seed", "1", "--drift", "0",
+         "--log-start", "2016-11-01", "--chunk-users", "10"],
+        env={"KKBOX_MAX_BATCH_SIZE": "-3", "PATH": "/usr/bin:/bin"},
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "KKBOX_MAX_BATCH_SIZE" in result.stderr
+
+
+def test_importing_the_library_has_no_side_effects(tmp_path) -> None:
+    code = "import churn_transform.settings, churn_transform.synthetic, churn_transform.labels"
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    assert list(tmp_path.iterdir()) == []
