@@ -26,17 +26,36 @@ class Listening:
         days = np.arange(first_day, end_day)
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
         shifted = days >= DRIFT_START
-        chance = users.engagement[:, None] * users.decay(days)
-        chance *= np.where(weekend, 1.08, 0.97) * np.where(shifted, 1.0 - 0.45 * drift, 1.0)
-        potential = rng.random(chance.shape, dtype=np.float32) < chance
-        self.user, self.day_index = np.nonzero(potential)
-        self._draw(users, rng, days, shifted, drift)
+        chance = users.engagement[:, None] * users.decay(days) * np.where(weekend, 1.08, 0.97)
+        drift_rng = np.random.default_rng(rng.integers(2**63))
+        draw = rng.random(chance.shape, dtype=np.float32)
+        self.user, self.day_index = np.nonzero(draw < chance)
+        self._draw(users, rng, days)
+        if drift:
+            self._shrink(drift_rng, shifted[self.day_index], 1.0 - 0.35 * drift)
+        # Drift thins the drawn cells afterwards, so the draws themselves do not change.
+        thinned = draw[self.user, self.day_index] < chance[self.user, self.day_index] * np.where(
+            shifted[self.day_index], 1.0 - 0.45 * drift, 1.0
+        )
+        self._keep(thinned)
 
-    def _draw(self, users: Users, rng: np.random.Generator, days: np.ndarray,
-              shifted: np.ndarray, drift: float) -> None:  # fmt: skip
+    def _shrink(self, rng: np.random.Generator, cells: np.ndarray, factor: float) -> None:
+        """Drift: fewer plays on the shifted days, drawn from a stream of its own."""
+        before = self.counts[cells] @ _BAND_PLAYED
+        self.counts[cells] = rng.binomial(self.counts[cells], factor)
+        songs = self.counts[cells].sum(axis=1)
+        self.unique[cells] = np.clip(self.unique[cells], 1, np.maximum(songs, 1))
+        after = self.counts[cells] @ _BAND_PLAYED
+        scaled = self.secs[cells] * np.where(before > 0, after / np.maximum(before, 1e-9), factor)
+        self.secs[cells] = np.maximum(np.round(scaled, 3), 0.001)
+
+    def _keep(self, cells: np.ndarray) -> None:
+        self.user, self.day_index = self.user[cells], self.day_index[cells]
+        self.counts, self.unique, self.secs = self.counts[cells], self.unique[cells], self.secs[cells]
+
+    def _draw(self, users: Users, rng: np.random.Generator, days: np.ndarray) -> None:
         u, d = self.user, self.day_index
         level = users.volume[u] * np.sqrt(users.decay(days)[u, d])
-        level *= np.where(shifted[d], 1.0 - 0.35 * drift, 1.0)
         songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, len(u)))).astype(np.int64)
         shares = users.band_shares[u]
         counts = np.zeros((len(u), 5), dtype=np.int64)
