@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 USERS ?= 20000
 STAMP := $(VENV)/.installed
 
+# `mlflow run --env-manager local` runs `python` from PATH: make it the project's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
@@ -32,7 +34,7 @@ demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
 
-test: setup ## Run the test suite (what CI runs)
+test: lint ## Lint, then run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff check and format check

@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder to write into (default: a temp folder)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="kkbox-bench-"))
-    config = GeneratorConfig(users=args.users, seed=args.seed, chunk_users=args.chunk_users,
-                             log_start=args.log_start)  # fmt: skip
+    config = GeneratorConfig(
+        users=args.users, seed=args.seed, chunk_users=args.chunk_users, log_start=args.log_start
+    )
     began = time.perf_counter()
     summary = generate(config, out / "raw", out / "oracle")
     seconds = time.perf_counter() - began

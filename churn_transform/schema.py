@@ -10,19 +10,37 @@ from typing import Final
 #: Raw file name -> ordered columns, as in the WSDM 2018 KKBox churn challenge.
 RAW_FILES: Final[dict[str, tuple[str, ...]]] = {
     "members_v3.csv": (
-        "msno", "city", "bd", "gender", "registered_via", "registration_init_time",
+        "msno",
+        "city",
+        "bd",
+        "gender",
+        "registered_via",
+        "registration_init_time",
     ),
     "transactions.csv": (
-        "msno", "payment_method_id", "payment_plan_days", "plan_list_price",
-        "actual_amount_paid", "is_auto_renew", "transaction_date",
-        "membership_expire_date", "is_cancel",
+        "msno",
+        "payment_method_id",
+        "payment_plan_days",
+        "plan_list_price",
+        "actual_amount_paid",
+        "is_auto_renew",
+        "transaction_date",
+        "membership_expire_date",
+        "is_cancel",
     ),
     "user_logs.csv": (
-        "msno", "date", "num_25", "num_50", "num_75", "num_985", "num_100",
-        "num_unq", "total_secs",
+        "msno",
+        "date",
+        "num_25",
+        "num_50",
+        "num_75",
+        "num_985",
+        "num_100",
+        "num_unq",
+        "total_secs",
     ),
     "train.csv": ("msno", "is_churn"),
-}  # fmt: skip
+}
 RAW_FILES["transactions_v2.csv"] = RAW_FILES["transactions.csv"]
 RAW_FILES["user_logs_v2.csv"] = RAW_FILES["user_logs.csv"]
 RAW_FILES["train_v2.csv"] = RAW_FILES["train.csv"]

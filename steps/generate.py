@@ -51,8 +51,13 @@ def run(config: GeneratorConfig, settings: Settings) -> Summary:
 def main(argv: list[str] | None = None) -> None:
     settings = start("generate")
     args = _arguments(argv)
-    config = GeneratorConfig(users=args.users, seed=args.seed, drift=args.drift,
-                             log_start=args.log_start, chunk_users=args.chunk_users)  # fmt: skip
+    config = GeneratorConfig(
+        users=args.users,
+        seed=args.seed,
+        drift=args.drift,
+        log_start=args.log_start,
+        chunk_users=args.chunk_users,
+    )
     run(config, settings)
 
 

@@ -31,12 +31,17 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.projects.run(
             PROJECT,
             entry_point="generate",
-            parameters={"users": args.users, "seed": args.seed, "drift": args.drift,
-                        "log_start": args.log_start, "chunk_users": args.chunk_users},
+            parameters={
+                "users": args.users,
+                "seed": args.seed,
+                "drift": args.drift,
+                "log_start": args.log_start,
+                "chunk_users": args.chunk_users,
+            },
             env_manager=args.env_manager,
             run_name="generate",
             synchronous=True,
-        )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

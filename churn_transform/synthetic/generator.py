@@ -95,8 +95,10 @@ def _chunk_sizes(config: GeneratorConfig) -> Iterator[tuple[int, int]]:
 
 def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summary:
     """Write the dataset; ``raw_dir`` gets the KKBox files, ``oracle_dir`` the answers."""
-    staging = {raw_dir: raw_dir.with_name(f".{raw_dir.name}.partial"),
-               oracle_dir: oracle_dir.with_name(f".{oracle_dir.name}.partial")}  # fmt: skip
+    staging = {
+        raw_dir: raw_dir.with_name(f".{raw_dir.name}.partial"),
+        oracle_dir: oracle_dir.with_name(f".{oracle_dir.name}.partial"),
+    }
     for folder in staging.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -129,8 +131,14 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
     return summary
 
 
-def _write_chunk(seed: np.random.SeedSequence, size: int, config: GeneratorConfig,
-                 sinks: dict[str, _CsvSink], summary: Summary, churners: dict[str, int]) -> None:  # fmt: skip
+def _write_chunk(
+    seed: np.random.SeedSequence,
+    size: int,
+    config: GeneratorConfig,
+    sinks: dict[str, _CsvSink],
+    summary: Summary,
+    churners: dict[str, int],
+) -> None:
     chunk = simulate_chunk(seed, ChunkConfig(size, day(config.log_start), config.drift))
     rng = np.random.default_rng(seed.spawn(1)[0])
     msno = chunk.users.msno
@@ -146,9 +154,7 @@ def _write_chunk(seed: np.random.SeedSequence, size: int, config: GeneratorConfi
     for file_name, cohort in LABEL_FILES.items():
         truth = labels[cohort][["msno", "is_churn"]]
         decided = oracle[oracle["cohort"] == cohort].merge(truth, on="msno", how="outer")
-        summary.label_mismatches += int(
-            (decided["decided_churn"] != decided["is_churn"]).sum()
-        )
+        summary.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
         public = truth if file_name != "sample_submission_v2.csv" else truth.assign(is_churn=0)
         sinks[file_name].write(public)
         sinks[ORACLE_FILE].write(decided.assign(cohort=cohort).dropna(subset=["is_churn"]))

@@ -20,8 +20,9 @@ BANDS = ("num_25", "num_50", "num_75", "num_985", "num_100")
 class Listening:
     """The drawn listening of a chunk of users over the day window ``[first_day, end_day)``."""
 
-    def __init__(self, users: Users, rng: np.random.Generator, first_day: int, end_day: int,
-                 drift: float) -> None:  # fmt: skip
+    def __init__(
+        self, users: Users, rng: np.random.Generator, first_day: int, end_day: int, drift: float
+    ) -> None:
         self.first_day, self.end_day = first_day, end_day
         days = np.arange(first_day, end_day)
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
@@ -51,7 +52,11 @@ class Listening:
 
     def _keep(self, cells: np.ndarray) -> None:
         self.user, self.day_index = self.user[cells], self.day_index[cells]
-        self.counts, self.unique, self.secs = self.counts[cells], self.unique[cells], self.secs[cells]
+        self.counts, self.unique, self.secs = (
+            self.counts[cells],
+            self.unique[cells],
+            self.secs[cells],
+        )
 
     def _draw(self, users: Users, rng: np.random.Generator, days: np.ndarray) -> None:
         u, d = self.user, self.day_index
@@ -89,7 +94,9 @@ class Listening:
     def rows(self, subscribed: np.ndarray) -> pd.DataFrame:
         """user_logs rows (user index and day number; file formatting happens in the writer)."""
         keep = self.active(subscribed)
-        frame = pd.DataFrame({"user": self.user[keep], "date": self.day_index[keep] + self.first_day})
+        frame = pd.DataFrame(
+            {"user": self.user[keep], "date": self.day_index[keep] + self.first_day}
+        )
         for band, name in enumerate(BANDS):
             frame[name] = self.counts[keep, band]
         frame["num_unq"] = self.unique[keep]
@@ -97,13 +104,24 @@ class Listening:
         return frame
 
 
-def subscribed_days(transactions: pd.DataFrame, blocked: list[tuple[np.ndarray, ...]],
-                    n_users: int, first_day: int, end_day: int) -> np.ndarray:  # fmt: skip
+def subscribed_days(
+    transactions: pd.DataFrame,
+    blocked: list[tuple[np.ndarray, ...]],
+    n_users: int,
+    first_day: int,
+    end_day: int,
+) -> np.ndarray:
     """(users, days) matrix: True where a paid period covers the day and no cancel cut it."""
     width = end_day - first_day
     paid = transactions[transactions["cancel"] == 0]
-    cover = _interval_counts(paid["user"].to_numpy(), paid["date"].to_numpy(),
-                             paid["expire"].to_numpy(), n_users, first_day, width)  # fmt: skip
+    cover = _interval_counts(
+        paid["user"].to_numpy(),
+        paid["date"].to_numpy(),
+        paid["expire"].to_numpy(),
+        n_users,
+        first_day,
+        width,
+    )
     if blocked:
         users, start, stop = (np.concatenate(part) for part in zip(*blocked, strict=True))
         cut = _interval_counts(users, start, stop, n_users, first_day, width)
@@ -111,8 +129,9 @@ def subscribed_days(transactions: pd.DataFrame, blocked: list[tuple[np.ndarray, 
     return cover > 0
 
 
-def _interval_counts(users: np.ndarray, start: np.ndarray, stop: np.ndarray, n_users: int,
-                     first_day: int, width: int) -> np.ndarray:  # fmt: skip
+def _interval_counts(
+    users: np.ndarray, start: np.ndarray, stop: np.ndarray, n_users: int, first_day: int, width: int
+) -> np.ndarray:
     marks = np.zeros((n_users, width + 1), dtype=np.int32)
     np.add.at(marks, (users, np.clip(start - first_day, 0, width)), 1)
     np.add.at(marks, (users, np.clip(stop - first_day, 0, width)), -1)

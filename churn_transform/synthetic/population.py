@@ -25,15 +25,42 @@ DRIFT_START = day("2017-03-01")
 # Value mixes from the spec (shares of rows in the real files).
 _CITIES = np.array([1, 5, 13, 4, 22, 15, 6, 14, 12, 9, 11, 18, 8, 10, 3, 17, 21, 7, 16, 20, 19])
 _CITY_WEIGHTS = np.array(
-    [50, 6.5, 5.5, 3.8, 3.4, 3.0, 1.7, 1.3, 1.0, 0.8, 0.7, 0.5, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1,
-     0.05, 0.03, 0.02]
-)  # fmt: skip
+    [
+        50,
+        6.5,
+        5.5,
+        3.8,
+        3.4,
+        3.0,
+        1.7,
+        1.3,
+        1.0,
+        0.8,
+        0.7,
+        0.5,
+        0.5,
+        0.4,
+        0.3,
+        0.2,
+        0.2,
+        0.1,
+        0.05,
+        0.03,
+        0.02,
+    ]
+)
 _VIA = np.array([7, 9, 3, 4, 13])
 _VIA_WEIGHTS = np.array([54, 27, 12, 6.3, 0.7])
 _PM_AUTO = np.array([41, 40, 39, 38, 37, 36, 34, 33, 31, 30, 29, 28, 27, 23, 22, 21, 20, 19, 18])
-_PM_AUTO_W = np.array([62, 3, 12, 5, 3, 5, 2, 1.5, 1, 1, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.4, 0.3, 0.4])
-_PM_MANUAL = np.array([38, 32, 36, 39, 40, 41, 35, 26, 25, 17, 16, 15, 14, 13, 12, 11, 10, 8, 6, 3, 1])
-_PM_MANUAL_W = np.array([26, 22, 12, 8, 6, 6, 4, 2, 2, 1.5, 1.5, 1.2, 1.2, 1, 1, 0.8, 0.8, 0.5, 0.5, 0.5, 0.5])
+_PM_AUTO_W = np.array(
+    [62, 3, 12, 5, 3, 5, 2, 1.5, 1, 1, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.4, 0.3, 0.4]
+)
+_PM_MANUAL = np.array(
+    [38, 32, 36, 39, 40, 41, 35, 26, 25, 17, 16, 15, 14, 13, 12, 11, 10, 8, 6, 3, 1]
+)
+_PM_MANUAL_W = np.array(
+    [26, 22, 12, 8, 6, 6, 4, 2, 2, 1.5, 1.5, 1.2, 1.2, 1, 1, 0.8, 0.8, 0.5, 0.5, 0.5, 0.5]
+)
 PLANS = np.array([30, 7, 90, 100, 180, 195, 360, 365, 410])
 _PLAN_WEIGHTS = np.array([89.5, 1.0, 2.0, 0.8, 2.0, 0.5, 1.6, 0.9, 1.7])
 #: List prices (NTD) offered for each plan length.
@@ -48,7 +75,7 @@ PRICES: dict[int, tuple[int, ...]] = {
     360: (1200, 1788),
     365: (1299, 1200),
     410: (1788, 1599),
-}  # fmt: skip
+}
 
 
 def _pick(rng: np.random.Generator, values: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
@@ -173,7 +200,9 @@ def members_frame(rng: np.random.Generator, users: Users, drift: float) -> pd.Da
     members = pd.DataFrame(
         {
             "msno": users.msno,
-            "city": np.where(blank & (rng.random(n) < 0.3), 1, _pick(rng, _CITIES, _CITY_WEIGHTS, n)),
+            "city": np.where(
+                blank & (rng.random(n) < 0.3), 1, _pick(rng, _CITIES, _CITY_WEIGHTS, n)
+            ),
             "bd": bd,
             "gender": pd.array(gender, dtype="string"),
             "registered_via": registered_via,

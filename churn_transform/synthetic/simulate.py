@@ -64,20 +64,33 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
             & (chain.last_date < cutoff)
         )
         disengaged = 1.0 - users.decay_at(in_cohort, cutoff)
-        switch_off = 1.0 / (1.0 + np.exp(4.0 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort]))
+        switch_off = 1.0 / (
+            1.0 + np.exp(4.0 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort])
+        )
         chain.pre_cutoff_cancels(in_cohort, cutoff, switch_off)
         subscribed = _subscribed(chain, len(users), config.log_start)
         drivers = observed_drivers(
-            chain.transactions(), listening.seconds_matrix(subscribed), listening,
-            users.has_profile, chain.expiry, in_cohort, cutoff,
-        )  # fmt: skip
+            chain.transactions(),
+            listening.seconds_matrix(subscribed),
+            listening,
+            users.has_profile,
+            chain.expiry,
+            in_cohort,
+            cutoff,
+        )
         probability = churn_probability(drivers)
         churned = rng.random(len(in_cohort)) < probability
         chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))
         decisions.append(
-            pd.DataFrame({"cohort": cohort, "user": in_cohort,
-                          "churn_probability": probability, "decided_churn": churned.astype(int)})
-        )  # fmt: skip
+            pd.DataFrame(
+                {
+                    "cohort": cohort,
+                    "user": in_cohort,
+                    "churn_probability": probability,
+                    "decided_churn": churned.astype(int),
+                }
+            )
+        )
     chain.advance(HISTORY_END)
     subscribed = _subscribed(chain, len(users), config.log_start)
     return Chunk(

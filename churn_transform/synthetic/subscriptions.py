@@ -49,8 +49,15 @@ class Chain:
         self.blocked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     # ---- rows -------------------------------------------------------------------------
-    def _emit(self, idx: np.ndarray, date: np.ndarray, plan: np.ndarray, expire: np.ndarray,
-              cancel: int, paid: np.ndarray | None = None) -> None:  # fmt: skip
+    def _emit(
+        self,
+        idx: np.ndarray,
+        date: np.ndarray,
+        plan: np.ndarray,
+        expire: np.ndarray,
+        cancel: int,
+        paid: np.ndarray | None = None,
+    ) -> None:
         rng, users = self.rng, self.users
         price = price_of(rng, plan)
         if paid is None:
@@ -65,9 +72,18 @@ class Chain:
         auto &= ~((date >= DRIFT_START) & (rng.random(len(idx)) < 0.25 * self.drift))
         auto ^= rng.random(len(idx)) < 0.01
         self._rows.append(
-            dict(user=idx, date=date, plan=plan, price=price, paid=paid, auto=auto.astype(np.int64),
-                 expire=expire, cancel=np.full(len(idx), cancel), method=method)
-        )  # fmt: skip
+            dict(
+                user=idx,
+                date=date,
+                plan=plan,
+                price=price,
+                paid=paid,
+                auto=auto.astype(np.int64),
+                expire=expire,
+                cancel=np.full(len(idx), cancel),
+                method=method,
+            )
+        )
         self.last_date[idx] = np.maximum(self.last_date[idx], date)
 
     def _subscribe(self, idx: np.ndarray, date: np.ndarray, expire_base: np.ndarray) -> None:
@@ -81,16 +97,28 @@ class Chain:
             paid = np.where(trial, 0, -1)
         expire = np.minimum(expire_base + plan, LAST_EXPIRY)
         if paid is not None and (paid == 0).any():
-            self._emit(idx[paid == 0], date[paid == 0], plan[paid == 0], expire[paid == 0], 0,
-                       paid=np.zeros(int((paid == 0).sum()), dtype=np.int64))  # fmt: skip
+            self._emit(
+                idx[paid == 0],
+                date[paid == 0],
+                plan[paid == 0],
+                expire[paid == 0],
+                0,
+                paid=np.zeros(int((paid == 0).sum()), dtype=np.int64),
+            )
             keep = paid != 0
             idx, date, plan, expire = idx[keep], date[keep], plan[keep], expire[keep]
         self._emit(idx, date, plan, expire, 0)
         zero_day = rng.random(len(idx)) < 0.045
         if zero_day.any():
             z = idx[zero_day]
-            self._emit(z, date[zero_day], np.zeros(len(z), dtype=np.int64), expire[zero_day], 0,
-                       paid=np.zeros(len(z), dtype=np.int64))  # fmt: skip
+            self._emit(
+                z,
+                date[zero_day],
+                np.zeros(len(z), dtype=np.int64),
+                expire[zero_day],
+                0,
+                paid=np.zeros(len(z), dtype=np.int64),
+            )
 
     # ---- events -----------------------------------------------------------------------
     def _start(self, idx: np.ndarray) -> None:
@@ -114,7 +142,9 @@ class Chain:
         offset = np.where(rng.random(len(idx)) < 0.3, -1, 0)
         offset = np.where(manual, np.clip(rng.normal(2.0, 6.0, len(idx)).round(), -15, 25), offset)
         # Strictly after the last row: same-day rows with different expiries have no order.
-        date = np.maximum(expiry + offset.astype(np.int64), np.maximum(floor, self.last_date[idx] + 1))
+        date = np.maximum(
+            expiry + offset.astype(np.int64), np.maximum(floor, self.last_date[idx] + 1)
+        )
         # A few cancel auto-renew, then re-subscribe anyway: the cancel keeps the expiry.
         when = date - rng.integers(3, 12, len(idx))
         switch = (rng.random(len(idx)) < 0.02) & (when >= floor) & (when > self.last_date[idx])
@@ -190,7 +220,7 @@ class Chain:
             self.churn(idx[churned], floor[churned])
 
     def pre_cutoff_cancels(self, idx: np.ndarray, cutoff: int, chance: np.ndarray) -> None:
-        """Auto payers who switch auto-renew off in the weeks before a cutoff (membership runs on)."""
+        """Auto payers switching auto-renew off shortly before a cutoff (membership runs on)."""
         chosen = self.users.auto[idx] & (self.rng.random(len(idx)) < chance)
         c = idx[chosen]
         when = cutoff - self.rng.integers(1, 21, len(c))

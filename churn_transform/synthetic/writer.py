@@ -42,9 +42,7 @@ def transactions_files(
     late = (date >= day("2017-01-01")) & (date < V2_START) & (draw > 0.998)
     duplicate = (date >= day("2017-02-01")) & (date < V2_START) & (draw < 0.03)
     v1 = rows[(date < V2_START) & ~late]
-    v2 = pd.concat(
-        [rows[(date >= V2_START) & (date < FILES_END)], rows[late], rows[duplicate]]
-    )
+    v2 = pd.concat([rows[(date >= V2_START) & (date < FILES_END)], rows[late], rows[duplicate]])
     return {
         "transactions.csv": _shuffled(rng, v1),
         "transactions_v2.csv": _shuffled(rng, v2),

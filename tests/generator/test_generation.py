@@ -25,7 +25,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     other = make(tmp_path / "c", seed=4, **SMALL)
     assert _digests(first.root / "raw") == _digests(again.root / "raw")
     assert _digests(first.root / "oracle") == _digests(again.root / "oracle")
-    assert _digests(first.root / "raw")["user_logs.csv"] != _digests(other.root / "raw")["user_logs.csv"]
+    assert (
+        _digests(first.root / "raw")["user_logs.csv"]
+        != _digests(other.root / "raw")["user_logs.csv"]
+    )
 
 
 def test_chunks_stream_the_same_users_count(tmp_path: Path) -> None:
@@ -100,5 +103,7 @@ def test_drift_leaves_the_past_alone(drift_pair: tuple[Dataset, Dataset]) -> Non
         )
     columns = ["msno", "date", "num_25", "num_100", "num_unq"]
     calm_logs = calm.read("user_logs.csv")[columns].sort_values(["msno", "date"], ignore_index=True)
-    shifted_logs = shifted.read("user_logs.csv")[columns].sort_values(["msno", "date"], ignore_index=True)
+    shifted_logs = shifted.read("user_logs.csv")[columns].sort_values(
+        ["msno", "date"], ignore_index=True
+    )
     pd.testing.assert_frame_equal(calm_logs, shifted_logs)

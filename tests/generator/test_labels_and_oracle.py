@@ -1,10 +1,9 @@
-"""Labels follow the official rule; the oracle is informative and no single raw column matches it."""
+"""Labels follow the official rule; the oracle is informative; no raw column alone matches it."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -17,7 +16,9 @@ def _reference_rule(history: pd.DataFrame, cohort: str) -> dict[str, int]:
     """The rule from the data spec, written as a plain loop, independent of churn_transform."""
     first = dt.date.fromisoformat(f"{cohort}-01")
     cutoff = int(first.strftime("%Y%m%d"))
-    month_end = int((first.replace(day=28) + dt.timedelta(days=4)).replace(day=1).strftime("%Y%m%d"))
+    month_end = int(
+        (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1).strftime("%Y%m%d")
+    )
     labels: dict[str, int] = {}
     ordered = history.sort_values(["msno", "transaction_date", "is_cancel"], kind="stable")
     for msno, rows in ordered.groupby("msno", sort=False):
@@ -41,7 +42,11 @@ def _reference_rule(history: pd.DataFrame, cohort: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def history(dataset: Dataset) -> pd.DataFrame:
-    files = [dataset.read("transactions.csv"), dataset.read("transactions_v2.csv"), dataset.future()]
+    files = [
+        dataset.read("transactions.csv"),
+        dataset.read("transactions_v2.csv"),
+        dataset.future(),
+    ]
     return pd.concat(files).drop_duplicates()
 
 
@@ -87,7 +92,9 @@ def test_oracle_is_far_better_than_chance_and_calibrated(dataset: Dataset, cohor
     oracle = dataset.oracle()
     answers = oracle[oracle["cohort"] == cohort]
     assert roc_auc_score(answers["is_churn"], answers["churn_probability"]) > 0.85
-    assert answers["churn_probability"].mean() == pytest.approx(answers["is_churn"].mean(), abs=0.01)
+    assert answers["churn_probability"].mean() == pytest.approx(
+        answers["is_churn"].mean(), abs=0.01
+    )
 
 
 def _single_column_views(dataset: Dataset, cutoff: int) -> pd.DataFrame:
@@ -95,10 +102,21 @@ def _single_column_views(dataset: Dataset, cutoff: int) -> pd.DataFrame:
     tx = pd.concat([dataset.read("transactions.csv"), dataset.read("transactions_v2.csv")])
     tx = tx[tx["transaction_date"] < cutoff].drop_duplicates()
     tx = tx.sort_values(["msno", "transaction_date", "is_cancel"], kind="stable")
-    views = tx.groupby("msno").last()[
-        ["payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid",
-         "is_auto_renew", "is_cancel", "membership_expire_date"]
-    ].add_prefix("last_")  # fmt: skip
+    views = (
+        tx.groupby("msno")
+        .last()[
+            [
+                "payment_method_id",
+                "payment_plan_days",
+                "plan_list_price",
+                "actual_amount_paid",
+                "is_auto_renew",
+                "is_cancel",
+                "membership_expire_date",
+            ]
+        ]
+        .add_prefix("last_")
+    )
     views["cancels"] = tx.groupby("msno")["is_cancel"].sum()
     logs = dataset.read("user_logs.csv")
     recent = logs[logs["date"] >= cutoff - 100]  # January, as YYYYMMDD arithmetic

@@ -56,11 +56,27 @@ def test_invalid_configuration_names_the_field(
 
 def test_a_step_exits_with_the_variable_name() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "steps.generate", "--users", "10", "--seed", "1", "--drift", "0",
-         "--log-start", "2016-11-01", "--chunk-users", "10"],
+        [
+            sys.executable,
+            "-m",
+            "steps.generate",
+            "--users",
+            "10",
+            "--seed",
+            "1",
+            "--drift",
+            "0",
+            "--log-start",
+            "2016-11-01",
+            "--chunk-users",
+            "10",
+        ],
         env={"KKBOX_MAX_BATCH_SIZE": "-3", "PATH": "/usr/bin:/bin"},
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert "KKBOX_MAX_BATCH_SIZE" in result.stderr
 
