@@ -1,0 +1,89 @@
+"""The lake: one root (a local folder or ``s3://bucket/prefix``) with bronze, silver and gold areas.
+
+Every table is published as an immutable version folder, then made current by rewriting a small
+``CURRENT`` pointer object (one PUT on S3, one rename locally). Readers follow the pointer, so a
+run that fails or is interrupted half way leaves the previous good version in place, and
+publishing a version that already exists does nothing (re-runs are idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+log = logging.getLogger(__name__)
+
+AREAS = ("bronze", "silver", "gold")
+POINTER = "CURRENT"
+SUCCESS = "_SUCCESS"
+
+
+class TableNotFoundError(FileNotFoundError):
+    """A table has no published version yet."""
+
+
+class Lake:
+    """Paths and publishing in a lake rooted at ``uri``."""
+
+    def __init__(self, uri: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self.fs: fsspec.AbstractFileSystem
+        self.fs, self._root = url_to_fs(self.uri, **self.storage_options)
+        self._protocol = "" if "://" not in self.uri else self.uri.split("://", 1)[0] + "://"
+
+    def _key(self, *parts: str) -> str:
+        return posixpath.join(self._root, *parts)
+
+    def url(self, *parts: str) -> str:
+        """A URL that pandas, Dask and pyarrow can open with ``storage_options``."""
+        return self._protocol + self._key(*parts) if self._protocol else self._key(*parts)
+
+    def _check(self, area: str) -> None:
+        if area not in AREAS:
+            raise ValueError(f"unknown lake area {area!r}; expected one of {AREAS}")
+
+    def current_version(self, area: str, table: str) -> str:
+        """The version name the table's pointer names; raises if never published."""
+        self._check(area)
+        pointer = self._key(area, table, POINTER)
+        if not self.fs.exists(pointer):
+            raise TableNotFoundError(f"{area}/{table} has no published version in {self.uri}")
+        return self.fs.cat_file(pointer).decode().strip()
+
+    def current(self, area: str, table: str) -> str:
+        """URL of the current version of ``area/table``."""
+        return self.url(area, table, self.current_version(area, table))
+
+    def has_version(self, area: str, table: str, version: str) -> bool:
+        return self.fs.exists(self._key(area, table, version, SUCCESS))
+
+    def publish(self, area: str, table: str, version: str, write: Callable[[str], None]) -> str:
+        """Write ``version`` of a table with ``write(url)`` unless it exists, then point to it."""
+        self._check(area)
+        if "/" in version or version in ("", POINTER):
+            raise ValueError(f"bad version name {version!r}")
+        folder = self._key(area, table, version)
+        if self.has_version(area, table, version):
+            log.info("%s/%s version %s already published: nothing to write", area, table, version)
+        else:
+            if self.fs.exists(folder):  # left over by an interrupted run
+                self.fs.rm(folder, recursive=True)
+            write(self.url(area, table, version))
+            self.fs.pipe_file(self._key(area, table, version, SUCCESS), b"")
+        self._point(area, table, version)
+        return self.url(area, table, version)
+
+    def _point(self, area: str, table: str, version: str) -> None:
+        pointer = self._key(area, table, POINTER)
+        if self._protocol:
+            self.fs.pipe_file(pointer, version.encode())
+            return
+        staged = pointer + ".new"
+        self.fs.pipe_file(staged, version.encode())
+        self.fs.mv(staged, pointer)
