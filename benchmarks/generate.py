@@ -43,6 +43,7 @@ def main() -> None:
     print(f"rows/s           {rows / seconds:>14,.0f}")
     print(f"MB/s             {size / 1e6 / seconds:>14.1f}")
     print(f"peak RSS         {peak:>13.0f}M")
+    print(f"label mismatches {summary.label_mismatches:>14,}")
     print(f"output           {out}")
 
 

@@ -7,8 +7,8 @@ the only noise: the probability is therefore the best any model of the files can
 written out as the oracle. Latent traits never enter it directly; they act through behaviour.
 
 Drivers, all computed from rows dated before ``c`` (transactions in date order, subscriptions
-before cancels on the same day; listening from user_logs total_secs as generated, i.e. before
-outliers are injected):
+before cancels on the same day, "last" rows ignoring 0-day rows; listening from user_logs
+total_secs as generated, i.e. before outliers are injected):
 
 - ``no_auto_renew``: ``is_auto_renew`` of the last transaction is 0.
 - ``last_is_cancel``: the last transaction is a cancel.
@@ -62,8 +62,11 @@ def observed_drivers(
     """The DRIVERS of ``users`` at ``cutoff``, one row per user (index = user)."""
     past = transactions[(transactions["date"] < cutoff) & transactions["user"].isin(users)]
     past = past.sort_values(["user", "date", "cancel"], kind="stable")
-    last = past.groupby("user").last()
-    last_paid = past[past["cancel"] == 0].groupby("user").last()
+    # 0-day rows share their day with a real payment and have no order against it in the
+    # files: the "last" drivers skip them, so they are the same whatever the row order.
+    real = past[(past["plan"] > 0) | (past["cancel"] == 1)]
+    last = real.groupby("user").last()
+    last_paid = real[real["cancel"] == 0].groupby("user").last()
     drivers = pd.DataFrame(index=pd.Index(users, name="user"))
     drivers["no_auto_renew"] = 1 - last["auto"].reindex(users).to_numpy()
     drivers["last_is_cancel"] = last["cancel"].reindex(users).to_numpy()

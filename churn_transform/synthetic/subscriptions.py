@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn_transform.dates import day
 from churn_transform.synthetic.population import DRIFT_START, NEVER, PRICES, Users
 
 LAST_EXPIRY = 24394  # 2036-10-15, the latest expiry in the real files
 NEW_PAYMENT_METHOD = 42  # appears only with the drift knob on
+_STACK_BEFORE = day("2017-01-10")
 _TX_FIELDS = ("user", "date", "plan", "price", "paid", "auto", "expire", "cancel", "method")
 
 
@@ -154,7 +156,9 @@ class Chain:
         before = len(self._rows)
         self._subscribe(idx, date, np.maximum(expiry, date))
         self._sync_expiry(before)
-        self._stack(idx, date, rng.random(len(idx)) < 0.0008)
+        # Stacked rows span up to 20 days: kept clear of the cohort cutoffs, where they would
+        # straddle a cutoff and blur which month the user belongs to.
+        self._stack(idx, date, (rng.random(len(idx)) < 0.0008) & (date < _STACK_BEFORE))
         self.periods[idx] += 1
 
     def _stack(self, idx: np.ndarray, date: np.ndarray, chosen: np.ndarray) -> None:
