@@ -50,3 +50,24 @@ def month_bounds(month: str) -> tuple[int, int]:
     following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     epoch = dt.date(1970, 1, 1)
     return (first - epoch).days, (following - epoch).days
+
+
+def parse_yyyymmdd(
+    values: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.bool_]]:
+    """Dates (datetime64[ns], NaT where missing or impossible) and a mask of the impossible ones.
+
+    Unlike ``to_days`` this never raises: it is for raw files, where a bad value is counted.
+    """
+    raw = np.asarray(values, dtype=np.float64)
+    present = ~np.isnan(raw)
+    whole = np.where(present, raw, 19700101).astype(np.int64)
+    year, month, day_ = whole // 10_000, (whole // 100) % 100, whole % 100
+    plausible = (month >= 1) & (month <= 12) & (day_ >= 1) & (day_ <= 31) & (year >= 1900)
+    plausible &= year <= 2200
+    months = np.where(plausible, (year - 1970) * 12 + (month - 1), 0).astype("datetime64[M]")
+    days = months.astype("datetime64[D]").astype(np.int64) + np.where(plausible, day_ - 1, 0)
+    valid = present & plausible & (to_yyyymmdd(days) == whole)
+    parsed = days.astype("datetime64[D]").astype("datetime64[ns]")
+    parsed[~valid] = np.datetime64("NaT")
+    return parsed, present & ~valid

@@ -44,6 +44,17 @@ class Lake:
         """A URL that pandas, Dask and pyarrow can open with ``storage_options``."""
         return self._protocol + self._key(*parts) if self._protocol else self._key(*parts)
 
+    def path_of(self, url: str) -> str:
+        """The filesystem path (no protocol) of a URL in this lake, for ``self.fs`` calls."""
+        return str(self.fs._strip_protocol(url))
+
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        """Write one small object (a report) at ``parts`` under the root; returns its URL."""
+        key = self._key(*parts)
+        self.fs.makedirs(posixpath.dirname(key), exist_ok=True)
+        self.fs.pipe_file(key, data)
+        return self.url(*parts)
+
     def _check(self, area: str) -> None:
         if area not in AREAS:
             raise ValueError(f"unknown lake area {area!r}; expected one of {AREAS}")

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import mlflow
 from pydantic import ValidationError
 
+from churn_transform.lake import Lake
 from churn_transform.settings import Settings
 
 EXPERIMENT = "kkbox-churn"
@@ -39,3 +40,23 @@ def tracked_run(settings: Settings, step: str) -> Iterator[mlflow.ActiveRun]:
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=step, nested=mlflow.active_run() is not None) as run:
         yield run
+
+
+@contextmanager
+def dask_cluster(settings: Settings) -> Iterator[None]:
+    """Dask's scheduler for a step: the settings' cluster if named, else local threads."""
+    import dask
+
+    if not settings.dask_scheduler:
+        with dask.config.set(scheduler="threads"):
+            yield
+        return
+    from distributed import Client
+
+    with Client(settings.dask_scheduler, timeout="30s"):
+        logging.getLogger(__name__).info("computing on %s", settings.dask_scheduler)
+        yield
+
+
+def lake_of(settings: Settings) -> Lake:
+    return Lake(settings.lake_uri, settings.storage_options())

@@ -1,13 +1,14 @@
 """Entry point ``main``: the whole chain, each step a nested MLflow Projects run.
 
-For now: generate a synthetic dataset and print its summary. Later steps (ingest, feature,
-validate, train, import, drift) join the same chain. The environment manager is passed to every
-nested run explicitly, since ``mlflow.projects.run`` does not inherit it.
+generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate. A step
+that fails stops the chain (validation stops it before training). The environment manager is
+passed to every nested run explicitly, since ``mlflow.projects.run`` does not inherit it.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import mlflow
@@ -15,11 +16,24 @@ import mlflow
 from steps._cli import start, tracked_run
 
 PROJECT = str(Path(__file__).resolve().parent.parent)
+log = logging.getLogger(__name__)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("--users", "--seed", "--drift", "--log-start", "--chunk-users", "--env-manager"):
+    for name in (
+        "--users",
+        "--seed",
+        "--drift",
+        "--log-start",
+        "--chunk-users",
+        "--env-manager",
+        "--generate",
+        "--buckets",
+        "--blocksize",
+        "--train-cohort",
+        "--eval-cohort",
+    ):
         parser.add_argument(name, required=True)
     return parser.parse_args(argv)
 
@@ -27,21 +41,32 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     settings = start("main")
     args = _arguments(argv)
-    with tracked_run(settings, "main"):
+
+    def step(entry_point: str, **parameters: object) -> None:
+        log.info("step %s %s", entry_point, parameters)
         mlflow.projects.run(
             PROJECT,
-            entry_point="generate",
-            parameters={
-                "users": args.users,
-                "seed": args.seed,
-                "drift": args.drift,
-                "log_start": args.log_start,
-                "chunk_users": args.chunk_users,
-            },
+            entry_point=entry_point,
+            parameters=parameters,
             env_manager=args.env_manager,
-            run_name="generate",
+            run_name=entry_point,
             synchronous=True,
         )
+
+    with tracked_run(settings, "main"):
+        if args.generate.lower() in ("true", "1", "yes"):
+            step(
+                "generate",
+                users=args.users,
+                seed=args.seed,
+                drift=args.drift,
+                log_start=args.log_start,
+                chunk_users=args.chunk_users,
+            )
+        step("ingest", buckets=args.buckets, blocksize=args.blocksize)
+        for cohort in (args.train_cohort, args.eval_cohort):
+            step("feature", cohort=cohort)
+        step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")
 
 
 if __name__ == "__main__":

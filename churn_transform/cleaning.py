@@ -1,0 +1,96 @@
+"""Row-level cleaning of the raw KKBox tables on the way into silver: known quirks only.
+
+Each function takes one partition of a raw table (as parsed with ``schema.RAW_DTYPES``) and
+returns the cleaned partition and the number of rows each rule touched. The rules are the
+platform's documented decisions; anything else is left as it is for validation to judge, so a
+truly corrupted file (a negative payment, a label of 2, a shifted column) is caught, not hidden.
+
+- members: ``bd`` outside 1..100 becomes null (0 means "not given"; -7168 or 2016 are typos);
+  ``registered_via`` -1 becomes null; ``registration_init_time`` becomes a date.
+- transactions: ``membership_expire_date`` 19700101 becomes null (a placeholder, not a date);
+  dates become dates.
+- user_logs: negative ``total_secs`` becomes null (overflowed counters); more than 86,400
+  seconds in a day is clipped to 86,400; ``date`` becomes a date.
+- every table: a date that is not a calendar date becomes null and is counted as
+  ``invalid_date`` (validation then rejects the null where the column may not be null).
+Exact duplicate rows (the v2 increments repeat some v1 rows) are removed later, per bucket of
+users, where all rows of a user meet (see ``ingest``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from churn_transform.dates import parse_yyyymmdd
+
+SECONDS_PER_DAY = 86_400
+Counts = dict[str, int]
+
+
+def _dates(values: pd.Series, counts: Counts, column: str) -> pd.Series:
+    parsed, invalid = parse_yyyymmdd(values.to_numpy(dtype="float64", na_value=np.nan))
+    counts[f"{column}_invalid_date"] = int(invalid.sum())
+    return pd.Series(parsed, index=values.index, name=values.name)
+
+
+def clean_members(members: pd.DataFrame) -> tuple[pd.DataFrame, Counts]:
+    counts: Counts = {}
+    bad_age = ~members["bd"].between(1, 100)
+    counts["bd_out_of_range"] = int(bad_age.sum())
+    bad_via = members["registered_via"] == -1
+    counts["registered_via_negative"] = int(bad_via.sum())
+    cleaned = members.assign(
+        bd=members["bd"].astype("Int64").mask(bad_age),
+        registered_via=members["registered_via"].astype("Int64").mask(bad_via),
+        registration_init_time=_dates(members["registration_init_time"], counts, "registration"),
+    )
+    return cleaned, counts
+
+
+def clean_transactions(transactions: pd.DataFrame) -> tuple[pd.DataFrame, Counts]:
+    counts: Counts = {}
+    epoch = transactions["membership_expire_date"] == 19700101
+    counts["expire_19700101"] = int(epoch.sum())
+    cleaned = transactions.assign(
+        transaction_date=_dates(transactions["transaction_date"], counts, "transaction_date"),
+        membership_expire_date=_dates(
+            transactions["membership_expire_date"].mask(epoch), counts, "expire"
+        ),
+    )
+    return cleaned, counts
+
+
+def clean_user_logs(logs: pd.DataFrame) -> tuple[pd.DataFrame, Counts]:
+    counts: Counts = {}
+    secs = logs["total_secs"]
+    negative = secs < 0
+    too_long = secs > SECONDS_PER_DAY
+    counts["total_secs_negative"] = int(negative.sum())
+    counts["total_secs_over_a_day"] = int(too_long.sum())
+    cleaned = logs.assign(
+        date=_dates(logs["date"], counts, "date"),
+        total_secs=secs.mask(negative).clip(upper=SECONDS_PER_DAY),
+    )
+    return cleaned, counts
+
+
+def clean_labels(labels: pd.DataFrame, cohort: str, known: bool) -> tuple[pd.DataFrame, Counts]:
+    """Label rows of one cohort; ``known=False`` for a scoring file whose labels are dummies."""
+    churn = labels["is_churn"].astype("Int8") if known else pd.array([pd.NA] * len(labels), "Int8")
+    cohorts = pd.Series(cohort, index=labels.index, dtype="string")
+    return pd.DataFrame({"msno": labels["msno"], "cohort": cohorts, "is_churn": churn}), {}
+
+
+CLEANERS: dict[str, Callable[[pd.DataFrame], tuple[pd.DataFrame, Counts]]] = {
+    "members": clean_members,
+    "transactions": clean_transactions,
+    "user_logs": clean_user_logs,
+}
+
+
+def bucket_of(msno: pd.Series, buckets: int) -> np.ndarray:
+    """A stable bucket number per user id (the same in every run, process and machine)."""
+    return (pd.util.hash_pandas_object(msno, index=False).to_numpy() % buckets).astype(np.int32)

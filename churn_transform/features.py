@@ -1,0 +1,140 @@
+"""Per-user features of one cohort, from the silver rows of a bucket of users: pure pandas.
+
+Everything is computed from rows dated strictly before ``cutoff`` (the first day of the cohort
+month): the filter is the first thing ``cohort_features`` does, so no later row can leak in.
+Gold holds counts, sums, windows and "last" values; row-level transformations that serving
+must repeat (imputation, ratios, encodings) belong to the shared transformer, not here.
+
+"Last" transaction values come from the last row by (date, subscriptions before cancels),
+ignoring 0-day rows, which share their day with a real payment and have no order against it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn_transform.dates import month_bounds
+
+#: Listening windows, in days before the cutoff (cumulative: 14 includes 7).
+WINDOWS = (7, 14, 30, 44, 60)
+TRANSACTION_FEATURES = (
+    "tx_count", "tx_count_90", "cancel_count", "cancel_count_365", "days_since_last_cancel",
+    "last_is_auto_renew", "last_is_cancel", "last_payment_method_id", "last_plan_days",
+    "last_list_price", "last_amount_paid", "days_to_expiry", "days_since_last_transaction",
+    "tenure_days", "total_paid", "total_plan_days", "discount_count", "free_count",
+    "auto_renew_share",
+)  # fmt: skip
+LOG_FEATURES = (
+    *(f"secs_{w}" for w in WINDOWS), *(f"active_days_{w}" for w in WINDOWS),
+    "songs_30", "num_25_30", "num_100_30", "unq_30", "days_since_last_log", "log_days_total",
+    "secs_total",
+)  # fmt: skip
+MEMBER_FEATURES = ("city", "bd", "gender", "registered_via", "registration_age_days")
+FEATURES = TRANSACTION_FEATURES + LOG_FEATURES + MEMBER_FEATURES
+
+
+def cutoff_of(cohort: str) -> pd.Timestamp:
+    """The first day of the cohort month: features use rows strictly before it."""
+    first, _ = month_bounds(cohort)
+    return pd.Timestamp(np.datetime64(first, "D"))
+
+
+def _days_before(cutoff: pd.Timestamp, dates: pd.Series) -> pd.Series:
+    return (cutoff - dates).dt.days
+
+
+def transaction_features(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """TRANSACTION_FEATURES per user, from rows dated before ``cutoff`` only."""
+    past = transactions[transactions["transaction_date"] < cutoff]
+    past = past.sort_values(["msno", "transaction_date", "is_cancel"], kind="stable")
+    ago = _days_before(cutoff, past["transaction_date"])
+    cancel = past["is_cancel"] == 1
+    paying = ~cancel & (past["payment_plan_days"] > 0)
+    sums = pd.DataFrame(
+        {
+            "msno": past["msno"],
+            "tx_count": 1,
+            "tx_count_90": ago <= 90,
+            "cancel_count": cancel,
+            "cancel_count_365": cancel & (ago <= 365),
+            "total_paid": past["actual_amount_paid"].where(~cancel, 0),
+            "total_plan_days": past["payment_plan_days"].where(~cancel, 0),
+            "discount_count": paying & (past["actual_amount_paid"] < past["plan_list_price"]),
+            "free_count": paying & (past["actual_amount_paid"] == 0),
+            "auto_renew_share": past["is_auto_renew"],
+        }
+    ).groupby("msno", sort=False)
+    features = sums.sum().astype("float64")
+    features["auto_renew_share"] = sums["auto_renew_share"].mean()
+    features["days_since_last_transaction"] = ago.groupby(past["msno"], sort=False).min()
+    features["tenure_days"] = ago.groupby(past["msno"], sort=False).max()
+    features["days_since_last_cancel"] = ago[cancel].groupby(past["msno"][cancel]).min()
+    real = past[(past["payment_plan_days"] > 0) | cancel]
+    last = real.drop_duplicates("msno", keep="last").set_index("msno")
+    features["last_is_auto_renew"] = last["is_auto_renew"]
+    features["last_is_cancel"] = last["is_cancel"]
+    features["last_payment_method_id"] = last["payment_method_id"]
+    paid = real[real["is_cancel"] == 0].drop_duplicates("msno", keep="last").set_index("msno")
+    features["last_plan_days"] = paid["payment_plan_days"]
+    features["last_list_price"] = paid["plan_list_price"]
+    features["last_amount_paid"] = paid["actual_amount_paid"]
+    # The cohort is defined by the expiry of the last row of all (0-day rows included).
+    final = past.drop_duplicates("msno", keep="last").set_index("msno")
+    features["days_to_expiry"] = (final["membership_expire_date"] - cutoff).dt.days
+    return features.astype("float64")
+
+
+def log_features(logs: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """LOG_FEATURES per user, from days before ``cutoff`` only."""
+    past = logs[logs["date"] < cutoff]
+    ago = _days_before(cutoff, past["date"])
+    secs = past["total_secs"].fillna(0.0)
+    recent = ago <= 30
+    columns: dict[str, pd.Series] = {"msno": past["msno"]}
+    for window in WINDOWS:
+        inside = ago <= window
+        columns[f"secs_{window}"] = secs.where(inside, 0.0)
+        columns[f"active_days_{window}"] = inside.astype("float64")
+    bands = past[["num_25", "num_50", "num_75", "num_985", "num_100"]].sum(axis=1)
+    columns["songs_30"] = bands.where(recent, 0)
+    columns["num_25_30"] = past["num_25"].where(recent, 0)
+    columns["num_100_30"] = past["num_100"].where(recent, 0)
+    columns["unq_30"] = past["num_unq"].where(recent, 0)
+    columns["log_days_total"] = pd.Series(1.0, index=past.index)
+    columns["secs_total"] = secs
+    features = pd.DataFrame(columns).groupby("msno", sort=False).sum()
+    features["days_since_last_log"] = ago.groupby(past["msno"], sort=False).min()
+    return features.astype("float64")
+
+
+def member_features(members: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    profile = members.drop_duplicates("msno", keep="last").set_index("msno")
+    return pd.DataFrame(
+        {
+            "city": profile["city"].astype("float64"),
+            "bd": profile["bd"].astype("float64"),
+            "gender": profile["gender"].astype("string"),
+            "registered_via": profile["registered_via"].astype("float64"),
+            "registration_age_days": _days_before(cutoff, profile["registration_init_time"]),
+        }
+    )
+
+
+def cohort_features(
+    labels: pd.DataFrame,
+    transactions: pd.DataFrame,
+    logs: pd.DataFrame,
+    members: pd.DataFrame,
+    cohort: str,
+) -> pd.DataFrame:
+    """The gold rows of one bucket: one row per labelled user of ``cohort``, FEATURES + label."""
+    cutoff = cutoff_of(cohort)
+    users = labels[labels["cohort"] == cohort].drop_duplicates("msno").set_index("msno")
+    gold = users[["is_churn"]].join(transaction_features(transactions, cutoff))
+    gold = gold.join(log_features(logs, cutoff)).join(member_features(members, cutoff))
+    no_logs = gold["log_days_total"].isna()
+    counts = [c for c in LOG_FEATURES if c != "days_since_last_log"]
+    gold.loc[no_logs, counts] = 0.0  # no log row at all means nothing was played
+    gold = gold.reset_index()[["msno", *FEATURES, "is_churn"]]
+    return gold.astype({c: "float64" for c in FEATURES if c != "gender"}).sort_values("msno")

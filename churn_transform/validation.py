@@ -1,0 +1,247 @@
+"""Pandera schemas of every silver table and of gold, and a lazy check that reports every failure.
+
+Silver holds the raw tables after the documented cleaning (``cleaning``): known quirks are gone,
+so what these schemas reject is a truly broken input. Tables are checked bucket by bucket; since
+a user's rows all live in one bucket, per-bucket uniqueness is global uniqueness.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import dask
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow.parquet as pq
+from pandera import Check, Column
+from pandera.errors import SchemaErrors
+
+from churn_transform.features import FEATURES, WINDOWS
+from churn_transform.ingest import read_bucket
+from churn_transform.lake import Lake
+from churn_transform.schema import LABEL_FILES, MSNO_LENGTH
+
+FIRST_DAY, LAST_DAY = pd.Timestamp("2015-01-01"), pd.Timestamp("2017-03-31")
+MAX_EXPIRY = pd.Timestamp("2040-12-31")
+_MSNO = Column("string", Check.str_length(MSNO_LENGTH, MSNO_LENGTH), nullable=False)
+
+
+def _flag() -> Column:
+    return Column("Int64", Check.isin([0, 1]))
+
+
+def _count(nullable: bool = False, **limits: float) -> Column:
+    return Column(
+        None,
+        Check.in_range(limits.get("min", 0), limits.get("max", float("inf"))),
+        nullable=nullable,
+        coerce=False,
+    )
+
+
+SILVER: dict[str, pa.DataFrameSchema] = {
+    "members": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "city": Column("Int64", Check.in_range(1, 22)),
+            "bd": Column("Int64", Check.in_range(1, 100), nullable=True),
+            "gender": Column("string", Check.isin(["male", "female"]), nullable=True),
+            "registered_via": Column("Int64", Check.ge(1), nullable=True),
+            "registration_init_time": Column(
+                "datetime64[ns]",
+                Check.in_range(pd.Timestamp("2004-01-01"), pd.Timestamp("2017-12-31")),
+            ),
+        },
+        unique=["msno"],
+        name="silver members",
+    ),
+    "transactions": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "payment_method_id": Column("Int64", Check.ge(1)),
+            "payment_plan_days": Column("Int64", Check.in_range(0, 450)),
+            "plan_list_price": Column("Int64", Check.in_range(0, 2000)),
+            "actual_amount_paid": Column("Int64", Check.in_range(0, 2000)),
+            "is_auto_renew": _flag(),
+            "transaction_date": Column("datetime64[ns]", Check.in_range(FIRST_DAY, LAST_DAY)),
+            "membership_expire_date": Column(
+                "datetime64[ns]",
+                Check.in_range(pd.Timestamp("2014-01-01"), MAX_EXPIRY),
+                nullable=True,
+            ),
+            "is_cancel": _flag(),
+        },
+        name="silver transactions",
+    ),
+    "user_logs": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "date": Column("datetime64[ns]", Check.in_range(FIRST_DAY, LAST_DAY)),
+            **{
+                band: Column("Int64", Check.ge(0))
+                for band in ("num_25", "num_50", "num_75", "num_985", "num_100")
+            },
+            "num_unq": Column("Int64", Check.ge(1)),
+            "total_secs": Column("float64", Check.in_range(0, 86_400), nullable=True),
+        },
+        unique=["msno", "date"],
+        name="silver user_logs",
+    ),
+    "labels": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "cohort": Column("string", Check.isin(sorted(LABEL_FILES.values()))),
+            "is_churn": Column("Int8", Check.isin([0, 1]), nullable=True),
+        },
+        unique=["msno", "cohort"],
+        name="silver labels",
+        checks=Check(
+            lambda f: f["is_churn"].notna() | (f["cohort"] == "2017-04"),
+            element_wise=False,
+            name="label present for a labelled cohort",
+        ),
+    ),
+}
+
+_NONNEGATIVE = [
+    f
+    for f in FEATURES
+    if f
+    not in ("gender", "days_to_expiry", "city", "bd", "registered_via", "registration_age_days")
+]
+# Features that look back from the cutoff: a value below 1 would mean a row on or after it.
+_LOOK_BACK = [
+    "days_since_last_cancel",
+    "days_since_last_transaction",
+    "tenure_days",
+    "days_since_last_log",
+]
+
+
+def gold_schema(scoring: bool) -> pa.DataFrameSchema:
+    """Gold of a labelled cohort, or of a scoring cohort (no label)."""
+    columns = {name: Column("float64", Check.ge(0), nullable=True) for name in _NONNEGATIVE}
+    columns.update({name: Column("float64", Check.ge(1), nullable=True) for name in _LOOK_BACK})
+    columns.update({f"active_days_{w}": Column("float64", Check.in_range(0, w)) for w in WINDOWS})
+    columns.update(
+        msno=_MSNO,
+        last_is_auto_renew=Column("float64", Check.isin([0, 1]), nullable=True),
+        last_is_cancel=Column("float64", Check.isin([0, 1]), nullable=True),
+        days_to_expiry=Column("float64", nullable=True),
+        city=Column("float64", Check.in_range(1, 22), nullable=True),
+        bd=Column("float64", Check.in_range(1, 100), nullable=True),
+        gender=Column("string", Check.isin(["male", "female"]), nullable=True),
+        registered_via=Column("float64", nullable=True),
+        registration_age_days=Column("float64", nullable=True),
+        is_churn=Column("Int8" if scoring else "Int8", Check.isin([0, 1]), nullable=scoring),
+    )
+    return pa.DataFrameSchema(columns, unique=["msno"], strict=True, name="gold features")
+
+
+@dataclass
+class Failure:
+    table: str
+    column: str
+    check: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ValidationReport:
+    failures: list[Failure] = field(default_factory=list)
+    rows_checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def text(self) -> str:
+        if self.ok:
+            return "validation passed: " + ", ".join(
+                f"{t} {n:,} rows" for t, n in self.rows_checked.items()
+            )
+        lines = [f"validation FAILED: {len(self.failures)} rule(s) broken"]
+        for f in self.failures:
+            lines.append(
+                f"  {f.table}.{f.column}: {f.check} failed for {f.count:,} row(s); "
+                f"e.g. {'; '.join(f.examples)}"
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "rows_checked": self.rows_checked,
+            "failures": [vars(f) for f in self.failures],
+        }
+
+
+def check_frame(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) -> list[Failure]:
+    """Every broken rule of ``frame``, each with a count and up to five example rows."""
+    try:
+        schema.validate(frame, lazy=True)
+        return []
+    except SchemaErrors as err:
+        cases = err.failure_cases
+    grouped: dict[tuple[str, str], Failure] = {}
+    for case in cases.itertuples():
+        column = str(case.column) if case.column is not None else "(table)"
+        key = (column, str(case.check))
+        failure = grouped.setdefault(key, Failure(table, column, str(case.check)))
+        failure.count += 1
+        if len(failure.examples) < 5:
+            failure.examples.append(_example(frame, case.index, case.failure_case))
+    return list(grouped.values())
+
+
+def _example(frame: pd.DataFrame, index: object, value: object) -> str:
+    if index is not None and not pd.isna(index) and index in frame.index:
+        return f"row msno={frame.at[index, 'msno']} value={value!r}"
+    return f"value={value!r}"
+
+
+def merge(reports: list[list[Failure]], rows: dict[str, int]) -> ValidationReport:
+    """Combine per-bucket failures into one report (counts add up, examples are kept)."""
+    merged: dict[tuple[str, str, str], Failure] = {}
+    totals: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+    for failures in reports:
+        for f in failures:
+            key = (f.table, f.column, f.check)
+            kept = merged.setdefault(key, Failure(f.table, f.column, f.check))
+            totals[key] += f.count
+            kept.examples.extend(f.examples[: 5 - len(kept.examples)])
+    for key, failure in merged.items():
+        failure.count = totals[key]
+    return ValidationReport(sorted(merged.values(), key=lambda f: (f.table, f.column)), rows)
+
+
+def _check_bucket(lake: Lake, table: str, bucket: int) -> tuple[list[Failure], int]:
+    frame = read_bucket(lake, table, bucket)
+    return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
+
+
+def _check_gold(lake: Lake, cohort: str, path: str) -> tuple[list[Failure], int]:
+    frame = pq.read_table(path, filesystem=lake.fs).to_pandas()
+    return check_frame(gold_schema(cohort == "2017-04"), f"gold.{cohort}", frame), len(frame)
+
+
+def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
+    """Check every bucket of every current silver table and the gold tables of ``cohorts``."""
+    buckets = int(lake.current_version("silver", "labels").rsplit("-b", 1)[1])
+    tasks, names = [], []
+    for table in SILVER:
+        for bucket in range(buckets):
+            tasks.append(dask.delayed(_check_bucket)(lake, table, bucket))
+            names.append(f"silver.{table}")
+    for cohort in cohorts:
+        gold = lake.path_of(lake.current("gold", f"features_{cohort}"))
+        for path in sorted(lake.fs.glob(f"{gold}/part-*.parquet")):
+            tasks.append(dask.delayed(_check_gold)(lake, cohort, path))
+            names.append(f"gold.{cohort}")
+    results = dask.compute(*tasks)
+    rows: defaultdict[str, int] = defaultdict(int)
+    for name, (_, count) in zip(names, results, strict=True):
+        rows[name] += count
+    return merge([failures for failures, _ in results], dict(rows))
