@@ -269,7 +269,7 @@ def ingest(
             )
             lake.fs.pipe_file(f"{lake.path_of(url)}/_counts.json", json.dumps(counts).encode())
 
-        url = lake.publish("silver", table, version, write)
+        url = lake.publish("silver", table, version, write, point=False)
         counts = json.loads(lake.fs.cat_file(f"{lake.path_of(url)}/_counts.json"))
         report.tables[table] = TableReport(
             rows_in=counts.pop("rows_in", 0),
@@ -288,6 +288,8 @@ def ingest(
             report.tables[table].rows_in,
             report.tables[table].rows_out,
         )
+    for table in SOURCES:  # only now, with every table written, does the new snapshot go live
+        lake.point("silver", table, version)
     return report
 
 

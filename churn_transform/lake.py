@@ -74,8 +74,13 @@ class Lake:
     def has_version(self, area: str, table: str, version: str) -> bool:
         return self.fs.exists(self._key(area, table, version, SUCCESS))
 
-    def publish(self, area: str, table: str, version: str, write: Callable[[str], None]) -> str:
-        """Write ``version`` of a table with ``write(url)`` unless it exists, then point to it."""
+    def publish(self, area: str, table: str, version: str, write: Callable[[str], None],
+                point: bool = True) -> str:
+        """Write ``version`` of a table with ``write(url)`` unless it exists, then point to it.
+
+        With ``point=False`` the version is written but not made current: call ``point`` once
+        every table of a consistent set is written, so a failure leaves the old set current.
+        """
         self._check(area)
         if "/" in version or version in ("", POINTER):
             raise ValueError(f"bad version name {version!r}")
@@ -87,10 +92,14 @@ class Lake:
                 self.fs.rm(folder, recursive=True)
             write(self.url(area, table, version))
             self.fs.pipe_file(self._key(area, table, version, SUCCESS), b"")
-        self._point(area, table, version)
+        if point:
+            self.point(area, table, version)
         return self.url(area, table, version)
 
-    def _point(self, area: str, table: str, version: str) -> None:
+    def point(self, area: str, table: str, version: str) -> None:
+        """Make a published version current."""
+        if not self.has_version(area, table, version):
+            raise TableNotFoundError(f"{area}/{table} has no complete version {version!r}")
         pointer = self._key(area, table, POINTER)
         if self._protocol:
             self.fs.pipe_file(pointer, version.encode())

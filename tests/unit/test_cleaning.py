@@ -1,0 +1,86 @@
+"""Each documented cleaning rule, on inline frames: what it changes and what it counts."""
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from churn_transform.cleaning import (
+    bucket_of,
+    clean_labels,
+    clean_members,
+    clean_transactions,
+    clean_user_logs,
+)
+from churn_transform.ingest import drop_exact_duplicates
+
+
+def test_members_ages_and_registration() -> None:
+    members = pd.DataFrame(
+        {
+            "msno": ["a", "b", "c", "d"],
+            "bd": pd.array([0, 27, -7168, 2016], "Int64"),
+            "registered_via": pd.array([7, -1, 9, 3], "Int64"),
+            "registration_init_time": pd.array([20040326, 20170429, 20170230, None], "Int64"),
+        }
+    )
+    cleaned, counts = clean_members(members)
+    assert cleaned["bd"].tolist() == [pd.NA, 27, pd.NA, pd.NA]
+    assert cleaned["registered_via"].isna().tolist() == [False, True, False, False]
+    assert cleaned["registration_init_time"].iloc[1] == pd.Timestamp("2017-04-29")
+    assert counts == {"bd_out_of_range": 3, "registered_via_negative": 1,
+                      "registration_invalid_date": 1}  # fmt: skip
+    assert members["bd"].tolist() == [0, 27, -7168, 2016]  # the input is not modified
+
+
+def test_transactions_epoch_expiry_becomes_null() -> None:
+    transactions = pd.DataFrame(
+        {
+            "transaction_date": pd.array([20170101, 20170131], "Int64"),
+            "membership_expire_date": pd.array([19700101, 20170302], "Int64"),
+        }
+    )
+    cleaned, counts = clean_transactions(transactions)
+    assert cleaned["membership_expire_date"].isna().tolist() == [True, False]
+    assert cleaned["transaction_date"].tolist() == [pd.Timestamp("2017-01-01"),
+                                                     pd.Timestamp("2017-01-31")]  # fmt: skip
+    assert counts["expire_19700101"] == 1
+    assert counts["expire_invalid_date"] == 0
+
+
+@pytest.mark.parametrize(
+    ("secs", "expected", "negative", "over"),
+    [(-9.2e15, None, 1, 0), (0.001, 0.001, 0, 0), (86_400.0, 86_400.0, 0, 0),
+     (9.2e6, 86_400.0, 0, 1)],
+)  # fmt: skip
+def test_user_logs_total_secs(secs: float, expected: float | None, negative: int, over: int) -> None:
+    logs = pd.DataFrame({"date": pd.array([20170301], "Int64"), "total_secs": [secs]})
+    cleaned, counts = clean_user_logs(logs)
+    value = cleaned["total_secs"].iloc[0]
+    assert (pd.isna(value) and expected is None) or value == expected
+    assert (counts["total_secs_negative"], counts["total_secs_over_a_day"]) == (negative, over)
+
+
+def test_scoring_labels_are_unknown() -> None:
+    rows = pd.DataFrame({"msno": ["a", "b"], "is_churn": [0, 0]})
+    known, _ = clean_labels(rows, "2017-03", known=True)
+    unknown, _ = clean_labels(rows, "2017-04", known=False)
+    assert known["is_churn"].tolist() == [0, 0]
+    assert unknown["is_churn"].isna().all()
+    assert unknown["cohort"].tolist() == ["2017-04", "2017-04"]
+
+
+def test_buckets_are_stable_and_spread() -> None:
+    ids = pd.Series([f"user-{i}" for i in range(2000)])
+    first, again = bucket_of(ids, 8), bucket_of(ids.copy(), 8)
+    assert (first == again).all()
+    assert set(first) == set(range(8))
+    assert bucket_of(pd.Series(["user-1"]), 8)[0] == first[1]
+
+
+def test_exact_duplicates_only_are_dropped() -> None:
+    rows = pa.table({"msno": ["b", "a", "a", "a", None, None],
+                     "day": [1, 2, 2, 2, None, None],
+                     "x": [1.0, None, None, 3.0, 1.0, 1.0]})  # fmt: skip
+    unique = drop_exact_duplicates(rows, ["msno", "day"]).to_pydict()
+    assert unique == {"msno": ["a", "a", "b", None], "day": [2, 2, 1, None],
+                      "x": [3.0, None, 1.0, 1.0]}  # fmt: skip
