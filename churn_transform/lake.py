@@ -74,8 +74,9 @@ class Lake:
     def has_version(self, area: str, table: str, version: str) -> bool:
         return self.fs.exists(self._key(area, table, version, SUCCESS))
 
-    def publish(self, area: str, table: str, version: str, write: Callable[[str], None],
-                point: bool = True) -> str:
+    def publish(
+        self, area: str, table: str, version: str, write: Callable[[str], None], point: bool = True
+    ) -> str:
         """Write ``version`` of a table with ``write(url)`` unless it exists, then point to it.
 
         With ``point=False`` the version is written but not made current: call ``point`` once

@@ -87,3 +87,58 @@ def s3_bucket(s3_endpoint: str) -> str:
 @pytest.fixture
 def s3_options(s3_endpoint: str) -> dict[str, object]:
     return {**S3_CREDENTIALS, "client_kwargs": {"endpoint_url": s3_endpoint}}
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """A Dask scheduler and two single-threaded workers, as separate processes on 127.0.0.1."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+         "--dashboard-address", "127.0.0.1:0", "--no-show"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    workers = [
+        subprocess.Popen(
+            [
+                str(BIN / "dask"),
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--memory-limit",
+                "2GiB",
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in [*workers, scheduler]:
+            stop(process)
+
+
+def step_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """Environment for running steps as a user does: this venv first on PATH, own stores."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "KKBOX_DATA_DIR": str(tmp_path / "data"),
+        "KKBOX_LAKE_URI": str(tmp_path / "lake"),
+        **settings,
+    }

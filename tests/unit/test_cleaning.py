@@ -52,7 +52,9 @@ def test_transactions_epoch_expiry_becomes_null() -> None:
     [(-9.2e15, None, 1, 0), (0.001, 0.001, 0, 0), (86_400.0, 86_400.0, 0, 0),
      (9.2e6, 86_400.0, 0, 1)],
 )  # fmt: skip
-def test_user_logs_total_secs(secs: float, expected: float | None, negative: int, over: int) -> None:
+def test_user_logs_total_secs(
+    secs: float, expected: float | None, negative: int, over: int
+) -> None:
     logs = pd.DataFrame({"date": pd.array([20170301], "Int64"), "total_secs": [secs]})
     cleaned, counts = clean_user_logs(logs)
     value = cleaned["total_secs"].iloc[0]

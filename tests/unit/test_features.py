@@ -103,7 +103,9 @@ def test_rows_on_or_after_the_cutoff_change_nothing() -> None:
     later = pd.DataFrame({"msno": ["u2"], "date": [T("2017-03-05")], "total_secs": [5.0],
                           "num_25": [1], "num_50": [0], "num_75": [0], "num_985": [0],
                           "num_100": [1], "num_unq": [1]})  # fmt: skip
-    after = cohort_features(_labels(), transactions, pd.concat([logs, later]), _members(), "2017-03")
+    after = cohort_features(
+        _labels(), transactions, pd.concat([logs, later]), _members(), "2017-03"
+    )
     pd.testing.assert_frame_equal(before, after)
 
 
