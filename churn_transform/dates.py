@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def to_days(yyyymmdd: npt.ArrayLike) -> IntArray:
@@ -67,7 +68,9 @@ def parse_yyyymmdd(
     plausible &= year <= 2200
     months = np.where(plausible, (year - 1970) * 12 + (month - 1), 0).astype("datetime64[M]")
     days = months.astype("datetime64[D]").astype(np.int64) + np.where(plausible, day_ - 1, 0)
-    valid = present & plausible & (to_yyyymmdd(days) == whole)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_length = _MONTH_DAYS[np.clip(month, 1, 12)] + (leap & (month == 2))
+    valid = present & plausible & (day_ <= month_length)
     parsed = days.astype("datetime64[D]").astype("datetime64[ns]")
     parsed[~valid] = np.datetime64("NaT")
     return parsed, present & ~valid

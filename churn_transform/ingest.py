@@ -14,6 +14,7 @@ is the version made current (``lake.Lake.publish``).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -22,11 +23,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import dask
-import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from dask.bytes import read_bytes
 from fsspec.core import url_to_fs
 
 from churn_transform.cleaning import CLEANERS, bucket_of, clean_labels
@@ -36,7 +39,7 @@ from churn_transform.schema import LABEL_FILES, RAW_DTYPES, RAW_FILES
 log = logging.getLogger(__name__)
 
 #: Bump when cleaning or layout changes: a new silver version is written for the same input.
-SILVER_FORMAT = "1"
+SILVER_FORMAT = "2"
 SOURCES: dict[str, tuple[str, ...]] = {
     "members": ("members_v3.csv",),
     "transactions": ("transactions.csv", "transactions_v2.csv"),
@@ -45,12 +48,23 @@ SOURCES: dict[str, tuple[str, ...]] = {
 }
 SORT_KEYS: dict[str, list[str]] = {
     "members": ["msno"],
-    "transactions": ["msno", "transaction_date", "is_cancel", "membership_expire_date"],
+    # every column: repeats of a row must end up next to each other to be found
+    "transactions": [
+        "msno",
+        "transaction_date",
+        "is_cancel",
+        "membership_expire_date",
+        "payment_plan_days",
+        "plan_list_price",
+        "actual_amount_paid",
+        "is_auto_renew",
+        "payment_method_id",
+    ],
     "user_logs": ["msno", "date"],
     "labels": ["cohort", "msno"],
 }
 BUCKET_BYTES = 64 * 2**20
-_PARQUET = {"compression": "zstd", "dictionary_pagesize_limit": 8 * 2**20}
+_PARQUET = {"compression": "zstd"}
 
 
 @dataclass(frozen=True)
@@ -120,43 +134,58 @@ def copy_to_bronze(
     return lake.publish("bronze", "raw", snapshot.id, copy)
 
 
-def _read_csv(urls: list[str], options: dict[str, object], blocksize: str) -> dd.DataFrame:
-    columns = RAW_FILES[posixpath.basename(urls[0])]
-    return dd.read_csv(
-        urls,
-        dtype={c: RAW_DTYPES[c] if RAW_DTYPES[c] != "int64" else "float64" for c in columns},
-        usecols=list(columns),
-        blocksize=blocksize,
-        storage_options=options or None,
+_ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+
+
+def _parse_block(block: bytes, name: str, first: bool) -> pd.DataFrame:
+    """One block of a raw CSV, parsed by pyarrow (multithreaded, no GIL), as Arrow-backed pandas."""
+    columns = RAW_FILES[name]
+    table = pacsv.read_csv(
+        io.BytesIO(block),
+        read_options=pacsv.ReadOptions(column_names=list(columns), skip_rows=int(first)),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: _ARROW_TYPES[RAW_DTYPES[c]] for c in columns},
+            strings_can_be_null=True,
+        ),
     )
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def _scatter(
-    frame: pd.DataFrame, table: str, index: int, out: str, buckets: int, options: dict[str, object]
+    block: bytes,
+    name: str,
+    first: bool,
+    table: str,
+    index: int,
+    out: str,
+    buckets: int,
+    options: dict[str, object],
 ) -> dict[str, int]:
-    """Clean one block and write its rows into one file per bucket."""
+    """Parse and clean one block, then write its rows into one file per bucket."""
+    try:
+        frame = _parse_block(block, name, first)
+    except pa.ArrowInvalid as err:
+        raise ValueError(f"{name}, block {index}: {err}") from err
     counts: Counter[str] = Counter(rows_in=len(frame))
     if table == "labels":
-        cohorts = frame.pop("cohort_file")
-        parts = []
-        for name, rows in frame.groupby(cohorts, sort=False):
-            cleaned, _ = clean_labels(rows, LABEL_FILES[name], name != "sample_submission_v2.csv")
-            parts.append(cleaned)
-        frame = pd.concat(parts) if parts else clean_labels(frame, "", True)[0]
+        frame, _ = clean_labels(frame, LABEL_FILES[name], name != "sample_submission_v2.csv")
     else:
-        frame, found = CLEANERS[table](_as_integers(frame))
+        frame, found = CLEANERS[table](frame)
         counts.update(found)
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    bucket = bucket_of(rows["msno"], buckets)
+    order = np.argsort(bucket, kind="stable")
+    rows, bucket = rows.take(order), bucket[order]
+    bounds = np.searchsorted(bucket, np.arange(buckets + 1))
     fs, root = url_to_fs(out, **options)
-    for bucket, rows in frame.groupby(bucket_of(frame["msno"], buckets), sort=False):
-        path = posixpath.join(root, "_scatter", f"bucket={bucket}", f"part-{index}.parquet")
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path, filesystem=fs)
+    for b in range(buckets):
+        if bounds[b + 1] > bounds[b]:
+            path = posixpath.join(root, "_scatter", f"bucket={b}", f"part-{index}.arrow")
+            fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            part = rows.slice(bounds[b], bounds[b + 1] - bounds[b])
+            with fs.open(path, "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
+                writer.write_table(part)  # Arrow IPC: the fastest to write and read back
     return dict(counts)
-
-
-def _as_integers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Integer columns were read as floats (a blank would break an int parse); make them Int64."""
-    return frame.astype({c: "Int64" for c in frame.columns if RAW_DTYPES.get(c) == "int64"})
 
 
 def _compact(table: str, bucket: int, out: str, options: dict[str, object]) -> dict[str, int]:
@@ -165,32 +194,49 @@ def _compact(table: str, bucket: int, out: str, options: dict[str, object]) -> d
     folder = posixpath.join(root, "_scatter", f"bucket={bucket}")
     if not fs.exists(folder):
         return {"rows_out": 0}
-    rows = pq.read_table(folder, filesystem=fs)
+    parts = []
+    for path in sorted(fs.glob(posixpath.join(folder, "*.arrow"))):
+        with fs.open(path, "rb") as source:
+            parts.append(pa.ipc.open_file(source).read_all())
+    rows = pa.concat_tables(parts)
     unique = drop_exact_duplicates(rows, SORT_KEYS[table])
     target = posixpath.join(root, f"part-{bucket:05d}.parquet")
     pq.write_table(unique, target, filesystem=fs, **_PARQUET)
     return {"duplicates_removed": len(rows) - len(unique), "rows_out": len(unique)}
 
 
-def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
-    """Rows sorted by ``keys`` (then every other column) with exact repeats removed.
+def _sortable(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numpy array that orders and compares like ``column``, nulls as a value of their own."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        encoded = column.dictionary_encode()
+        ranks = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="dense")
+        values = pc.take(ranks, encoded.indices)
+        return pc.fill_null(values, 0).to_numpy().astype(np.int64)
+    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+        column = column.cast(pa.int64())
+    if pa.types.is_floating(column.type):
+        return pc.fill_null(column, -np.inf).to_numpy(zero_copy_only=False)
+    return pc.fill_null(column.cast(pa.int64()), np.iinfo(np.int64).min).to_numpy()
 
-    In pyarrow, not pandas: no Python objects for the 44-byte ids, and sorting then comparing
-    neighbours needs far less memory than hashing whole rows.
+
+def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
+    """Rows sorted by ``keys``, with rows identical to their predecessor in every column removed.
+
+    Exact repeats are adjacent when ``keys`` identify a row (user_logs: msno, date) or name every
+    column (transactions). Sorting and comparing numpy views of the columns (strings as ranks)
+    costs far less than hashing whole rows, and no Python objects are made for the 44-byte ids.
     """
-    order = keys + [c for c in rows.column_names if c not in keys]
-    rows = rows.sort_by([(c, "ascending") for c in order])
     if rows.num_rows < 2:
         return rows
-    differs = pa.array([False] * (rows.num_rows - 1))
-    for column in rows.columns:
-        column = column.combine_chunks()
-        here, before = column[1:], column[:-1]
-        one_null = pc.xor(pc.is_null(here), pc.is_null(before))
-        either_null = pc.or_(pc.is_null(here), pc.is_null(before))
-        changed = pc.if_else(either_null, one_null, pc.not_equal(here, before))
-        differs = pc.or_(differs, changed)
-    return rows.filter(pa.concat_arrays([pa.array([True]), differs]))
+    views = {name: _sortable(rows[name]) for name in rows.column_names}
+    order = np.lexsort([views[k] for k in reversed(keys)])
+    differs = np.zeros(rows.num_rows - 1, dtype=bool)
+    for view in views.values():
+        ordered = view[order]
+        differs |= ordered[1:] != ordered[:-1]
+    keep = order[np.concatenate([[True], differs])]
+    return rows.take(pa.array(keep))
 
 
 def build_silver_table(
@@ -202,20 +248,17 @@ def build_silver_table(
     blocksize: str = "32MB",
 ) -> dict[str, int]:
     """Both passes for one table, writing into the version folder ``out``."""
-    urls = [f"{bronze_url}/{name}" for name in SOURCES[table]]
-    if table == "labels":
-        raw = dd.concat(
-            [
-                _read_csv([u], options, blocksize).assign(cohort_file=posixpath.basename(u))
-                for u in urls
-            ]
+    scattered = []
+    for name in SOURCES[table]:
+        _, blocks = read_bytes(
+            f"{bronze_url}/{name}", delimiter=b"\n", blocksize=blocksize, sample=False, **options
         )
-    else:
-        raw = _read_csv(urls, options, blocksize)
-    scattered = [
-        dask.delayed(_scatter)(part, table, i, out, buckets, options)
-        for i, part in enumerate(raw.to_delayed())
-    ]
+        for i, block in enumerate(blocks[0]):
+            scattered.append(
+                dask.delayed(_scatter)(
+                    block, name, i == 0, table, len(scattered), out, buckets, options
+                )
+            )
     counts: Counter[str] = Counter()
     for found in dask.compute(*scattered):
         counts.update(found)
@@ -293,17 +336,21 @@ def ingest(
     return report
 
 
+_PANDAS_TYPES = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.int8(): pd.Int8Dtype(),
+    pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+}
+
+
 def read_bucket(lake: Lake, table: str, bucket: int) -> pd.DataFrame:
-    """All rows of one bucket of the current version of a silver table."""
-    path = f"{lake.path_of(lake.current('silver', table))}/part-{bucket:05d}.parquet"
-    if not lake.fs.exists(path):
-        return (
-            pq.read_schema(next(iter(_parts(lake, table))), filesystem=lake.fs)
-            .empty_table()
-            .to_pandas()
-        )
-    return pq.read_table(path, filesystem=lake.fs).to_pandas()
-
-
-def _parts(lake: Lake, table: str) -> list[str]:
-    return sorted(lake.fs.glob(f"{lake.path_of(lake.current('silver', table))}/part-*.parquet"))
+    """All rows of one bucket of the current version of a silver table (nullable pandas types)."""
+    folder = lake.path_of(lake.current("silver", table))
+    path = f"{folder}/part-{bucket:05d}.parquet"
+    if lake.fs.exists(path):
+        rows = pq.read_table(path, filesystem=lake.fs)
+    else:  # no user of this bucket in this table: an empty frame of the same schema
+        any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[0]
+        rows = pq.read_schema(any_part, filesystem=lake.fs).empty_table()
+    return rows.to_pandas(types_mapper=_PANDAS_TYPES.get, ignore_metadata=True)

@@ -84,5 +84,6 @@ def test_exact_duplicates_only_are_dropped() -> None:
                      "day": [1, 2, 2, 2, None, None],
                      "x": [1.0, None, None, 3.0, 1.0, 1.0]})  # fmt: skip
     unique = drop_exact_duplicates(rows, ["msno", "day"]).to_pydict()
-    assert unique == {"msno": ["a", "a", "b", None], "day": [2, 2, 1, None],
-                      "x": [3.0, None, 1.0, 1.0]}  # fmt: skip
+    # sorted by the keys (nulls first), equal keys in input order, the one repeat gone
+    assert unique == {"msno": [None, "a", "a", "b"], "day": [None, 2, 2, 1],
+                      "x": [1.0, None, 3.0, 1.0]}  # fmt: skip
