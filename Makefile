@@ -15,7 +15,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo generate test lint format bench-generate clean
+.PHONY: help setup demo generate pipeline test lint format bench-generate bench-etl clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ format: setup ## Apply ruff's fixes and formatting
 
 bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
 	$(BIN)/python benchmarks/generate.py --users $(USERS)
+
+bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
+	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(USERS))
+
+pipeline: setup ## The data chain on existing raw files: ingest, feature, validate, version
+	$(BIN)/mlflow run . -e main --env-manager local -P generate=false
 
 clean: ## Remove generated data, MLflow store and caches (keeps .venv)
 	rm -rf data mlflow.db mlruns .pytest_cache

@@ -1,6 +1,7 @@
 """Entry point ``main``: the whole chain, each step a nested MLflow Projects run.
 
-generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate. A step
+generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
+version (DVC). A step
 that fails stops the chain (validation stops it before training). The environment manager is
 passed to every nested run explicitly, since ``mlflow.projects.run`` does not inherit it.
 """
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         for cohort in (args.train_cohort, args.eval_cohort):
             step("feature", cohort=cohort)
         step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")
+        step("version", cohorts=f"{args.train_cohort},{args.eval_cohort}")
 
 
 if __name__ == "__main__":
