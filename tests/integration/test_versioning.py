@@ -1,4 +1,4 @@
-"""DVC versions the gold tables (and the raw snapshot); checking out an old .dvc file restores it."""
+"""DVC versions the gold tables and the raw snapshot; checking out an old .dvc file restores it."""
 
 from __future__ import annotations
 
