@@ -58,14 +58,11 @@ def _ours(raw: Path, work: Path, buckets: int, blocksize: str) -> dict[str, floa
 
 def _logs_only(lake: object, bucket: int) -> int:
     """The DuckDB query's work: listening windows of every user of a bucket, nothing else."""
-    import pandas as pd
-
     from churn_transform.features import cutoff_of, log_features
-    from churn_transform.ingest import read_bucket
+    from churn_transform.ingest import read_bucket_table
 
-    logs = read_bucket(lake, "user_logs", bucket)  # type: ignore[arg-type]
-    codes, _ = pd.factorize(logs["msno"])
-    return len(log_features(logs.assign(msno=codes), cutoff_of(COHORT)))
+    logs = read_bucket_table(lake, "user_logs", bucket)  # type: ignore[arg-type]
+    return len(log_features(logs, cutoff_of(COHORT)))
 
 
 def _duckdb(raw: Path, work: Path) -> dict[str, float]:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_transform.features import cohort_features
-from churn_transform.ingest import SOURCES, read_bucket
+from churn_transform.ingest import SOURCES, read_bucket, read_bucket_table
 from churn_transform.lake import Lake
 
 #: Bump when features change: a new gold version is written for the same silver.
@@ -36,7 +36,8 @@ def _buckets(lake: Lake) -> int:
 
 
 def _build_bucket(lake: Lake, cohort: str, bucket: int, out: str) -> int:
-    tables = {name: read_bucket(lake, name, bucket) for name in SOURCES}
+    tables = {name: read_bucket(lake, name, bucket) for name in SOURCES if name != "user_logs"}
+    tables["user_logs"] = read_bucket_table(lake, "user_logs", bucket)  # stays in Arrow
     gold = cohort_features(
         tables["labels"], tables["transactions"], tables["user_logs"], tables["members"], cohort
     )

@@ -344,13 +344,18 @@ _PANDAS_TYPES = {
 }
 
 
-def read_bucket(lake: Lake, table: str, bucket: int) -> pd.DataFrame:
-    """All rows of one bucket of the current version of a silver table (nullable pandas types)."""
+def read_bucket_table(lake: Lake, table: str, bucket: int) -> pa.Table:
+    """All rows of one bucket of the current version of a silver table, as an Arrow table."""
     folder = lake.path_of(lake.current("silver", table))
     path = f"{folder}/part-{bucket:05d}.parquet"
     if lake.fs.exists(path):
-        rows = pq.read_table(path, filesystem=lake.fs)
-    else:  # no user of this bucket in this table: an empty frame of the same schema
-        any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[0]
-        rows = pq.read_schema(any_part, filesystem=lake.fs).empty_table()
+        return pq.read_table(path, filesystem=lake.fs)
+    # no user of this bucket in this table: an empty table of the same schema
+    any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[0]
+    return pq.read_schema(any_part, filesystem=lake.fs).empty_table()
+
+
+def read_bucket(lake: Lake, table: str, bucket: int) -> pd.DataFrame:
+    """All rows of one bucket of the current version of a silver table (nullable pandas types)."""
+    rows = read_bucket_table(lake, table, bucket)
     return rows.to_pandas(types_mapper=_PANDAS_TYPES.get, ignore_metadata=True)
