@@ -65,6 +65,15 @@ def _logs_only(lake: object, bucket: int) -> int:
     return len(log_features(logs, cutoff_of(COHORT)))
 
 
+def _timings(began: float, converted: float, done: float, rows: int, work: Path) -> dict:
+    return {
+        "convert_s": converted - began,
+        "aggregate_s": done - converted,
+        "aggregate_rows": rows,
+        "logs_parquet_bytes": (work / "user_logs.parquet").stat().st_size,
+    }
+
+
 def _duckdb(raw: Path, work: Path) -> dict[str, float]:
     import duckdb
 
@@ -91,12 +100,7 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
                 FROM '{work / "user_logs.parquet"}')
           WHERE d < DATE '{CUTOFF}' GROUP BY msno)""").fetchone()[0]
     done = time.perf_counter()
-    return {
-        "convert_s": converted - began,
-        "aggregate_s": done - converted,
-        "aggregate_rows": rows,
-        "logs_parquet_bytes": (work / "user_logs.parquet").stat().st_size,
-    }
+    return _timings(began, converted, done, rows, work)
 
 
 def _pandas(raw: Path, work: Path) -> dict[str, float]:
@@ -119,12 +123,7 @@ def _pandas(raw: Path, work: Path) -> dict[str, float]:
         wide[f"days_{w}"] = ago <= w
     rows = len(pd.DataFrame(wide).groupby("msno").sum())
     done = time.perf_counter()
-    return {
-        "convert_s": converted - began,
-        "aggregate_s": done - converted,
-        "aggregate_rows": rows,
-        "logs_parquet_bytes": (work / "user_logs.parquet").stat().st_size,
-    }
+    return _timings(began, converted, done, rows, work)
 
 
 ENGINES = {"ours (Dask)": "ours", "DuckDB": "duckdb", "pandas (naive)": "pandas"}

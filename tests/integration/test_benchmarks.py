@@ -1,0 +1,29 @@
+"""The benchmark scripts run and print their tables (no timing is asserted: figures vary)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from churn_transform.settings import PROJECT_ROOT
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.integration
+def test_generate_and_etl_benchmarks_print_their_figures(tmp_path: Path) -> None:
+    out = _run("benchmarks/generate.py", "--users", "600", "--log-start", "2016-11-01",
+               "--out", str(tmp_path))  # fmt: skip
+    assert "rows/s" in out and "peak RSS" in out and "label mismatches              0" in out
+    table = _run("benchmarks/etl.py", "--raw", str(tmp_path / "raw"))
+    for row in ("ours (Dask)", "DuckDB", "pandas (naive)", "ours vs DuckDB"):
+        assert row in table
+    assert "failed" not in table
