@@ -164,9 +164,14 @@ def cohort_features(
     logs: pd.DataFrame | pa.Table,
     members: pd.DataFrame,
     cohort: str,
+    cutoff: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """The gold rows of one bucket: one row per labelled user of ``cohort``, FEATURES + label."""
-    cutoff = cutoff_of(cohort)
+    """The gold rows of one bucket: one row per labelled user of ``cohort``, FEATURES + label.
+
+    ``cutoff`` overrides the first day of the cohort month only to demonstrate leakage (a later
+    cutoff lets the month's own renewals in); the pipeline never passes it.
+    """
+    cutoff = cutoff_of(cohort) if cutoff is None else cutoff
     users = labels[labels["cohort"] == cohort].drop_duplicates("msno").set_index("msno")
     ids = pd.Index(users.index)
     # Only the cohort's rows, with ids as integer codes: grouping by ints, not by 44-byte
