@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import dask
+import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.features import cohort_features
+from churn_transform.features import FEATURES, cohort_features
 from churn_transform.gold import build_gold
 from churn_transform.ingest import SOURCES, ingest, read_bucket
 from churn_transform.lake import Lake
+from churn_transform.settings import PROJECT_ROOT
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.training import TrainConfig, evaluate, fit
+from tests.conftest import step_env
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +84,48 @@ def test_the_month_s_own_data_would_inflate_the_score(lake: tuple[Lake, Path], t
         gold("2017-03", None).sort_values("msno", ignore_index=True),
         _gold(lake_, "2017-03").sort_values("msno", ignore_index=True),
     )
+
+
+def _train(root: Path, tmp_path: Path, margin: str) -> subprocess.CompletedProcess[str]:
+    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", margin]
+    for name, value in asdict(TrainConfig(n_estimators=600)).items():
+        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
+    return subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.integration
+def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
+    lake: tuple[Lake, Path], tmp_path: Path
+) -> None:
+    lake_, root = lake
+    first = _train(root, tmp_path, margin="0.005")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "version 1 is the new champion" in first.stdout
+    assert '"oracle_roc_auc"' in first.stdout
+    second = _train(root, tmp_path, margin="0.5")  # nothing beats a champion by 0.5 AUC
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "version 2 stays a challenger: champion is version 1" in second.stdout
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("kkbox-churn", "champion").version) == "1"
+    challenger = client.get_model_version("kkbox-churn", "2")
+    assert challenger.tags["role"] == "challenger"
+    assert str(json.loads(challenger.tags["comparison"])["champion_version"]) == "1"
+    run = client.get_run(challenger.run_id)
+    assert run.data.tags["gold_hash.eval"] and run.data.metrics["auc_gap_to_oracle"] < 0.1
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/roc.png", "evaluation/calibration.png", "evaluation/reference.parquet",
+            "evaluation/feature_importance.csv"} <= artifacts  # fmt: skip
+
+    # The registered champion predicts exactly what the same pipeline fitted here predicts.
+    march = _gold(lake_, "2017-03")
+    features = march[list(FEATURES)]
+    champion = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
+    in_memory = fit(_gold(lake_, "2017-02"), TrainConfig(n_estimators=600)).model
+    expected = in_memory.predict_proba(features)
+    np.testing.assert_array_equal(champion.predict_proba(features), expected)
+    pyfunc = mlflow.pyfunc.load_model("models:/kkbox-churn@champion").predict(features)
+    np.testing.assert_array_equal(np.asarray(pyfunc), expected)

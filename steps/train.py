@@ -1,0 +1,186 @@
+"""Entry point ``train``: the churn model on the training cohort, judged on a later cohort.
+
+Reads: the current gold tables of ``--train-cohort`` and ``--eval-cohort`` (and the generator's
+oracle when present). Produces: an MLflow run with parameters, data versions (gold content
+hashes), git commit, evaluation metrics, the oracle's scores and the gap to them, plots, feature
+importance, a training sample kept as the drift reference, and the model (transformer +
+LightGBM, calibrated, package code shipped, pyfunc returning probabilities), registered as a new
+version of the model. The ``champion`` alias moves to it only if it beats the current champion
+on the same evaluation cohort by ``--margin``; otherwise it is tagged as a challenger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import posixpath
+import subprocess
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+from sklearn.calibration import CalibrationDisplay  # noqa: E402
+from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score  # noqa: E402
+
+from churn_transform.features import FEATURES  # noqa: E402
+from churn_transform.gold import HASH_FILE, table_name  # noqa: E402
+from churn_transform.lake import Lake  # noqa: E402
+from churn_transform.settings import PROJECT_ROOT, Settings  # noqa: E402
+from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit  # noqa: E402
+from steps._cli import lake_of, start, tracked_run  # noqa: E402
+
+REFERENCE_ROWS = 5000
+
+
+def read_gold(lake: Lake, cohort: str) -> tuple[pd.DataFrame, str]:
+    """A cohort's current gold table and its content hash (the data version)."""
+    url = lake.current("gold", table_name(cohort))
+    summary = json.loads(lake.fs.cat_file(posixpath.join(lake.path_of(url), HASH_FILE)))
+    options = lake.storage_options or None
+    return pd.read_parquet(url, storage_options=options), summary["hash"]
+
+
+def _git_commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    return result.stdout.strip() or "unknown"
+
+
+def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
+    features, label = gold[list(FEATURES)], gold["is_churn"].astype(int)
+    probability = fitted.model.predict_proba(features)[:, 1]
+    for name, display in (("roc", RocCurveDisplay), ("pr", PrecisionRecallDisplay)):
+        display.from_predictions(label, probability)
+        plt.savefig(folder / f"{name}.png", dpi=80)
+        plt.close("all")
+    CalibrationDisplay.from_predictions(label, probability, n_bins=15, strategy="quantile")
+    plt.savefig(folder / "calibration.png", dpi=80)
+    plt.close("all")
+    names = fitted.pipeline.named_steps["features"].get_feature_names_out()
+    importance = pd.Series(fitted.pipeline.named_steps["model"].booster_.feature_importance(
+        "gain"), index=names).sort_values(ascending=False)  # fmt: skip
+    importance.to_csv(folder / "feature_importance.csv", header=["gain"])
+    importance.head(25)[::-1].plot.barh(figsize=(7, 7))
+    plt.tight_layout()
+    plt.savefig(folder / "feature_importance.png", dpi=80)
+    plt.close("all")
+
+
+def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[str, float]:
+    """The generator's true probabilities on the same users, when the data is synthetic."""
+    path = Path(settings.oracle_dir) / "oracle.csv"
+    if "://" in settings.oracle_dir or not path.exists():
+        return {}
+    oracle = pd.read_csv(path)
+    oracle = oracle[oracle["cohort"] == cohort].set_index("msno").reindex(gold["msno"])
+    if oracle["churn_probability"].isna().any():
+        return {}  # not the dataset the gold table was built from
+    truth, p = gold["is_churn"].astype(int).to_numpy(), oracle["churn_probability"].to_numpy()
+    return {"oracle_roc_auc": roc_auc_score(truth, p), "oracle_log_loss": log_loss(truth, p)}
+
+
+def log_model(
+    fitted: Fitted, train: pd.DataFrame, settings: Settings
+) -> mlflow.entities.model_registry.ModelVersion:
+    """Log the calibrated pipeline (cloudpickle: skops refuses custom classes) and register it."""
+    example = train[list(FEATURES)].head(5)
+    signature = infer_signature(example, fitted.model.predict_proba(example))
+    info = mlflow.sklearn.log_model(
+        fitted.model, name="model", serialization_format="cloudpickle",
+        code_paths=[str(PROJECT_ROOT / "churn_transform")], signature=signature,
+        input_example=example, pyfunc_predict_fn="predict_proba",
+        registered_model_name=settings.model_name,
+        metadata={"threshold": fitted.threshold},
+    )  # fmt: skip
+    return mlflow.MlflowClient().get_model_version(
+        settings.model_name, info.registered_model_version
+    )
+
+
+def promote(
+    settings: Settings,
+    version: str,
+    scores: dict[str, float],
+    eval_gold: pd.DataFrame,
+    margin: float,
+) -> str:
+    """Move the champion alias to ``version`` if it beats the champion on the same cohort."""
+    client = mlflow.MlflowClient()
+    name, alias = settings.model_name, settings.champion_alias
+    try:
+        champion = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        champion = None
+    champion_scores = None
+    if champion is not None:
+        model = mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+        threshold = float(client.get_run(champion.run_id).data.metrics["threshold"])
+        champion_scores = evaluate(model, eval_gold, threshold)
+    promoted = beats(scores, champion_scores, margin)
+    comparison = {"candidate": scores, "champion": champion_scores, "margin": margin,
+                  "champion_version": champion.version if champion else None}  # fmt: skip
+    client.set_model_version_tag(name, version, "comparison", json.dumps(comparison))
+    if promoted:
+        client.set_registered_model_alias(name, alias, version)
+        decision = f"version {version} is the new {alias}"
+    else:
+        client.set_model_version_tag(name, version, "role", "challenger")
+        decision = f"version {version} stays a challenger: {alias} is version {champion.version}"
+    mlflow.set_tag("promotion", decision)
+    return decision
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = start("train")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train-cohort", required=True)
+    parser.add_argument("--eval-cohort", required=True)
+    parser.add_argument("--margin", type=float, required=True)
+    for name, default in asdict(TrainConfig()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
+    args = parser.parse_args(argv)
+    config = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
+    lake = lake_of(settings)
+    with tracked_run(settings, "train"):
+        train, train_hash = read_gold(lake, args.train_cohort)
+        held_out, eval_hash = read_gold(lake, args.eval_cohort)
+        mlflow.set_tags({"gold_hash.train": train_hash, "gold_hash.eval": eval_hash,
+                         "git_commit": _git_commit()})  # fmt: skip
+        fitted = fit(train, config)
+        scores = evaluate(fitted.model, held_out, fitted.threshold)
+        oracle = oracle_scores(settings, args.eval_cohort, held_out)
+        if oracle:
+            scores["auc_gap_to_oracle"] = oracle["oracle_roc_auc"] - scores["roc_auc"]
+            scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
+        mlflow.log_metrics(
+            {
+                **scores,
+                **oracle,
+                "threshold": fitted.threshold,
+                "best_iteration": fitted.best_iteration,
+                **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
+            }
+        )
+        mlflow.set_tag("threshold_reason", fitted.threshold_reason)
+        with tempfile.TemporaryDirectory() as folder:
+            _plots(fitted, held_out, Path(folder))
+            train[list(FEATURES)].sample(min(REFERENCE_ROWS, len(train)), random_state=0) \
+                .to_parquet(Path(folder) / "reference.parquet")  # fmt: skip
+            mlflow.log_artifacts(folder, "evaluation")
+        version = log_model(fitted, train, settings)
+        decision = promote(settings, version.version, scores, held_out, args.margin)
+    shown = {k: round(v, 4) for k, v in {**scores, **oracle}.items()}
+    print(json.dumps(shown, indent=1))
+    print(decision)
+
+
+if __name__ == "__main__":
+    main()
