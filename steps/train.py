@@ -19,23 +19,19 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import matplotlib
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.calibration import CalibrationDisplay
+from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
-from sklearn.calibration import CalibrationDisplay  # noqa: E402
-from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score  # noqa: E402
-
-from churn_transform.features import FEATURES  # noqa: E402
-from churn_transform.gold import HASH_FILE, table_name  # noqa: E402
-from churn_transform.lake import Lake  # noqa: E402
-from churn_transform.settings import PROJECT_ROOT, Settings  # noqa: E402
-from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit  # noqa: E402
-from steps._cli import lake_of, start, tracked_run  # noqa: E402
+from churn_transform.features import FEATURES
+from churn_transform.gold import HASH_FILE, table_name
+from churn_transform.lake import Lake
+from churn_transform.settings import PROJECT_ROOT, Settings
+from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit
+from steps._cli import lake_of, start, tracked_run
 
 REFERENCE_ROWS = 5000
 
@@ -55,6 +51,11 @@ def _git_commit() -> str:
 
 
 def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display; set here, not at import
+    import matplotlib.pyplot as plt
+
     features, label = gold[list(FEATURES)], gold["is_churn"].astype(int)
     probability = fitted.model.predict_proba(features)[:, 1]
     for name, display in (("roc", RocCurveDisplay), ("pr", PrecisionRecallDisplay)):
