@@ -129,3 +129,40 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     np.testing.assert_array_equal(champion.predict_proba(features), expected)
     pyfunc = mlflow.pyfunc.load_model("models:/kkbox-churn@champion").predict(features)
     np.testing.assert_array_equal(np.asarray(pyfunc), expected)
+
+
+@pytest.mark.integration
+def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
+    lake: tuple[Lake, Path], tmp_path: Path
+) -> None:
+    lake_, root = lake
+    assert _train(root, tmp_path, margin="0.005").returncode == 0
+    env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
+    result = subprocess.run([sys.executable, "-m", "steps.score", "--cohort", "2017-04"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "hidden_label_roc_auc" in result.stdout
+    submissions = list((root / "lake" / "predictions" / "2017-04").glob("*/submission.csv"))
+    assert len(submissions) == 1
+    written = pd.read_csv(submissions[0])
+    assert list(written.columns) == ["msno", "is_churn"]
+    april = _gold(lake_, "2017-04").sort_values("msno", ignore_index=True)
+    assert written["msno"].tolist() == april["msno"].tolist()
+    assert written["is_churn"].between(0, 1).all()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    champion = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
+    expected = champion.predict_proba(april[list(FEATURES)])[:, 1]
+    np.testing.assert_allclose(written["is_churn"], expected, rtol=1e-12)
+
+
+@pytest.mark.integration
+def test_predict_benchmark_prints_its_table(lake: tuple[Lake, Path], tmp_path: Path) -> None:
+    _, root = lake
+    assert _train(root, tmp_path, margin="0.005").returncode == 0
+    env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
+    result = subprocess.run([sys.executable, "benchmarks/predict.py", "--repeats", "40"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "full model" in result.stdout and "bare Booster" in result.stdout

@@ -1,0 +1,72 @@
+"""Prints the prediction cost of the registered model next to its bare LightGBM Booster.
+
+    python benchmarks/predict.py                       # champion of the settings' MLflow, eval gold
+    python benchmarks/predict.py --model-uri models:/kkbox-churn/3 --cohort 2017-03
+
+Single-row latency (median and p99 over ``--repeats`` calls) and rows/s at batches of 64 and
+1024 rows, for the full model (ChurnFeatures + LightGBM + calibration, as served) and for the
+Booster alone on already-transformed rows. Rows are real gold rows of the cohort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from churn_transform.features import FEATURES
+from churn_transform.gold import table_name
+from churn_transform.lake import Lake
+from churn_transform.settings import Settings
+
+
+def _timed(call, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    seconds = np.empty(repeats)
+    for i in range(repeats):
+        began = time.perf_counter()
+        call()
+        seconds[i] = time.perf_counter() - began
+    return seconds
+
+
+def main() -> None:
+    settings = Settings()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--model-uri", default=f"models:/{settings.model_name}@{settings.champion_alias}"
+    )
+    parser.add_argument("--cohort", default="2017-03")
+    parser.add_argument("--repeats", type=int, default=500)
+    args = parser.parse_args()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    model = mlflow.sklearn.load_model(args.model_uri)
+    lake = Lake(settings.lake_uri, settings.storage_options())
+    url = lake.current("gold", table_name(args.cohort))
+    gold = pd.read_parquet(url, storage_options=lake.storage_options or None)[list(FEATURES)]
+    pipeline = model.calibrated_classifiers_[0].estimator.estimator
+    transformer, booster = pipeline.named_steps["features"], pipeline.named_steps["model"].booster_
+    numeric = transformer.transform(gold)
+    candidates = {
+        "full model": lambda rows: model.predict_proba(gold.iloc[rows]),
+        "bare Booster": lambda rows: booster.predict(numeric[rows]),
+    }
+    print(f"{len(gold):,} gold rows of {args.cohort}; model {args.model_uri}")
+    print(f"{'':<14}{'1 row p50 ms':>14}{'1 row p99 ms':>14}{'rows/s @64':>12}{'rows/s @1024':>14}")
+    for name, predict in candidates.items():
+        single = _timed(lambda p=predict: p([0]), args.repeats) * 1000
+        rates = []
+        for batch in (64, 1024):
+            rows = list(range(min(batch, len(gold))))
+            took = _timed(lambda p=predict, r=rows: p(r), max(10, args.repeats // 20))
+            rates.append(len(rows) / np.median(took))
+        print(
+            f"{name:<14}{np.median(single):>14.3f}{np.percentile(single, 99):>14.3f}"
+            f"{rates[0]:>12,.0f}{rates[1]:>14,.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
