@@ -15,7 +15,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo generate pipeline test lint format bench-generate bench-etl clean
+.PHONY: help setup system-deps demo generate pipeline test lint format bench-generate bench-etl clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,7 +34,11 @@ demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
 
-test: lint ## Lint, then run the test suite (what CI runs)
+system-deps: ## Debian packages the tests start as real servers (PostgreSQL); needs root
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+test: system-deps lint ## Lint, then run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff check and format check

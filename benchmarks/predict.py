@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     mlflow.set_tracking_uri(settings.tracking_uri)
     model = mlflow.sklearn.load_model(args.model_uri)
-    lake = Lake(settings.lake_uri, settings.storage_options())
+    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
     url = lake.current("gold", table_name(args.cohort))
     gold = pd.read_parquet(url, storage_options=lake.storage_options or None)[list(FEATURES)]
     pipeline = model.calibrated_classifiers_[0].estimator.estimator

@@ -92,8 +92,14 @@ class Settings(BaseSettings):
         """The generator's answers (true probabilities, hidden labels), kept outside raw/."""
         return f"{self.data_dir}/oracle"
 
-    def storage_options(self) -> dict[str, object]:
-        """fsspec/s3fs options for the lake and raw URIs (empty for local paths)."""
+    def storage_options(self, uri: str | None = None) -> dict[str, object]:
+        """fsspec/s3fs options for S3 URIs; empty for ``uri`` when it is a local path.
+
+        AWS variables may be set for MLflow's artifacts while the lake is a local folder: local
+        filesystems must not receive S3 credentials.
+        """
+        if uri is not None and not uri.startswith("s3://"):
+            return {}
         options: dict[str, object] = {}
         if self.s3_endpoint_url:
             options["client_kwargs"] = {"endpoint_url": self.s3_endpoint_url}

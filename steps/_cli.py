@@ -59,4 +59,4 @@ def dask_cluster(settings: Settings) -> Iterator[None]:
 
 
 def lake_of(settings: Settings) -> Lake:
-    return Lake(settings.lake_uri, settings.storage_options())
+    return Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))

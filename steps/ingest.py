@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     lake = lake_of(settings)
     with tracked_run(settings, "ingest"), dask_cluster(settings):
         report = ingest(
-            lake, settings.raw_dir, settings.storage_options(), args.buckets, args.blocksize
+            lake,
+            settings.raw_dir,
+            settings.storage_options(settings.raw_dir),
+            args.buckets,
+            args.blocksize,
         )
         mlflow.log_params(
             {

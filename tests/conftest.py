@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,3 +143,66 @@ def step_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         "KKBOX_LAKE_URI": str(tmp_path / "lake"),
         **settings,
     }
+
+
+def _postgres_bin() -> Path:
+    """The newest installed PostgreSQL server (Debian's layout); `make test` installs one."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("no PostgreSQL server: run `make system-deps` (apt package postgresql)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (run as user postgres, which it insists on)."""
+    import shutil as _shutil
+
+    pg_bin = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="kkbox-pg-"))  # /tmp: traversable by postgres
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    _shutil.chown(root, "postgres")
+    _shutil.chown(sockets, "postgres")
+    port = free_port()
+
+    def as_postgres(*command: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True,
+                       capture_output=True)  # fmt: skip
+
+    as_postgres(str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    as_postgres(str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                options, "start")  # fmt: skip
+    try:
+        as_postgres(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "mlflow")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        as_postgres(str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        _shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres: str, s3_endpoint: str) -> Iterator[str]:
+    """An MLflow tracking server on PostgreSQL with its artifacts in the S3 server."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                 aws_secret_access_key="testing", region_name="us-east-1",
+                 ).create_bucket(Bucket="mlflow-artifacts")  # fmt: skip
+    port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "AWS_DEFAULT_REGION": "us-east-1",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+    process = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", postgres,
+         "--artifacts-destination", "s3://mlflow-artifacts/artifacts"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(process, f"{url}/health", timeout=120)
+        yield url
+    finally:
+        stop(process)

@@ -166,3 +166,36 @@ def test_predict_benchmark_prints_its_table(lake: tuple[Lake, Path], tmp_path: P
                             timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "full model" in result.stdout and "bare Booster" in result.stdout
+
+
+@pytest.mark.integration
+def test_train_on_an_mlflow_server_with_postgres_and_s3_artifacts(
+    lake: tuple[Lake, Path], tmp_path: Path, mlflow_server: str, s3_endpoint: str
+) -> None:
+    _, root = lake
+    server = {"MLFLOW_TRACKING_URI": mlflow_server, "AWS_ACCESS_KEY_ID": "testing",
+              "AWS_SECRET_ACCESS_KEY": "testing", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+              "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
+    for name, value in asdict(TrainConfig(n_estimators=300)).items():
+        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    env = {**step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake")),
+           **server}  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "is the new champion" in result.stdout
+
+    mlflow.set_tracking_uri(mlflow_server)
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("kkbox-churn", "champion")
+    assert client.get_run(champion.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                      aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow-artifacts")["Contents"]]
+    assert any(key.endswith("evaluation/reference.parquet") for key in keys)
+    model = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
+    march = _gold(lake[0], "2017-03")
+    assert model.predict_proba(march[list(FEATURES)]).shape == (len(march), 2)

@@ -36,6 +36,8 @@ def test_mlflow_and_aws_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) 
         "secret": "secret",
     }
     assert "'secret'" not in repr(settings)
+    assert settings.storage_options("s3://lake/prefix")["key"] == "key"
+    assert settings.storage_options("/local/lake") == {}  # no S3 credentials for a folder
 
 
 @pytest.mark.parametrize(
