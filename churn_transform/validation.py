@@ -31,15 +31,6 @@ def _flag() -> Column:
     return Column("Int64", Check.isin([0, 1]))
 
 
-def _count(nullable: bool = False, **limits: float) -> Column:
-    return Column(
-        None,
-        Check.in_range(limits.get("min", 0), limits.get("max", float("inf"))),
-        nullable=nullable,
-        coerce=False,
-    )
-
-
 SILVER: dict[str, pa.DataFrameSchema] = {
     "members": pa.DataFrameSchema(
         {
@@ -134,7 +125,7 @@ def gold_schema(scoring: bool) -> pa.DataFrameSchema:
         gender=Column("string", Check.isin(["male", "female"]), nullable=True),
         registered_via=Column("float64", nullable=True),
         registration_age_days=Column("float64", nullable=True),
-        is_churn=Column("Int8" if scoring else "Int8", Check.isin([0, 1]), nullable=scoring),
+        is_churn=Column("Int8", Check.isin([0, 1]), nullable=scoring),
     )
     return pa.DataFrameSchema(columns, unique=["msno"], strict=True, name="gold features")
 
