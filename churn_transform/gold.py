@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_transform.features import cohort_features
-from churn_transform.ingest import SOURCES, read_bucket, read_bucket_table
+from churn_transform.ingest import SOURCES, read_bucket, read_bucket_table, silver_buckets
 from churn_transform.lake import Lake
 
 #: Bump when features change: a new gold version is written for the same silver.
@@ -28,11 +28,6 @@ HASH_FILE = "_content_hash"
 
 def table_name(cohort: str) -> str:
     return f"features_{cohort}"
-
-
-def _buckets(lake: Lake) -> int:
-    version = lake.current_version("silver", "labels")
-    return int(version.rsplit("-b", 1)[1])
 
 
 def _build_bucket(lake: Lake, cohort: str, bucket: int, out: str) -> int:
@@ -61,6 +56,11 @@ def content_hash(lake: Lake, url: str) -> str:
     return digest.hexdigest()
 
 
+def gold_summary(lake: Lake, url: str) -> dict[str, object]:
+    """Rows, content hash and silver versions recorded beside a published gold table."""
+    return json.loads(lake.fs.cat_file(posixpath.join(lake.path_of(url), HASH_FILE)))
+
+
 def build_gold(lake: Lake, cohort: str) -> tuple[str, str, int]:
     """Publish the gold table of ``cohort``; returns its URL, content hash and row count."""
     silver = {name: lake.current_version("silver", name) for name in SOURCES}
@@ -68,7 +68,7 @@ def build_gold(lake: Lake, cohort: str) -> tuple[str, str, int]:
         {"silver": silver, "features": FEATURE_VERSION, "cohort": cohort}, sort_keys=True
     )
     version = hashlib.sha256(key.encode()).hexdigest()[:16]
-    buckets = _buckets(lake)
+    buckets = silver_buckets(lake)
 
     def write(url: str) -> None:
         tasks = [dask.delayed(_build_bucket)(lake, cohort, b, url) for b in range(buckets)]
@@ -79,5 +79,5 @@ def build_gold(lake: Lake, cohort: str) -> tuple[str, str, int]:
         )
 
     url = lake.publish("gold", table_name(cohort), version, write)
-    summary = json.loads(lake.fs.cat_file(posixpath.join(lake.path_of(url), HASH_FILE)))
+    summary = gold_summary(lake, url)
     return url, summary["hash"], summary["rows"]

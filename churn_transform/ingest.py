@@ -347,6 +347,11 @@ _PANDAS_TYPES = {
 }
 
 
+def silver_buckets(lake: Lake) -> int:
+    """How many buckets the current silver tables have (the version name records it)."""
+    return int(lake.current_version("silver", "labels").rsplit("-b", 1)[1])
+
+
 def read_bucket_table(lake: Lake, table: str, bucket: int) -> pa.Table:
     """All rows of one bucket of the current version of a silver table, as an Arrow table."""
     folder = lake.path_of(lake.current("silver", table))

@@ -18,7 +18,8 @@ from pandera import Check, Column
 from pandera.errors import SchemaErrors
 
 from churn_transform.features import FEATURES, WINDOWS
-from churn_transform.ingest import read_bucket
+from churn_transform.gold import table_name
+from churn_transform.ingest import read_bucket, silver_buckets
 from churn_transform.lake import Lake
 from churn_transform.schema import LABEL_FILES, MSNO_LENGTH
 
@@ -220,14 +221,14 @@ def _check_gold(lake: Lake, cohort: str, path: str) -> tuple[list[Failure], int]
 
 def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
     """Check every bucket of every current silver table and the gold tables of ``cohorts``."""
-    buckets = int(lake.current_version("silver", "labels").rsplit("-b", 1)[1])
+    buckets = silver_buckets(lake)
     tasks, names = [], []
     for table in SILVER:
         for bucket in range(buckets):
             tasks.append(dask.delayed(_check_bucket)(lake, table, bucket))
             names.append(f"silver.{table}")
     for cohort in cohorts:
-        gold = lake.path_of(lake.current("gold", f"features_{cohort}"))
+        gold = lake.path_of(lake.current("gold", table_name(cohort)))
         for path in sorted(lake.fs.glob(f"{gold}/part-*.parquet")):
             tasks.append(dask.delayed(_check_gold)(lake, cohort, path))
             names.append(f"gold.{cohort}")

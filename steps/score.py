@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import posixpath
-from pathlib import Path
 
 import dask
 import mlflow
@@ -22,6 +21,7 @@ from churn_transform.features import FEATURES
 from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
 from churn_transform.settings import Settings
+from churn_transform.synthetic.report import oracle_answers
 from steps._cli import dask_cluster, lake_of, start, tracked_run
 
 
@@ -41,15 +41,10 @@ def score(lake: Lake, cohort: str, model: object) -> pd.DataFrame:
 
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
     """AUC and log loss against the generator's hidden labels of the cohort, when there are."""
-    truth = Path(settings.oracle_dir) / "oracle.csv"
-    if "://" in settings.oracle_dir or not truth.exists():
+    hidden = oracle_answers(settings.oracle_dir, cohort, scores["msno"])
+    if hidden is None or hidden["is_churn"].nunique() < 2:
         return {}
-    hidden = pd.read_csv(truth)
-    labels = (
-        hidden[hidden["cohort"] == cohort].set_index("msno")["is_churn"].reindex(scores["msno"])
-    )
-    if labels.isna().any() or labels.nunique() < 2:
-        return {}
+    labels = hidden["is_churn"]
     return {
         "hidden_label_roc_auc": roc_auc_score(labels, scores["is_churn"]),
         "hidden_label_log_loss": log_loss(labels, scores["is_churn"]),

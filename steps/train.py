@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import posixpath
 import subprocess
 import tempfile
 from dataclasses import asdict
@@ -27,9 +26,10 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
 from churn_transform.features import FEATURES
-from churn_transform.gold import HASH_FILE, table_name
+from churn_transform.gold import gold_summary, table_name
 from churn_transform.lake import Lake
 from churn_transform.settings import PROJECT_ROOT, Settings
+from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit
 from steps._cli import lake_of, start, tracked_run
 
@@ -39,7 +39,7 @@ REFERENCE_ROWS = 5000
 def read_gold(lake: Lake, cohort: str) -> tuple[pd.DataFrame, str]:
     """A cohort's current gold table and its content hash (the data version)."""
     url = lake.current("gold", table_name(cohort))
-    summary = json.loads(lake.fs.cat_file(posixpath.join(lake.path_of(url), HASH_FILE)))
+    summary = gold_summary(lake, url)
     options = lake.storage_options or None
     return pd.read_parquet(url, storage_options=options), summary["hash"]
 
@@ -77,13 +77,9 @@ def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
 
 def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[str, float]:
     """The generator's true probabilities on the same users, when the data is synthetic."""
-    path = Path(settings.oracle_dir) / "oracle.csv"
-    if "://" in settings.oracle_dir or not path.exists():
+    oracle = oracle_answers(settings.oracle_dir, cohort, gold["msno"])
+    if oracle is None:
         return {}
-    oracle = pd.read_csv(path)
-    oracle = oracle[oracle["cohort"] == cohort].set_index("msno").reindex(gold["msno"])
-    if oracle["churn_probability"].isna().any():
-        return {}  # not the dataset the gold table was built from
     truth, p = gold["is_churn"].astype(int).to_numpy(), oracle["churn_probability"].to_numpy()
     return {"oracle_roc_auc": roc_auc_score(truth, p), "oracle_log_loss": log_loss(truth, p)}
 

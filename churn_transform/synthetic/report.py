@@ -41,6 +41,20 @@ class DatasetReport:
         return "\n".join(lines)
 
 
+def oracle_answers(oracle_dir: str, cohort: str, msno: pd.Series) -> pd.DataFrame | None:
+    """The oracle's ``churn_probability`` and ``is_churn`` of these users, in their order.
+
+    None when there is no oracle (real data, or a remote folder) or it does not cover every one
+    of the users (it belongs to another dataset).
+    """
+    path = Path(oracle_dir) / ORACLE_FILE
+    if "://" in oracle_dir or not path.exists():
+        return None
+    answers = pd.read_csv(path)
+    answers = answers[answers["cohort"] == cohort].set_index("msno").reindex(msno)
+    return None if answers["is_churn"].isna().any() else answers
+
+
 def _count_rows(path: Path) -> int:
     lines = 0
     with path.open("rb") as handle:
