@@ -1,9 +1,9 @@
 """Fitting and judging the churn model: pure scikit-learn and LightGBM, no tracking.
 
 The training cohort is split three ways, by user and stratified on the label: a slice to fit,
-a slice for LightGBM's early stopping, and a slice to calibrate probabilities and choose the
-decision threshold. The evaluation cohort is a later month, used for metrics only. Nothing is
-ever split at random across the evaluation cohort.
+a slice for LightGBM's early stopping, and a slice on which ``ChurnModel`` calibrates the
+probabilities and chooses the decision threshold. The evaluation cohort is a later month, used
+for metrics only. Nothing is ever split at random across the evaluation cohort.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
-    f1_score,
     log_loss,
     precision_score,
     recall_score,
@@ -28,6 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from churn_transform.features import FEATURES
+from churn_transform.model import ChurnModel
 from churn_transform.transformer import ChurnFeatures
 
 LABEL = "is_churn"
@@ -49,8 +47,7 @@ class TrainConfig:
 
 @dataclass
 class Fitted:
-    model: CalibratedClassifierCV
-    pipeline: Pipeline
+    model: ChurnModel
     threshold: float
     best_iteration: int
     threshold_reason: str
@@ -87,27 +84,16 @@ def fit(train_gold: pd.DataFrame, config: TrainConfig) -> Fitted:
         eval_X=(transformer.transform(x_stop),), eval_y=(y_stop,), eval_metric="binary_logloss",
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
     )  # fmt: skip
-    pipeline = Pipeline([("features", transformer), ("model", booster)])
-    model = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid").fit(x_cal, y_cal)
-    probability = model.predict_proba(x_cal)[:, 1]
-    threshold = best_threshold(y_cal, probability)
+    model = ChurnModel(Pipeline([("features", transformer), ("model", booster)])).fit(x_cal, y_cal)
     return Fitted(
         model=model,
-        pipeline=pipeline,
-        threshold=threshold,
+        threshold=model.threshold_,
         best_iteration=int(booster.best_iteration_ or config.n_estimators),
         threshold_reason=(
             f"maximises F1 on the calibration slice of the training cohort ({len(y_cal):,} users)"
         ),
-        validation=metrics(y_cal, probability, threshold),
+        validation=metrics(y_cal, model.predict_proba(x_cal)[:, 1], model.threshold_),
     )
-
-
-def best_threshold(label: np.ndarray, probability: np.ndarray) -> float:
-    """The probability cut that maximises F1 (churners are rare: accuracy would say never)."""
-    candidates = np.unique(np.round(probability, 3))
-    scores = [f1_score(label, probability >= cut, zero_division=0) for cut in candidates]
-    return float(candidates[int(np.argmax(scores))]) if len(candidates) else 0.5
 
 
 def metrics(label: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, float]:

@@ -65,8 +65,8 @@ def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
     CalibrationDisplay.from_predictions(label, probability, n_bins=15, strategy="quantile")
     plt.savefig(folder / "calibration.png", dpi=80)
     plt.close("all")
-    names = fitted.pipeline.named_steps["features"].get_feature_names_out()
-    importance = pd.Series(fitted.pipeline.named_steps["model"].booster_.feature_importance(
+    names = fitted.model.pipeline.named_steps["features"].get_feature_names_out()
+    importance = pd.Series(fitted.model.pipeline.named_steps["model"].booster_.feature_importance(
         "gain"), index=names).sort_values(ascending=False)  # fmt: skip
     importance.to_csv(folder / "feature_importance.csv", header=["gain"])
     importance.head(25)[::-1].plot.barh(figsize=(7, 7))
