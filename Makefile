@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 USERS ?= 20000
 STAMP := $(VENV)/.installed
+SOURCES := churn_transform steps tests benchmarks service.py
 
 # `mlflow run --env-manager local` runs `python` from PATH: make it the project's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -15,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo generate pipeline test lint format bench-generate bench-etl clean
+.PHONY: help setup system-deps demo generate pipeline serve bento test lint format bench-generate bench-etl bench-predict clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,6 +35,12 @@ demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
 
+serve: setup ## Serve the imported champion on http://127.0.0.1:3000 (after `make demo`)
+	$(BIN)/bentoml serve service:ChurnService --host 127.0.0.1 --port 3000
+
+bento: setup ## Build the service's Bento (and its Dockerfile) from bentofile.yaml
+	$(BIN)/bentoml build
+
 system-deps: ## Debian packages the tests start as real servers (PostgreSQL); needs root
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
@@ -42,18 +49,21 @@ test: system-deps lint ## Lint, then run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff check and format check
-	$(BIN)/ruff check churn_transform steps tests benchmarks
-	$(BIN)/ruff format --check churn_transform steps tests benchmarks
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 format: setup ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix churn_transform steps tests benchmarks
-	$(BIN)/ruff format churn_transform steps tests benchmarks
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
 
 bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
 	$(BIN)/python benchmarks/generate.py --users $(USERS)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
 	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(USERS))
+
+bench-predict: setup ## Prediction latency of the champion next to its bare Booster
+	$(BIN)/python benchmarks/predict.py
 
 pipeline: setup ## The data chain on existing raw files: ingest, feature, validate, version
 	$(BIN)/mlflow run . -e main --env-manager local -P generate=false

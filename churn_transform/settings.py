@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     service_url: str = "http://127.0.0.1:3000"
     max_batch_size: int = Field(default=256, ge=1, le=100_000)
     max_latency_ms: int = Field(default=1000, ge=1)
+    max_request_records: int = Field(default=1000, ge=1, description="Records per request.")
 
     @field_validator("lake_uri", "traffic_log_uri", "data_dir")
     @classmethod

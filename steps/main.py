@@ -1,7 +1,7 @@
 """Entry point ``main``: the whole chain, each step a nested MLflow Projects run.
 
 generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
-version (DVC) -> train (MLflow registry). A step
+version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store). A step
 that fails stops the chain (validation stops it before training). The environment manager is
 passed to every nested run explicitly, since ``mlflow.projects.run`` does not inherit it.
 """
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")
         step("version", cohorts=f"{args.train_cohort},{args.eval_cohort}")
         step("train", train_cohort=args.train_cohort, eval_cohort=args.eval_cohort)
+        step("import")
 
 
 if __name__ == "__main__":

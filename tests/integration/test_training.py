@@ -25,6 +25,10 @@ from churn_transform.training import TrainConfig, evaluate, fit
 from tests.conftest import step_env
 
 
+#: The default asks 200 users a leaf, tuned for 100,000 users; 12,000 need smaller leaves.
+SMALL = TrainConfig(n_estimators=600, min_child_samples=50)
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Path]:
     root = tmp_path_factory.mktemp("training")
@@ -44,7 +48,7 @@ def _gold(lake: Lake, cohort: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(lake: tuple[Lake, Path]):  # type: ignore[no-untyped-def]
-    return fit(_gold(lake[0], "2017-02"), TrainConfig(n_estimators=600))
+    return fit(_gold(lake[0], "2017-02"), SMALL)
 
 
 def test_near_the_oracle_on_the_later_cohort(lake: tuple[Lake, Path], trained) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +78,7 @@ def test_the_month_s_own_data_would_inflate_the_score(lake: tuple[Lake, Path], t
                                  cohort, cutoff) for t in tables]  # fmt: skip
         return pd.concat(parts, ignore_index=True)
 
-    leaky = fit(gold("2017-02", pd.Timestamp("2017-03-01")), TrainConfig(n_estimators=600))
+    leaky = fit(gold("2017-02", pd.Timestamp("2017-03-01")), SMALL)
     leaky_auc = evaluate(leaky.model, gold("2017-03", pd.Timestamp("2017-04-01")), 0.5)["roc_auc"]
     honest_auc = evaluate(trained.model, _gold(lake_, "2017-03"), 0.5)["roc_auc"]
     assert leaky_auc > 0.97  # the renewals that define the label are in the features
@@ -88,7 +92,7 @@ def test_the_month_s_own_data_would_inflate_the_score(lake: tuple[Lake, Path], t
 
 def _train(root: Path, tmp_path: Path, margin: str) -> subprocess.CompletedProcess[str]:
     arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", margin]
-    for name, value in asdict(TrainConfig(n_estimators=600)).items():
+    for name, value in asdict(SMALL).items():
         arguments += [f"--{name.replace('_', '-')}", str(value)]
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
     return subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,
@@ -124,7 +128,7 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     march = _gold(lake_, "2017-03")
     features = march[list(FEATURES)]
     champion = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
-    in_memory = fit(_gold(lake_, "2017-02"), TrainConfig(n_estimators=600)).model
+    in_memory = fit(_gold(lake_, "2017-02"), SMALL).model
     expected = in_memory.predict_proba(features)
     np.testing.assert_array_equal(champion.predict_proba(features), expected)
     pyfunc = mlflow.pyfunc.load_model("models:/kkbox-churn@champion").predict(features)

@@ -1,0 +1,94 @@
+"""What the prediction service takes and returns: one gold row as a JSON record, and its answer.
+
+``FeatureRecord`` is derived from the Pandera gold schema, so a rule is written once: the types,
+nullability and ranges that stop a bad gold table also reject a bad request, with the field
+named. Every field is required (a missing key is an error, not a silent median); a nullable
+feature may be ``null``, which the transformer imputes as it did in training. Types are strict:
+``"12"`` is not a number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pandera.pandas as pa
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from churn_transform.features import FEATURES
+from churn_transform.validation import gold_schema
+
+#: Pandera check name -> pydantic Field constraints, from the check's statistics.
+_BOUNDS = {
+    "greater_than_or_equal_to": lambda s: {"ge": s["min_value"]},
+    "in_range": lambda s: {"ge": s["min_value"], "le": s["max_value"]},
+    "str_length": lambda s: {"min_length": s["min_value"], "max_length": s["max_value"]},
+}
+
+
+def _one_of(allowed: list[float]):  # type: ignore[no-untyped-def]
+    def check(value: float | None) -> float | None:
+        if value is not None and value not in allowed:
+            raise ValueError(f"must be one of {allowed}")
+        return value
+
+    return check
+
+
+def _field_type(column: pa.Column) -> Any:
+    constraints: dict[str, Any] = {}
+    validators = []
+    kind: Any = str if "string" in str(column.dtype) else float
+    for check in column.checks:
+        if check.name in _BOUNDS:
+            constraints.update(_BOUNDS[check.name](check.statistics))
+        elif check.name == "isin" and kind is str:
+            kind = Literal[tuple(check.statistics["allowed_values"])]
+        elif check.name == "isin":
+            validators.append(AfterValidator(_one_of(check.statistics["allowed_values"])))
+        else:
+            raise NotImplementedError(f"no request rule for the gold check {check.name!r}")
+    kind = Annotated[kind, Field(**constraints), *validators]
+    return kind | None if column.nullable else kind
+
+
+def record_model(schema: pa.DataFrameSchema, fields: tuple[str, ...]) -> type[BaseModel]:
+    """A strict pydantic model of ``fields``, with the types and checks of ``schema``."""
+    definitions: dict[str, Any] = {
+        name: (_field_type(schema.columns[name]), ...) for name in fields
+    }
+    return create_model(
+        "FeatureRecord",
+        __config__=ConfigDict(strict=True, extra="forbid"),
+        __doc__="One user's gold features for the cohort being scored.",
+        **definitions,
+    )
+
+
+FeatureRecord = record_model(gold_schema(scoring=True), ("msno", *FEATURES))
+
+
+class Prediction(BaseModel):
+    """The service's answer for one record."""
+
+    msno: str
+    churn_probability: float = Field(ge=0, le=1)
+    churn: bool = Field(description="churn_probability >= the threshold chosen in training")
+    model_version: str
+
+
+#: A real (synthetic) gold row: an auto-renewing member whose listening has faded.
+EXAMPLE_RECORD: dict[str, Any] = {
+    "msno": "+UVtmiuUMYmk9KkMT9kRfzbRGfSs7PDIIkYydmyawzo=",
+    "tx_count": 29.0, "tx_count_90": 3.0, "cancel_count": 0.0, "cancel_count_365": 0.0,
+    "days_since_last_cancel": None, "last_is_auto_renew": 1.0, "last_is_cancel": 0.0,
+    "last_payment_method_id": 41.0, "last_plan_days": 30.0, "last_list_price": 119.0,
+    "last_amount_paid": 119.0, "days_to_expiry": 3.0, "days_since_last_transaction": 27.0,
+    "tenure_days": 777.0, "total_paid": 3569.0, "total_plan_days": 780.0,
+    "discount_count": 2.0, "free_count": 0.0, "auto_renew_share": 1.0,
+    "secs_7": 0.0, "secs_14": 0.0, "secs_30": 1884.728, "secs_44": 4546.02, "secs_60": 8046.956,
+    "active_days_7": 0.0, "active_days_14": 0.0, "active_days_30": 1.0, "active_days_44": 3.0,
+    "active_days_60": 4.0, "songs_30": 10.0, "num_25_30": 1.0, "num_100_30": 7.0,
+    "unq_30": 6.0, "days_since_last_log": 24.0, "log_days_total": 174.0,
+    "secs_total": 576641.332, "city": 1.0, "bd": 19.0, "gender": "female",
+    "registered_via": 9.0, "registration_age_days": 3329.0,
+}  # fmt: skip

@@ -1,0 +1,69 @@
+"""Entry point ``import``: the registry's champion into the BentoML model store.
+
+Reads ``models:/<model_name>@<champion_alias>`` and its training run, and imports the model with
+``bentoml.mlflow.import_model`` under the same name, labelled with the registry version, run id
+and the content hash of the gold tables it was trained and judged on; the run's evaluation
+metrics and decision threshold go in the metadata that the service's ``/metadata`` returns.
+Importing a version that is already the store's latest does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bentoml
+import mlflow
+
+from churn_transform.settings import Settings
+from steps._cli import start, tracked_run
+
+log = logging.getLogger(__name__)
+#: Run metrics the service reports as the model's evaluation.
+REPORTED = ("roc_auc", "log_loss", "pr_auc", "brier", "precision", "recall", "churn_rate",
+            "auc_gap_to_oracle", "threshold")  # fmt: skip
+
+
+def latest_imported(name: str) -> bentoml.Model | None:
+    try:
+        return bentoml.models.get(f"{name}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+
+
+def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
+    """The champion in the BentoML store, and whether this call imported it."""
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    champion = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    current = latest_imported(settings.model_name)
+    if current is not None and current.info.labels.get("registry_version") == str(champion.version):
+        return current, False
+    run = client.get_run(champion.run_id)
+    labels = {
+        "registry_version": str(champion.version),
+        "run_id": champion.run_id,
+        "data_version": run.data.tags.get("gold_hash.train", "unknown")[:12],
+        "eval_data_version": run.data.tags.get("gold_hash.eval", "unknown")[:12],
+    }
+    metadata = {
+        "metrics": {k: run.data.metrics[k] for k in REPORTED if k in run.data.metrics},
+        "trained_at": run.info.start_time,
+        "git_commit": run.data.tags.get("git_commit", ""),
+        "model_uri": f"models:/{settings.model_name}/{champion.version}",
+    }
+    model = bentoml.mlflow.import_model(
+        settings.model_name, metadata["model_uri"], labels=labels, metadata=metadata
+    )
+    return model, True
+
+
+def main() -> None:
+    settings = start("import")
+    with tracked_run(settings, "import"):
+        model, imported = import_champion(settings)
+        mlflow.set_tags({"bentoml_tag": str(model.tag), **model.info.labels})
+    verb = "imported" if imported else "already in the store:"
+    print(f"{verb} {model.tag} (registry version {model.info.labels['registry_version']})")
+
+
+if __name__ == "__main__":
+    main()
