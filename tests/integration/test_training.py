@@ -24,7 +24,6 @@ from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.training import TrainConfig, evaluate, fit
 from tests.conftest import step_env
 
-
 #: The default asks 200 users a leaf, tuned for 100,000 users; 12,000 need smaller leaves.
 SMALL = TrainConfig(n_estimators=600, min_child_samples=50)
 
