@@ -10,7 +10,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -206,3 +208,92 @@ def mlflow_server(postgres: str, s3_endpoint: str) -> Iterator[str]:
         yield url
     finally:
         stop(process)
+
+
+def run_step(env: dict[str, str], *command: str, expect: int = 0) -> str:
+    """Run a command as a user would, in the project root; its stdout, after checking its exit."""
+    from churn_transform.settings import PROJECT_ROOT
+
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@dataclass
+class Champion:
+    """A trained, registered and imported champion, the environment that finds it (own MLflow,
+    lake and BentoML store), and the gold tables of its data."""
+
+    env: dict[str, str]
+    lake: Any
+
+    def gold(self, cohort: str) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(self.lake.current("gold", f"features_{cohort}"))
+
+
+@pytest.fixture(scope="session")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
+    """Data generated with the drift knob on: February and March (the model's cohorts) are the
+    undrifted past; April's features carry March's shift."""
+    from dataclasses import asdict
+
+    import dask
+
+    from churn_transform.gold import build_gold
+    from churn_transform.ingest import ingest
+    from churn_transform.lake import Lake
+    from churn_transform.synthetic import GeneratorConfig, generate
+    from churn_transform.training import TrainConfig
+
+    root = tmp_path_factory.mktemp("champion")
+    config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", drift=1.0)
+    generate(config, root / "data" / "raw", root / "data" / "oracle")
+    lake = Lake(str(root / "lake"))
+    with dask.config.set(scheduler="threads"):
+        ingest(lake, str(root / "data" / "raw"), {}, buckets=1)
+        for cohort in ("2017-02", "2017-03", "2017-04"):
+            build_gold(lake, cohort)
+    env = step_env(root, BENTOML_HOME=str(root / "bentoml"), BENTOML_DO_NOT_TRACK="True",
+                   KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"))  # fmt: skip
+    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
+    for name, value in asdict(TrainConfig(n_estimators=150, min_child_samples=50)).items():
+        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    run_step(env, sys.executable, "-m", "steps.train", *arguments)
+    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import")
+    return Champion(env, lake)
+
+
+def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """``bentoml serve`` of the project's service on a free port, once it is ready."""
+    from churn_transform.settings import PROJECT_ROOT
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited with {process.returncode}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    stop(process)
+    raise TimeoutError("the service did not become ready in 60 s")
+
+
+def records_of(gold: Any, rows: slice = slice(None)) -> list[dict[str, Any]]:
+    """Gold rows as the service's JSON records (nulls as None)."""
+    from churn_transform.features import FEATURES
+
+    frame = gold.iloc[rows][["msno", *FEATURES]].astype(object)
+    return frame.where(frame.notna(), None).to_dict("records")

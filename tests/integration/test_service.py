@@ -3,98 +3,32 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
-import dask
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from churn_transform.features import FEATURES
-from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest
-from churn_transform.lake import Lake
 from churn_transform.records import EXAMPLE_RECORD
-from churn_transform.settings import PROJECT_ROOT
-from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.traffic import read_traffic
-from churn_transform.training import TrainConfig
-from tests.conftest import BIN, free_port, step_env, stop
+from tests.conftest import BIN, Champion, records_of, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
 
 
-def _run(env: dict[str, str], *command: str) -> str:
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], pd.DataFrame]:
-    """A trained, registered and imported champion; the environment that finds it; and the
-    evaluation cohort's gold rows."""
-    root = tmp_path_factory.mktemp("service")
-    generate(GeneratorConfig(users=4000, seed=11, log_start="2016-10-01"), root / "data" / "raw",
-             root / "data" / "oracle")  # fmt: skip
-    lake = Lake(str(root / "lake"))
-    with dask.config.set(scheduler="threads"):
-        ingest(lake, str(root / "data" / "raw"), {}, buckets=1)
-        for cohort in ("2017-02", "2017-03"):
-            build_gold(lake, cohort)
-    env = step_env(root, BENTOML_HOME=str(root / "bentoml"), BENTOML_DO_NOT_TRACK="True",
-                   KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"))  # fmt: skip
-    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
-    for name, value in asdict(TrainConfig(n_estimators=150)).items():
-        arguments += [f"--{name.replace('_', '-')}", str(value)]
-    _run(env, sys.executable, "-m", "steps.train", *arguments)
-    assert "imported kkbox-churn:" in _run(env, sys.executable, "-m", "steps.import")
-    gold = pd.read_parquet(lake.current("gold", "features_2017-03"))
-    return env, gold
-
-
-def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    stop(process)
-    raise TimeoutError("the service did not become ready in 60 s")
-
-
-@pytest.fixture(scope="module")
-def service(champion: tuple[dict[str, str], pd.DataFrame]) -> Iterator[str]:
-    process, url = _serve(champion[0])
+def service(champion: Champion) -> Iterator[str]:
+    process, url = serve(champion.env)
     yield url
     stop(process)
-
-
-def _records(gold: pd.DataFrame, rows: slice) -> list[dict]:
-    frame = gold.iloc[rows][["msno", *FEATURES]].astype(object)
-    return frame.where(frame.notna(), None).to_dict("records")
 
 
 def _metrics(url: str) -> dict[tuple[str, tuple], float]:
@@ -108,9 +42,11 @@ def _total(metrics: dict[tuple[str, tuple], float], name: str, **labels: str) ->
                if n == name and set(labels.items()) <= set(ls))  # fmt: skip
 
 
-def test_answers_are_the_registered_champion_s_probabilities(champion, service) -> None:  # type: ignore[no-untyped-def]
-    env, gold = champion
-    records = _records(gold, slice(0, 300))
+def test_answers_are_the_registered_champion_s_probabilities(
+    champion: Champion, service: str
+) -> None:
+    env, gold = champion.env, champion.gold("2017-03")
+    records = records_of(gold, slice(0, 300))
     answer = requests.post(f"{service}/predict", json={"records": records}, timeout=30)
     assert answer.status_code == 200, answer.text
     predictions = answer.json()
@@ -170,11 +106,12 @@ def test_every_metric_an_operator_needs_is_exported(service: str) -> None:
     assert _total(_metrics(service), "kkbox_model_info", version="1") == 1
 
 
-def test_sustained_load_is_batched_and_every_prediction_is_logged(champion) -> None:  # type: ignore[no-untyped-def]
-    env, gold = champion
-    traffic = Path(env["KKBOX_TRAFFIC_LOG_URI"]) / "load"
-    process, url = _serve({**env, "KKBOX_TRAFFIC_LOG_URI": str(traffic)})
-    records = _records(gold, slice(0, 400))
+def test_sustained_load_is_batched_and_every_prediction_is_logged(
+    champion: Champion, tmp_path: Path
+) -> None:
+    traffic = tmp_path / "traffic"
+    process, url = serve({**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(traffic)})
+    records = records_of(champion.gold("2017-03"), slice(0, 400))
 
     def client(worker: int) -> list[tuple[str, int]]:
         ids = []
@@ -202,11 +139,12 @@ def test_sustained_load_is_batched_and_every_prediction_is_logged(champion) -> N
     assert set(FEATURES) <= set(logged.columns) and logged["model_version"].eq("1").all()
 
 
-def test_an_unwritable_traffic_log_costs_records_not_answers(champion, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env, _ = champion
+def test_an_unwritable_traffic_log_costs_records_not_answers(
+    champion: Champion, tmp_path: Path
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("where the traffic folder should be")
-    process, url = _serve({**env, "KKBOX_TRAFFIC_LOG_URI": str(blocker / "traffic")})
+    process, url = serve({**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(blocker / "traffic")})
     try:
         for _ in range(5):
             answer = requests.post(f"{url}/predict", json={"records": [EXAMPLE_RECORD]}, timeout=30)
@@ -222,10 +160,12 @@ def test_an_unwritable_traffic_log_costs_records_not_answers(champion, tmp_path:
         stop(process)
 
 
-def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(champion) -> None:  # type: ignore[no-untyped-def]
-    env, _ = champion
-    assert "already in the store" in _run(env, sys.executable, "-m", "steps.import")
-    _run(env, str(BIN / "bentoml"), "build", "--output", "tag")
+def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(
+    champion: Champion,
+) -> None:
+    env = champion.env
+    assert "already in the store" in run_step(env, sys.executable, "-m", "steps.import")
+    run_step(env, str(BIN / "bentoml"), "build", "--output", "tag")
     bentos = list((Path(env["BENTOML_HOME"]) / "bentos" / "kkbox-churn-service").glob("*/"))
     bento = next(b for b in bentos if b.name != "latest")
     assert (bento / "env" / "docker" / "Dockerfile").is_file()

@@ -1,0 +1,115 @@
+"""Data drift of served traffic against the training reference, with Evidently's drift preset.
+
+Column types are declared, never guessed: a small-cardinality integer such as ``city`` is a
+category, and so are the flags and codes; every other feature is numerical. Evidently picks the
+method per column from its type and the number of rows (a distance above 1,000 rows, a
+statistical test below) and says whether the column drifted; the dataset drifts when the share
+of drifted columns reaches ``drift_share``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+
+from churn_transform.features import FEATURES
+
+CATEGORICAL = (
+    "city", "gender", "registered_via", "last_payment_method_id", "last_is_auto_renew",
+    "last_is_cancel",
+)  # fmt: skip
+NUMERICAL = tuple(f for f in FEATURES if f not in CATEGORICAL)
+MISSING = "missing"
+
+
+class TooFewRows(ValueError):
+    """The window holds too few predictions to judge drift."""
+
+
+@dataclass
+class DriftResult:
+    summary: dict[str, Any]
+    html: str
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Features only; categories as strings with an explicit ``missing`` (a null is a value)."""
+    typed = frame[list(FEATURES)].copy()
+    for name in CATEGORICAL:
+        values = typed[name].astype(object)
+        typed[name] = values.where(values.notna(), MISSING).astype(str)
+    typed[list(NUMERICAL)] = typed[list(NUMERICAL)].astype("float64")
+    return typed
+
+
+def compare(
+    reference: pd.DataFrame, current: pd.DataFrame, drift_share: float, min_rows: int
+) -> DriftResult:
+    """Drift of ``current`` (logged traffic) from ``reference`` (the training sample)."""
+    if len(current) < min_rows:
+        raise TooFewRows(
+            f"{len(current)} prediction(s) in the window, fewer than the {min_rows} needed to "
+            "judge drift: widen the window or wait for traffic"
+        )
+    definition = DataDefinition(
+        numerical_columns=list(NUMERICAL), categorical_columns=list(CATEGORICAL)
+    )
+    report = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True)
+    snapshot = report.run(
+        Dataset.from_pandas(_typed(current), data_definition=definition),
+        Dataset.from_pandas(_typed(reference), data_definition=definition),
+    )
+    summary = _summary(snapshot.dict(), drift_share)
+    summary.update(reference_rows=len(reference), current_rows=len(current))
+    return DriftResult(summary, snapshot.get_html_str(as_iframe=False))
+
+
+def _summary(snapshot: dict[str, Any], drift_share: float) -> dict[str, Any]:
+    drifted = {
+        test["metric_config"]["params"]["column"]: test["status"] == "FAIL"
+        for test in snapshot["tests"]
+        if test["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"
+    }
+    columns = []
+    share = 0.0
+    for metric in snapshot["metrics"]:
+        params = metric["config"]
+        if params["type"] == "evidently:metric_v2:DriftedColumnsCount":
+            share = float(metric["value"]["share"])
+        elif params["type"] == "evidently:metric_v2:ValueDrift":
+            name = params["column"]
+            columns.append({
+                "column": name, "type": "categorical" if name in CATEGORICAL else "numerical",
+                "method": params["method"], "statistic": float(metric["value"]),
+                "threshold": float(params["threshold"]), "drifted": drifted[name],
+            })  # fmt: skip
+    columns.sort(key=lambda c: (not c["drifted"], c["column"]))
+    return {
+        "dataset_drift": share >= drift_share,
+        "drift_share": share,
+        "drift_share_threshold": drift_share,
+        "drifted_columns": [c["column"] for c in columns if c["drifted"]],
+        "columns": columns,
+    }
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One screen: the verdict, then the drifted columns with method, statistic, threshold."""
+    verdict = "DRIFT" if summary["dataset_drift"] else "no dataset drift"
+    lines = [
+        f"{verdict}: {len(summary['drifted_columns'])} of {len(summary['columns'])} features "
+        f"drifted (share {summary['drift_share']:.2f}, alarm at "
+        f"{summary['drift_share_threshold']:.2f}); {summary['current_rows']:,} predictions "
+        f"against {summary['reference_rows']:,} reference rows",
+    ]
+    for column in summary["columns"]:
+        if column["drifted"]:
+            lines.append(
+                f"  {column['column']:<28} {column['type']:<12} {column['method']:<32} "
+                f"{column['statistic']:>8.3f} (threshold {column['threshold']:.3f})"
+            )
+    return "\n".join(lines)
