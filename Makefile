@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 USERS ?= 20000
 STAMP := $(VENV)/.installed
-SOURCES := churn_transform steps tests benchmarks service.py
+SOURCES := churn_transform steps tests benchmarks dashboard service.py
 
 # `mlflow run --env-manager local` runs `python` from PATH: make it the project's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -16,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo generate pipeline serve bento test lint format bench-generate bench-etl bench-predict clean
+.PHONY: help setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,12 +38,20 @@ generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000
 serve: setup ## Serve the imported champion on http://127.0.0.1:3000 (after `make demo`)
 	$(BIN)/bentoml serve service:ChurnService --host 127.0.0.1 --port 3000
 
+dashboard: setup ## The Streamlit dashboard on http://127.0.0.1:8501
+	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
+
 bento: setup ## Build the service's Bento (and its Dockerfile) from bentofile.yaml
 	$(BIN)/bentoml build
 
-system-deps: ## Debian packages the tests start as real servers (PostgreSQL); needs root
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus, Chromium); needs root
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 test: system-deps lint ## Lint, then run the test suite (what CI runs)
 	$(BIN)/python -m pytest

@@ -1,0 +1,100 @@
+"""What the dashboard reads, each source on its own: the service, the MLflow registry, the traffic
+log and the drift reports in the lake. Every function answers ``None`` (or an empty frame) with
+a reason when its source is missing, so the page can say what to run instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import requests
+
+from churn_transform.lake import Lake
+from churn_transform.settings import Settings
+from churn_transform.traffic import read_traffic
+
+
+@dataclass
+class Answer:
+    """A value, or why there is none."""
+
+    value: Any = None
+    problem: str = ""
+
+
+def service_metadata(settings: Settings) -> Answer:
+    try:
+        answer = requests.post(f"{settings.service_url}/metadata", json={}, timeout=3)
+        answer.raise_for_status()
+        return Answer(answer.json())
+    except requests.RequestException as err:
+        reason = type(err).__name__
+        return Answer(problem=f"the service at {settings.service_url} does not answer ({reason})")
+
+
+def registry_champion(settings: Settings) -> Answer:
+    """The champion as the MLflow registry knows it, when the service is not there to ask."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(settings.tracking_uri)
+        version = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+        run = client.get_run(version.run_id)
+    except Exception as err:  # noqa: BLE001 (any failure means: no champion to show)
+        reason = str(err).splitlines()[0][:120]
+        return Answer(problem=f"no champion in the registry at {settings.tracking_uri} ({reason})")
+    return Answer({
+        "registry_version": str(version.version), "run_id": version.run_id,
+        "data_version": run.data.tags.get("gold_hash.train", "")[:12],
+        "metrics": dict(run.data.metrics), "trained_at": run.info.start_time,
+    })  # fmt: skip
+
+
+def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
+    """The service's status and answer for one record (its own error body on a 4xx)."""
+    answer = requests.post(f"{settings.service_url}/predict", json={"records": [record]},
+                           timeout=10)  # fmt: skip
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, answer.text
+
+
+def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
+    last = datetime.now(UTC).date()
+    first = last - timedelta(days=days - 1)
+    frame, seen = read_traffic(settings.traffic_log_uri, str(first), str(last), max_rows=max_rows)
+    if frame.empty:
+        return Answer(
+            problem=f"no predictions logged under {settings.traffic_log_uri} since {first}"
+        )
+    frame["time"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+    return Answer(frame.sort_values("time", ignore_index=True))
+
+
+def drift_reports(settings: Settings) -> Answer:
+    """Every drift summary in the lake, oldest first, each with the URL of its HTML report."""
+    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    root = lake.path_of(lake.url("monitoring", "drift"))
+    try:
+        paths = sorted(lake.fs.glob(f"{root}/*/summary.json"))
+    except FileNotFoundError:
+        paths = []
+    summaries = []
+    for path in paths:
+        with lake.fs.open(path) as handle:
+            summary = json.load(handle)
+        summaries.append({**summary, "report_path": path.rsplit("/", 1)[0] + "/report.html"})
+    if not summaries:
+        return Answer(problem=f"no drift report in {lake.url('monitoring', 'drift')}")
+    return Answer(summaries)
+
+
+def report_html(settings: Settings, path: str) -> str:
+    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    with lake.fs.open(path, "rb") as handle:
+        return handle.read().decode()
