@@ -1,0 +1,131 @@
+"""deploy/: the real Prometheus scrapes the real service with the repository's config, and every
+Grafana panel's query and every alert rule is evaluated against what it collected."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+import yaml
+
+from churn_transform.records import EXAMPLE_RECORD
+from churn_transform.settings import PROJECT_ROOT
+from tests.conftest import Champion, free_port, records_of, serve, stop
+
+pytestmark = pytest.mark.integration
+DEPLOY = PROJECT_ROOT / "deploy"
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "kkbox-churn.json"
+
+
+def _query(prometheus: str, expr: str) -> list[dict]:
+    answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert answer["status"] == "success", (expr, answer)
+    return answer["data"]["result"]
+
+
+def _wait_for(prometheus: str, expr: str, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if result := _query(prometheus, expr):
+                return result
+        except requests.ConnectionError:  # not listening yet
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{expr} returned nothing in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Prometheus (the repository's config, scraping every second) over a service that has
+    answered 300 good requests and 20 bad ones."""
+    root = tmp_path_factory.mktemp("prometheus")
+    service, url = serve({**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(root / "traffic")})
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(DEPLOY / "prometheus" / "alerts.yml")]
+    config["scrape_configs"][0]["static_configs"] = [{"targets": [url.removeprefix("http://")]}]
+    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={root / 'prometheus.yml'}",
+         f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(address, 'up{job="kkbox-churn-service"} == 1')
+        records = records_of(champion.gold("2017-03"), slice(0, 300))
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda r: requests.post(f"{url}/predict", json={"records": [r]},
+                                                  timeout=30), records))  # fmt: skip
+        for _ in range(20):
+            requests.post(f"{url}/predict", json={"records": [{**EXAMPLE_RECORD, "bd": -1.0}]},
+                          timeout=30)  # fmt: skip
+        _wait_for(address, "sum(kkbox_predictions_total) >= 300")
+        time.sleep(3)  # a few more scrapes, so that every rate has two samples after the load
+        yield address
+    finally:
+        stop(process)
+        stop(service)
+
+
+def test_promtool_accepts_the_config_and_its_rules() -> None:
+    config = str(DEPLOY / "prometheus" / "prometheus.yml")
+    result = subprocess.run([PROMTOOL, "check", "config", config], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 rules found" in result.stdout
+
+
+def test_every_grafana_panel_shows_data_from_the_service(prometheus: str) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    empty = []
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == datasource["uid"]
+        for target in panel["targets"]:
+            if not _query(prometheus, target["expr"]):
+                empty.append(f"{panel['title']}: {target['expr']}")
+    assert not empty, "panels whose query returns nothing:\n" + "\n".join(empty)
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for needed in ("p95", "requests per second", "error rate", "batch size", "probability",
+                   "decision", "model version"):  # fmt: skip
+        assert needed in titles
+
+
+def test_the_panels_agree_with_what_was_sent(prometheus: str) -> None:
+    version = _query(prometheus, "max by (version) (kkbox_model_info)")
+    assert [v["metric"]["version"] for v in version] == ["1"]
+    refused = _query(prometheus, 'sum(kkbox_validation_errors_total{field="bd"})')
+    assert float(refused[0]["value"][1]) == 20
+    p95 = _query(
+        prometheus,
+        "histogram_quantile(0.95, sum by (le) (rate("
+        'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}[1m])))',
+    )
+    assert 0 < float(p95[0]["value"][1]) < 5  # fmt: skip
+
+
+def test_every_alert_rule_loads_and_evaluates(prometheus: str) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        groups = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        if all(rule.get("lastEvaluation", "").startswith("20") for rule in rules):
+            break
+        assert time.monotonic() < deadline, rules
+        time.sleep(0.5)
+    assert len(rules) == 5
+    assert all(rule["health"] == "ok" for rule in rules), rules
+    firing = {rule["name"] for rule in rules if rule["state"] != "inactive"}
+    assert "ChurnServiceDown" not in firing and "ChurnTrafficLogDrops" not in firing
