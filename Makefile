@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 USERS ?= 20000
 STAMP := $(VENV)/.installed
-SOURCES := churn_transform steps tests benchmarks dashboard service.py
+SOURCES := churn_transform steps tests benchmarks dashboard loadtests service.py
 
 # `mlflow run --env-manager local` runs `python` from PATH: make it the project's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -16,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict clean
+.PHONY: help setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict loadtest clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=
 
 bench-predict: setup ## Prediction latency of the champion next to its bare Booster
 	$(BIN)/python benchmarks/predict.py
+
+loadtest: setup ## Locust against a running service (HOST=http://127.0.0.1:3000 MODE=run|capacity|compare|sweep)
+	$(BIN)/python loadtests/run.py $(or $(MODE),run) --host $(or $(HOST),http://127.0.0.1:3000)
 
 pipeline: setup ## The data chain on existing raw files: ingest, feature, validate, version
 	$(BIN)/mlflow run . -e main --env-manager local -P generate=false

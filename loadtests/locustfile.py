@@ -1,0 +1,51 @@
+"""Locust users of the prediction service, sending real gold rows.
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:3000 --payloads payloads.json
+
+``--payloads`` is a JSON list of records (``loadtests/run.py`` writes one from the evaluation
+cohort's gold table). Each request carries one record, or, with probability ``--batch-share``,
+a small batch of 2 to 10. ``--rps`` paces the whole run at that many requests per second
+(Locust's ``constant_throughput`` per user); 0 sends as fast as the users can.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from locust import FastHttpUser, constant_throughput, events, task
+from locust.env import Environment
+
+RECORDS: list[dict] = []
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:  # type: ignore[no-untyped-def]
+    parser.add_argument("--payloads", required=True, help="JSON list of gold records")
+    parser.add_argument("--batch-share", type=float, default=0.2)
+    parser.add_argument("--rps", type=float, default=0.0, help="requests/s of the whole run")
+
+
+@events.init.add_listener
+def _load(environment: Environment, **_: object) -> None:
+    with open(environment.parsed_options.payloads, encoding="utf-8") as handle:
+        RECORDS[:] = json.load(handle)
+    if not RECORDS:
+        raise SystemExit(f"no records in {environment.parsed_options.payloads}")
+
+
+class ServiceUser(FastHttpUser):
+    def wait_time(self) -> float:  # type: ignore[override]
+        options = self.environment.parsed_options
+        if not options.rps:
+            return 0.0
+        return constant_throughput(options.rps / max(options.num_users, 1))(self)
+
+    @task
+    def predict(self) -> None:
+        options = self.environment.parsed_options
+        size = random.randint(2, 10) if random.random() < options.batch_share else 1
+        start = random.randrange(len(RECORDS))
+        records = [RECORDS[(start + i) % len(RECORDS)] for i in range(size)]
+        name = "/predict (1 record)" if size == 1 else "/predict (2-10 records)"
+        self.client.post("/predict", json={"records": records}, name=name)

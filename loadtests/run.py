@@ -1,0 +1,212 @@
+"""Load tests of the prediction service with Locust (headless), printing and saving a summary.
+
+    python loadtests/run.py run --host http://127.0.0.1:3000 --users 10 --rps 300 --duration 60
+    python loadtests/run.py capacity --host http://127.0.0.1:3000 --start-rps 100 --step 100
+    python loadtests/run.py compare --users 32 --duration 60       # starts its own services
+    python loadtests/run.py sweep --latencies 5,20,100,1000         # starts its own services
+
+``run`` and ``capacity`` only talk to the service at ``--host``: they start nothing. ``run``
+reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
+``/metrics``, before and after). ``capacity`` raises the paced rate step by step and prints the
+highest that keeps p95 under ``--p95-ms`` with no failure. ``compare`` and ``sweep`` say so and
+start ``bentoml serve`` themselves, one configuration after another on the same port range:
+adaptive batching on against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of
+``KKBOX_MAX_LATENCY_MS`` showing where BentoML starts shedding load (503). Payloads are real
+gold rows of ``--cohort``. Locust and the service share this machine's cores: every summary
+says how many there are. Summaries are saved under ``--results`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from churn_transform.features import FEATURES  # noqa: E402
+from churn_transform.gold import table_name  # noqa: E402
+from churn_transform.lake import Lake  # noqa: E402
+from churn_transform.settings import Settings  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SHARED = f"Locust and the service shared this machine's {os.cpu_count()} cores."
+
+
+def write_payloads(settings: Settings, cohort: str, path: Path, rows: int = 5000) -> int:
+    """Up to ``rows`` gold rows of ``cohort`` as service records, in a JSON file."""
+    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    gold = pd.read_parquet(lake.current("gold", table_name(cohort)),
+                           storage_options=lake.storage_options or None)  # fmt: skip
+    frame = gold.head(rows)[["msno", *FEATURES]].astype(object)
+    records = frame.where(frame.notna(), None).to_dict("records")
+    path.write_text(json.dumps(records))
+    return len(records)
+
+
+def batch_counters(host: str) -> tuple[float, float]:
+    """(records, batches) the service's adaptive batcher has handled so far."""
+    text = requests.get(f"{host}/metrics", timeout=5).text
+    total = {"sum": 0.0, "count": 0.0}
+    pattern = r"^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*\} (\S+)"
+    for kind, value in re.findall(pattern, text, re.M):
+        total[kind] += float(value)
+    return total["sum"], total["count"]
+
+
+def locust(host: str, payloads: Path, users: int, duration: int, rps: float,
+           batch_share: float) -> dict[str, float]:  # fmt: skip
+    """One headless Locust run; its aggregated figures and the service's mean batch size."""
+    before = batch_counters(host)
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = str(Path(folder) / "run")
+        command = [str(BIN / "locust"), "-f", str(ROOT / "loadtests" / "locustfile.py"),
+                   "--headless", "--host", host, "-u", str(users), "-r", str(users),
+                   "-t", f"{duration}s", "--csv", prefix, "--only-summary",
+                   "--payloads", str(payloads), "--rps", str(rps),
+                   "--batch-share", str(batch_share), "--stop-timeout", "5"]  # fmt: skip
+        subprocess.run(command, capture_output=True, text=True, check=False)
+        with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
+            row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    after = batch_counters(host)
+    batches = after[1] - before[1]
+    return {
+        "requests_per_s": float(row["Requests/s"]), "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]), "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]), "p99_ms": float(row["99%"]),
+        "mean_batch_size": (after[0] - before[0]) / batches if batches else float("nan"),
+        "users": users, "paced_rps": rps, "duration_s": duration,
+    }  # fmt: skip
+
+
+def show(title: str, rows: list[dict[str, float]], label: str) -> None:
+    print(f"\n{title}  ({SHARED})")
+    print(f"{label:>14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'failures':>10}"
+          f"{'batch':>8}")  # fmt: skip
+    for row in rows:
+        print(f"{row['label']:>14}{row['requests_per_s']:>9.1f}{row['p50_ms']:>9.0f}"
+              f"{row['p95_ms']:>9.0f}{row['p99_ms']:>9.0f}{row['failures']:>10}"
+              f"{row['mean_batch_size']:>8.1f}".replace("nan", "  -"))  # fmt: skip
+
+
+class Service:
+    """``bentoml serve`` of this project with some settings changed, announced and stopped."""
+
+    def __init__(self, **settings: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        print(f"starting bentoml serve on {self.url} with {settings}", flush=True)
+        self.process = subprocess.Popen(
+            [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            cwd=ROOT, env={**os.environ, **settings}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def __enter__(self) -> str:
+        for _ in range(600):
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self.url
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.url} did not become ready")
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["run", "capacity", "compare", "sweep"])
+    parser.add_argument("--host", default=Settings().service_url)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=60, help="seconds per Locust run")
+    parser.add_argument("--rps", type=float, default=300, help="paced rate of `run`; 0: flat out")
+    parser.add_argument(
+        "--batch-share",
+        type=float,
+        default=0.0,
+        help="share of requests carrying 2-10 records (0: single records)",
+    )
+    parser.add_argument("--start-rps", type=float, default=100)
+    parser.add_argument("--step", type=float, default=100)
+    parser.add_argument("--p95-ms", type=float, default=50)
+    parser.add_argument("--latencies", default="5,20,100,1000")
+    parser.add_argument("--cohort", default="2017-03")
+    parser.add_argument("--results", default=str(ROOT / "loadtests" / "results"))
+    return parser.parse_args()  # fmt: skip
+
+
+def main() -> None:
+    args = _arguments()
+    settings = Settings()
+    payloads = Path(tempfile.mkdtemp()) / "payloads.json"
+    count = write_payloads(settings, args.cohort, payloads)
+    print(f"{count:,} gold records of {args.cohort} as payloads")
+    run = lambda host, users, rps: locust(host, payloads, users, args.duration, rps,  # noqa: E731
+                                          args.batch_share)  # fmt: skip
+    rows: list[dict] = []
+    if args.mode == "run":
+        rows.append({"label": f"{args.rps:g}/s" if args.rps else "flat out",
+                     **run(args.host, args.users, args.rps)})  # fmt: skip
+        show(f"{args.host}, {args.users} users, {args.duration} s", rows, "paced at")
+    elif args.mode == "capacity":
+        rps = args.start_rps
+        while True:
+            row = {"label": f"{rps:g}/s", **run(args.host, args.users, rps)}
+            rows.append(row)
+            if row["failures"] or row["p95_ms"] >= args.p95_ms or row["requests_per_s"] < 0.9 * rps:
+                break
+            rps += args.step
+        good = [r for r in rows if not r["failures"] and r["p95_ms"] < args.p95_ms
+                and r["requests_per_s"] >= 0.9 * r["paced_rps"]]  # fmt: skip
+        show(f"capacity of {args.host}, {args.users} users", rows, "paced at")
+        best = max((r["requests_per_s"] for r in good), default=0.0)
+        print(f"highest rate with p95 < {args.p95_ms:g} ms and no failure: {best:.0f} requests/s")
+    elif args.mode == "compare":
+        for label, size in (("batching on", str(settings.max_batch_size)), ("batching off", "1")):
+            with Service(KKBOX_MAX_BATCH_SIZE=size) as host:
+                rows.append({"label": label, **run(host, args.users, 0)})
+        show(f"adaptive batching, {args.users} users flat out", rows, "")
+        ratio = rows[0]["requests_per_s"] / max(rows[1]["requests_per_s"], 1e-9)
+        print(f"batching on / off throughput: {ratio:.2f}x")
+    else:
+        for latency in args.latencies.split(","):
+            with Service(KKBOX_MAX_LATENCY_MS=latency) as host:
+                rows.append({"label": f"{latency} ms", **run(host, args.users, 0)})
+        show(f"max_latency_ms sweep, {args.users} users flat out (failures are 503s)", rows,
+             "max latency")  # fmt: skip
+    folder = Path(args.results)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = folder / f"{args.mode}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    saved.write_text(
+        json.dumps({"mode": args.mode, "cores": os.cpu_count(), "rows": rows}, indent=1)
+    )
+    print(f"saved {saved}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The load-test harness runs Locust against the real service and reports what it measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Champion, run_step, serve, stop
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def service(champion: Champion) -> Iterator[str]:
+    process, url = serve(champion.env)
+    yield url
+    stop(process)
+
+
+def _harness(champion: Champion, tmp_path: Path, *arguments: str) -> tuple[str, dict]:
+    printed = run_step(champion.env, sys.executable, "loadtests/run.py", *arguments,
+                       "--results", str(tmp_path))  # fmt: skip
+    saved = json.loads(next(tmp_path.glob("*.json")).read_text())
+    return printed, saved
+
+
+def test_run_reports_latency_throughput_and_the_service_s_batch_size(
+    champion: Champion, service: str, tmp_path: Path
+) -> None:
+    printed, saved = _harness(champion, tmp_path, "run", "--host", service, "--users", "4",
+                              "--rps", "40", "--duration", "4", "--batch-share", "0.3")  # fmt: skip
+    assert "p95 ms" in printed and "shared this machine's" in printed
+    (row,) = saved["rows"]
+    assert row["requests"] > 40 and row["failures"] == 0
+    assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert row["mean_batch_size"] >= 1  # read from the service's own /metrics
+
+
+def test_capacity_stops_at_the_first_rate_over_the_latency_bound(
+    champion: Champion, service: str, tmp_path: Path
+) -> None:
+    limits = ["--start-rps", "10", "--duration", "3", "--p95-ms", "0.01"]
+    printed, saved = _harness(champion, tmp_path, "capacity", "--host", service, "--users", "2",
+                              *limits)  # fmt: skip
+    assert len(saved["rows"]) == 1
+    assert "highest rate with p95 < 0.01 ms and no failure: 0 requests/s" in printed
+
+
+def test_compare_starts_its_own_services_and_prints_the_ratio(
+    champion: Champion, tmp_path: Path
+) -> None:
+    printed, saved = _harness(champion, tmp_path, "compare", "--users", "8", "--duration", "3")
+    assert printed.count("starting bentoml serve") == 2 and "KKBOX_MAX_BATCH_SIZE': '1'" in printed
+    on, off = saved["rows"]
+    assert on["requests"] > 0 and off["requests"] > 0
+    assert "batching on / off throughput:" in printed
