@@ -1,0 +1,140 @@
+"""docker-compose.yml, deploy/ and the GitHub workflows are written for users with Docker and
+GitHub: no engine runs them here, so these tests check that they are coherent with each other,
+with the settings, the Makefile and the files they reference."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from churn_transform.settings import PROJECT_ROOT, Settings
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DEPLOY = PROJECT_ROOT / "deploy"
+WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def _published(service: str) -> set[int]:
+    return {int(str(p).split(":")[-1]) for p in SERVICES[service].get("ports", [])}
+
+
+def test_the_stack_has_every_component() -> None:
+    assert {"minio", "buckets", "postgres", "mlflow", "dask-scheduler", "dask-worker", "service",
+            "prometheus", "grafana", "dashboard", "pipeline"} <= set(SERVICES)  # fmt: skip
+    for name, service in SERVICES.items():
+        assert "image" in service or "build" in service, name
+
+
+def test_credentials_come_from_the_env_file_only() -> None:
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)\}", text))
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    declared = set(re.findall(r"^(\w+)=", example, re.M))
+    assert used <= declared, f"not in .env.example: {used - declared}"
+    assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().split()
+    for name, service in SERVICES.items():
+        environment = service.get("environment", {})
+        for key, value in environment.items() if isinstance(environment, dict) else []:
+            if re.search("PASSWORD|SECRET|TOKEN", key):
+                assert str(value).startswith("${"), f"{name}: {key} is written in the file"
+
+
+def test_every_referenced_file_exists() -> None:
+    for name, service in SERVICES.items():
+        build = service.get("build")
+        if build:
+            assert (PROJECT_ROOT / build["context"] / build["dockerfile"]).is_file(), name
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (PROJECT_ROOT / source).exists(), f"{name}: {source}"
+            else:
+                assert source in COMPOSE["volumes"], f"{name}: undeclared volume {source}"
+    dockerfile = (DEPLOY / "platform" / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (\S+)", dockerfile, re.M):
+        assert source == "." or (PROJECT_ROOT / source).exists(), source
+
+
+def test_prometheus_and_grafana_point_at_the_compose_services() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (target,) = config["scrape_configs"][0]["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in SERVICES and int(port) in _published(host)
+    assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES["prometheus"]["command"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
+    for rules in config["rule_files"]:
+        assert (DEPLOY / "prometheus" / rules).is_file()
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and 9090 in _published("prometheus")
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text()
+    )["providers"][0]
+    mounts = dict(v.split(":")[:2] for v in SERVICES["grafana"]["volumes"])
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+
+
+def test_the_stack_s_settings_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    environment = COMPOSE["x-platform"]["environment"]
+    fields = {f"KKBOX_{name.upper()}" for name in Settings.model_fields}
+    for key, value in environment.items():
+        assert not key.startswith("KKBOX_") or key in fields, f"{key} is no setting"
+        monkeypatch.setenv(key, "secret" if value.startswith("${") else value)
+    settings = Settings()
+    assert settings.lake_uri.startswith("s3://") and settings.tracking_uri == "http://mlflow:5000"
+    assert settings.storage_options(settings.lake_uri)["client_kwargs"] == {
+        "endpoint_url": "http://minio:9000"
+    }
+    for url in (settings.tracking_uri, settings.service_url, settings.dask_scheduler or ""):
+        host, port = url.split("://")[1].split(":")
+        command = str(SERVICES[host].get("command", "")) + str(SERVICES[host].get("ports", ""))
+        assert port in command, url
+    assert "--port 5000" in SERVICES["mlflow"]["command"]
+
+
+def _make_targets() -> set[str]:
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    return set(re.findall(r"^([a-zA-Z_-]+):", makefile, re.M))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_are_complete_and_call_only_existing_make_targets(workflow: Path) -> None:
+    spec = yaml.safe_load(workflow.read_text())
+    triggers = spec.get("on", spec.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert spec["name"] and triggers and spec["jobs"]
+    targets = _make_targets()
+    for name, job in spec["jobs"].items():
+        assert job["runs-on"] and job["steps"], name
+        for step in job["steps"]:
+            assert "uses" in step or "run" in step, step
+            if "uses" in step:
+                assert re.search(r"@v\d+$", step["uses"]), f"unpinned action {step['uses']}"
+            for called in re.findall(r"\bmake (?:-\S+ )*([a-zA-Z_-]+)", step.get("run", "")):
+                assert called in targets, f"{workflow.name}: make {called} does not exist"
+    text = workflow.read_text()
+    assert not re.search(r"(?i)(password|token):\s*[^$\s{]", text), "a literal credential"
+
+
+def test_ci_runs_the_tests_and_builds_the_bento_and_release_pushes_on_tags() -> None:
+    ci = (PROJECT_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "make test" in ci and "make bento" in ci
+    release = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "release.yml").read_text())
+    assert release[True]["push"]["tags"] == ["v*"]
+    steps = " ".join(str(s) for s in release["jobs"]["container"]["steps"])
+    assert "bentoml containerize" in steps and "docker push" in steps
+    assert "secrets.DOCKERHUB_TOKEN" in steps and "deploy/container.md" in steps
+    assert (DEPLOY / "container.md").is_file()
+
+
+def test_the_bento_s_packages_agree_with_pyproject() -> None:
+    import tomllib
+
+    declared = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    bento = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
+    assert set(bento["python"]["packages"]) <= set(declared["dependencies"])
+    assert bento["service"] == "service:ChurnService"
