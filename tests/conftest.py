@@ -297,3 +297,43 @@ def records_of(gold: Any, rows: slice = slice(None)) -> list[dict[str, Any]]:
 
     frame = gold.iloc[rows][["msno", *FEATURES]].astype(object)
     return frame.where(frame.notna(), None).to_dict("records")
+
+
+def start_prometheus(target: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The real Prometheus with the repository's config and rules, scraping ``target``
+    (host:port) every second; its URL (it may take a moment to answer)."""
+    import shutil
+
+    import yaml
+
+    from churn_transform.settings import PROJECT_ROOT
+
+    deploy = PROJECT_ROOT / "deploy" / "prometheus"
+    config = yaml.safe_load((deploy / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(deploy / "alerts.yml")]
+    config["scrape_configs"][0]["static_configs"] = [{"targets": [target]}]
+    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("prometheus") or "/usr/bin/prometheus",
+         f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
+
+
+def prometheus_query(prometheus: str, expr: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The first non-empty answer to ``expr`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr},
+                                  timeout=10).json()  # fmt: skip
+            if answer["data"]["result"]:
+                return answer["data"]["result"]
+        except requests.ConnectionError:  # not listening yet
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{expr} returned nothing in {timeout} s")

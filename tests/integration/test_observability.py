@@ -16,7 +16,7 @@ import yaml
 
 from churn_transform.records import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
-from tests.conftest import Champion, free_port, records_of, serve, stop
+from tests.conftest import Champion, prometheus_query, records_of, serve, start_prometheus, stop
 
 pytestmark = pytest.mark.integration
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -31,38 +31,15 @@ def _query(prometheus: str, expr: str) -> list[dict]:
     return answer["data"]["result"]
 
 
-def _wait_for(prometheus: str, expr: str, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if result := _query(prometheus, expr):
-                return result
-        except requests.ConnectionError:  # not listening yet
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{expr} returned nothing in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus (the repository's config, scraping every second) over a service that has
     answered 300 good requests and 20 bad ones."""
     root = tmp_path_factory.mktemp("prometheus")
     service, url = serve({**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(root / "traffic")})
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(DEPLOY / "prometheus" / "alerts.yml")]
-    config["scrape_configs"][0]["static_configs"] = [{"targets": [url.removeprefix("http://")]}]
-    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    process = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={root / 'prometheus.yml'}",
-         f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    address = f"http://127.0.0.1:{port}"
+    process, address = start_prometheus(url.removeprefix("http://"), root)
     try:
-        _wait_for(address, 'up{job="kkbox-churn-service"} == 1')
+        prometheus_query(address, 'up{job="kkbox-churn-service"} == 1')
         records = records_of(champion.gold("2017-03"), slice(0, 300))
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda r: requests.post(f"{url}/predict", json={"records": [r]},
@@ -70,7 +47,7 @@ def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> 
         for _ in range(20):
             requests.post(f"{url}/predict", json={"records": [{**EXAMPLE_RECORD, "bd": -1.0}]},
                           timeout=30)  # fmt: skip
-        _wait_for(address, "sum(kkbox_predictions_total) >= 300")
+        prometheus_query(address, "sum(kkbox_predictions_total) >= 300")
         time.sleep(3)  # a few more scrapes, so that every rate has two samples after the load
         yield address
     finally:

@@ -1,0 +1,118 @@
+"""The whole platform on the full stack, configured as docker-compose.yml configures it but run
+as local processes: the lake on an S3 server, MLflow on a server backed by PostgreSQL with S3
+artifacts, Dask on a scheduler with two workers, the service under ``bentoml serve``, Prometheus
+scraping it, the drift job and the dashboard reading it all back."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+from streamlit.testing.v1 import AppTest
+
+from churn_transform.lake import Lake
+from churn_transform.settings import PROJECT_ROOT, Settings
+from tests.conftest import (
+    BIN,
+    prometheus_query,
+    records_of,
+    run_step,
+    serve,
+    start_prometheus,
+    step_env,
+    stop,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
+    tmp_path: Path, s3_bucket: str, s3_endpoint: str, mlflow_server: str, dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    env = step_env(
+        tmp_path, KKBOX_LAKE_URI=f"{s3_bucket}/lake", KKBOX_DASK_SCHEDULER=dask_scheduler,
+        MLFLOW_TRACKING_URI=mlflow_server, AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL_S3=s3_endpoint, MLFLOW_S3_ENDPOINT_URL=s3_endpoint,
+        BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="True",
+        KKBOX_TRAFFIC_LOG_URI=str(tmp_path / "traffic"),
+    )  # fmt: skip
+    run_step(env, str(BIN / "mlflow"), "run", ".", "-e", "main", "--env-manager", "local",
+             "-P", "users=6000", "-P", "log_start=2016-10-01", "-P", "drift=1.0",
+             "-P", "buckets=2")  # fmt: skip
+    run_step(
+        env,
+        str(BIN / "mlflow"),
+        "run",
+        ".",
+        "-e",
+        "feature",
+        "--env-manager",
+        "local",
+        "-P",
+        "cohort=2017-04",
+    )  # fmt: skip  (the month to score, after the drift)
+
+    # the registry on the server has a champion, imported into BentoML with its lineage
+    client = mlflow.MlflowClient(mlflow_server)
+    champion = client.get_model_version_by_alias("kkbox-churn", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    settings = Settings(
+        lake_uri=f"{s3_bucket}/lake", s3_endpoint_url=s3_endpoint, aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )  # fmt: skip
+    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    assert lake.fs.exists(lake.path_of(lake.url("dvc")))  # DVC pushed to the lake's bucket
+
+    process, url = serve(env)
+    prometheus, scraping = start_prometheus(url.removeprefix("http://"), tmp_path)
+    try:
+        about = requests.post(f"{url}/metadata", json={}, timeout=10).json()
+        assert about["registry_version"] == str(champion.version)
+        assert about["run_id"] == champion.run_id
+        assert about["data_version"] == run.data.tags["gold_hash.train"][:12]
+        april = pd.read_parquet(
+            lake.current("gold", "features_2017-04"), storage_options=lake.storage_options
+        )
+        records = records_of(april)
+        with requests.Session() as session:
+            for start in range(0, len(records), 50):
+                answer = session.post(f"{url}/predict", json={"records": records[start:start + 50]},
+                                      timeout=30)  # fmt: skip
+                assert answer.status_code == 200, answer.text
+        scraped = prometheus_query(scraping, f"sum(kkbox_predictions_total) >= {len(records)}")
+        assert float(scraped[0]["value"][1]) == len(records)
+    finally:
+        stop(prometheus)
+        stop(process)  # flushes the traffic log
+
+    # the drift job reads the reference from the server's S3 artifacts, writes to the S3 lake
+    printed = run_step(env, sys.executable, "-m", "steps.drift", "--end", "today", "--days", "2",
+                       "--max-rows", "50000", "--min-rows", "100", "--drift-share", "0.5",
+                       "--fail-on-drift", "false")  # fmt: skip
+    assert f"model version {champion.version}" in printed
+    summaries = lake.fs.glob(lake.path_of(lake.url("monitoring", "drift")) + "/*/summary.json")
+    assert len(summaries) == 1
+
+    # the dashboard finds the champion (service down: from the registry), traffic and drift
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "KKBOX_LAKE_URI",
+        "KKBOX_TRAFFIC_LOG_URI",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        monkeypatch.setenv(name, env[name])  # fmt: skip
+    monkeypatch.setenv("KKBOX_SERVICE_URL", url)
+    app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    assert not app.exception
+    assert f"Version {champion.version} of `kkbox-churn`, from the registry" in app.caption[0].value
+    assert {m.label: m.value for m in app.metric}["predictions"] == f"{len(records):,}"
+    assert app.subheader[0].value.startswith(("No dataset drift", "Dataset drift"))
