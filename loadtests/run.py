@@ -7,13 +7,14 @@
 
 ``run`` and ``capacity`` only talk to the service at ``--host``: they start nothing. ``run``
 reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
-``/metrics``, before and after). ``capacity`` raises the paced rate step by step and prints the
-highest that keeps p95 under ``--p95-ms`` with no failure. ``compare`` and ``sweep`` say so and
-start ``bentoml serve`` themselves, one configuration after another on the same port range:
-adaptive batching on against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of
-``KKBOX_MAX_LATENCY_MS`` showing where BentoML starts shedding load (503). Payloads are real
-gold rows of ``--cohort``. Locust and the service share this machine's cores: every summary
-says how many there are. Summaries are saved under ``--results`` as JSON.
+``/metrics``, before and after). ``capacity`` raises the paced rate step by step until a step
+fails, breaks the p95 bound or falls short of its pace (saturation), and prints the highest
+rate served with p95 under ``--p95-ms`` and no failure. ``compare`` and ``sweep`` say so and
+start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
+against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of ``KKBOX_MAX_LATENCY_MS`` showing where
+BentoML starts shedding load (503). Payloads are real gold rows of ``--cohort``. Locust and
+the service share this machine's cores: every summary says how many there are. Summaries are
+saved under ``--results`` as JSON.
 """
 
 from __future__ import annotations
@@ -181,8 +182,9 @@ def main() -> None:
             if row["failures"] or row["p95_ms"] >= args.p95_ms or row["requests_per_s"] < 0.9 * rps:
                 break
             rps += args.step
-        good = [r for r in rows if not r["failures"] and r["p95_ms"] < args.p95_ms
-                and r["requests_per_s"] >= 0.9 * r["paced_rps"]]  # fmt: skip
+        # the rate actually served counts, paced or not: past saturation Locust (on the same
+        # cores) may fall short of the pace while the service still meets the bound
+        good = [r for r in rows if not r["failures"] and r["p95_ms"] < args.p95_ms]
         show(f"capacity of {args.host}, {args.users} users", rows, "paced at")
         best = max((r["requests_per_s"] for r in good), default=0.0)
         print(f"highest rate with p95 < {args.p95_ms:g} ms and no failure: {best:.0f} requests/s")
