@@ -291,6 +291,14 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     raise TimeoutError("the service did not become ready in 60 s")
 
 
+@pytest.fixture(scope="module")
+def service(champion: Champion) -> Iterator[str]:
+    """The champion under ``bentoml serve``, for the tests of one module."""
+    process, url = serve(champion.env)
+    yield url
+    stop(process)
+
+
 def records_of(gold: Any, rows: slice = slice(None)) -> list[dict[str, Any]]:
     """Gold rows as the service's JSON records (nulls as None)."""
     from churn_transform.features import FEATURES

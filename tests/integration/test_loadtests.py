@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Champion, run_step, serve, stop
+from tests.conftest import Champion, run_step
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def service(champion: Champion) -> Iterator[str]:
-    process, url = serve(champion.env)
-    yield url
-    stop(process)
 
 
 def _harness(champion: Champion, tmp_path: Path, *arguments: str) -> tuple[str, dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from churn_transform.traffic import read_traffic
 from tests.conftest import BIN, Champion, records_of, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def service(champion: Champion) -> Iterator[str]:
-    process, url = serve(champion.env)
-    yield url
-    stop(process)
 
 
 def _metrics(url: str) -> dict[tuple[str, tuple], float]:
