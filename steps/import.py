@@ -4,7 +4,7 @@ Reads ``models:/<model_name>@<champion_alias>`` and its training run, and import
 ``bentoml.mlflow.import_model`` under the same name, labelled with the registry version, run id
 and the content hash of the gold tables it was trained and judged on; the run's evaluation
 metrics and decision threshold go in the metadata that the service's ``/metadata`` returns.
-Importing a version that is already the store's latest does nothing.
+Importing the version (and run) that is already the store's latest does nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
     client = mlflow.MlflowClient(settings.tracking_uri)
     champion = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
     current = latest_imported(settings.model_name)
-    if current is not None and current.info.labels.get("registry_version") == str(champion.version):
+    # the run id too: another registry (a fresh mlflow.db) also starts at version 1
+    if current is not None and (
+        current.info.labels.get("registry_version"),
+        current.info.labels.get("run_id"),
+    ) == (str(champion.version), champion.run_id):
         return current, False
     run = client.get_run(champion.run_id)
     labels = {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -165,3 +166,23 @@ def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(
     packed = [m["tag"] for s in described["services"] for m in s["models"]]
     assert len(packed) == 1 and packed[0].startswith("kkbox-churn:")
     assert (bento / "src" / "churn_transform" / "transformer.py").is_file()
+
+
+def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
+    champion: Champion, tmp_path: Path
+) -> None:
+    from dataclasses import asdict
+
+    from churn_transform.training import TrainConfig
+
+    # own BentoML store: the module's service keeps serving the first champion
+    store = tmp_path / "bentoml"
+    shutil.copytree(champion.env["BENTOML_HOME"], store)
+    env = {**champion.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}",
+           "BENTOML_HOME": str(store)}  # fmt: skip
+    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
+    for name, value in asdict(TrainConfig(n_estimators=50, min_child_samples=50)).items():
+        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    run_step(env, sys.executable, "-m", "steps.train", *arguments)
+    printed = run_step(env, sys.executable, "-m", "steps.import")
+    assert "imported kkbox-churn:" in printed and "(registry version 1)" in printed
