@@ -13,10 +13,11 @@ import pytest
 
 import churn_transform.ingest as ingest_module
 from churn_transform.gold import build_gold
-from churn_transform.ingest import SOURCES, ingest, read_bucket
+from churn_transform.ingest import ingest, read_bucket
 from churn_transform.lake import Lake
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
+from churn_transform.silver import SOURCES
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.validation import validate_lake
 from tests.conftest import S3_CREDENTIALS, step_env
