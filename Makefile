@@ -76,7 +76,7 @@ bench-predict: setup ## Prediction latency of the champion next to its bare Boos
 loadtest: setup ## Locust against a running service (HOST=http://127.0.0.1:3000 MODE=run|capacity|compare|sweep)
 	$(BIN)/python loadtests/run.py $(or $(MODE),run) --host $(or $(HOST),http://127.0.0.1:3000)
 
-pipeline: setup ## The data chain on existing raw files: ingest, feature, validate, version
+pipeline: setup ## The main job on existing raw files (data/raw or KKBOX_RAW_URI), without generating
 	$(BIN)/mlflow run . -e main --env-manager local -P generate=false
 
 clean: ## Remove generated data, MLflow store and caches (keeps .venv)
