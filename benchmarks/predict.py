@@ -16,11 +16,10 @@ import time
 
 import mlflow
 import numpy as np
-import pandas as pd
 
 from churn_transform.features import FEATURES
-from churn_transform.gold import table_name
-from churn_transform.lake import Lake
+from churn_transform.gold import read_gold
+from churn_transform.lake import lake_of
 from churn_transform.settings import Settings
 
 
@@ -44,9 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     mlflow.set_tracking_uri(settings.tracking_uri)
     model = mlflow.sklearn.load_model(args.model_uri)
-    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
-    url = lake.current("gold", table_name(args.cohort))
-    gold = pd.read_parquet(url, storage_options=lake.storage_options or None)[list(FEATURES)]
+    gold = read_gold(lake_of(settings), args.cohort)[0][list(FEATURES)]
     pipeline = model.pipeline
     transformer, booster = pipeline.named_steps["features"], pipeline.named_steps["model"].booster_
     numeric = transformer.transform(gold)

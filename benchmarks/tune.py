@@ -14,11 +14,10 @@ import argparse
 import time
 from dataclasses import replace
 
-import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.gold import table_name
-from churn_transform.lake import Lake
+from churn_transform.gold import read_gold
+from churn_transform.lake import lake_of
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import TrainConfig, evaluate, fit
@@ -41,13 +40,9 @@ def main() -> None:
     parser.add_argument("--train-cohort", default="2017-02")
     parser.add_argument("--eval-cohort", default="2017-03")
     args = parser.parse_args()
-    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
-
-    def gold(cohort: str) -> pd.DataFrame:
-        url = lake.current("gold", table_name(cohort))
-        return pd.read_parquet(url, storage_options=lake.storage_options or None)
-
-    train, held_out = gold(args.train_cohort), gold(args.eval_cohort)
+    lake = lake_of(settings)
+    train, _ = read_gold(lake, args.train_cohort)
+    held_out, _ = read_gold(lake, args.eval_cohort)
     print(f"{len(train):,} training users ({int(train['is_churn'].sum()):,} churners), "
           f"{len(held_out):,} evaluation users")  # fmt: skip
     oracle = oracle_answers(settings.oracle_dir, args.eval_cohort, held_out["msno"])

@@ -14,6 +14,7 @@ import json
 import posixpath
 
 import dask
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -29,6 +30,13 @@ HASH_FILE = "_content_hash"
 
 def table_name(cohort: str) -> str:
     return f"features_{cohort}"
+
+
+def read_gold(lake: Lake, cohort: str) -> tuple[pd.DataFrame, str]:
+    """A cohort's current gold table, whole, and its content hash (the data version)."""
+    url = lake.current("gold", table_name(cohort))
+    frame = pd.read_parquet(url, storage_options=lake.storage_options or None)
+    return frame, str(gold_summary(lake, url)["hash"])
 
 
 def _build_bucket(lake: Lake, cohort: str, bucket: int, out: str) -> int:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 from fsspec.core import url_to_fs
+
+if TYPE_CHECKING:
+    from churn_transform.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +111,8 @@ class Lake:
         staged = pointer + ".new"
         self.fs.pipe_file(staged, version.encode())
         self.fs.mv(staged, pointer)
+
+
+def lake_of(settings: Settings) -> Lake:
+    """The lake the settings name, with the S3 credentials and endpoint it needs."""
+    return Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))

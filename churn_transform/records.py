@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import pandera.pandas as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
@@ -65,6 +66,12 @@ def record_model(schema: pa.DataFrameSchema, fields: tuple[str, ...]) -> type[Ba
 
 
 FeatureRecord = record_model(gold_schema(scoring=True), ("msno", *FEATURES))
+
+
+def as_records(gold: pd.DataFrame) -> list[dict[str, Any]]:
+    """Gold rows as the service's JSON records: ``msno`` and the features, nulls as None."""
+    frame = gold[["msno", *FEATURES]].astype(object)
+    return frame.where(frame.notna(), None).to_dict("records")
 
 
 class Prediction(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import requests
 
-from churn_transform.lake import Lake
+from churn_transform.lake import lake_of
 from churn_transform.settings import Settings
 from churn_transform.traffic import read_traffic
 
@@ -78,7 +78,7 @@ def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
 
 def drift_reports(settings: Settings) -> Answer:
     """Every drift summary in the lake, oldest first, each with the URL of its HTML report."""
-    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    lake = lake_of(settings)
     root = lake.path_of(lake.url("monitoring", "drift"))
     try:
         paths = sorted(lake.fs.glob(f"{root}/*/summary.json"))
@@ -95,6 +95,6 @@ def drift_reports(settings: Settings) -> Answer:
 
 
 def report_html(settings: Settings, path: str) -> str:
-    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    lake = lake_of(settings)
     with lake.fs.open(path, "rb") as handle:
         return handle.read().decode()

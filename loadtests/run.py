@@ -30,15 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from churn_transform.features import FEATURES  # noqa: E402
-from churn_transform.gold import table_name  # noqa: E402
-from churn_transform.lake import Lake  # noqa: E402
+from churn_transform.gold import read_gold  # noqa: E402
+from churn_transform.lake import lake_of  # noqa: E402
+from churn_transform.records import as_records  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -47,11 +46,8 @@ SHARED = f"Locust and the service shared this machine's {os.cpu_count()} cores."
 
 def write_payloads(settings: Settings, cohort: str, path: Path, rows: int = 5000) -> int:
     """Up to ``rows`` gold rows of ``cohort`` as service records, in a JSON file."""
-    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
-    gold = pd.read_parquet(lake.current("gold", table_name(cohort)),
-                           storage_options=lake.storage_options or None)  # fmt: skip
-    frame = gold.head(rows)[["msno", *FEATURES]].astype(object)
-    records = frame.where(frame.notna(), None).to_dict("records")
+    gold, _ = read_gold(lake_of(settings), cohort)
+    records = as_records(gold.head(rows))
     path.write_text(json.dumps(records))
     return len(records)
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import mlflow
 from pydantic import ValidationError
 
-from churn_transform.lake import Lake
+from churn_transform.lake import lake_of  # noqa: F401 (the steps' way to their lake)
 from churn_transform.settings import Settings
 
 EXPERIMENT = "kkbox-churn"
@@ -56,7 +56,3 @@ def dask_cluster(settings: Settings) -> Iterator[None]:
     with Client(settings.dask_scheduler, timeout="30s"):
         logging.getLogger(__name__).info("computing on %s", settings.dask_scheduler)
         yield
-
-
-def lake_of(settings: Settings) -> Lake:
-    return Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))

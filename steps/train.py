@@ -26,22 +26,13 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
 from churn_transform.features import FEATURES
-from churn_transform.gold import gold_summary, table_name
-from churn_transform.lake import Lake
+from churn_transform.gold import read_gold
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit
 from steps._cli import lake_of, start, tracked_run
 
 REFERENCE_ROWS = 5000
-
-
-def read_gold(lake: Lake, cohort: str) -> tuple[pd.DataFrame, str]:
-    """A cohort's current gold table and its content hash (the data version)."""
-    url = lake.current("gold", table_name(cohort))
-    summary = gold_summary(lake, url)
-    options = lake.storage_options or None
-    return pd.read_parquet(url, storage_options=options), summary["hash"]
 
 
 def _git_commit() -> str:

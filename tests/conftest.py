@@ -301,10 +301,9 @@ def service(champion: Champion) -> Iterator[str]:
 
 def records_of(gold: Any, rows: slice = slice(None)) -> list[dict[str, Any]]:
     """Gold rows as the service's JSON records (nulls as None)."""
-    from churn_transform.features import FEATURES
+    from churn_transform.records import as_records
 
-    frame = gold.iloc[rows][["msno", *FEATURES]].astype(object)
-    return frame.where(frame.notna(), None).to_dict("records")
+    return as_records(gold.iloc[rows])
 
 
 def start_prometheus(target: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:

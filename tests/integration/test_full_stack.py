@@ -14,7 +14,7 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from churn_transform.lake import Lake
+from churn_transform.lake import lake_of
 from churn_transform.settings import PROJECT_ROOT, Settings
 from tests.conftest import (
     BIN,
@@ -67,7 +67,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         lake_uri=f"{s3_bucket}/lake", s3_endpoint_url=s3_endpoint, aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )  # fmt: skip
-    lake = Lake(settings.lake_uri, settings.storage_options(settings.lake_uri))
+    lake = lake_of(settings)
     assert lake.fs.exists(lake.path_of(lake.url("dvc")))  # DVC pushed to the lake's bucket
 
     process, url = serve(env)
