@@ -52,10 +52,14 @@ class TrainConfig:
 @dataclass
 class Fitted:
     model: ChurnModel
-    threshold: float
     best_iteration: int
     threshold_reason: str
     validation: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold the model chose on the calibration slice."""
+        return self.model.threshold_
 
 
 def features_and_label(gold: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -92,7 +96,6 @@ def fit(train_gold: pd.DataFrame, config: TrainConfig) -> Fitted:
     model = ChurnModel(Pipeline([("features", transformer), ("model", booster)])).fit(x_cal, y_cal)
     return Fitted(
         model=model,
-        threshold=model.threshold_,
         best_iteration=int(booster.best_iteration_ or config.n_estimators),
         threshold_reason=(
             f"maximises F1 on the calibration slice of the training cohort ({len(y_cal):,} users)"
