@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -141,8 +142,6 @@ def read_traffic(
     ``churn``. Returns the frame and the number of entries in the window; when that passes
     ``max_rows``, a uniform sample of ``max_rows`` is kept (reservoir sampling: memory stays
     bounded by ``max_rows``, whatever the window holds)."""
-    import random
-
     chooser = random.Random(seed)
     kept: list[Entry] = []
     seen = 0
