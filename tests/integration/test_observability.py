@@ -55,7 +55,9 @@ def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> 
         for _ in range(20):
             requests.post(f"{url}/predict", json={"records": [{**EXAMPLE_RECORD, "bd": -1.0}]},
                           timeout=30)  # fmt: skip
+        # every request sent is scraped (the bad ones too) before the tests read anything
         prometheus_query(address, "sum(kkbox_predictions_total) >= 300")
+        prometheus_query(address, 'sum(kkbox_validation_errors_total{field="bd"}) >= 21')
         # wait until the load shows in the rates (NaN > 0 is false, so NaN waits too)
         prometheus_query(address, "histogram_quantile(0.95, sum by (le) (rate("
                          'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}'
