@@ -105,6 +105,8 @@ CLEANERS: dict[str, Callable[[pd.DataFrame], tuple[pd.DataFrame, Counts]]] = {
 def bucket_of(msno: pd.Series | pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     """A stable bucket number per user id: the same in every run, process, engine and machine.
 
+    ``msno`` may be dictionary-encoded already (then only its dictionary is hashed).
+
     FNV-1a (64 bit) of the id's UTF-8 bytes, mod ``buckets``. Each distinct id is hashed once
     (a block holds each user many times), column-wise with numpy: one pass per character
     position, not one Python call per row.
@@ -113,8 +115,8 @@ def bucket_of(msno: pd.Series | pa.Array | pa.ChunkedArray, buckets: int) -> np.
         msno = pa.array(msno.astype("string").to_numpy(na_value=None), pa.string())
     if isinstance(msno, pa.ChunkedArray):
         msno = msno.combine_chunks()
-    encoded = pc.cast(msno, pa.large_string()).dictionary_encode()
-    hashes = _fnv1a(encoded.dictionary) % np.uint64(buckets)
+    encoded = msno if isinstance(msno, pa.DictionaryArray) else pc.dictionary_encode(msno)
+    hashes = _fnv1a(pc.cast(encoded.dictionary, pa.large_string())) % np.uint64(buckets)
     indices = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
     return hashes.astype(np.int32)[indices] if len(hashes) else np.zeros(len(msno), np.int32)
 

@@ -152,6 +152,27 @@ def test_reingest_is_idempotent_and_a_failure_keeps_the_old_silver(
     assert {lake.current_version("silver", t) for t in SOURCES} == {first.version}
 
 
+def test_raw_files_changed_while_converting_fail_the_ingest(
+    raw_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversion reads the raw files while bronze is copied: a change meanwhile is caught."""
+    lake = Lake(str(tmp_path / "lake"))
+    first = ingest(lake, str(raw_copy), {}, buckets=2)
+    real = ingest_module._convert
+
+    def converts_then_raw_changes(*args: object) -> None:
+        real(*args)
+        with (raw_copy / "user_logs_v2.csv").open("a") as handle:
+            handle.write(f"{U1},20170302,1,0,0,0,1,2,100.0\n")
+
+    # same content, new modification time: a new snapshot, so this ingest really converts
+    (raw_copy / "members_v3.csv").write_text((raw_copy / "members_v3.csv").read_text())
+    monkeypatch.setattr(ingest_module, "_convert", converts_then_raw_changes)
+    with pytest.raises(RuntimeError, match="changed during ingest"):
+        ingest(lake, str(raw_copy), {}, buckets=2)
+    assert {lake.current_version("silver", t) for t in SOURCES} == {first.version}
+
+
 def _mutate_after(raw: Path, cutoff: int) -> None:
     """Change or delete every row dated on or after ``cutoff``, in every file that has dates."""
     for name, column in [("transactions.csv", "transaction_date"),

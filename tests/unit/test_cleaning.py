@@ -87,3 +87,11 @@ def test_exact_duplicates_only_are_dropped() -> None:
     # sorted by the keys (nulls first), equal keys in input order, the one repeat gone
     assert unique == {"msno": [None, "a", "a", "b"], "day": [None, 2, 2, 1],
                       "x": [1.0, None, 3.0, 1.0]}  # fmt: skip
+
+
+def test_duplicates_are_found_whatever_the_input_order() -> None:
+    # a user's days out of order: sorting by user alone is not enough, all keys are sorted
+    rows = pa.table({"msno": ["a", "b", "a", "a", "b"], "day": [3, 1, 1, 3, 1],
+                     "x": [1, 2, 3, 1, 2]})  # fmt: skip
+    unique = drop_exact_duplicates(rows, ["msno", "day"]).to_pydict()
+    assert unique == {"msno": ["a", "a", "b"], "day": [1, 3, 1], "x": [3, 1, 2]}
