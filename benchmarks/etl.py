@@ -61,7 +61,7 @@ def _logs_only(lake: object, bucket: int) -> int:
     from churn_transform.features import cutoff_of, log_features
     from churn_transform.ingest import read_bucket_table
 
-    logs = read_bucket_table(lake, "user_logs", bucket)  # type: ignore[arg-type]
+    logs = read_bucket_table(lake, "user_logs", bucket, coded_ids=True)  # type: ignore[arg-type]
     return len(log_features(logs, cutoff_of(COHORT)))
 
 
@@ -74,6 +74,13 @@ def _timings(began: float, converted: float, done: float, rows: int, work: Path)
     }
 
 
+#: DuckDB's conversion types the YYYYMMDD integers as dates, as ours does (integer arithmetic).
+_DATES = {
+    "user_logs": ("date",),
+    "transactions": ("transaction_date", "membership_expire_date"),
+}
+
+
 def _duckdb(raw: Path, work: Path) -> dict[str, float]:
     import duckdb
 
@@ -81,24 +88,35 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
     began = time.perf_counter()
     for name, files in (("user_logs", LOG_FILES), ("transactions", TX_FILES)):
         sources = ", ".join(f"'{raw / f}'" for f in files)
+        dates = ", ".join(
+            f"make_date({c} // 10000, {c} // 100 % 100, {c} % 100) AS {c}" for c in _DATES[name]
+        )
         con.execute(
-            f"COPY (SELECT * FROM read_csv([{sources}], header=true)) TO "
+            f"COPY (SELECT * REPLACE ({dates}) FROM read_csv([{sources}], header=true)) TO "
             f"'{work / name}.parquet' (FORMAT parquet, COMPRESSION zstd)"
         )
     converted = time.perf_counter()
+    # The same LOG_FEATURES as features.log_features, per user, from days before the cutoff.
     windows = ", ".join(
-        f"sum(total_secs) FILTER (WHERE d >= DATE '{CUTOFF}' - {w}) AS secs_{w}, "
-        f"count(*) FILTER (WHERE d >= DATE '{CUTOFF}' - {w}) AS days_{w}"
+        f"sum(secs) FILTER (WHERE ago <= {w}) AS secs_{w}, "
+        f"count(*) FILTER (WHERE ago <= {w}) AS active_days_{w}"
         for w in (7, 14, 30, 44, 60)
     )
     rows = con.execute(f"""
         SELECT count(*) FROM (
-          SELECT msno, {windows}, count(*) AS log_days, DATE '{CUTOFF}' - max(d) AS since
-          FROM (SELECT msno, strptime(CAST(date AS VARCHAR), '%Y%m%d')::DATE AS d,
-                       CASE WHEN total_secs < 0 THEN NULL ELSE least(total_secs, 86400) END
-                       AS total_secs
-                FROM '{work / "user_logs.parquet"}')
-          WHERE d < DATE '{CUTOFF}' GROUP BY msno)""").fetchone()[0]
+          SELECT msno, {windows},
+                 sum(num_25 + num_50 + num_75 + num_985 + num_100) FILTER (WHERE ago <= 30)
+                   AS songs_30,
+                 sum(num_25) FILTER (WHERE ago <= 30) AS num_25_30,
+                 sum(num_100) FILTER (WHERE ago <= 30) AS num_100_30,
+                 sum(num_unq) FILTER (WHERE ago <= 30) AS unq_30,
+                 min(ago) AS days_since_last_log, count(*) AS log_days_total,
+                 sum(secs) AS secs_total
+          FROM (SELECT msno, DATE '{CUTOFF}' - date AS ago, num_25, num_50, num_75, num_985,
+                       num_100, num_unq,
+                       CASE WHEN total_secs < 0 THEN 0 ELSE least(total_secs, 86400) END AS secs
+                FROM '{work / "user_logs.parquet"}' WHERE date < DATE '{CUTOFF}')
+          GROUP BY msno)""").fetchone()[0]
     done = time.perf_counter()
     return _timings(began, converted, done, rows, work)
 

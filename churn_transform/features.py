@@ -88,49 +88,84 @@ def transaction_features(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd
     return features.astype("float64")
 
 
+def user_codes(msno: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Each row's user as an integer code into the returned array of distinct ids (-1: none).
+
+    Silver is read with ``msno`` dictionary-encoded, so this costs nothing there; plain strings
+    are hashed once.
+    """
+    column = msno.combine_chunks() if isinstance(msno, pa.ChunkedArray) else msno
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    indices = column.indices if column.null_count == 0 else pc.fill_null(column.indices, -1)
+    return indices.to_numpy(zero_copy_only=False), column.dictionary
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as numpy (nulls as 0), then one 0 for ``_run_sums``' sake."""
+    values = (column if column.null_count == 0 else pc.fill_null(column, 0)).to_numpy()
+    return np.append(values, np.zeros(1, values.dtype))
+
+
+def _run_sums(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``values[low[r]:high[r]].sum()`` for every run ``r``, in one sequential pass.
+
+    ``values`` ends with an extra 0 (see ``_numbers``), so that ``high`` may be its last index.
+    """
+    bounds = np.empty(2 * len(low), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = low, high
+    sums = np.add.reduceat(values, bounds)[0::2] if len(low) else values[:0]
+    return np.where(high > low, sums, 0)  # reduceat gives values[low] for an empty run
+
+
 def log_features(logs: pd.DataFrame | pa.Table, cutoff: pd.Timestamp) -> pd.DataFrame:
     """LOG_FEATURES per user, from days before ``cutoff`` only.
 
-    Computed with pyarrow's kernels and hash aggregation (about four times pandas' speed on a
-    bucket of logs); accepts a pandas frame or an Arrow table with the silver columns.
+    Silver holds each user's days together and in date order, so a user's rows are one run and
+    a window's days are the run's tail: each feature is one ``searchsorted`` for where the tail
+    starts and one sequential sum, no hashing and no grouping (about 20 ms for a bucket of
+    900,000 rows). Rows in any other order are sorted first. Accepts a pandas frame or an
+    Arrow table with the silver columns (``msno`` plain or dictionary-encoded).
     """
     table = logs if isinstance(logs, pa.Table) else pa.Table.from_pandas(logs, preserve_index=False)
-    nanos = pc.cast(pc.cast(table["date"], pa.timestamp("ns")), pa.int64())
-    before = pc.less(nanos, cutoff.value)
-    table, nanos = table.filter(before), nanos.filter(before)
-    ago = pc.divide(pc.subtract(cutoff.value, nanos), _DAY_NS)  # whole days: dates are midnights
-    secs = pc.fill_null(pc.cast(table["total_secs"], pa.float64()), 0.0)
-    recent = pc.less_equal(ago, 30)
-    songs = table["num_25"]
-    for band in ("num_50", "num_75", "num_985", "num_100"):
-        songs = pc.add(songs, table[band])
-    columns: dict[str, pa.ChunkedArray] = {"msno": table["msno"]}
-    for window in WINDOWS:
-        inside = pc.less_equal(ago, window)
-        columns[f"secs_{window}"] = pc.if_else(inside, secs, 0.0)
-        columns[f"active_days_{window}"] = pc.cast(inside, pa.float64())
-    thirty_days = {
-        "songs_30": songs,
-        "num_25_30": table["num_25"],
-        "num_100_30": table["num_100"],
-        "unq_30": table["num_unq"],
-    }
-    for name, values in thirty_days.items():
-        columns[name] = pc.if_else(recent, pc.cast(values, pa.float64()), 0.0)
-    columns["secs_total"] = secs
-    columns["ago"] = ago
-    sums = [name for name in columns if name not in ("msno", "ago")]
-    grouped = (
-        pa.table(columns)
-        .group_by("msno", use_threads=False)
-        .aggregate([(name, "sum") for name in sums] + [("ago", "min"), ("ago", "count")])
-    )
-    features = grouped.to_pandas().set_index("msno")
-    features.columns = [c.removesuffix("_sum") for c in features.columns]
-    features = features.rename(columns={"ago_min": "days_since_last_log",
-                                        "ago_count": "log_days_total"})  # fmt: skip
-    features.index.name = None
-    return features[[c for c in LOG_FEATURES]].astype("float64")
+    dates = pc.cast(table["date"], pa.timestamp("ns"))
+    table = table.filter(pc.fill_null(pc.less(dates, cutoff.to_datetime64()), False))
+    codes, ids = user_codes(table["msno"])
+    days = pc.cast(pc.cast(table["date"], pa.date32()), pa.int32()).to_numpy()
+    cutoff_day = (cutoff.to_datetime64() - np.datetime64(0, "D")) // np.timedelta64(1, "D")
+    ago = cutoff_day - days.astype(np.int64)  # 1 or more
+    if (codes < 0).any():  # rows without an id belong to no user
+        known = codes >= 0
+        table, codes, ago = table.filter(pa.array(known)), codes[known], ago[known]
+    user = codes.astype(np.int64)
+    key = user * 2**32 - ago  # by user, then by date (ago < 2**32)
+    if len(key) > 1 and (key[1:] < key[:-1]).any():
+        order = np.argsort(key, kind="stable")
+        table, ago, key, user = table.take(order), ago[order], key[order], user[order]
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else user
+    ends = np.r_[starts[1:], len(user)].astype(np.int64)
+    users = user[starts]
+
+    def tail(window: int) -> np.ndarray:  # each run's first row within ``window`` days
+        return np.searchsorted(key, users * 2**32 - window, side="left")
+
+    secs = _numbers(table["total_secs"])
+    columns = {"log_days_total": ends - starts, "secs_total": _run_sums(secs, starts, ends)}
+    tails = {window: tail(window) for window in WINDOWS}
+    for window, first in tails.items():
+        columns[f"secs_{window}"] = _run_sums(secs, first, ends)
+        columns[f"active_days_{window}"] = ends - first
+    first = tails[30]
+    bands = ("num_25", "num_50", "num_75", "num_985", "num_100")
+    columns["songs_30"] = _run_sums(sum(_numbers(table[b]) for b in bands), first, ends)
+    for name, column in (("num_25_30", "num_25"), ("num_100_30", "num_100"),
+                         ("unq_30", "num_unq")):  # fmt: skip
+        columns[name] = _run_sums(_numbers(table[column]), first, ends)
+    columns["days_since_last_log"] = ago[ends - 1] if len(user) else ago
+    return pd.DataFrame(
+        {name: columns[name] for name in LOG_FEATURES},
+        index=pd.Index(ids.take(pa.array(users)).to_pylist(), dtype=object),
+    ).astype("float64")
 
 
 def member_features(members: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -153,9 +188,15 @@ def _coded(rows: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
 
 
 def _cohort_rows(logs: pd.DataFrame | pa.Table, ids: pd.Index) -> pa.Table:
+    """The rows of the users in ``ids``: membership is decided once per distinct id."""
     table = logs if isinstance(logs, pa.Table) else pa.Table.from_pandas(logs, preserve_index=False)
+    codes, distinct = user_codes(table["msno"])
     wanted = pa.array(ids.astype(str).to_numpy(), pa.string())
-    return table.filter(pc.is_in(pc.cast(table["msno"], pa.string()), value_set=wanted))
+    member = pc.is_in(pc.cast(distinct, pa.string()), value_set=wanted).to_numpy(
+        zero_copy_only=False
+    )
+    keep = np.append(member, False)[codes]  # code -1 (no id) indexes the appended False
+    return table.filter(pa.array(keep))
 
 
 def cohort_features(

@@ -41,7 +41,7 @@ def read_gold(lake: Lake, cohort: str) -> tuple[pd.DataFrame, str]:
 
 def _build_bucket(lake: Lake, cohort: str, bucket: int, out: str) -> int:
     tables = {name: read_bucket(lake, name, bucket) for name in SOURCES if name != "user_logs"}
-    tables["user_logs"] = read_bucket_table(lake, "user_logs", bucket)  # stays in Arrow
+    tables["user_logs"] = read_bucket_table(lake, "user_logs", bucket, coded_ids=True)
     gold = cohort_features(
         tables["labels"], tables["transactions"], tables["user_logs"], tables["members"], cohort
     )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from churn_transform.features import FEATURES, cohort_features
+from churn_transform.features import FEATURES, LOG_FEATURES, WINDOWS, cohort_features, log_features
 
 T = pd.Timestamp
 
@@ -114,3 +117,38 @@ def test_inputs_are_not_modified() -> None:
     cohort_features(_labels(), transactions, logs, _members(), "2017-03")
     pd.testing.assert_frame_equal(transactions, _transactions())
     pd.testing.assert_frame_equal(logs, _logs())
+
+
+def test_log_features_match_a_plain_groupby_in_any_row_order() -> None:
+    rng = np.random.default_rng(7)
+    size = 3000
+    logs = pd.DataFrame({
+        "msno": rng.choice([f"u{i:02d}" for i in range(40)], size),
+        "date": T("2016-12-01") + pd.to_timedelta(rng.integers(0, 120, size), "D"),
+        **{band: rng.integers(0, 5, size) for band in
+           ("num_25", "num_50", "num_75", "num_985", "num_100", "num_unq")},
+        "total_secs": np.where(rng.random(size) < 0.05, np.nan, rng.uniform(0, 5000, size)),
+    }).drop_duplicates(["msno", "date"])  # fmt: skip
+    cutoff = T("2017-03-01")
+    past = logs[logs["date"] < cutoff]
+    ago, secs, user = (cutoff - past["date"]).dt.days, past["total_secs"].fillna(0), past["msno"]
+    expected = {
+        "days_since_last_log": ago.groupby(user).min(),
+        "log_days_total": ago.groupby(user).size(),
+        "secs_total": secs.groupby(user).sum(),
+    }
+    for window in WINDOWS:
+        expected[f"secs_{window}"] = secs.where(ago <= window, 0).groupby(user).sum()
+        expected[f"active_days_{window}"] = (ago <= window).groupby(user).sum()
+    songs = past[["num_25", "num_50", "num_75", "num_985", "num_100"]].sum(axis=1)
+    for name, values in (("songs_30", songs), ("num_25_30", past["num_25"]),
+                         ("num_100_30", past["num_100"]), ("unq_30", past["num_unq"])):  # fmt: skip
+        expected[name] = values.where(ago <= 30, 0).groupby(user).sum()
+    expected = pd.DataFrame(expected)[list(LOG_FEATURES)].astype("float64").rename_axis(None)
+
+    silver_order = logs.sort_values(["msno", "date"])
+    coded = pa.Table.from_pandas(silver_order, preserve_index=False)
+    coded = coded.set_column(0, "msno", pc.dictionary_encode(coded["msno"]))
+    for rows in (logs, silver_order, coded):
+        got = log_features(rows, cutoff).sort_index()
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
