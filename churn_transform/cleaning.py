@@ -13,8 +13,9 @@ truly corrupted file (a negative payment, a label of 2, a shifted column) is cau
   seconds in a day is clipped to 86,400; ``date`` becomes a date.
 - every table: a date that is not a calendar date becomes null and is counted as
   ``invalid_date`` (validation then rejects the null where the column may not be null).
-Exact duplicate rows (the v2 increments repeat some v1 rows) are removed later, per bucket of
-users, where all rows of a user meet (see ``ingest``).
+Cleaning runs on a bucket of users (every raw row of those users, from every file). Exact
+duplicate rows (the v2 increments repeat some v1 rows) are removed right after, in the same
+bucket, where all rows of a user meet (see ``silver``).
 """
 
 from __future__ import annotations

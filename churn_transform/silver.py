@@ -1,9 +1,10 @@
-"""Building one silver table from its bronze CSVs: two Dask passes, scatter then compact.
+"""Building one silver table from its raw CSVs: two Dask passes, scatter then compact.
 
-*Scatter* reads the CSVs in blocks (pyarrow's parser, inside Dask tasks), cleans each block
-(``cleaning``) and writes its rows into one Arrow IPC file per user bucket. *Compact* merges a
-bucket's files, drops exact duplicate rows (the v2 increments repeat some v1 rows), sorts by
-user and date, and writes ``part-<b>.parquet`` (zstd). ``ingest`` decides when a table goes live.
+*Scatter* reads the CSVs in blocks (pyarrow's parser, inside Dask tasks) and writes each block
+as one Arrow IPC file of raw-typed rows, one record batch per user bucket. *Compact* reads a
+bucket's batch from every block file, cleans it (``cleaning``), drops exact duplicate rows (the
+v2 increments repeat some v1 rows), sorts by user and date, and writes ``part-<b>.parquet``
+(zstd). ``ingest`` decides where the CSVs are read from and when a table goes live.
 """
 
 from __future__ import annotations
