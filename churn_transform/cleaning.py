@@ -1,7 +1,7 @@
 """Row-level cleaning of the raw KKBox tables on the way into silver: known quirks only.
 
-Each function takes one partition of a raw table (as parsed with ``schema.RAW_DTYPES``) and
-returns the cleaned partition and the number of rows each rule touched. The rules are the
+Each function takes rows of a raw table (as parsed with ``schema.RAW_DTYPES``) and returns
+them cleaned, with the number of rows each rule touched. The rules are the
 platform's documented decisions; anything else is left as it is for validation to judge, so a
 truly corrupted file (a negative payment, a label of 2, a shifted column) is caught, not hidden.
 

@@ -32,7 +32,6 @@ LOG_FEATURES = (
     "songs_30", "num_25_30", "num_100_30", "unq_30", "days_since_last_log", "log_days_total",
     "secs_total",
 )  # fmt: skip
-_DAY_NS = 86_400 * 10**9
 MEMBER_FEATURES = ("city", "bd", "gender", "registered_via", "registration_age_days")
 FEATURES = TRANSACTION_FEATURES + LOG_FEATURES + MEMBER_FEATURES
 

@@ -144,16 +144,14 @@ def ingest(
     buckets = buckets or auto_buckets(snapshot)
     version = f"{snapshot.id}-f{SILVER_FORMAT}-b{buckets}"
     report = IngestReport(snapshot.id, buckets, version)
-    with ThreadPoolExecutor(1, thread_name_prefix="bronze") as copier:
-        if _tasks_read(raw_url):  # convert from the raw files while they are copied
+    if _tasks_read(raw_url):  # convert from the raw files while they are copied
+        with ThreadPoolExecutor(1, thread_name_prefix="bronze") as copier:
             copying = copier.submit(copy_to_bronze, lake, raw_url, storage_options, snapshot)
-            source, source_options = raw_url, storage_options
-        else:  # the workers may not see the raw folder: they read the lake's bronze copy
-            source = copy_to_bronze(lake, raw_url, storage_options, snapshot)
-            copying, source_options = None, lake.storage_options
-        _convert(lake, report, snapshot, source, source_options, blocksize)
-        if copying is not None:
+            _convert(lake, report, snapshot, raw_url, storage_options, blocksize)
             copying.result()
+    else:  # the workers may not see the raw folder: they read the lake's bronze copy
+        bronze = copy_to_bronze(lake, raw_url, storage_options, snapshot)
+        _convert(lake, report, snapshot, bronze, lake.storage_options, blocksize)
     if snapshot_of(raw_url, storage_options) != snapshot:
         raise RuntimeError(f"the raw files at {raw_url} changed during ingest; run it again")
     for table in SOURCES:  # only now, with every table written, does the new snapshot go live

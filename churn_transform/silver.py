@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from dask.bytes import read_bytes
+from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
@@ -119,7 +120,7 @@ def _scatter(
     return {"rows_in": rows_in}
 
 
-def _bucket_rows(root: str, fs: object, bucket: int) -> pa.Table | None:
+def _bucket_rows(root: str, fs: AbstractFileSystem, bucket: int) -> pa.Table | None:
     """Batch ``bucket`` of every block file of a table, ids decoded; None when all are empty."""
     local = isinstance(fs, LocalFileSystem)
     batches = []
@@ -182,11 +183,10 @@ def _sort_order(keys: list[np.ndarray]) -> np.ndarray:
     is checked, and only when it fails are all keys sorted together.
     """
     order = _argsort(keys[0])
-    tied = None
+    first = keys[0][order]
+    tied = first[1:] == first[:-1]  # rows equal to their predecessor in the keys so far
     for key in keys[1:]:
         ordered = key[order]
-        previous = keys[0][order] if tied is None else None
-        tied = (previous[1:] == previous[:-1]) if tied is None else tied
         if np.any(tied & (ordered[1:] < ordered[:-1])):
             return np.lexsort(list(reversed(keys)))
         tied &= ordered[1:] == ordered[:-1]
@@ -199,14 +199,15 @@ def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
     Exact repeats are adjacent when ``keys`` identify a row (user_logs: msno, date) or name every
     column (transactions). Sorting and comparing numpy views of the columns (strings as ranks)
     costs far less than hashing whole rows, and no Python objects are made for the 44-byte ids.
-    Only rows equal to their predecessor in every key are compared in the other columns.
+    The keys are compared first; the other columns only while some row still equals its
+    predecessor.
     """
     if rows.num_rows < 2:
         return rows
     views = {name: _sortable(rows[name]) for name in keys}
     order = _sort_order([views[k] for k in keys])
     same = np.ones(rows.num_rows - 1, dtype=bool)
-    for name in rows.column_names:
+    for name in [*keys, *(c for c in rows.column_names if c not in views)]:
         if not same.any():
             break
         view = views[name] if name in views else _sortable(rows[name])
