@@ -103,8 +103,10 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
         f"count(*) FILTER (WHERE ago <= {w}) AS active_days_{w}"
         for w in (7, 14, 30, 44, 60)
     )
-    rows = con.execute(f"""
-        SELECT count(*) FROM (
+    # Materialised as a table: ``SELECT count(*) FROM (... GROUP BY msno)`` would let DuckDB's
+    # optimiser drop every aggregate and only count the distinct ids (10x less work).
+    con.execute(f"""
+        CREATE TEMP TABLE log_features AS
           SELECT msno, {windows},
                  sum(num_25 + num_50 + num_75 + num_985 + num_100) FILTER (WHERE ago <= 30)
                    AS songs_30,
@@ -117,7 +119,8 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
                        num_100, num_unq,
                        CASE WHEN total_secs < 0 THEN 0 ELSE least(total_secs, 86400) END AS secs
                 FROM '{work / "user_logs.parquet"}' WHERE date < DATE '{CUTOFF}')
-          GROUP BY msno)""").fetchone()[0]
+          GROUP BY msno""")
+    rows = con.execute("SELECT count(*) FROM log_features").fetchall()[0][0]
     done = time.perf_counter()
     return _timings(began, converted, done, rows, work)
 

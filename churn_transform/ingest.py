@@ -5,10 +5,11 @@ hashes to bucket ``b`` (``cleaning.bucket_of``), sorted by user and date. That k
 history in one file (so features and uniqueness checks need no shuffle, and memory is bounded by
 a bucket) and makes Parquet's dictionary and zstd compression effective on ``msno``.
 
-Each table is built by two Dask passes (``silver``) inside its new version folder; only when
-every table is written does the new version become current (``lake.Lake.publish``). The bronze
-copy runs beside the conversion, which reads the raw files itself, when Dask's tasks can read
-them (in-process scheduler, or raw files on S3); a cluster's workers read the bronze copy.
+The tables are built together by two Dask passes (``silver``), each inside its new version
+folder; only when every table is written does the new version become current
+(``lake.Lake.publish_set``). The bronze copy runs beside the conversion, which reads the raw
+files itself, when Dask's tasks can read them (in-process scheduler, or raw files on S3); a
+cluster's workers read the bronze copy.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from churn_transform.lake import Lake
 from churn_transform.schema import RAW_FILES
-from churn_transform.silver import SOURCES, build_silver_table
+from churn_transform.silver import SOURCES, build_silver_tables
 
 log = logging.getLogger(__name__)
 
@@ -174,26 +175,27 @@ def _convert(
     blocksize: str,
 ) -> None:
     """Write every silver table of ``report.version`` (not yet current) from ``source``."""
-    for table, sources in SOURCES.items():
 
-        def write(url: str, table: str = table) -> None:
-            counts = build_silver_table(
-                table,
-                source,
-                source_options,
-                url,
-                report.buckets,
-                lake.storage_options,
-                blocksize,
+    def raw_bytes(table: str) -> int:
+        return sum(snapshot.files[name][0] for name in SOURCES[table])
+
+    def write(urls: dict[str, str]) -> None:
+        biggest_first = dict(sorted(urls.items(), key=lambda item: -raw_bytes(item[0])))
+        found = build_silver_tables(
+            biggest_first, source, source_options, report.buckets, lake.storage_options, blocksize
+        )
+        for table, counts in found.items():
+            lake.fs.pipe_file(
+                f"{lake.path_of(urls[table])}/_counts.json", json.dumps(counts).encode()
             )
-            lake.fs.pipe_file(f"{lake.path_of(url)}/_counts.json", json.dumps(counts).encode())
 
-        url = lake.publish("silver", table, report.version, write, point=False)
+    urls = lake.publish_set("silver", list(SOURCES), report.version, write, point=False)
+    for table, url in urls.items():
         counts = json.loads(lake.fs.cat_file(f"{lake.path_of(url)}/_counts.json"))
         report.tables[table] = TableReport(
             rows_in=counts.pop("rows_in", 0),
             rows_out=counts.pop("rows_out", 0),
-            bytes_in=sum(snapshot.files[name][0] for name in sources),
+            bytes_in=raw_bytes(table),
             bytes_out=sum(
                 size
                 for path, size in lake.fs.du(lake.path_of(url), total=False).items()

@@ -85,20 +85,43 @@ class Lake:
         With ``point=False`` the version is written but not made current: call ``point`` once
         every table of a consistent set is written, so a failure leaves the old set current.
         """
+        return self.publish_set(area, [table], version, lambda urls: write(urls[table]), point)[
+            table
+        ]
+
+    def publish_set(
+        self,
+        area: str,
+        tables: list[str],
+        version: str,
+        write: Callable[[dict[str, str]], None],
+        point: bool = True,
+    ) -> dict[str, str]:
+        """``publish`` for several tables written together: ``write`` gets the URL of each table
+        whose ``version`` is not published yet (none: not called), and each is marked complete
+        only once ``write`` has returned."""
         self._check(area)
         if "/" in version or version in ("", POINTER):
             raise ValueError(f"bad version name {version!r}")
-        folder = self._key(area, table, version)
-        if self.has_version(area, table, version):
-            log.info("%s/%s version %s already published: nothing to write", area, table, version)
-        else:
+        todo = {}
+        for table in tables:
+            if self.has_version(area, table, version):
+                log.info(
+                    "%s/%s version %s already published: nothing to write", area, table, version
+                )
+                continue
+            folder = self._key(area, table, version)
             if self.fs.exists(folder):  # left over by an interrupted run
                 self.fs.rm(folder, recursive=True)
-            write(self.url(area, table, version))
-            self.fs.pipe_file(self._key(area, table, version, SUCCESS), b"")
+            todo[table] = self.url(area, table, version)
+        if todo:
+            write(todo)
+            for table in todo:
+                self.fs.pipe_file(self._key(area, table, version, SUCCESS), b"")
         if point:
-            self.point(area, table, version)
-        return self.url(area, table, version)
+            for table in tables:
+                self.point(area, table, version)
+        return {table: self.url(area, table, version) for table in tables}
 
     def point(self, area: str, table: str, version: str) -> None:
         """Make a published version current."""

@@ -1,10 +1,12 @@
-"""Building one silver table from its raw CSVs: two Dask passes, scatter then compact.
+"""Silver tables from their raw CSVs: two Dask passes, scatter then compact.
 
 *Scatter* reads the CSVs in blocks (pyarrow's parser, inside Dask tasks) and writes each block
 as one Arrow IPC file of raw-typed rows, one record batch per user bucket. *Compact* reads a
-bucket's batch from every block file, cleans it (``cleaning``), drops exact duplicate rows (the
-v2 increments repeat some v1 rows), sorts by user and date, and writes ``part-<b>.parquet``
-(zstd). ``ingest`` decides where the CSVs are read from and when a table goes live.
+bucket's batch from every block file of a table, cleans it (``cleaning``), drops exact duplicate
+rows (the v2 increments repeat some v1 rows), sorts by user and date, and writes
+``part-<b>.parquet`` (zstd). One Dask computation scatters the blocks of every table, and one
+compacts every bucket of every table (``build_silver_tables``). ``ingest`` decides where the
+CSVs are read from and when the tables go live.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from dask.base import tokenize
 from dask.bytes import read_bytes
+from dask.delayed import Delayed
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
@@ -57,19 +61,42 @@ _PLAIN = {"total_secs"}
 
 
 _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+#: The parse types of the first try: ids dictionary-encoded by the parser (a block names each
+#: user many times, and the bucketing then hashes each id once), integers as int32 (the raw
+#: counts, codes and YYYYMMDD dates fit: half the bytes to reorder and to write to disk).
+_NARROW = {"string": pa.string(), "int64": pa.int32(), "float64": pa.float64()}
+_IDS = pa.dictionary(pa.int32(), pa.string())
 _SCATTER = "_scatter"
 
 
 def _parse_block(block: bytes, name: str, first: bool) -> pa.Table:
-    """One block of a raw CSV, parsed by pyarrow (multithreaded, no GIL), with the raw types."""
+    """One block of a raw CSV, parsed by pyarrow (multithreaded, no GIL).
+
+    Integers are parsed as int32 first; a block with a value that does not fit is parsed
+    again as int64, so no value is lost (``raw_schema`` is what every block is read back as).
+    """
     columns = RAW_FILES[name]
-    return pacsv.read_csv(
-        pa.BufferReader(block),  # zero-copy: no Python file object, no GIL
-        read_options=pacsv.ReadOptions(column_names=list(columns), skip_rows=int(first)),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: _ARROW_TYPES[RAW_DTYPES[c]] for c in columns},
-            strings_can_be_null=True,
-        ),
+
+    def parse(types: dict[str, pa.DataType]) -> pa.Table:
+        return pacsv.read_csv(
+            pa.BufferReader(block),  # zero-copy: no Python file object, no GIL
+            read_options=pacsv.ReadOptions(column_names=list(columns), skip_rows=int(first)),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: _IDS if c == "msno" else types[RAW_DTYPES[c]] for c in columns},
+                strings_can_be_null=True,
+            ),
+        )
+
+    try:
+        return parse(_NARROW)
+    except pa.ArrowInvalid:
+        return parse(_ARROW_TYPES)
+
+
+def raw_schema(name: str) -> pa.Schema:
+    """The Arrow schema of a raw file's rows: ``schema.RAW_DTYPES``, ids dictionary-encoded."""
+    return pa.schema(
+        [(c, _IDS if c == "msno" else _ARROW_TYPES[RAW_DTYPES[c]]) for c in RAW_FILES[name]]
     )
 
 
@@ -95,14 +122,18 @@ def _scatter(
     except pa.ArrowInvalid as err:
         raise ValueError(f"{name}, block {index}: {err}") from err
     rows_in = rows.num_rows
+    rows = rows.unify_dictionaries()
     if table == "labels":  # the cohort comes from the file's name: known here only
         frame, _ = clean_labels(
-            rows.to_pandas(types_mapper=pd.ArrowDtype),
+            rows.cast(raw_schema(name).set(0, pa.field("msno", pa.string()))).to_pandas(
+                types_mapper=pd.ArrowDtype
+            ),
             LABEL_FILES[name],
             name != "sample_submission_v2.csv",
         )
         rows = pa.Table.from_pandas(frame, preserve_index=False)
-    ids = pc.dictionary_encode(rows["msno"].combine_chunks())
+        rows = rows.set_column(0, "msno", pc.dictionary_encode(rows["msno"]))
+    ids = rows["msno"].combine_chunks()
     bucket = bucket_of(ids, buckets)
     order = _argsort(bucket)
     rows = rows.set_column(rows.schema.get_field_index("msno"), "msno", ids).take(order)
@@ -121,45 +152,94 @@ def _scatter(
 
 
 def _bucket_rows(root: str, fs: AbstractFileSystem, bucket: int) -> pa.Table | None:
-    """Batch ``bucket`` of every block file of a table, ids decoded; None when all are empty."""
+    """Batch ``bucket`` of every block file of a table, as one table; None when all are empty.
+
+    Integers are widened to int64 (``RAW_DTYPES``). ``msno`` stays dictionary-encoded, with one
+    dictionary of this bucket's ids: each batch's block dictionary is first cut to the ids the
+    batch uses, so only those are unified (hashing a few thousand strings, not every row's).
+    """
     local = isinstance(fs, LocalFileSystem)
     batches = []
     for path in sorted(fs.glob(posixpath.join(root, _SCATTER, "part-*.arrow"))):
         with pa.memory_map(path) if local else fs.open(path, "rb") as source:
             batch = pa.ipc.open_file(source).get_batch(bucket)
         if batch.num_rows:
-            batches.append(batch)
+            msno = batch.schema.get_field_index("msno")
+            batches.append(batch.set_column(msno, "msno", _used_ids(batch.column(msno))))
     if not batches:
         return None
-    rows = pa.Table.from_batches(batches)
-    msno = rows.schema.get_field_index("msno")
-    return rows.set_column(msno, "msno", rows["msno"].cast(pa.string()))
+    wide = pa.schema(
+        [f.with_type(pa.int64()) if f.type == pa.int32() else f for f in batches[0].schema]
+    )
+    same: dict[pa.Schema, list[pa.RecordBatch]] = {}  # a block parsed as int64 differs
+    for batch in batches:
+        same.setdefault(batch.schema, []).append(batch)
+    tables = [pa.Table.from_batches(group).cast(wide) for group in same.values()]
+    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+
+
+def _used_ids(ids: pa.DictionaryArray) -> pa.DictionaryArray:
+    """``ids`` with a dictionary of only the values its rows use."""
+    indices = ids.indices.to_numpy(zero_copy_only=False)  # nulls: any value, masked below
+    nulls = ids.is_null().to_numpy(zero_copy_only=False) if ids.null_count else None
+    used = np.zeros(len(ids.dictionary), dtype=bool)
+    used[indices if nulls is None else indices[~nulls]] = True
+    position = np.cumsum(used, dtype=np.int32) - 1
+    remapped = pa.array(position[indices], mask=nulls)
+    return pa.DictionaryArray.from_arrays(remapped, ids.dictionary.filter(pa.array(used)))
 
 
 def _compact(table: str, bucket: int, out: str, options: dict[str, object]) -> dict[str, int]:
-    """Clean a bucket's rows, drop exact duplicates, sort, write ``part-<b>.parquet``."""
+    """Clean a bucket's rows, drop exact duplicates, sort, write ``part-<b>.parquet``.
+
+    ``msno`` is written from its dictionary encoding. Neither the Arrow schema nor pandas
+    metadata is stored: readers see Parquet's types (``msno`` a plain string column).
+    """
     fs, root = url_to_fs(out, **options)
     rows = _bucket_rows(root, fs, bucket)
     if rows is None:
         return {"rows_out": 0}
     counts: dict[str, int] = {}
-    if table in CLEANERS:
-        frame, counts = CLEANERS[table](rows.to_pandas(types_mapper=pd.ArrowDtype))
-        rows = pa.Table.from_pandas(frame, preserve_index=False)
-    unique = drop_exact_duplicates(rows, SORT_KEYS[table])
+    if table in CLEANERS:  # the rules never touch the id: it stays out of the pandas round trip
+        ids = rows["msno"]
+        frame, counts = CLEANERS[table](
+            rows.drop_columns("msno").to_pandas(types_mapper=pd.ArrowDtype)
+        )
+        rows = pa.Table.from_pandas(frame, preserve_index=False).add_column(0, "msno", ids)
+    unique = _ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table]))
     target = posixpath.join(root, f"part-{bucket:05d}.parquet")
     dictionary = [c for c in unique.column_names if c not in _PLAIN]
-    pq.write_table(unique, target, filesystem=fs, use_dictionary=dictionary, **_PARQUET)
+    pq.write_table(
+        unique.replace_schema_metadata(None),  # Parquet's own types only, as any engine reads
+        target,
+        filesystem=fs,
+        use_dictionary=dictionary,
+        store_schema=False,
+        **_PARQUET,
+    )
     return {**counts, "duplicates_removed": len(rows) - len(unique), "rows_out": len(unique)}
+
+
+def _ids_in_order(rows: pa.Table) -> pa.Table:
+    """``msno``'s dictionary sorted, so the codes rise with the rows (sorted by user) as readers
+    see them: ``features.log_features`` relies on it to find each user's run without sorting."""
+    ids = rows["msno"].combine_chunks()
+    order = pc.array_sort_indices(ids.dictionary)
+    position = np.empty(len(order), dtype=np.int32)
+    position[order.to_numpy()] = np.arange(len(order), dtype=np.int32)
+    codes = pc.take(pa.array(position), ids.indices)  # nulls stay null
+    ordered = pa.DictionaryArray.from_arrays(codes, ids.dictionary.take(order))
+    return rows.set_column(rows.schema.get_field_index("msno"), "msno", ordered)
 
 
 def _sortable(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A numpy array that orders and compares like ``column``, nulls as a value of their own."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        encoded = column.dictionary_encode()
-        ranks = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="dense")
-        values = pc.take(ranks, encoded.indices)
+        column = column.dictionary_encode()
+    if pa.types.is_dictionary(column.type):  # rank the distinct values only
+        ranks = pc.rank(column.dictionary, sort_keys="ascending", tiebreaker="dense")
+        values = pc.take(ranks, column.indices)
         return pc.fill_null(values, 0).to_numpy().astype(np.int64)
     if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
         column = column.cast(pa.int64())
@@ -175,8 +255,9 @@ def _argsort(values: np.ndarray) -> np.ndarray:
     return np.argsort(values, kind="stable")
 
 
-def _sort_order(keys: list[np.ndarray]) -> np.ndarray:
-    """The order that sorts rows by ``keys`` (stable), cheaply when the input is nearly sorted.
+def _sort_order(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts rows by ``keys`` (stable), and which sorted rows tie with the one
+    before in every key (``tied[i]``: row ``i + 1`` of the sorted rows equals row ``i``).
 
     Rows arrive in file order, and the raw files list each user's days (or transactions) in
     date order, so sorting stably by the first key (the user) usually sorts the rest too: that
@@ -188,62 +269,87 @@ def _sort_order(keys: list[np.ndarray]) -> np.ndarray:
     for key in keys[1:]:
         ordered = key[order]
         if np.any(tied & (ordered[1:] < ordered[:-1])):
-            return np.lexsort(list(reversed(keys)))
+            order = np.lexsort(list(reversed(keys)))
+            tied = np.ones(len(order) - 1, dtype=bool)
+            for key in keys:
+                ordered = key[order]
+                tied &= ordered[1:] == ordered[:-1]
+            return order, tied
         tied &= ordered[1:] == ordered[:-1]
-    return order
+    return order, tied
 
 
 def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
     """Rows sorted by ``keys``, with rows identical to their predecessor in every column removed.
 
     Exact repeats are adjacent when ``keys`` identify a row (user_logs: msno, date) or name every
-    column (transactions). Sorting and comparing numpy views of the columns (strings as ranks)
-    costs far less than hashing whole rows, and no Python objects are made for the 44-byte ids.
-    The keys are compared first; the other columns only while some row still equals its
-    predecessor.
+    column (transactions). Sorting numpy views of the key columns (strings as ranks) costs far
+    less than hashing whole rows, and no Python objects are made for the 44-byte ids. The other
+    columns are compared only at the rows that tie with their predecessor in every key.
     """
     if rows.num_rows < 2:
         return rows
-    views = {name: _sortable(rows[name]) for name in keys}
-    order = _sort_order([views[k] for k in keys])
-    same = np.ones(rows.num_rows - 1, dtype=bool)
-    for name in [*keys, *(c for c in rows.column_names if c not in views)]:
-        if not same.any():
+    order, tied = _sort_order([_sortable(rows[name]) for name in keys])
+    later = np.flatnonzero(tied) + 1  # positions in ``order`` equal to the one before, so far
+    for name in (c for c in rows.column_names if c not in keys):
+        if not len(later):
             break
-        view = views[name] if name in views else _sortable(rows[name])
-        ordered = view[order]
-        same &= ordered[1:] == ordered[:-1]
-    keep = order if not same.any() else order[np.concatenate([[True], ~same])]
-    return rows.take(pa.array(keep))
+        pair = _sortable(rows[name].take(pa.array(np.r_[order[later], order[later - 1]])))
+        later = later[pair[: len(later)] == pair[len(later) :]]
+    keep = np.ones(rows.num_rows, dtype=bool)
+    keep[later] = False
+    return rows.take(pa.array(order if not len(later) else order[keep]))
 
 
-def build_silver_table(
-    table: str,
+def build_silver_tables(
+    outs: dict[str, str],
     source: str,
     source_options: dict[str, object],
-    out: str,
     buckets: int,
     options: dict[str, object],
     blocksize: str = "32MB",
-) -> dict[str, int]:
-    """Both passes for one table: CSVs under ``source`` into the version folder ``out``."""
-    scattered = []
-    for name in SOURCES[table]:
-        _, blocks = read_bytes(
-            f"{source}/{name}", delimiter=b"\n", blocksize=blocksize, sample=False, **source_options
-        )
-        for i, block in enumerate(blocks[0]):
-            scattered.append(
-                dask.delayed(_scatter)(
-                    block, name, i == 0, table, len(scattered), out, buckets, options
-                )
+) -> dict[str, dict[str, int]]:
+    """Both passes for the tables of ``outs`` (table -> version folder), from CSVs under ``source``.
+
+    One Dask computation scatters the blocks of every table, one compacts every bucket of every
+    table: the small tables' tasks fill the cores the big one leaves idle at its end, instead of
+    each table waiting for the one before. Tasks run in the order of ``outs`` (put the biggest
+    first) on the in-process scheduler, which runs equal-priority tasks last key first.
+    """
+    token = tokenize(outs, source, buckets)
+    scattered: list[tuple[str, Delayed]] = []
+    for table, out in outs.items():
+        blocks = [
+            (name, i == 0, block)
+            for name in SOURCES[table]
+            for i, block in enumerate(
+                read_bytes(
+                    f"{source}/{name}",
+                    delimiter=b"\n",
+                    blocksize=blocksize,
+                    sample=False,
+                    **source_options,
+                )[1][0]
             )
-    counts: Counter[str] = Counter()
-    for found in dask.compute(*scattered):
-        counts.update(found)
-    compacted = [dask.delayed(_compact)(table, b, out, options) for b in range(buckets)]
-    for found in dask.compute(*compacted):
-        counts.update(found)
-    fs, root = url_to_fs(out, **options)
-    fs.rm(posixpath.join(root, _SCATTER), recursive=True)
-    return dict(counts)
+        ]
+        for index, (name, first, block) in enumerate(blocks):
+            key = f"scatter-{token}-{10**6 - len(scattered):07d}"
+            task = dask.delayed(_scatter)(
+                block, name, first, table, index, out, buckets, options, dask_key_name=key
+            )
+            scattered.append((table, task))
+    compacted = []
+    for n, (table, out) in enumerate(outs.items()):
+        for b in range(buckets):
+            key = f"compact-{token}-{10**6 - n * buckets - b:07d}"
+            compacted.append(
+                (table, dask.delayed(_compact)(table, b, out, options, dask_key_name=key))
+            )
+    counts: dict[str, Counter[str]] = {table: Counter() for table in outs}
+    for tasks in (scattered, compacted):
+        for (table, _), found in zip(tasks, dask.compute(*[t for _, t in tasks]), strict=True):
+            counts[table].update(found)
+    for out in outs.values():
+        fs, root = url_to_fs(out, **options)
+        fs.rm(posixpath.join(root, _SCATTER), recursive=True)
+    return {table: dict(found) for table, found in counts.items()}

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import churn_transform.ingest as ingest_module
+import churn_transform.silver as silver_module
 from churn_transform.gold import build_gold
 from churn_transform.ingest import ingest, read_bucket
 from churn_transform.lake import Lake
@@ -139,17 +140,23 @@ def test_reingest_is_idempotent_and_a_failure_keeps_the_old_silver(
 
     with (raw_copy / "members_v3.csv").open("a") as handle:
         handle.write(f"{U1},1,0,,7,20040326\n")  # a new snapshot
-    real = ingest_module.build_silver_table
+    real = silver_module._compact
 
     def dies_on_logs(table: str, *args: object, **kwargs: object) -> object:
-        if table == "user_logs":
+        if table == "user_logs":  # the other tables' buckets may be written already
             raise MemoryError("worker killed")
         return real(table, *args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "build_silver_table", dies_on_logs)
+    monkeypatch.setattr(silver_module, "_compact", dies_on_logs)
     with pytest.raises(MemoryError):
         ingest(lake, str(raw_copy), {}, buckets=2)
     assert {lake.current_version("silver", t) for t in SOURCES} == {first.version}
+
+    monkeypatch.undo()  # the next run replaces the half-written version and publishes it
+    second = ingest(lake, str(raw_copy), {}, buckets=2)
+    assert second.version != first.version
+    assert {lake.current_version("silver", t) for t in SOURCES} == {second.version}
+    assert second.tables["members"].rows_out == first.tables["members"].rows_out + 1
 
 
 def test_raw_files_changed_while_converting_fail_the_ingest(
