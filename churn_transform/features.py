@@ -122,31 +122,36 @@ def log_features(logs: pd.DataFrame | pa.Table, cutoff: pd.Timestamp) -> pd.Data
 
     Silver holds each user's days together and in date order, so a user's rows are one run and
     a window's days are the run's tail: each feature is one ``searchsorted`` for where the tail
-    starts and one sequential sum, no hashing and no grouping (about 40 ms for a bucket of
-    900,000 rows). Rows in any other order are sorted first. Accepts a pandas frame or an
-    Arrow table with the silver columns (``msno`` plain or dictionary-encoded).
+    starts and one sequential sum, no hashing and no grouping (about 30 ms for a bucket of
+    900,000 rows). Days on or after the cutoff end each run and are cut off the same way,
+    without copying the table. Rows in any other order are sorted first. Accepts a pandas frame
+    or an Arrow table with the silver columns (``msno`` plain or dictionary-encoded).
     """
     table = logs if isinstance(logs, pa.Table) else pa.Table.from_pandas(logs, preserve_index=False)
-    dates = pc.cast(table["date"], pa.timestamp("ns"))
-    table = table.filter(pc.fill_null(pc.less(dates, cutoff.to_datetime64()), False))
+    if table["date"].null_count:  # a row without a day is in no window
+        table = table.filter(pc.is_valid(table["date"]))
     codes, ids = user_codes(table["msno"])
     days = pc.cast(pc.cast(table["date"], pa.date32()), pa.int32()).to_numpy()
     cutoff_day = (cutoff.to_datetime64() - np.datetime64(0, "D")) // np.timedelta64(1, "D")
-    ago = cutoff_day - days.astype(np.int64)  # 1 or more
+    ago = cutoff_day - days.astype(np.int64)  # 1 or more before the cutoff, else on or after it
     if (codes < 0).any():  # rows without an id belong to no user
         known = codes >= 0
         table, codes, ago = table.filter(pa.array(known)), codes[known], ago[known]
     user = codes.astype(np.int64)
-    key = user * 2**32 - ago  # by user, then by date (ago < 2**32)
+    key = user * 2**32 - ago  # by user, then by date (|ago| < 2**31)
     if len(key) > 1 and (key[1:] < key[:-1]).any():
         order = np.argsort(key, kind="stable")
         table, ago, key, user = table.take(order), ago[order], key[order], user[order]
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else user
-    ends = np.r_[starts[1:], len(user)].astype(np.int64)
     users = user[starts]
+    # Each run's rows dated on or after the cutoff are its last ones: they are cut off here
+    # (no copy of the table), and users with no earlier day are dropped.
+    ends = np.searchsorted(key, users * 2**32 - 1, side="right")
+    before = ends > starts
+    starts, ends, users = starts[before], ends[before], users[before]
 
     def tail(window: int) -> np.ndarray:  # each run's first row within ``window`` days
-        return np.searchsorted(key, users * 2**32 - window, side="left")
+        return np.minimum(np.searchsorted(key, users * 2**32 - window, side="left"), ends)
 
     secs = _numbers(table["total_secs"])
     columns = {"log_days_total": ends - starts, "secs_total": _run_sums(secs, starts, ends)}
@@ -160,7 +165,7 @@ def log_features(logs: pd.DataFrame | pa.Table, cutoff: pd.Timestamp) -> pd.Data
     for name, column in (("num_25_30", "num_25"), ("num_100_30", "num_100"),
                          ("unq_30", "num_unq")):  # fmt: skip
         columns[name] = _run_sums(_numbers(table[column]), first, ends)
-    columns["days_since_last_log"] = ago[ends - 1] if len(user) else ago
+    columns["days_since_last_log"] = ago[ends - 1] if len(users) else ago[:0]
     return pd.DataFrame(
         {name: columns[name] for name in LOG_FEATURES},
         index=pd.Index(ids.take(pa.array(users)).to_pylist(), dtype=object),
