@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import dask
+import numpy as np
 import pandas as pd
 import pytest
 
 import churn_transform.ingest as ingest_module
 import churn_transform.silver as silver_module
 from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest, read_bucket
+from churn_transform.ingest import ingest, read_bucket, read_bucket_table
 from churn_transform.lake import Lake
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
@@ -77,6 +78,9 @@ def test_ingest_counts_every_quirk(raw: Path, tmp_path: Path) -> None:
     part = read_bucket(lake, "user_logs", 1)
     assert part.equals(part.sort_values(["msno", "date"], kind="stable"))
     assert set(part["msno"]).isdisjoint(read_bucket(lake, "user_logs", 2)["msno"])
+    # read with ids dictionary-encoded (as features read it), the codes rise with the rows
+    codes = read_bucket_table(lake, "user_logs", 1, coded_ids=True)["msno"].combine_chunks()
+    assert (np.diff(codes.indices.to_numpy()) >= 0).all()
 
 
 def _write(folder: Path, name: str, rows: list[str]) -> None:

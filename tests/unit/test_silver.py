@@ -1,0 +1,42 @@
+"""Silver's two passes on hand-made CSVs: values that do not fit the narrow parse survive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churn_transform.schema import RAW_FILES
+from churn_transform.silver import _parse_block, build_silver_tables
+
+HEADER = ",".join(RAW_FILES["user_logs.csv"])
+
+
+def test_a_block_too_wide_for_int32_is_parsed_as_int64() -> None:
+    narrow = _parse_block(b"a=,20170101,1,0,0,0,5,6,100.5\n", "user_logs.csv", False)
+    wide = _parse_block(b"a=,20170101,3000000000,0,0,0,5,6,100.5\n", "user_logs.csv", False)
+    assert narrow.schema.field("num_25").type == pa.int32()
+    assert wide.schema.field("num_25").type == pa.int64()
+    assert wide["num_25"].to_pylist() == [3_000_000_000]
+    assert pa.types.is_dictionary(wide.schema.field("msno").type)
+
+
+def test_blocks_of_both_widths_meet_in_one_bucket_with_every_value(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "user_logs.csv").write_text(
+        f"{HEADER}\nu1=,20170101,3000000000,0,0,0,5,6,100.5\nu2=,20170102,1,0,0,0,2,3,50.0\n"
+    )
+    (raw / "user_logs_v2.csv").write_text(
+        f"{HEADER}\nu1=,20170301,7,0,0,0,1,1,10.0\nu2=,20170102,1,0,0,0,2,3,50.0\n"
+    )  # fits int32: this file's block is parsed narrow, the other's wide
+    out = tmp_path / "silver"
+    counts = build_silver_tables({"user_logs": str(out)}, str(raw), {}, 1, {})
+    rows = pq.read_table(out / "part-00000.parquet").to_pylist()
+    assert counts["user_logs"]["duplicates_removed"] == 1  # v2 repeats a v1 row exactly
+    assert [(r["msno"], r["num_25"]) for r in rows] == [
+        ("u1=", 3_000_000_000), ("u1=", 7), ("u2=", 1)
+    ]  # fmt: skip
+    assert pq.read_schema(out / "part-00000.parquet").field("num_25").type == pa.int64()
+    assert not (out / "_scatter").exists()
