@@ -73,7 +73,7 @@ def _parse_block(block: bytes, name: str, first: bool) -> pa.Table:
     """One block of a raw CSV, parsed by pyarrow (multithreaded, no GIL).
 
     Integers are parsed as int32 first; a block with a value that does not fit is parsed
-    again as int64, so no value is lost (``raw_schema`` is what every block is read back as).
+    again as int64, so no value is lost (the compaction widens every block to int64).
     """
     columns = RAW_FILES[name]
 
@@ -93,13 +93,6 @@ def _parse_block(block: bytes, name: str, first: bool) -> pa.Table:
         return parse(_ARROW_TYPES)
 
 
-def raw_schema(name: str) -> pa.Schema:
-    """The Arrow schema of a raw file's rows: ``schema.RAW_DTYPES``, ids dictionary-encoded."""
-    return pa.schema(
-        [(c, _IDS if c == "msno" else _ARROW_TYPES[RAW_DTYPES[c]]) for c in RAW_FILES[name]]
-    )
-
-
 def _scatter(
     block: bytes,
     name: str,
@@ -113,9 +106,9 @@ def _scatter(
     """Parse one block and write it, grouped by bucket, as one Arrow IPC file.
 
     The file holds one record batch per bucket (empty ones too), so the compaction of bucket
-    ``b`` reads batch ``b`` of every block file. ``msno`` is stored dictionary-encoded (one
-    dictionary per block): a block repeats each user several times, and the 44-byte ids are
-    most of the bytes this pass writes.
+    ``b`` reads batch ``b`` of every block file. ``msno`` stays as the parser encoded it, one
+    dictionary per block: a block repeats each user several times, the 44-byte ids would be
+    most of the bytes this pass writes, and the bucketing hashes each distinct id once.
     """
     try:
         rows = _parse_block(block, name, first)
@@ -125,7 +118,7 @@ def _scatter(
     rows = rows.unify_dictionaries()
     if table == "labels":  # the cohort comes from the file's name: known here only
         frame, _ = clean_labels(
-            rows.cast(raw_schema(name).set(0, pa.field("msno", pa.string()))).to_pandas(
+            rows.set_column(0, "msno", rows["msno"].cast(pa.string())).to_pandas(
                 types_mapper=pd.ArrowDtype
             ),
             LABEL_FILES[name],
