@@ -108,21 +108,28 @@ def bucket_of(msno: pd.Series | pa.Array | pa.ChunkedArray, buckets: int) -> np.
 
     ``msno`` may be dictionary-encoded already (then only its dictionary is hashed).
 
-    FNV-1a (64 bit) of the id's UTF-8 bytes, mod ``buckets``. Each distinct id is hashed once
-    (a block holds each user many times), column-wise with numpy: one pass per character
-    position, not one Python call per row.
+    FNV-1a (64 bit) of the id's UTF-8 bytes, mod ``buckets`` (``id_buckets``). Each distinct id
+    is hashed once (a block holds each user many times). A null id goes to the bucket of the
+    first distinct id.
     """
     if isinstance(msno, pd.Series):
         msno = pa.array(msno.astype("string").to_numpy(na_value=None), pa.string())
     if isinstance(msno, pa.ChunkedArray):
         msno = msno.combine_chunks()
     encoded = msno if isinstance(msno, pa.DictionaryArray) else pc.dictionary_encode(msno)
-    hashes = _fnv1a(pc.cast(encoded.dictionary, pa.large_string())) % np.uint64(buckets)
+    per_id = id_buckets(encoded.dictionary, buckets)
     indices = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
-    return hashes.astype(np.int32)[indices] if len(hashes) else np.zeros(len(msno), np.int32)
+    return per_id[indices] if len(per_id) else np.zeros(len(msno), np.int32)
+
+
+def id_buckets(ids: pa.Array, buckets: int) -> np.ndarray:
+    """The bucket of each of ``ids`` (distinct, not null): FNV-1a of its bytes, mod ``buckets``."""
+    return (_fnv1a(pc.cast(ids, pa.large_string())) % np.uint64(buckets)).astype(np.int32)
 
 
 def _fnv1a(ids: pa.LargeStringArray) -> np.ndarray:
+    """FNV-1a (64 bit) of each string, column-wise with numpy: one pass per byte position, not
+    one Python call per id."""
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64)[
         ids.offset : ids.offset + len(ids) + 1
     ]
@@ -131,6 +138,12 @@ def _fnv1a(ids: pa.LargeStringArray) -> np.ndarray:
     state = np.full(len(ids), 14695981039346656037, dtype=np.uint64)
     prime = np.uint64(1099511628211)
     with np.errstate(over="ignore"):
+        if len(ids) and (lengths == lengths[0]).all():  # KKBox's ids: all 44 bytes long
+            width = int(lengths[0])
+            matrix = data[offsets[0] : offsets[-1]].reshape(len(ids), width)
+            for position in range(width):  # no masks: 3x faster
+                state = (state ^ matrix[:, position]) * prime
+            return state
         for position in range(int(lengths.max()) if len(ids) else 0):
             inside = lengths > position
             byte = np.zeros(len(ids), dtype=np.uint64)

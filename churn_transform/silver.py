@@ -28,7 +28,7 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from churn_transform.cleaning import CLEANERS, bucket_of, clean_labels
+from churn_transform.cleaning import CLEANERS, clean_labels, id_buckets
 from churn_transform.schema import LABEL_FILES, RAW_DTYPES, RAW_FILES
 
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -70,7 +70,7 @@ _SCATTER = "_scatter"
 
 
 def _parse_block(block: bytes, name: str, first: bool) -> pa.Table:
-    """One block of a raw CSV, parsed by pyarrow (multithreaded, no GIL).
+    """One block of a raw CSV, parsed by pyarrow (no GIL).
 
     Integers are parsed as int32 first; a block with a value that does not fit is parsed
     again as int64, so no value is lost (the compaction widens every block to int64).
@@ -80,7 +80,11 @@ def _parse_block(block: bytes, name: str, first: bool) -> pa.Table:
     def parse(types: dict[str, pa.DataType]) -> pa.Table:
         return pacsv.read_csv(
             pa.BufferReader(block),  # zero-copy: no Python file object, no GIL
-            read_options=pacsv.ReadOptions(column_names=list(columns), skip_rows=int(first)),
+            read_options=pacsv.ReadOptions(
+                column_names=list(columns),
+                skip_rows=int(first),
+                use_threads=False,  # Dask runs blocks in parallel: threads here only cost CPU
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: _IDS if c == "msno" else types[RAW_DTYPES[c]] for c in columns},
                 strings_can_be_null=True,
@@ -126,8 +130,7 @@ def _scatter(
         )
         rows = pa.Table.from_pandas(frame, preserve_index=False)
         rows = rows.set_column(0, "msno", pc.dictionary_encode(rows["msno"]))
-    ids = rows["msno"].combine_chunks()
-    bucket = bucket_of(ids, buckets)
+    ids, bucket = _ids_by_bucket(rows["msno"].combine_chunks(), buckets)
     order = _argsort(bucket)
     rows = rows.set_column(rows.schema.get_field_index("msno"), "msno", ids).take(order)
     bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
@@ -142,6 +145,27 @@ def _scatter(
             else:
                 writer.write_batch(batch.slice(bounds[b], bounds[b + 1] - bounds[b]))
     return {"rows_in": rows_in}
+
+
+def _ids_by_bucket(ids: pa.DictionaryArray, buckets: int) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """``ids`` with their dictionary ordered by bucket (``cleaning.id_buckets``), and each row's
+    bucket (a null id: the first bucket).
+
+    A bucket's rows then use one contiguous slice of the block's dictionary, which is all the
+    compaction of that bucket reads (in a file ordered by date, each block names most users).
+    """
+    per_id = id_buckets(ids.dictionary, buckets)
+    by_bucket = _argsort(per_id)
+    position = np.empty(len(by_bucket), dtype=np.int32)
+    position[by_bucket] = np.arange(len(by_bucket), dtype=np.int32)
+    nulls = ids.is_null().to_numpy(zero_copy_only=False) if ids.null_count else None
+    indices = pc.fill_null(ids.indices, 0).to_numpy(zero_copy_only=False) if len(ids) else []
+    codes = position[indices] if len(position) else np.zeros(len(ids), np.int32)
+    grouped = pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32(), mask=nulls), ids.dictionary.take(pa.array(by_bucket))
+    )
+    rows = per_id[by_bucket][codes] if len(position) else np.zeros(len(ids), np.int32)
+    return grouped, rows
 
 
 def _bucket_rows(root: str, fs: AbstractFileSystem, bucket: int) -> pa.Table | None:
@@ -172,14 +196,15 @@ def _bucket_rows(root: str, fs: AbstractFileSystem, bucket: int) -> pa.Table | N
 
 
 def _used_ids(ids: pa.DictionaryArray) -> pa.DictionaryArray:
-    """``ids`` with a dictionary of only the values its rows use."""
-    indices = ids.indices.to_numpy(zero_copy_only=False)  # nulls: any value, masked below
-    nulls = ids.is_null().to_numpy(zero_copy_only=False) if ids.null_count else None
-    used = np.zeros(len(ids.dictionary), dtype=bool)
-    used[indices if nulls is None else indices[~nulls]] = True
-    position = np.cumsum(used, dtype=np.int32) - 1
-    remapped = pa.array(position[indices], mask=nulls)
-    return pa.DictionaryArray.from_arrays(remapped, ids.dictionary.filter(pa.array(used)))
+    """``ids`` with a dictionary of only the slice its rows use (``_ids_by_bucket``)."""
+    valid = ids.indices.drop_null()
+    if not len(valid):
+        return pa.DictionaryArray.from_arrays(ids.indices, ids.dictionary.slice(0, 0))
+    low, high = pc.min_max(valid).values()
+    low, high = low.as_py(), high.as_py() + 1
+    return pa.DictionaryArray.from_arrays(
+        pc.subtract(ids.indices, pa.scalar(low, pa.int32())), ids.dictionary.slice(low, high - low)
+    )
 
 
 def _compact(table: str, bucket: int, out: str, options: dict[str, object]) -> dict[str, int]:

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pytest
 
 from churn_transform.cleaning import (
+    _fnv1a,
     bucket_of,
     clean_labels,
     clean_members,
@@ -77,6 +78,15 @@ def test_buckets_are_stable_and_spread() -> None:
     assert (first == again).all()
     assert set(first) == set(range(8))
     assert bucket_of(pd.Series(["user-1"]), 8)[0] == first[1]
+
+
+def test_ids_of_one_length_hash_as_fnv1a_like_any_others() -> None:
+    same_length = [f"{i:044d}" for i in range(300)]
+    mixed = pa.array([*same_length, "a"], pa.large_string())  # takes the general path
+    assert (_fnv1a(pa.array(same_length, pa.large_string())) == _fnv1a(mixed)[:-1]).all()
+    assert _fnv1a(mixed)[-1] == 0xAF63DC4C8601EC8C  # the published FNV-1a 64 of "a"
+    sliced = pa.array(["zz", *same_length], pa.large_string()).slice(1)
+    assert (_fnv1a(sliced) == _fnv1a(pa.array(same_length, pa.large_string()))).all()
 
 
 def test_exact_duplicates_only_are_dropped() -> None:

@@ -1,14 +1,17 @@
-"""Silver's two passes on hand-made CSVs: values that do not fit the narrow parse survive."""
+"""Silver's two passes on hand-made CSVs, and how a block groups its ids by bucket."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from churn_transform.cleaning import bucket_of
 from churn_transform.schema import RAW_FILES
-from churn_transform.silver import _parse_block, build_silver_tables
+from churn_transform.silver import _ids_by_bucket, _parse_block, build_silver_tables
 
 HEADER = ",".join(RAW_FILES["user_logs.csv"])
 
@@ -40,3 +43,15 @@ def test_blocks_of_both_widths_meet_in_one_bucket_with_every_value(tmp_path: Pat
     ]  # fmt: skip
     assert pq.read_schema(out / "part-00000.parquet").field("num_25").type == pa.int64()
     assert not (out / "_scatter").exists()
+
+
+def test_each_bucket_uses_one_slice_of_the_block_dictionary() -> None:
+    names = [f"user-{i:04d}" for i in range(500)]
+    ids = pc.dictionary_encode(pa.array([names[i % 500] for i in range(3000)] + [None]))
+    grouped, buckets = _ids_by_bucket(ids, 7)
+    assert grouped.to_pylist() == ids.to_pylist()  # the same ids, re-coded
+    assert (buckets == bucket_of(ids, 7)).all()
+    codes = grouped.indices.to_numpy(zero_copy_only=False)[:-1]
+    for b in range(7):
+        used = np.unique(codes[buckets[:-1] == b])
+        assert used.max() - used.min() + 1 == len(used)  # contiguous
