@@ -2,6 +2,12 @@
 
     python benchmarks/etl.py --raw /tmp/kkbox-1m/raw          # existing files
     python benchmarks/etl.py --users 1000000                  # generate first (about 6 min)
+    python benchmarks/etl.py --raw /tmp/kkbox-1m/raw --logs-by-date   # the layout below
+
+The generator writes user logs in chunks of 10,000 users, each chunk by date, so a 32 MB block
+names about 4,000 users. ``--logs-by-date`` first rewrites both user_logs files sorted by date
+(then id) into a temporary folder, as a log appended day by day would be, where a block names
+most users; the other files are linked. Both layouts hold the same rows.
 
 Each engine runs in a child process of its own, so its peak memory (resident set, the process
 and its children) is measured alone. Every engine does CSV -> zstd Parquet of user_logs and
@@ -192,6 +198,25 @@ def _measure(engine: str, raw: Path, args: argparse.Namespace) -> dict[str, floa
     return result
 
 
+def _logs_by_date(raw: Path, into: Path) -> Path:
+    """A copy of the raw folder whose user_logs files are sorted by date and id (DuckDB)."""
+    import duckdb
+
+    folder = into / "raw-logs-by-date"
+    folder.mkdir()
+    for name in ("members_v3.csv", "sample_submission_v2.csv", "train.csv", "train_v2.csv",
+                 *TX_FILES):  # fmt: skip
+        (folder / name).symlink_to((raw / name).resolve())
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    for name in LOG_FILES:
+        con.execute(
+            f"COPY (SELECT * FROM read_csv('{raw / name}', header=true, all_varchar=true) "
+            f"ORDER BY date, msno) TO '{folder / name}' (HEADER, DELIMITER ',', QUOTE '')"
+        )
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--raw", type=Path, help="folder with the eight KKBox CSVs")
@@ -199,6 +224,7 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=0)
     parser.add_argument("--blocksize", default="32MB")
     parser.add_argument("--engines", default="ours,duckdb,pandas")
+    parser.add_argument("--logs-by-date", action="store_true", help="see the module docstring")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -211,6 +237,9 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="kkbox-etl-"))
         generate(GeneratorConfig(users=args.users), root / "raw", root / "oracle")
         raw = root / "raw"
+    if args.logs_by_date:
+        scratch = tempfile.TemporaryDirectory(prefix="kkbox-etl-by-date-")
+        raw = _logs_by_date(raw, Path(scratch.name))
     size = sum((raw / f).stat().st_size for f in (*LOG_FILES, *TX_FILES))
     print(f"input: {raw}  user_logs+transactions CSV {size / 1e9:.2f} GB, {os.cpu_count()} cores")
     rows = []

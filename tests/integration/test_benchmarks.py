@@ -27,3 +27,6 @@ def test_generate_and_etl_benchmarks_print_their_figures(tmp_path: Path) -> None
     for row in ("ours (Dask)", "DuckDB", "pandas (naive)", "ours vs DuckDB"):
         assert row in table
     assert "failed" not in table
+    dated = _run("benchmarks/etl.py", "--raw", str(tmp_path / "raw"), "--logs-by-date",
+                 "--engines", "ours,duckdb")  # fmt: skip
+    assert "raw-logs-by-date" in dated and "ours vs DuckDB" in dated and "failed" not in dated
