@@ -204,9 +204,11 @@ def _logs_by_date(raw: Path, into: Path) -> Path:
 
     folder = into / "raw-logs-by-date"
     folder.mkdir()
-    for name in ("members_v3.csv", "sample_submission_v2.csv", "train.csv", "train_v2.csv",
-                 *TX_FILES):  # fmt: skip
-        (folder / name).symlink_to((raw / name).resolve())
+    from churn_transform.schema import RAW_FILES
+
+    for name in RAW_FILES:
+        if name not in LOG_FILES:
+            (folder / name).symlink_to((raw / name).resolve())
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     for name in LOG_FILES:

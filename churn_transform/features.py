@@ -1,7 +1,8 @@
 """Per-user features of one cohort, from the silver rows of a bucket of users: pure functions.
 
 Everything is computed from rows dated strictly before ``cutoff`` (the first day of the cohort
-month): the filter is the first thing ``cohort_features`` does, so no later row can leak in.
+month): each function first drops later rows (``log_features`` cuts them off each user's run),
+so no later row can leak in.
 Gold holds counts, sums, windows and "last" values; row-level transformations that serving
 must repeat (imputation, ratios, encodings) belong to the shared transformer, not here.
 

@@ -149,23 +149,24 @@ def _scatter(
 
 def _ids_by_bucket(ids: pa.DictionaryArray, buckets: int) -> tuple[pa.DictionaryArray, np.ndarray]:
     """``ids`` with their dictionary ordered by bucket (``cleaning.id_buckets``), and each row's
-    bucket (a null id: the first bucket).
+    bucket (a null id: the bucket of the first distinct id, as ``cleaning.bucket_of`` has it).
 
     A bucket's rows then use one contiguous slice of the block's dictionary, which is all the
     compaction of that bucket reads (in a file ordered by date, each block names most users).
     """
     per_id = id_buckets(ids.dictionary, buckets)
-    by_bucket = _argsort(per_id)
-    position = np.empty(len(by_bucket), dtype=np.int32)
-    position[by_bucket] = np.arange(len(by_bucket), dtype=np.int32)
-    nulls = ids.is_null().to_numpy(zero_copy_only=False) if ids.null_count else None
-    indices = pc.fill_null(ids.indices, 0).to_numpy(zero_copy_only=False) if len(ids) else []
-    codes = position[indices] if len(position) else np.zeros(len(ids), np.int32)
-    grouped = pa.DictionaryArray.from_arrays(
-        pa.array(codes, pa.int32(), mask=nulls), ids.dictionary.take(pa.array(by_bucket))
-    )
-    rows = per_id[by_bucket][codes] if len(position) else np.zeros(len(ids), np.int32)
-    return grouped, rows
+    if not len(per_id):  # no id at all
+        return ids, np.zeros(len(ids), np.int32)
+    indices = pc.fill_null(ids.indices, 0).to_numpy(zero_copy_only=False)
+    return _recoded(ids, _argsort(per_id)), per_id[indices]
+
+
+def _recoded(ids: pa.DictionaryArray, order: np.ndarray) -> pa.DictionaryArray:
+    """The same ids, with dictionary entry ``order[k]`` moved to position ``k``."""
+    position = np.empty(len(order), dtype=np.int32)
+    position[order] = np.arange(len(order), dtype=np.int32)
+    codes = pc.take(pa.array(position), ids.indices)  # nulls stay null
+    return pa.DictionaryArray.from_arrays(codes, ids.dictionary.take(pa.array(order)))
 
 
 def _bucket_rows(root: str, fs: AbstractFileSystem, bucket: int) -> pa.Table | None:
@@ -242,11 +243,7 @@ def _ids_in_order(rows: pa.Table) -> pa.Table:
     """``msno``'s dictionary sorted, so the codes rise with the rows (sorted by user) as readers
     see them: ``features.log_features`` relies on it to find each user's run without sorting."""
     ids = rows["msno"].combine_chunks()
-    order = pc.array_sort_indices(ids.dictionary)
-    position = np.empty(len(order), dtype=np.int32)
-    position[order.to_numpy()] = np.arange(len(order), dtype=np.int32)
-    codes = pc.take(pa.array(position), ids.indices)  # nulls stay null
-    ordered = pa.DictionaryArray.from_arrays(codes, ids.dictionary.take(order))
+    ordered = _recoded(ids, pc.array_sort_indices(ids.dictionary).to_numpy())
     return rows.set_column(rows.schema.get_field_index("msno"), "msno", ordered)
 
 
