@@ -12,6 +12,7 @@ CSVs are read from and when the tables go live.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import Counter
 
 import dask
@@ -117,7 +118,9 @@ def _scatter(
     try:
         rows = _parse_block(block, name, first)
     except pa.ArrowInvalid as err:
-        raise ValueError(f"{name}, block {index}: {err}") from err
+        column = re.search(r"CSV column #(\d+)", str(err))  # pyarrow names it by position only
+        field = f" (column {RAW_FILES[name][int(column[1])]})" if column else ""
+        raise ValueError(f"{name}, block {index}{field}: {err}") from err
     rows_in = rows.num_rows
     rows = rows.unify_dictionaries()
     if table == "labels":  # the cohort comes from the file's name: known here only

@@ -8,10 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from churn_transform.cleaning import bucket_of
 from churn_transform.schema import RAW_FILES
-from churn_transform.silver import _ids_by_bucket, _parse_block, build_silver_tables
+from churn_transform.silver import _ids_by_bucket, _parse_block, _scatter, build_silver_tables
 
 HEADER = ",".join(RAW_FILES["user_logs.csv"])
 
@@ -55,3 +56,10 @@ def test_each_bucket_uses_one_slice_of_the_block_dictionary() -> None:
     for b in range(7):
         used = np.unique(codes[buckets[:-1] == b])
         assert used.max() - used.min() + 1 == len(used)  # contiguous
+
+
+def test_an_unparsable_value_names_the_file_block_column_and_value(tmp_path: Path) -> None:
+    block = b"a=,20170101,1,0,0,0,5,6,100.5\nb=,20170102,lots,0,0,0,5,6,1.0\n"
+    with pytest.raises(ValueError, match=r"user_logs\.csv, block 3 \(column num_25\).*'lots'"):
+        _scatter(block, "user_logs.csv", False, "user_logs", 3, str(tmp_path), 2, {})
+    assert not list(tmp_path.iterdir())  # nothing written
