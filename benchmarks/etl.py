@@ -110,7 +110,7 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
         for w in (7, 14, 30, 44, 60)
     )
     # Materialised as a table: ``SELECT count(*) FROM (... GROUP BY msno)`` would let DuckDB's
-    # optimiser drop every aggregate and only count the distinct ids (10x less work).
+    # optimiser drop every aggregate and only count the distinct ids.
     con.execute(f"""
         CREATE TEMP TABLE log_features AS
           SELECT msno, {windows},

@@ -141,7 +141,7 @@ def _fnv1a(ids: pa.LargeStringArray) -> np.ndarray:
         if len(ids) and (lengths == lengths[0]).all():  # KKBox's ids: all 44 bytes long
             width = int(lengths[0])
             matrix = data[offsets[0] : offsets[-1]].reshape(len(ids), width)
-            for position in range(width):  # no masks: 3x faster
+            for position in range(width):  # no masks to build and apply
                 state = (state ^ matrix[:, position]) * prime
             return state
         for position in range(int(lengths.max()) if len(ids) else 0):

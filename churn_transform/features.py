@@ -123,10 +123,10 @@ def log_features(logs: pd.DataFrame | pa.Table, cutoff: pd.Timestamp) -> pd.Data
 
     Silver holds each user's days together and in date order, so a user's rows are one run and
     a window's days are the run's tail: each feature is one ``searchsorted`` for where the tail
-    starts and one sequential sum, no hashing and no grouping (about 30 ms for a bucket of
-    900,000 rows). Days on or after the cutoff end each run and are cut off the same way,
-    without copying the table. Rows in any other order are sorted first. Accepts a pandas frame
-    or an Arrow table with the silver columns (``msno`` plain or dictionary-encoded).
+    starts and one sequential sum, no hashing and no grouping. Days on or after the cutoff end
+    each run and are cut off the same way, without copying the table. Rows in any other order
+    are sorted first. Accepts a pandas frame or an Arrow table with the silver columns (``msno``
+    plain or dictionary-encoded).
     """
     table = logs if isinstance(logs, pa.Table) else pa.Table.from_pandas(logs, preserve_index=False)
     if table["date"].null_count:  # a row without a day is in no window
