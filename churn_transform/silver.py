@@ -1,12 +1,12 @@
 """Silver tables from their raw CSVs: two Dask passes, scatter then compact.
 
 *Scatter* reads the CSVs in blocks (pyarrow's parser, inside Dask tasks) and writes each block
-as one Arrow IPC file of raw-typed rows, one record batch per user bucket. *Compact* reads a
-bucket's batch from every block file of a table, cleans it (``cleaning``), drops exact duplicate
-rows (the v2 increments repeat some v1 rows), sorts by user and date, and writes
-``part-<b>.parquet`` (zstd). One Dask computation scatters the blocks of every table, and one
-compacts every bucket of every table (``build_silver_tables``). ``ingest`` decides where the
-CSVs are read from and when the tables go live.
+as one file of raw-typed rows, one Arrow IPC stream per user bucket, and returns where each
+stream lies. *Compact* reads a bucket's stream from every block file of a table, cleans it
+(``cleaning``), drops exact duplicate rows (the v2 increments repeat some v1 rows), sorts by
+user and date, and writes ``part-<b>.parquet`` (zstd). One Dask computation scatters the
+blocks of every table, and one compacts every bucket of every table (``build_silver_tables``).
+``ingest`` decides where the CSVs are read from and when the tables go live.
 """
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ def _parse_block(block: bytes, name: str, first: bool) -> pa.Table:
         return parse(_ARROW_TYPES)
 
 
+#: Where each bucket's rows of one block file lie: (path, [(offset, length) per bucket]).
+Segments = tuple[str, list[tuple[int, int]]]
+
+
 def _scatter(
     block: bytes,
     name: str,
@@ -107,13 +111,14 @@ def _scatter(
     out: str,
     buckets: int,
     options: dict[str, object],
-) -> dict[str, int]:
-    """Parse one block and write it, grouped by bucket, as one Arrow IPC file.
+) -> tuple[int, Segments]:
+    """Parse one block and write it, grouped by bucket, as one file; its row count and segments.
 
-    The file holds one record batch per bucket (empty ones too), so the compaction of bucket
-    ``b`` reads batch ``b`` of every block file. ``msno`` stays as the parser encoded it, one
-    dictionary per block: a block repeats each user several times, the 44-byte ids would be
-    most of the bytes this pass writes, and the bucketing hashes each distinct id once.
+    Each bucket's rows are one Arrow IPC stream (schema, dictionary, one record batch) at an
+    offset the task returns, so the compaction of bucket ``b`` reads exactly segment ``b`` of
+    every block file: no footer to parse, no empty bucket to open. ``msno`` stays as the parser
+    encoded it, cut to the slice of the dictionary each bucket uses (``_ids_by_bucket``): a
+    block repeats each user several times, and the 44-byte ids would be most of the bytes.
     """
     try:
         rows = _parse_block(block, name, first)
@@ -135,19 +140,25 @@ def _scatter(
         rows = rows.set_column(0, "msno", pc.dictionary_encode(rows["msno"]))
     ids, bucket = _ids_by_bucket(rows["msno"].combine_chunks(), buckets)
     order = _argsort(bucket)
-    rows = rows.set_column(rows.schema.get_field_index("msno"), "msno", ids).take(order)
+    msno = rows.schema.get_field_index("msno")
+    rows = rows.set_column(msno, "msno", ids).take(order)
     bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
     fs, root = url_to_fs(out, **options)
-    path = posixpath.join(root, _SCATTER, f"part-{index:05d}.arrow")
+    path = posixpath.join(root, _SCATTER, f"part-{index:05d}.arrows")
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     batch = rows.combine_chunks().to_batches()[0] if rows.num_rows else None
-    with fs.open(path, "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
+    segments = []
+    local = isinstance(fs, LocalFileSystem)
+    with pa.OSFile(path, "wb") if local else fs.open(path, "wb") as sink:
         for b in range(buckets):  # Arrow IPC: the fastest to write and to read back
-            if batch is None:
-                writer.write_batch(pa.RecordBatch.from_pylist([], schema=rows.schema))
-            else:
-                writer.write_batch(batch.slice(bounds[b], bounds[b + 1] - bounds[b]))
-    return {"rows_in": rows_in}
+            start = sink.tell()
+            if batch is not None and bounds[b + 1] > bounds[b]:
+                part = batch.slice(bounds[b], bounds[b + 1] - bounds[b])
+                part = part.set_column(msno, "msno", _used_ids(part.column(msno)))
+                with pa.ipc.new_stream(sink, part.schema) as writer:
+                    writer.write_batch(part)
+            segments.append((start, sink.tell() - start))
+    return rows_in, (path, segments)
 
 
 def _ids_by_bucket(ids: pa.DictionaryArray, buckets: int) -> tuple[pa.DictionaryArray, np.ndarray]:
@@ -172,21 +183,23 @@ def _recoded(ids: pa.DictionaryArray, order: np.ndarray) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(codes, ids.dictionary.take(pa.array(order)))
 
 
-def _bucket_rows(root: str, fs: AbstractFileSystem, bucket: int) -> pa.Table | None:
-    """Batch ``bucket`` of every block file of a table, as one table; None when all are empty.
+def _bucket_rows(parts: list[tuple[str, int, int]], fs: AbstractFileSystem) -> pa.Table | None:
+    """One bucket's rows from every block file, as one table; None when it has none.
 
-    Integers are widened to int64 (``RAW_DTYPES``). ``msno`` stays dictionary-encoded, with one
-    dictionary of this bucket's ids: each batch's block dictionary is first cut to the ids the
-    batch uses, so only those are unified (hashing a few thousand strings, not every row's).
+    ``parts`` are its non-empty segments (path, offset, length). Integers are widened to int64
+    (``RAW_DTYPES``). ``msno`` stays dictionary-encoded, with one dictionary of this bucket's
+    ids: each segment holds only the ids it uses, so only those are unified (a few thousand
+    strings hashed, not every row's).
     """
     local = isinstance(fs, LocalFileSystem)
     batches = []
-    for path in sorted(fs.glob(posixpath.join(root, _SCATTER, "part-*.arrow"))):
-        with pa.memory_map(path) if local else fs.open(path, "rb") as source:
-            batch = pa.ipc.open_file(source).get_batch(bucket)
-        if batch.num_rows:
-            msno = batch.schema.get_field_index("msno")
-            batches.append(batch.set_column(msno, "msno", _used_ids(batch.column(msno))))
+    for path, offset, length in parts:
+        if local:  # pread into an Arrow buffer, without the GIL
+            with pa.OSFile(path) as source:
+                data = source.read_at(length, offset)
+        else:
+            data = fs.cat_file(path, start=offset, end=offset + length)
+        batches.append(pa.ipc.open_stream(data).read_next_batch())
     if not batches:
         return None
     wide = pa.schema(
@@ -211,14 +224,21 @@ def _used_ids(ids: pa.DictionaryArray) -> pa.DictionaryArray:
     )
 
 
-def _compact(table: str, bucket: int, out: str, options: dict[str, object]) -> dict[str, int]:
-    """Clean a bucket's rows, drop exact duplicates, sort, write ``part-<b>.parquet``.
+def _compact(
+    table: str,
+    bucket: int,
+    parts: list[tuple[str, int, int]],
+    out: str,
+    options: dict[str, object],
+) -> dict[str, int]:
+    """Clean a bucket's rows (its segments ``parts``), drop exact duplicates, sort, write
+    ``part-<b>.parquet``.
 
     ``msno`` is written from its dictionary encoding. Neither the Arrow schema nor pandas
     metadata is stored: readers see Parquet's types (``msno`` a plain string column).
     """
     fs, root = url_to_fs(out, **options)
-    rows = _bucket_rows(root, fs, bucket)
+    rows = _bucket_rows(parts, fs)
     if rows is None:
         return {"rows_out": 0}
     counts: dict[str, int] = {}
@@ -356,17 +376,22 @@ def build_silver_tables(
                 block, name, first, table, index, out, buckets, options, dask_key_name=key
             )
             scattered.append((table, task))
+    counts: dict[str, Counter[str]] = {table: Counter() for table in outs}
+    segments: dict[str, list[Segments]] = {table: [] for table in outs}
+    for (table, _), (rows_in, found) in zip(
+        scattered, dask.compute(*[t for _, t in scattered]), strict=True
+    ):
+        counts[table]["rows_in"] += rows_in
+        segments[table].append(found)
     compacted = []
     for n, (table, out) in enumerate(outs.items()):
         for b in range(buckets):
             key = f"compact-{token}-{10**6 - n * buckets - b:07d}"
-            compacted.append(
-                (table, dask.delayed(_compact)(table, b, out, options, dask_key_name=key))
-            )
-    counts: dict[str, Counter[str]] = {table: Counter() for table in outs}
-    for tasks in (scattered, compacted):
-        for (table, _), found in zip(tasks, dask.compute(*[t for _, t in tasks]), strict=True):
-            counts[table].update(found)
+            parts = [(path, *at[b]) for path, at in segments[table] if at[b][1]]
+            task = dask.delayed(_compact)(table, b, parts, out, options, dask_key_name=key)
+            compacted.append((table, task))
+    for (table, _), found in zip(compacted, dask.compute(*[t for _, t in compacted]), strict=True):
+        counts[table].update(found)
     for out in outs.values():
         fs, root = url_to_fs(out, **options)
         fs.rm(posixpath.join(root, _SCATTER), recursive=True)
