@@ -242,12 +242,8 @@ def _compact(
     if rows is None:
         return {"rows_out": 0}
     counts: dict[str, int] = {}
-    if table in CLEANERS:  # the rules never touch the id: it stays out of the pandas round trip
-        ids = rows["msno"]
-        frame, counts = CLEANERS[table](
-            rows.drop_columns("msno").to_pandas(types_mapper=pd.ArrowDtype)
-        )
-        rows = pa.Table.from_pandas(frame, preserve_index=False).add_column(0, "msno", ids)
+    if table in CLEANERS:
+        rows, counts = CLEANERS[table](rows)
     unique = _ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table]))
     target = posixpath.join(root, f"part-{bucket:05d}.parquet")
     dictionary = [c for c in unique.column_names if c not in _PLAIN]
