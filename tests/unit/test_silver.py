@@ -26,6 +26,14 @@ def test_a_block_too_wide_for_int32_is_parsed_as_int64() -> None:
     assert pa.types.is_dictionary(wide.schema.field("msno").type)
 
 
+def test_a_quoted_block_parses_to_the_same_values_as_a_plain_one() -> None:
+    plain = b"a=,20170101,1,0,0,0,5,6,100.5\nb=,20170102,2,0,0,0,5,6,1.0\n"
+    quoted = b'"a=",20170101,1,0,0,0,5,6,"100.5"\nb=,"20170102",2,0,0,0,5,6,1.0\n'
+    expected = _parse_block(plain, "user_logs.csv", False)
+    assert _parse_block(quoted, "user_logs.csv", False).equals(expected)
+    assert expected["msno"].to_pylist() == ["a=", "b="]
+
+
 def test_blocks_of_both_widths_meet_in_one_bucket_with_every_value(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
