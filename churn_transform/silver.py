@@ -145,7 +145,7 @@ def _scatter(
     ids, bucket = _ids_by_bucket(rows["msno"].combine_chunks(), buckets)
     order = _argsort(bucket)
     msno = rows.schema.get_field_index("msno")
-    rows = rows.set_column(msno, "msno", ids).take(order)
+    rows = pc.take(rows.set_column(msno, "msno", ids), pa.array(order), boundscheck=False)
     bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
     fs, root = url_to_fs(out, **options)
     path = posixpath.join(root, _SCATTER, f"part-{index:05d}.arrows")
@@ -294,27 +294,34 @@ def _argsort(values: np.ndarray) -> np.ndarray:
 
 
 def _sort_order(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The order that sorts rows by ``keys`` (stable), and which sorted rows tie with the one
-    before in every key (``tied[i]``: row ``i + 1`` of the sorted rows equals row ``i``).
+    """The order that sorts rows by ``keys`` (stable), and the positions in it of the rows equal
+    to the row before in every key.
 
-    Rows arrive in file order, and the raw files list each user's days (or transactions) in
-    date order, so sorting stably by the first key (the user) usually sorts the rest too: that
-    is checked, and only when it fails are all keys sorted together.
+    Rows arrive in file order, and the raw files list each user's days in date order, so sorting
+    stably by the first key (the user) usually sorts the rest too: that is checked, and only when
+    it fails are all keys sorted together (Arrow's multi-key sort, also stable). Ties are looked
+    for only among the rows that still tie in the keys compared so far.
     """
     order = _argsort(keys[0])
-    first = keys[0][order]
-    tied = first[1:] == first[:-1]  # rows equal to their predecessor in the keys so far
+    later = _ties(keys[0], order, np.arange(1, len(order)))
     for key in keys[1:]:
-        ordered = key[order]
-        if np.any(tied & (ordered[1:] < ordered[:-1])):
-            order = np.lexsort(list(reversed(keys)))
-            tied = np.ones(len(order) - 1, dtype=bool)
+        now, before = key[order[later]], key[order[later - 1]]
+        if np.any(now < before):
+            order = pc.sort_indices(
+                pa.table({str(i): key for i, key in enumerate(keys)}),
+                sort_keys=[(str(i), "ascending") for i in range(len(keys))],
+            ).to_numpy()
+            later = np.arange(1, len(order))
             for key in keys:
-                ordered = key[order]
-                tied &= ordered[1:] == ordered[:-1]
-            return order, tied
-        tied &= ordered[1:] == ordered[:-1]
-    return order, tied
+                later = _ties(key, order, later)
+            return order, later
+        later = later[now == before]
+    return order, later
+
+
+def _ties(key: np.ndarray, order: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """The positions of ``later`` whose row (in ``order``) equals the one before it in ``key``."""
+    return later[key[order[later]] == key[order[later - 1]]]
 
 
 def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
@@ -327,8 +334,7 @@ def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
     """
     if rows.num_rows < 2:
         return rows
-    order, tied = _sort_order([_sortable(rows[name]) for name in keys])
-    later = np.flatnonzero(tied) + 1  # positions in ``order`` equal to the one before, so far
+    order, later = _sort_order([_sortable(rows[name]) for name in keys])
     for name in (c for c in rows.column_names if c not in keys):
         if not len(later):
             break
@@ -336,7 +342,8 @@ def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
         later = later[pair[: len(later)] == pair[len(later) :]]
     keep = np.ones(rows.num_rows, dtype=bool)
     keep[later] = False
-    return rows.take(pa.array(order if not len(later) else order[keep]))
+    kept = order if not len(later) else order[keep]
+    return pc.take(rows, pa.array(kept), boundscheck=False)  # a permutation: in bounds
 
 
 def build_silver_tables(

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -117,3 +118,17 @@ def test_duplicates_are_found_whatever_the_input_order() -> None:
                      "x": [1, 2, 3, 1, 2]})  # fmt: skip
     unique = drop_exact_duplicates(rows, ["msno", "day"]).to_pydict()
     assert unique == {"msno": ["a", "a", "b"], "day": [1, 3, 1], "x": [3, 1, 2]}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_duplicate_removal_matches_pandas_on_random_rows(seed: int) -> None:
+    # few distinct values: many ties in the first keys, so both sort paths and the tie narrowing
+    # are exercised; with every column a key, the result is pandas' sorted drop_duplicates
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({name: rng.integers(0, 4, 300) for name in ("u", "d", "x", "y")})
+    keys = ["u", "d", "x", "y"]
+    if seed % 2:  # already in order, as raw logs mostly are: the path without a full sort
+        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    unique = drop_exact_duplicates(pa.Table.from_pandas(frame), keys).to_pandas()
+    expected = frame.drop_duplicates().sort_values(keys, kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(unique, expected)
