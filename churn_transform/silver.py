@@ -299,29 +299,29 @@ def _sort_order(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
     Rows arrive in file order, and the raw files list each user's days in date order, so sorting
     stably by the first key (the user) usually sorts the rest too: that is checked, and only when
-    it fails are all keys sorted together (Arrow's multi-key sort, also stable). Ties are looked
-    for only among the rows that still tie in the keys compared so far.
+    it fails are all keys sorted together (Arrow's multi-key sort, also stable).
     """
     order = _argsort(keys[0])
-    later = _ties(keys[0], order, np.arange(1, len(order)))
+    tied = _tied(keys[0], order, np.ones(len(order) - 1, dtype=bool))
     for key in keys[1:]:
-        now, before = key[order[later]], key[order[later - 1]]
-        if np.any(now < before):
+        ordered = key[order]
+        if np.any(tied & (ordered[1:] < ordered[:-1])):
             order = pc.sort_indices(
                 pa.table({str(i): key for i, key in enumerate(keys)}),
                 sort_keys=[(str(i), "ascending") for i in range(len(keys))],
             ).to_numpy()
-            later = np.arange(1, len(order))
+            tied = np.ones(len(order) - 1, dtype=bool)
             for key in keys:
-                later = _ties(key, order, later)
-            return order, later
-        later = later[now == before]
-    return order, later
+                tied = _tied(key, order, tied)
+            return order, np.flatnonzero(tied) + 1
+        tied &= ordered[1:] == ordered[:-1]
+    return order, np.flatnonzero(tied) + 1
 
 
-def _ties(key: np.ndarray, order: np.ndarray, later: np.ndarray) -> np.ndarray:
-    """The positions of ``later`` whose row (in ``order``) equals the one before it in ``key``."""
-    return later[key[order[later]] == key[order[later - 1]]]
+def _tied(key: np.ndarray, order: np.ndarray, tied: np.ndarray) -> np.ndarray:
+    """``tied`` (sorted row ``i + 1`` equals row ``i`` in the keys so far), now in ``key`` too."""
+    ordered = key[order]
+    return tied & (ordered[1:] == ordered[:-1])
 
 
 def drop_exact_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
