@@ -43,7 +43,7 @@ from churn_transform.silver import SOURCES, build_silver_tables
 log = logging.getLogger(__name__)
 
 #: Bump when cleaning or layout changes: a new silver version is written for the same input.
-SILVER_FORMAT = "3"
+SILVER_FORMAT = "4"
 BUCKET_BYTES = 64 * 2**20
 
 

@@ -59,6 +59,10 @@ _PARQUET = {"compression": "zstd"}
 #: Columns Parquet should not try to dictionary-encode: high-cardinality floats, where the
 #: attempt costs time and falls back to plain encoding anyway.
 _PLAIN = {"total_secs"}
+#: The daily song counts, written BYTE_STREAM_SPLIT (each byte position of the int64s stored
+#: together, mostly zeros for zstd): faster to write than dictionary encoding and smaller.
+#: Readers need Parquet 2.11's integer support: Arrow >= 17, DuckDB >= 1.1, parquet-java >= 1.14.
+_SPLIT = {"num_25", "num_50", "num_75", "num_985", "num_100", "num_unq"}
 
 
 _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
@@ -250,12 +254,13 @@ def _compact(
         rows, counts = CLEANERS[table](rows)
     unique = _ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table]))
     target = posixpath.join(root, f"part-{bucket:05d}.parquet")
-    dictionary = [c for c in unique.column_names if c not in _PLAIN]
+    dictionary = [c for c in unique.column_names if c not in _PLAIN | _SPLIT]
     pq.write_table(
         unique.replace_schema_metadata(None),  # Parquet's own types only, as any engine reads
         target,
         filesystem=fs,
         use_dictionary=dictionary,
+        column_encoding={c: "BYTE_STREAM_SPLIT" for c in unique.column_names if c in _SPLIT},
         store_schema=False,
         **_PARQUET,
     )
