@@ -194,10 +194,11 @@ def _recoded(ids: pa.DictionaryArray, order: np.ndarray) -> pa.DictionaryArray:
 def _bucket_rows(parts: list[tuple[str, int, int]], fs: AbstractFileSystem) -> pa.Table | None:
     """One bucket's rows from every block file, as one table; None when it has none.
 
-    ``parts`` are its non-empty segments (path, offset, length). Integers are widened to int64
-    (``RAW_DTYPES``). ``msno`` stays dictionary-encoded, with one dictionary of this bucket's
-    ids: each segment holds only the ids it uses, so only those are unified (a few thousand
-    strings hashed, not every row's).
+    ``parts`` are its non-empty segments (path, offset, length). Integers stay as narrow as the
+    blocks have them (int32, or int64 where a block had to be parsed wide): cleaning, sorting
+    and reordering then move half the bytes, and ``_widened`` casts them at the end. ``msno``
+    stays dictionary-encoded, with one dictionary of this bucket's ids: each segment holds only
+    the ids it uses, so only those are unified (a few thousand strings hashed, not every row's).
     """
     local = isinstance(fs, LocalFileSystem)
     batches = []
@@ -210,14 +211,23 @@ def _bucket_rows(parts: list[tuple[str, int, int]], fs: AbstractFileSystem) -> p
         batches.append(pa.ipc.open_stream(data).read_next_batch())
     if not batches:
         return None
-    wide = pa.schema(
-        [f.with_type(pa.int64()) if f.type == pa.int32() else f for f in batches[0].schema]
-    )
     same: dict[pa.Schema, list[pa.RecordBatch]] = {}  # a block parsed as int64 differs
     for batch in batches:
         same.setdefault(batch.schema, []).append(batch)
-    tables = [pa.Table.from_batches(group).cast(wide) for group in same.values()]
+    common = pa.schema(
+        [
+            f.with_type(pa.int64()) if any(s.field(f.name).type == pa.int64() for s in same) else f
+            for f in batches[0].schema
+        ]
+    )
+    tables = [pa.Table.from_batches(group).cast(common) for group in same.values()]
     return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+
+
+def _widened(rows: pa.Table) -> pa.Table:
+    """Every int32 column as int64, the type silver has for the raw integers."""
+    wide = pa.schema([f.with_type(pa.int64()) if f.type == pa.int32() else f for f in rows.schema])
+    return rows.cast(wide)
 
 
 def _used_ids(ids: pa.DictionaryArray) -> pa.DictionaryArray:
@@ -252,7 +262,7 @@ def _compact(
     counts: dict[str, int] = {}
     if table in CLEANERS:
         rows, counts = CLEANERS[table](rows)
-    unique = _ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table]))
+    unique = _widened(_ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table])))
     target = posixpath.join(root, f"part-{bucket:05d}.parquet")
     dictionary = [c for c in unique.column_names if c not in _PLAIN | _SPLIT]
     pq.write_table(
