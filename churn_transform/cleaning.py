@@ -1,10 +1,10 @@
 """Row-level cleaning of the raw KKBox tables on the way into silver: known quirks only.
 
-Each function takes rows of a raw table (an Arrow table, typed as ``schema.RAW_DTYPES``) and
+Each function takes rows of a raw table (an Arrow table as parsed: integers int32 or int64) and
 returns them cleaned, with the number of rows each rule touched; columns no rule names pass
-through untouched (the ids are never copied). The rules are the
-platform's documented decisions; anything else is left as it is for validation to judge, so a
-truly corrupted file (a negative payment, a label of 2, a shifted column) is caught, not hidden.
+through untouched (the ids are never copied). The rules are the platform's documented
+decisions; anything else is left as it is for validation to judge, so a truly corrupted file (a
+negative payment, a label of 2, a shifted column) is caught, not hidden.
 
 - members: ``bd`` outside 1..100 becomes null (0 means "not given"; -7168 or 2016 are typos);
   ``registered_via`` -1 becomes null; ``registration_init_time`` becomes a date.
