@@ -212,17 +212,11 @@ def _bucket_rows(parts: list[tuple[str, int, int]], fs: AbstractFileSystem) -> p
         batches.append(pa.ipc.open_stream(data).read_next_batch())
     if not batches:
         return None
-    same: dict[pa.Schema, list[pa.RecordBatch]] = {}  # a block parsed as int64 differs
-    for batch in batches:
-        same.setdefault(batch.schema, []).append(batch)
-    common = pa.schema(
-        [
-            f.with_type(pa.int64()) if any(s.field(f.name).type == pa.int64() for s in same) else f
-            for f in batches[0].schema
-        ]
+    tables = [pa.Table.from_batches([batch]) for batch in batches]
+    # a block parsed as int64 widens that column for the whole bucket
+    return (
+        pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().combine_chunks()
     )
-    tables = [pa.Table.from_batches(group).cast(common) for group in same.values()]
-    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
 
 
 def _widened(rows: pa.Table) -> pa.Table:
