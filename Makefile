@@ -16,18 +16,27 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict loadtest clean
+.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict loadtest clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# uv installs the locked set; where it is missing, pip puts it in .uv/ (no root, no PATH change).
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
+
+$(CURDIR)/.uv/bin/uv:
+	$(PYTHON) -m pip install --quiet --target $(CURDIR)/.uv uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv with the platform and its dev tools (idempotent)
+setup: $(STAMP) ## Create .venv with exactly the locked platform and dev tools (idempotent)
+
+lock: | $(UV) ## Refresh uv.lock to the newest allowed versions, and the Bento's requirements from it
+	$(UV) lock --upgrade
+	$(UV) export --frozen --only-group serve --no-emit-project --no-hashes --no-header \
+	  --output-file deploy/bento/requirements.txt
 
 demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 	$(BIN)/mlflow run . -e main --env-manager local -P users=$(USERS)

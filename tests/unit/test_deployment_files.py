@@ -131,10 +131,33 @@ def test_ci_runs_the_tests_and_builds_the_bento_and_release_pushes_on_tags() -> 
     assert (DEPLOY / "container.md").is_file()
 
 
-def test_the_bento_s_packages_agree_with_pyproject() -> None:
+def _locked_versions() -> dict[str, str]:
     import tomllib
 
-    declared = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    lock = tomllib.loads((PROJECT_ROOT / "uv.lock").read_text())
+    return {package["name"]: package.get("version", "") for package in lock["package"]}
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[=<>\[; ]", line, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_bento_installs_the_serve_group_at_the_locked_versions() -> None:
     bento = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
-    assert set(bento["python"]["packages"]) <= set(declared["dependencies"])
     assert bento["service"] == "service:ChurnService"
+    assert "packages" not in bento["python"], "a second, hand-kept list of packages"
+    requirements = (PROJECT_ROOT / bento["python"]["requirements_txt"]).read_text()
+    pinned = dict(
+        line.split(";")[0].strip().split("==", 1)
+        for line in requirements.splitlines()
+        if line and not line.startswith((" ", "#"))
+    )
+    locked = _locked_versions()
+    assert pinned, "no requirement in the Bento's requirements file"
+    for name, version in pinned.items():
+        assert locked.get(name.lower()) == version, f"{name}=={version} is not what uv.lock has"
+    import tomllib
+
+    serve = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    assert {_requirement_name(r) for r in serve["serve"]} <= set(pinned)
+    assert not {"dask", "distributed", "s3fs"} & set(pinned), "the Bento carries the pipeline"
