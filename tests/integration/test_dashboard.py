@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from tests.conftest import BIN, Champion, free_port, records_of, run_step, serve
 
 pytestmark = pytest.mark.integration
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
-# Debian's chromium (what `make system-deps` installs), or the Chrome of GitHub's Ubuntu runners
-BROWSER = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
+# Debian's chromium (what `make system-deps` installs); KKBOX_TEST_BROWSER=playwright takes the
+# browser `playwright install chromium` downloaded (GitHub's runners, whose apt chromium is a snap).
+BROWSER = os.environ.get("KKBOX_TEST_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
 SETTINGS = ("MLFLOW_TRACKING_URI", "KKBOX_LAKE_URI", "KKBOX_TRAFFIC_LOG_URI", "KKBOX_SERVICE_URL")
 
 
@@ -115,7 +117,7 @@ def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -
                 time.sleep(0.1)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
-                executable_path=BROWSER,
+                executable_path=None if BROWSER == "playwright" else BROWSER,
                 args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                       "--no-first-run", "--disable-background-networking",
                       "--disable-component-update", "--disable-sync"],
