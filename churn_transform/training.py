@@ -124,6 +124,30 @@ def evaluate(model: object, gold: pd.DataFrame, threshold: float) -> dict[str, f
     return metrics(label, model.predict_proba(features)[:, 1], threshold)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Floor:
+    """What any model must clear to become champion, the first one included."""
+
+    min_roc_auc: float
+    #: Share of the oracle's ROC AUC on the same users, where the data is synthetic.
+    min_oracle_share: float
+
+
+def refusal(scores: dict[str, float], floor: Floor) -> str | None:
+    """Why a candidate may not serve at all (a constant model, or one far below the oracle),
+    or None when it clears the floor. ``scores`` may carry ``oracle_roc_auc``."""
+    auc = scores["roc_auc"]
+    if not auc > floor.min_roc_auc:
+        return f"ROC AUC {auc:.4f} is not above the floor of {floor.min_roc_auc}"
+    oracle = scores.get("oracle_roc_auc")
+    if oracle is not None and auc < floor.min_oracle_share * oracle:
+        return (
+            f"ROC AUC {auc:.4f} is below {floor.min_oracle_share:.0%} of the oracle's "
+            f"{oracle:.4f} on the same users"
+        )
+    return None
+
+
 def beats(candidate: dict[str, float], champion: dict[str, float] | None, margin: float) -> bool:
     """Promotion rule: no champion yet, or a ROC AUC higher by at least ``margin`` on the same
     evaluation cohort, without a worse log loss."""

@@ -29,7 +29,7 @@ from churn_transform.features import FEATURES
 from churn_transform.gold import read_gold
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.report import oracle_answers
-from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit
+from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal
 from steps._cli import lake_of, start, tracked_run
 
 REFERENCE_ROWS = 5000
@@ -99,10 +99,19 @@ def promote(
     scores: dict[str, float],
     eval_gold: pd.DataFrame,
     margin: float,
+    floor: Floor,
 ) -> str:
-    """Move the champion alias to ``version`` if it beats the champion on the same cohort."""
+    """Move the champion alias to ``version`` if it clears the floor and beats the champion on
+    the same cohort; a candidate below the floor is tagged ``refused`` with its reason."""
     client = mlflow.MlflowClient()
     name, alias = settings.model_name, settings.champion_alias
+    reason = refusal(scores, floor)
+    if reason is not None:
+        client.set_model_version_tag(name, version, "role", "refused")
+        client.set_model_version_tag(name, version, "refusal", reason)
+        decision = f"version {version} is refused and will not serve: {reason}"
+        mlflow.set_tag("promotion", decision)
+        return decision
     try:
         champion = client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -132,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-cohort", required=True)
     parser.add_argument("--eval-cohort", required=True)
     parser.add_argument("--margin", type=float, required=True)
+    parser.add_argument("--min-auc", type=float, required=True)
+    parser.add_argument("--min-oracle-share", type=float, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
@@ -164,7 +175,10 @@ def main(argv: list[str] | None = None) -> None:
                 .to_parquet(Path(folder) / "reference.parquet")  # fmt: skip
             mlflow.log_artifacts(folder, "evaluation")
         version = log_model(fitted, train, settings)
-        decision = promote(settings, version.version, scores, held_out, args.margin)
+        floor = Floor(args.min_auc, args.min_oracle_share)
+        decision = promote(
+            settings, version.version, {**scores, **oracle}, held_out, args.margin, floor
+        )
     shown = {k: round(v, 4) for k, v in {**scores, **oracle}.items()}
     print(json.dumps(shown, indent=1))
     print(decision)

@@ -234,6 +234,17 @@ class Champion:
         return pd.read_parquet(self.lake.current("gold", f"features_{cohort}"))
 
 
+def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) -> list[str]:
+    """``steps.train``'s arguments for the cohorts February and March and a TrainConfig."""
+    from dataclasses import asdict
+
+    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", str(margin),
+                 "--min-auc", str(min_auc), "--min-oracle-share", "0.9"]  # fmt: skip
+    for name, value in asdict(config).items():
+        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    return arguments
+
+
 @pytest.fixture(scope="session")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     """Data generated with the drift knob on: February and March (the model's cohorts) are the
@@ -258,9 +269,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
             build_gold(lake, cohort)
     env = step_env(root, BENTOML_HOME=str(root / "bentoml"), BENTOML_DO_NOT_TRACK="True",
                    KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"))  # fmt: skip
-    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
-    for name, value in asdict(TrainConfig(n_estimators=150, min_child_samples=50)).items():
-        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    arguments = train_arguments(TrainConfig(n_estimators=150, min_child_samples=50))
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
     assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import")
     return Champion(env, lake)

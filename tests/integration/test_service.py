@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from churn_transform.features import FEATURES
 from churn_transform.records import EXAMPLE_RECORD
 from churn_transform.traffic import read_traffic
-from tests.conftest import BIN, Champion, records_of, run_step, serve, stop
+from tests.conftest import BIN, Champion, records_of, run_step, serve, stop, train_arguments
 
 pytestmark = pytest.mark.integration
 
@@ -171,7 +171,6 @@ def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(
 def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
     champion: Champion, tmp_path: Path
 ) -> None:
-    from dataclasses import asdict
 
     from churn_transform.training import TrainConfig
 
@@ -180,9 +179,7 @@ def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
     shutil.copytree(champion.env["BENTOML_HOME"], store)
     env = {**champion.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}",
            "BENTOML_HOME": str(store)}  # fmt: skip
-    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
-    for name, value in asdict(TrainConfig(n_estimators=50, min_child_samples=50)).items():
-        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    arguments = train_arguments(TrainConfig(n_estimators=50, min_child_samples=50))
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
     printed = run_step(env, sys.executable, "-m", "steps.import")
     assert "imported kkbox-churn:" in printed and "(registry version 1)" in printed

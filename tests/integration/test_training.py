@@ -23,7 +23,7 @@ from churn_transform.settings import PROJECT_ROOT
 from churn_transform.silver import SOURCES
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.training import TrainConfig, evaluate, fit
-from tests.conftest import step_env
+from tests.conftest import step_env, train_arguments
 
 #: The default asks 200 users a leaf, tuned for 100,000 users; 12,000 need smaller leaves.
 SMALL = TrainConfig(n_estimators=600, min_child_samples=50)
@@ -90,10 +90,10 @@ def test_the_month_s_own_data_would_inflate_the_score(lake: tuple[Lake, Path], t
     )
 
 
-def _train(root: Path, tmp_path: Path, margin: str) -> subprocess.CompletedProcess[str]:
-    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", margin]
-    for name, value in asdict(SMALL).items():
-        arguments += [f"--{name.replace('_', '-')}", str(value)]
+def _train(
+    root: Path, tmp_path: Path, margin: float, min_auc: float = 0.6
+) -> subprocess.CompletedProcess[str]:
+    arguments = train_arguments(SMALL, margin, min_auc)
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
     return subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -104,11 +104,11 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     lake: tuple[Lake, Path], tmp_path: Path
 ) -> None:
     lake_, root = lake
-    first = _train(root, tmp_path, margin="0.005")
+    first = _train(root, tmp_path, margin=0.005)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "version 1 is the new champion" in first.stdout
     assert '"oracle_roc_auc"' in first.stdout
-    second = _train(root, tmp_path, margin="0.5")  # nothing beats a champion by 0.5 AUC
+    second = _train(root, tmp_path, margin=0.5)  # nothing beats a champion by 0.5 AUC
     assert second.returncode == 0, second.stderr[-3000:]
     assert "version 2 stays a challenger: champion is version 1" in second.stdout
 
@@ -136,11 +136,26 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
 
 
 @pytest.mark.integration
+def test_a_model_below_the_floor_never_becomes_champion_even_the_first(
+    lake: tuple[Lake, Path], tmp_path: Path
+) -> None:
+    _, root = lake
+    refused = _train(root, tmp_path, margin=0.005, min_auc=0.99)
+    assert refused.returncode == 0, refused.stderr[-3000:]
+    assert "version 1 is refused and will not serve: ROC AUC" in refused.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    version = client.get_model_version("kkbox-churn", "1")
+    assert version.tags["role"] == "refused" and "floor of 0.99" in version.tags["refusal"]
+    assert not version.aliases
+
+
+@pytest.mark.integration
 def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
     lake: tuple[Lake, Path], tmp_path: Path
 ) -> None:
     lake_, root = lake
-    assert _train(root, tmp_path, margin="0.005").returncode == 0
+    assert _train(root, tmp_path, margin=0.005).returncode == 0
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
     result = subprocess.run([sys.executable, "-m", "steps.score", "--cohort", "2017-04"],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
@@ -163,7 +178,7 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
 @pytest.mark.integration
 def test_predict_benchmark_prints_its_table(lake: tuple[Lake, Path], tmp_path: Path) -> None:
     _, root = lake
-    assert _train(root, tmp_path, margin="0.005").returncode == 0
+    assert _train(root, tmp_path, margin=0.005).returncode == 0
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
     result = subprocess.run([sys.executable, "benchmarks/predict.py", "--repeats", "40"],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
@@ -180,9 +195,7 @@ def test_train_on_an_mlflow_server_with_postgres_and_s3_artifacts(
     server = {"MLFLOW_TRACKING_URI": mlflow_server, "AWS_ACCESS_KEY_ID": "testing",
               "AWS_SECRET_ACCESS_KEY": "testing", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
               "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", "0.005"]
-    for name, value in asdict(TrainConfig(n_estimators=300)).items():
-        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    arguments = train_arguments(TrainConfig(n_estimators=300))
     env = {**step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake")),
            **server}  # fmt: skip
     result = subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,

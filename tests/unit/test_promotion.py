@@ -2,7 +2,7 @@
 
 import pytest
 
-from churn_transform.training import beats
+from churn_transform.training import Floor, beats, refusal
 
 CHAMPION = {"roc_auc": 0.90, "log_loss": 0.15}
 
@@ -19,3 +19,23 @@ CHAMPION = {"roc_auc": 0.90, "log_loss": 0.15}
 )
 def test_promotion(candidate: dict, champion: dict | None, promoted: bool) -> None:
     assert beats(candidate, champion, margin=0.005) is promoted
+
+
+FLOOR = Floor(min_roc_auc=0.6, min_oracle_share=0.9)
+
+
+@pytest.mark.parametrize(
+    ("scores", "reason"),
+    [
+        ({"roc_auc": 0.5}, "ROC AUC 0.5000 is not above the floor of 0.6"),  # a constant model
+        ({"roc_auc": 0.6}, "not above the floor"),
+        ({"roc_auc": 0.80, "oracle_roc_auc": 0.93}, "below 90% of the oracle's 0.9300"),
+    ],
+)
+def test_a_model_below_the_floor_is_refused_with_its_reason(scores: dict, reason: str) -> None:
+    assert reason in (refusal(scores, FLOOR) or "")
+
+
+@pytest.mark.parametrize("scores", [{"roc_auc": 0.61}, {"roc_auc": 0.85, "oracle_roc_auc": 0.93}])
+def test_a_model_above_the_floor_is_not_refused(scores: dict) -> None:
+    assert refusal(scores, FLOOR) is None
