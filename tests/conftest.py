@@ -249,7 +249,6 @@ def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) ->
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     """Data generated with the drift knob on: February and March (the model's cohorts) are the
     undrifted past; April's features carry March's shift."""
-    from dataclasses import asdict
 
     import dask
 
