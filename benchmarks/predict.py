@@ -17,6 +17,7 @@ import time
 import mlflow
 import numpy as np
 
+from churn_transform.artifact import load_model
 from churn_transform.features import FEATURES
 from churn_transform.gold import read_gold
 from churn_transform.lake import lake_of
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=500)
     args = parser.parse_args()
     mlflow.set_tracking_uri(settings.tracking_uri)
-    model = mlflow.sklearn.load_model(args.model_uri)
+    model = load_model(mlflow.artifacts.download_artifacts(artifact_uri=args.model_uri))
     gold = read_gold(lake_of(settings), args.cohort)[0][list(FEATURES)]
     pipeline = model.pipeline
     transformer, booster = pipeline.named_steps["features"], pipeline.named_steps["model"].booster_

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 import mlflow
 from pydantic import ValidationError
 
+from churn_transform.artifact import UntrustedModelError, load_model
 from churn_transform.lake import lake_of  # noqa: F401 (the steps' way to their lake)
+from churn_transform.model import ChurnModel
 from churn_transform.settings import Settings
 
 EXPERIMENT = "kkbox-churn"
@@ -56,3 +58,12 @@ def dask_cluster(settings: Settings) -> Iterator[None]:
     with Client(settings.dask_scheduler, timeout="30s"):
         logging.getLogger(__name__).info("computing on %s", settings.dask_scheduler)
         yield
+
+
+def load_registered(uri: str) -> ChurnModel:
+    """The registry's model at ``uri`` (``models:/NAME@ALIAS``), downloaded and rebuilt with the
+    project's trusted types only; a tampered or foreign artifact stops the step, saying why."""
+    try:
+        return load_model(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except UntrustedModelError as error:
+        sys.exit(f"refusing the model {uri}: {error}")

@@ -22,7 +22,7 @@ from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
-from steps._cli import dask_cluster, lake_of, start, tracked_run
+from steps._cli import dask_cluster, lake_of, load_registered, start, tracked_run
 
 
 def _score_part(lake: Lake, path: str, model: object) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     lake = lake_of(settings)
     with tracked_run(settings, f"score-{args.cohort}") as run, dask_cluster(settings):
         uri = f"models:/{settings.model_name}@{settings.champion_alias}"
-        model = mlflow.sklearn.load_model(uri)
+        model = load_registered(uri)
         scores = score(lake, args.cohort, model)
         target = lake.write_bytes(scores.to_csv(index=False).encode(), "predictions", args.cohort,
                                   run.info.run_id, "submission.csv")  # fmt: skip

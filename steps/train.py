@@ -25,12 +25,13 @@ from mlflow.models import infer_signature
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
+from churn_transform import artifact
 from churn_transform.features import FEATURES
 from churn_transform.gold import read_gold
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal
-from steps._cli import lake_of, start, tracked_run
+from steps._cli import lake_of, load_registered, start, tracked_run
 
 REFERENCE_ROWS = 5000
 
@@ -78,11 +79,13 @@ def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[s
 def log_model(
     fitted: Fitted, train: pd.DataFrame, settings: Settings
 ) -> mlflow.entities.model_registry.ModelVersion:
-    """Log the calibrated pipeline (cloudpickle: skops refuses custom classes) and register it."""
+    """Log the calibrated pipeline in skops format, which rebuilds only the trusted types named
+    (a pickle would run any code its file names when loaded), and register it."""
     example = train[list(FEATURES)].head(5)
     signature = infer_signature(example, fitted.model.predict_proba(example))
     info = mlflow.sklearn.log_model(
-        fitted.model, name="model", serialization_format="cloudpickle",
+        fitted.model, name="model", serialization_format=artifact.FORMAT,
+        skops_trusted_types=list(artifact.TRUSTED_TYPES),
         code_paths=[str(PROJECT_ROOT / "churn_transform")], signature=signature,
         input_example=example, pyfunc_predict_fn="predict_proba",
         registered_model_name=settings.model_name,
@@ -118,7 +121,7 @@ def promote(
         champion = None
     champion_scores = None
     if champion is not None:
-        model = mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+        model = load_registered(f"models:/{name}@{alias}")
         threshold = float(client.get_run(champion.run_id).data.metrics["threshold"])
         champion_scores = evaluate(model, eval_gold, threshold)
     promoted = beats(scores, champion_scores, margin)
