@@ -7,6 +7,7 @@ the ``KKBOX_`` prefix; MLflow's and AWS's own variables (``MLFLOW_TRACKING_URI``
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -14,6 +15,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository root; embedded defaults (local lake, SQLite MLflow) live under it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+_PASSWORD = re.compile(r"(?P<user>[a-z][\w+.-]*://[^/@\s:]*):[^/@\s]*@", re.IGNORECASE)
+_SECRET_PARAMETER = re.compile(
+    r"(?P<name>[?&][^=&\s]*(?:password|secret|token|key|signature|credential)[^=&\s]*=)[^&\s]*",
+    re.IGNORECASE,
+)
+
+
+def masked(text: str) -> str:
+    """``text`` fit to show: in every URI it holds, a password in the user part and the values
+    of secret-looking query parameters become ``***`` (``postgresql://mlflow:***@db/mlflow``)."""
+    return _SECRET_PARAMETER.sub(r"\g<name>***", _PASSWORD.sub(r"\g<user>:***@", text))
 
 
 def _under_root(relative: str) -> str:

@@ -20,7 +20,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` from anywhere
 
 from churn_transform.records import EXAMPLE_RECORD  # noqa: E402
-from churn_transform.settings import Settings  # noqa: E402
+from churn_transform.settings import Settings, masked  # noqa: E402
 from dashboard import client  # noqa: E402
 
 st.set_page_config(page_title="KKBox churn platform", layout="wide")
@@ -123,7 +123,7 @@ def score_one_user() -> None:
     try:
         status, answer = client.score(settings, record)
     except Exception as err:  # noqa: BLE001 (show any connection failure to the user)
-        st.error(f"the service at {settings.service_url} does not answer "
+        st.error(f"the service at {masked(settings.service_url)} does not answer "
                  f"({type(err).__name__}): `make serve`")  # fmt: skip
         return
     if status == 200:

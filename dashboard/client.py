@@ -14,7 +14,7 @@ import pandas as pd
 import requests
 
 from churn_transform.lake import lake_of
-from churn_transform.settings import Settings
+from churn_transform.settings import Settings, masked
 from churn_transform.traffic import read_traffic
 
 
@@ -33,7 +33,9 @@ def service_metadata(settings: Settings) -> Answer:
         return Answer(answer.json())
     except requests.RequestException as err:
         reason = type(err).__name__
-        return Answer(problem=f"the service at {settings.service_url} does not answer ({reason})")
+        return Answer(
+            problem=masked(f"the service at {settings.service_url} does not answer ({reason})")
+        )
 
 
 def registry_champion(settings: Settings) -> Answer:
@@ -46,7 +48,9 @@ def registry_champion(settings: Settings) -> Answer:
         run = client.get_run(version.run_id)
     except Exception as err:  # noqa: BLE001 (any failure means: no champion to show)
         reason = str(err).splitlines()[0][:120]
-        return Answer(problem=f"no champion in the registry at {settings.tracking_uri} ({reason})")
+        return Answer(
+            problem=masked(f"no champion in the registry at {settings.tracking_uri} ({reason})")
+        )
     return Answer({
         "registry_version": str(version.version), "run_id": version.run_id,
         "data_version": run.data.tags.get("gold_hash.train", "")[:12],
@@ -70,7 +74,7 @@ def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
     frame, seen = read_traffic(settings.traffic_log_uri, str(first), str(last), max_rows=max_rows)
     if frame.empty:
         return Answer(
-            problem=f"no predictions logged under {settings.traffic_log_uri} since {first}"
+            problem=f"no predictions logged under {masked(settings.traffic_log_uri)} since {first}"
         )
     frame["time"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
     return Answer(frame.sort_values("time", ignore_index=True))

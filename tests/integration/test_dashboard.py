@@ -72,6 +72,20 @@ def test_with_nothing_there_it_says_what_to_run(
     assert "does not answer" in app.error[0].value
 
 
+def test_credentials_in_the_settings_never_reach_the_page(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens there: every message names the unreachable URI
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    app = _app(monkeypatch, {
+        "MLFLOW_TRACKING_URI": f"http://admin:hunter2@127.0.0.1:{port}",
+        "KKBOX_LAKE_URI": str(tmp_path / "lake"), "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "t"),
+        "KKBOX_SERVICE_URL": f"http://svc:hunter2@127.0.0.1:{port}",
+    })  # fmt: skip
+    shown = " ".join(e.value for kind in (app.info, app.caption, app.error) for e in kind)
+    assert f"admin:***@127.0.0.1:{port}" in shown and "hunter2" not in shown
+
+
 def test_it_shows_the_champion_traffic_and_drift(
     monkeypatch: pytest.MonkeyPatch, live: dict[str, str]
 ) -> None:

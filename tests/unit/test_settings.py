@@ -4,7 +4,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from churn_transform.settings import PROJECT_ROOT, Settings
+from churn_transform.settings import PROJECT_ROOT, Settings, masked
 
 
 def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,3 +87,28 @@ def test_importing_the_library_has_no_side_effects(tmp_path) -> None:
     code = "import churn_transform.settings, churn_transform.synthetic, churn_transform.labels"
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        (
+            "postgresql+psycopg2://mlflow:s3cr3t@db:5432/mlflow",
+            "postgresql+psycopg2://mlflow:***@db:5432/mlflow",
+        ),
+        ("http://admin:pa%40ss@127.0.0.1:5000", "http://admin:***@127.0.0.1:5000"),
+        (
+            "https://host/path?X-Amz-Signature=abc&part=1",
+            "https://host/path?X-Amz-Signature=***&part=1",
+        ),
+        ("sqlite:////work/mlflow.db", "sqlite:////work/mlflow.db"),
+        ("s3://bucket/lake", "s3://bucket/lake"),
+    ],
+)
+def test_uris_are_shown_without_their_secrets(uri: str, shown: str) -> None:
+    assert masked(uri) == shown
+
+
+def test_every_uri_in_a_message_is_masked() -> None:
+    message = "no champion at http://u:pw@h:5000 (API request to http://u:pw@h:5000/api failed)"
+    assert "pw" not in masked(message) and masked(message).count("u:***@h:5000") == 2
