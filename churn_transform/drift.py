@@ -36,14 +36,29 @@ class DriftResult:
     html: str
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+def _typed(frame: pd.DataFrame, numerical: list[str]) -> pd.DataFrame:
     """Features only; categories as strings with an explicit ``missing`` (a null is a value)."""
-    typed = frame[list(FEATURES)].copy()
+    typed = frame[[*numerical, *CATEGORICAL]].copy()
     for name in CATEGORICAL:
         values = typed[name].astype(object)
         typed[name] = values.where(values.notna(), MISSING).astype(str)
-    typed[list(NUMERICAL)] = typed[list(NUMERICAL)].astype("float64")
+    typed[numerical] = typed[numerical].astype("float64")
     return typed
+
+
+def _null_throughout(reference: pd.DataFrame, current: pd.DataFrame) -> list[dict[str, Any]]:
+    """Numerical features null in every row of either side: Evidently cannot compare them, and
+    a feature that went null throughout (a broken upstream) is a finding in itself."""
+    findings = []
+    for name in NUMERICAL:
+        empty = current[name].isna().all(), reference[name].isna().all()
+        if any(empty):
+            findings.append({
+                "column": name, "type": "numerical", "method": "null throughout",
+                "statistic": float(current[name].isna().mean()),
+                "threshold": float(reference[name].isna().mean()), "drifted": empty[0] != empty[1],
+            })  # fmt: skip
+    return findings
 
 
 def compare(
@@ -55,32 +70,31 @@ def compare(
             f"{len(current)} prediction(s) in the window, fewer than the {min_rows} needed to "
             "judge drift: widen the window or wait for traffic"
         )
-    definition = DataDefinition(
-        numerical_columns=list(NUMERICAL), categorical_columns=list(CATEGORICAL)
-    )
+    findings = _null_throughout(reference, current)
+    numerical = [name for name in NUMERICAL if name not in {f["column"] for f in findings}]
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=list(CATEGORICAL))
     report = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True)
     snapshot = report.run(
-        Dataset.from_pandas(_typed(current), data_definition=definition),
-        Dataset.from_pandas(_typed(reference), data_definition=definition),
+        Dataset.from_pandas(_typed(current, numerical), data_definition=definition),
+        Dataset.from_pandas(_typed(reference, numerical), data_definition=definition),
     )
-    summary = _summary(snapshot.dict(), drift_share)
+    summary = _summary(snapshot.dict(), drift_share, findings)
     summary.update(reference_rows=len(reference), current_rows=len(current))
     return DriftResult(summary, snapshot.get_html_str(as_iframe=False))
 
 
-def _summary(snapshot: dict[str, Any], drift_share: float) -> dict[str, Any]:
+def _summary(
+    snapshot: dict[str, Any], drift_share: float, findings: list[dict[str, Any]]
+) -> dict[str, Any]:
     drifted = {
         test["metric_config"]["params"]["column"]: test["status"] == "FAIL"
         for test in snapshot["tests"]
         if test["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"
     }
-    columns = []
-    share = 0.0
+    columns = list(findings)
     for metric in snapshot["metrics"]:
         params = metric["config"]
-        if params["type"] == "evidently:metric_v2:DriftedColumnsCount":
-            share = float(metric["value"]["share"])
-        elif params["type"] == "evidently:metric_v2:ValueDrift":
+        if params["type"] == "evidently:metric_v2:ValueDrift":
             name = params["column"]
             columns.append({
                 "column": name, "type": "categorical" if name in CATEGORICAL else "numerical",
@@ -88,6 +102,7 @@ def _summary(snapshot: dict[str, Any], drift_share: float) -> dict[str, Any]:
                 "threshold": float(params["threshold"]), "drifted": drifted[name],
             })  # fmt: skip
     columns.sort(key=lambda c: (not c["drifted"], c["column"]))
+    share = sum(c["drifted"] for c in columns) / len(columns)
     return {
         "dataset_drift": share >= drift_share,
         "drift_share": share,
