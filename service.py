@@ -27,8 +27,8 @@ import mlflow.sklearn
 from bentoml._internal.context import trace_context
 from pydantic import Field, PrivateAttr
 
-from churn_transform.features import FEATURES
-from churn_transform.records import EXAMPLE_RECORD, FeatureRecord, Prediction
+from churn_transform.records import FeatureRecord, Prediction
+from churn_transform.schema import EXAMPLE_RECORD, FEATURES
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 

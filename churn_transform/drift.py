@@ -16,13 +16,9 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from churn_transform.features import FEATURES
+from churn_transform.schema import DRIFT_CATEGORICALS, FEATURES
 
-CATEGORICAL = (
-    "city", "gender", "registered_via", "last_payment_method_id", "last_is_auto_renew",
-    "last_is_cancel",
-)  # fmt: skip
-NUMERICAL = tuple(f for f in FEATURES if f not in CATEGORICAL)
+NUMERICAL = tuple(f for f in FEATURES if f not in DRIFT_CATEGORICALS)
 MISSING = "missing"
 
 
@@ -39,7 +35,7 @@ class DriftResult:
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Features only; categories as strings with an explicit ``missing`` (a null is a value)."""
     typed = frame[list(FEATURES)].copy()
-    for name in CATEGORICAL:
+    for name in DRIFT_CATEGORICALS:
         values = typed[name].astype(object)
         typed[name] = values.where(values.notna(), MISSING).astype(str)
     typed[list(NUMERICAL)] = typed[list(NUMERICAL)].astype("float64")
@@ -56,7 +52,7 @@ def compare(
             "judge drift: widen the window or wait for traffic"
         )
     definition = DataDefinition(
-        numerical_columns=list(NUMERICAL), categorical_columns=list(CATEGORICAL)
+        numerical_columns=list(NUMERICAL), categorical_columns=list(DRIFT_CATEGORICALS)
     )
     report = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True)
     snapshot = report.run(
@@ -82,8 +78,9 @@ def _summary(snapshot: dict[str, Any], drift_share: float) -> dict[str, Any]:
             share = float(metric["value"]["share"])
         elif params["type"] == "evidently:metric_v2:ValueDrift":
             name = params["column"]
+            kind = "categorical" if name in DRIFT_CATEGORICALS else "numerical"
             columns.append({
-                "column": name, "type": "categorical" if name in CATEGORICAL else "numerical",
+                "column": name, "type": kind,
                 "method": params["method"], "statistic": float(metric["value"]),
                 "threshold": float(params["threshold"]), "drifted": drifted[name],
             })  # fmt: skip

@@ -25,8 +25,8 @@ from mlflow.models import infer_signature
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
-from churn_transform.features import FEATURES
 from churn_transform.gold import read_gold
+from churn_transform.schema import FEATURES
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import Fitted, TrainConfig, beats, evaluate, fit
