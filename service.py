@@ -12,6 +12,11 @@ silently while the client believes the batch went through. ``POST /metadata`` de
 model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. Every prediction is appended to
 the traffic log off the request path (``churn_transform.traffic``). The service does no
 feature work of its own: the model's transformer does it, exactly as in training.
+
+This module only wires BentoML up: the champion, the request record, the metrics and the
+middleware are in ``churn_transform.serving``. The model is read from the store when the service
+starts, not on import, and the class takes a model directly, so ``tests/unit/test_service.py``
+calls it and its ASGI app with a model fitted in the test.
 """
 
 from __future__ import annotations

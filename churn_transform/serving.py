@@ -23,6 +23,28 @@ from churn_transform.records import FeatureRecord, Prediction
 from churn_transform.schema import FEATURES
 
 
+def current_request_id() -> str:
+    """The id of the HTTP request being handled: the span id of its OpenTelemetry server span in
+    16 hex digits, which BentoML logs as the request's ``span`` and returns as its
+    ``X-BentoML-Request-ID`` header. Outside any request (a direct call), a fresh random id."""
+    span = trace.get_current_span().get_span_context()
+    return format(span.span_id, "016x") if span.is_valid else uuid.uuid4().hex
+
+
+class Record(FeatureRecord):  # type: ignore[misc, valid-type]
+    """A FeatureRecord that remembers the HTTP request it came in (batches mix requests)."""
+
+    _request_id: str = PrivateAttr(default="")
+
+    def model_post_init(self, context: Any) -> None:
+        # Validation runs in the request's own context; the batch that scores it does not.
+        self._request_id = current_request_id()
+
+    @property
+    def request_id(self) -> str:
+        return self._request_id
+
+
 class Classifier(Protocol):
     def predict_proba(self, X: Any) -> Any: ...
 
@@ -49,7 +71,7 @@ class Champion:
     def threshold(self) -> float:
         return float(self.about["metrics"]["threshold"])
 
-    def predict(self, records: Sequence[FeatureRecord]) -> list[Prediction]:
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
         """One answer per record, in order; the model's own transformer does the feature work."""
         columns = {name: [getattr(r, name) for r in records] for name in FEATURES}
         churn = self.model.predict_proba(columns)[:, 1].tolist()
@@ -58,28 +80,6 @@ class Champion:
                        model_version=self.version)
             for r, p in zip(records, churn, strict=True)
         ]  # fmt: skip
-
-
-def current_request_id() -> str:
-    """The id of the HTTP request being handled: the span id of its OpenTelemetry server span in
-    16 hex digits, which BentoML logs as the request's ``span`` and returns as its
-    ``X-BentoML-Request-ID`` header. Outside any request (a direct call), a fresh random id."""
-    span = trace.get_current_span().get_span_context()
-    return format(span.span_id, "016x") if span.is_valid else uuid.uuid4().hex
-
-
-class Record(FeatureRecord):  # type: ignore[misc, valid-type]
-    """A FeatureRecord that remembers the HTTP request it came in (batches mix requests)."""
-
-    _request_id: str = PrivateAttr(default="")
-
-    def model_post_init(self, context: Any) -> None:
-        # Validation runs in the request's own context; the batch that scores it does not.
-        self._request_id = current_request_id()
-
-    @property
-    def request_id(self) -> str:
-        return self._request_id
 
 
 def traffic_entries(
