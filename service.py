@@ -12,28 +12,29 @@ silently while the client believes the batch went through. ``POST /metadata`` de
 model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. Every prediction is appended to
 the traffic log off the request path (``churn_transform.traffic``). The service does no
 feature work of its own: the model's transformer does it, exactly as in training.
+
+This module only wires BentoML up: the champion, the request record, the metrics and the
+middleware are in ``churn_transform.serving``. The model is read from the store when the service
+starts, not on import, and the class takes a model directly, so ``tests/unit/test_service.py``
+calls it and its ASGI app with a model fitted in the test.
 """
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from functools import cache
 from typing import Annotated, Any
 
 import bentoml
-import mlflow.sklearn
-from bentoml._internal.context import trace_context
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
-from churn_transform.features import FEATURES
-from churn_transform.records import EXAMPLE_RECORD, FeatureRecord, Prediction
+from churn_transform.artifact import load_model
+from churn_transform.records import Prediction
+from churn_transform.schema import EXAMPLE_RECORD
+from churn_transform.serving import Champion, CountRefusals, Record, metrics, traffic_entries
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 
+# The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
-MODEL = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
 # KKBOX_MAX_BATCH_SIZE=1 turns adaptive batching off (each request is its own call), which is
 # what the load-test harness compares it against.
 BATCHING = (
@@ -43,103 +44,39 @@ BATCHING = (
 )  # fmt: skip
 
 
-class Record(FeatureRecord):  # type: ignore[misc, valid-type]
-    """A FeatureRecord that remembers the HTTP request it came in (batches mix requests)."""
-
-    _request_id: str = PrivateAttr(default="")
-
-    def model_post_init(self, context: Any) -> None:
-        # Validation runs in the request's context, where BentoML has set the request id.
-        request_id = trace_context.request_id
-        self._request_id = format(request_id, "016x") if request_id else uuid.uuid4().hex
-
-
-@cache
-def metrics() -> dict[str, Any]:
-    """The platform's own metrics, created once per worker process, after BentoML has set up
-    Prometheus's multiprocess directory (created at import, they would never be exported)."""
-    from prometheus_client import Counter, Gauge, Histogram
-
-    return {
-        "probability": Histogram(
-            "kkbox_churn_probability", "Predicted churn probability",
-            buckets=[i / 20 for i in range(1, 21)],
-        ),
-        "predictions": Counter("kkbox_predictions", "Predictions by decision", ["decision"]),
-        "rejected": Counter(
-            "kkbox_validation_errors", "Faults in refused requests, by field", ["field"]
-        ),
-        "model": Gauge(
-            "kkbox_model_info", "The served model (value 1)",
-            ["version", "run_id", "data_version"], multiprocess_mode="livemax",
-        ),
-        "queue": Gauge(
-            "kkbox_traffic_log_queue_depth", "Predictions waiting to be logged",
-            multiprocess_mode="livesum",
-        ),
-        "lost": Counter(
-            "kkbox_traffic_log_dropped", "Predictions the traffic log lost", ["reason"]
-        ),
-        "logged": Counter("kkbox_traffic_log_written", "Predictions written to the traffic log"),
-    }  # fmt: skip
-
-
-def faulty_fields(body: bytes) -> list[str]:
-    """The field of each fault in BentoML's 400 answer: the record's field for
-    ``["records", i, field]``, ``records`` for the list itself, ``request`` for the body."""
-    try:
-        faults = json.loads(body).get("detail", [])
-    except (ValueError, AttributeError):
-        faults = []
-    locations = [fault.get("loc") or ["request"] for fault in faults if isinstance(fault, dict)]
-    return [str(location[-1] if len(location) > 2 else location[0]) for location in locations] or [
-        "request"
-    ]
-
-
-class CountRefusals:
-    """ASGI middleware: counts the faults of every refused /predict request by field.
-
-    BentoML validates the body against ``Record`` before our code runs and answers 400 itself;
-    reading that answer is the one place the faults can be seen."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/predict":
-            return await self.app(scope, receive, send)
-        status, body = 0, []
-
-        async def capture(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and 400 <= status < 500:
-                body.append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-        if 400 <= status < 500:
-            for field in faulty_fields(b"".join(body)):
-                metrics()["rejected"].labels(field=field).inc()
+def load_champion(reference: bentoml.models.BentoModel) -> Champion:
+    """The model imported by ``mlflow run . -e import``, read from the BentoML store with the
+    project's trusted types only (``churn_transform.artifact``): a tampered artifact stops the
+    service at start with the reason."""
+    stored = reference.resolve()
+    return Champion(
+        model=load_model(stored.path_of("mlflow_model")),
+        tag=str(stored.tag),
+        labels=dict(stored.info.labels),
+        about=dict(stored.info.metadata),
+    )
 
 
 @bentoml.service(traffic={"timeout": 30}, workers=1)
 class ChurnService:
-    model_ref = MODEL
+    """Churn probabilities of KKBox members from their gold features."""
 
-    def __init__(self) -> None:
-        self.model = mlflow.sklearn.load_model(self.model_ref.path_of("mlflow_model"))
-        labels, self.about = self.model_ref.info.labels, self.model_ref.info.metadata
-        self.version = labels["registry_version"]
-        self.threshold = float(self.about["metrics"]["threshold"])
+    # A reference, read when the service starts: declared here so that `bentoml build` packs it.
+    model_ref = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
+
+    def __init__(self, champion: Champion | None = None, settings: Settings | None = None) -> None:
+        """BentoML calls this without arguments (the store's champion, the module's settings);
+        a test passes a model it fitted and settings of its own."""
+        self.settings = settings or SETTINGS
+        self.champion = champion or load_champion(type(self).model_ref)
         self.metrics = metrics()
+        labels = self.champion.labels
         self.metrics["model"].labels(
-            version=self.version, run_id=labels["run_id"], data_version=labels["data_version"]
-        ).set(1)
+            version=self.champion.version, run_id=labels["run_id"],
+            data_version=labels["data_version"],
+        ).set(1)  # fmt: skip
         self.traffic = TrafficLog(
-            SETTINGS.traffic_log_uri,
+            self.settings.traffic_log_uri,
             on_lost=lambda reason, n: self.metrics["lost"].labels(reason=reason).inc(n),
             on_written=self._logged,
         )
@@ -160,38 +97,23 @@ class ChurnService:
             ),
         ],
     ) -> list[Prediction]:
-        columns = {name: [getattr(r, name) for r in records] for name in FEATURES}
-        churn = self.model.predict_proba(columns)[:, 1]
-        answers = [
-            Prediction(msno=r.msno, churn_probability=p, churn=p >= self.threshold,
-                       model_version=self.version)
-            for r, p in zip(records, churn.tolist(), strict=True)
-        ]  # fmt: skip
-        self._observe(records, answers)
-        return answers
-
-    def _observe(self, records: list[Record], answers: list[Prediction]) -> None:
-        now = time.time()
+        answers = self.champion.predict(records)
         for answer in answers:
             self.metrics["probability"].observe(answer.churn_probability)
             self.metrics["predictions"].labels(decision="churn" if answer.churn else "stay").inc()
-        self.traffic.append(
-            {"ts": now, "request_id": r._request_id, "model_version": self.version,
-             "features": r.model_dump(exclude={"msno"}), "msno": r.msno,
-             "churn_probability": a.churn_probability, "churn": a.churn}
-            for r, a in zip(records, answers, strict=True)
-        )  # fmt: skip
+        self.traffic.append(traffic_entries(records, answers, self.champion.version))
         self.metrics["queue"].set(self.traffic.depth)
+        return answers
 
     @bentoml.api
     def metadata(self) -> dict[str, Any]:
         """The served model: registry version, run, data versions, evaluation metrics."""
         return {
-            "model_tag": str(self.model_ref.tag),
-            **self.model_ref.info.labels,
-            **self.about,
-            "max_batch_size": SETTINGS.max_batch_size,
-            "max_latency_ms": SETTINGS.max_latency_ms,
+            "model_tag": self.champion.tag,
+            **self.champion.labels,
+            **self.champion.about,
+            "max_batch_size": self.settings.max_batch_size,
+            "max_latency_ms": self.settings.max_latency_ms,
         }
 
     @bentoml.on_shutdown

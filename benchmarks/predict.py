@@ -18,9 +18,9 @@ import mlflow
 import numpy as np
 
 from churn_transform.artifact import load_model
-from churn_transform.features import FEATURES
 from churn_transform.gold import read_gold
 from churn_transform.lake import lake_of
+from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
 
 

@@ -16,13 +16,9 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from churn_transform.features import FEATURES
+from churn_transform.schema import DRIFT_CATEGORICALS, FEATURES
 
-CATEGORICAL = (
-    "city", "gender", "registered_via", "last_payment_method_id", "last_is_auto_renew",
-    "last_is_cancel",
-)  # fmt: skip
-NUMERICAL = tuple(f for f in FEATURES if f not in CATEGORICAL)
+NUMERICAL = tuple(f for f in FEATURES if f not in DRIFT_CATEGORICALS)
 MISSING = "missing"
 
 
@@ -38,8 +34,8 @@ class DriftResult:
 
 def _typed(frame: pd.DataFrame, numerical: list[str]) -> pd.DataFrame:
     """Features only; categories as strings with an explicit ``missing`` (a null is a value)."""
-    typed = frame[[*numerical, *CATEGORICAL]].copy()
-    for name in CATEGORICAL:
+    typed = frame[[*numerical, *DRIFT_CATEGORICALS]].copy()
+    for name in DRIFT_CATEGORICALS:
         values = typed[name].astype(object)
         typed[name] = values.where(values.notna(), MISSING).astype(str)
     typed[numerical] = typed[numerical].astype("float64")
@@ -72,7 +68,9 @@ def compare(
         )
     findings = _null_throughout(reference, current)
     numerical = [name for name in NUMERICAL if name not in {f["column"] for f in findings}]
-    definition = DataDefinition(numerical_columns=numerical, categorical_columns=list(CATEGORICAL))
+    definition = DataDefinition(
+        numerical_columns=numerical, categorical_columns=list(DRIFT_CATEGORICALS)
+    )
     report = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True)
     snapshot = report.run(
         Dataset.from_pandas(_typed(current, numerical), data_definition=definition),
@@ -96,8 +94,9 @@ def _summary(
         params = metric["config"]
         if params["type"] == "evidently:metric_v2:ValueDrift":
             name = params["column"]
+            kind = "categorical" if name in DRIFT_CATEGORICALS else "numerical"
             columns.append({
-                "column": name, "type": "categorical" if name in CATEGORICAL else "numerical",
+                "column": name, "type": kind,
                 "method": params["method"], "statistic": float(metric["value"]),
                 "threshold": float(params["threshold"]), "drifted": drifted[name],
             })  # fmt: skip

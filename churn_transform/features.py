@@ -18,23 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn_transform.dates import month_bounds
-
-#: Listening windows, in days before the cutoff (cumulative: 14 includes 7).
-WINDOWS = (7, 14, 30, 44, 60)
-TRANSACTION_FEATURES = (
-    "tx_count", "tx_count_90", "cancel_count", "cancel_count_365", "days_since_last_cancel",
-    "last_is_auto_renew", "last_is_cancel", "last_payment_method_id", "last_plan_days",
-    "last_list_price", "last_amount_paid", "days_to_expiry", "days_since_last_transaction",
-    "tenure_days", "total_paid", "total_plan_days", "discount_count", "free_count",
-    "auto_renew_share",
-)  # fmt: skip
-LOG_FEATURES = (
-    *(f"secs_{w}" for w in WINDOWS), *(f"active_days_{w}" for w in WINDOWS),
-    "songs_30", "num_25_30", "num_100_30", "unq_30", "days_since_last_log", "log_days_total",
-    "secs_total",
-)  # fmt: skip
-MEMBER_FEATURES = ("city", "bd", "gender", "registered_via", "registration_age_days")
-FEATURES = TRANSACTION_FEATURES + LOG_FEATURES + MEMBER_FEATURES
+from churn_transform.schema import FEATURES, LABEL, LOG_FEATURES, WINDOWS
 
 
 def cutoff_of(cohort: str) -> pd.Timestamp:
@@ -229,12 +213,12 @@ def cohort_features(
         listening,
         member_features(_coded(members, ids), cutoff),
     ]
-    gold = users[["is_churn"]].reset_index(drop=True)
+    gold = users[[LABEL]].reset_index(drop=True)
     for part in parts:
         gold = gold.join(part)
     gold.index = ids
     no_logs = gold["log_days_total"].isna()
     counts = [c for c in LOG_FEATURES if c != "days_since_last_log"]
     gold.loc[no_logs, counts] = 0.0  # no log row at all means nothing was played
-    gold = gold.rename_axis("msno").reset_index()[["msno", *FEATURES, "is_churn"]]
+    gold = gold.rename_axis("msno").reset_index()[["msno", *FEATURES, LABEL]]
     return gold.astype({c: "float64" for c in FEATURES if c != "gender"}).sort_values("msno")

@@ -15,8 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from churn_transform.features import FEATURES
-from churn_transform.validation import gold_schema
+from churn_transform.schema import FEATURES, gold_schema
 
 #: Pandera check name -> pydantic Field constraints, from the check's statistics.
 _BOUNDS = {
@@ -81,21 +80,3 @@ class Prediction(BaseModel):
     churn_probability: float = Field(ge=0, le=1)
     churn: bool = Field(description="churn_probability >= the threshold chosen in training")
     model_version: str
-
-
-#: A real (synthetic) gold row: an auto-renewing member whose listening has faded.
-EXAMPLE_RECORD: dict[str, Any] = {
-    "msno": "+UVtmiuUMYmk9KkMT9kRfzbRGfSs7PDIIkYydmyawzo=",
-    "tx_count": 29.0, "tx_count_90": 3.0, "cancel_count": 0.0, "cancel_count_365": 0.0,
-    "days_since_last_cancel": None, "last_is_auto_renew": 1.0, "last_is_cancel": 0.0,
-    "last_payment_method_id": 41.0, "last_plan_days": 30.0, "last_list_price": 119.0,
-    "last_amount_paid": 119.0, "days_to_expiry": 3.0, "days_since_last_transaction": 27.0,
-    "tenure_days": 777.0, "total_paid": 3569.0, "total_plan_days": 780.0,
-    "discount_count": 2.0, "free_count": 0.0, "auto_renew_share": 1.0,
-    "secs_7": 0.0, "secs_14": 0.0, "secs_30": 1884.728, "secs_44": 4546.02, "secs_60": 8046.956,
-    "active_days_7": 0.0, "active_days_14": 0.0, "active_days_30": 1.0, "active_days_44": 3.0,
-    "active_days_60": 4.0, "songs_30": 10.0, "num_25_30": 1.0, "num_100_30": 7.0,
-    "unq_30": 6.0, "days_since_last_log": 24.0, "log_days_total": 174.0,
-    "secs_total": 576641.332, "city": 1.0, "bd": 19.0, "gender": "female",
-    "registered_via": 9.0, "registration_age_days": 3329.0,
-}  # fmt: skip

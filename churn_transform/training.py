@@ -24,11 +24,9 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from churn_transform.features import FEATURES
 from churn_transform.model import ChurnModel
+from churn_transform.schema import FEATURES, LABEL
 from churn_transform.transformer import ChurnFeatures
-
-LABEL = "is_churn"
 
 
 @dataclass(frozen=True)

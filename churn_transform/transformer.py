@@ -23,7 +23,8 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-CATEGORICAL = ("city", "gender", "registered_via", "last_payment_method_id")
+from churn_transform.schema import CODED_CATEGORICALS
+
 UNSEEN, MISSING = -1.0, -2.0
 
 Columns = dict[str, np.ndarray]
@@ -129,8 +130,8 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         values = validate_data(self, X, reset=True, dtype=None, ensure_all_finite="allow-nan")
         names = self._names()
         columns = self._columns(values, names)
-        self.categorical_ = [n for n in names if n in CATEGORICAL]
-        self.numeric_ = [n for n in names if n not in CATEGORICAL]
+        self.categorical_ = [n for n in names if n in CODED_CATEGORICALS]
+        self.numeric_ = [n for n in names if n not in CODED_CATEGORICALS]
         self.derived_ = [d for d, (inputs, _) in DERIVED.items() if set(inputs) <= set(names)]
         self.categories_ = {
             n: np.unique(columns[n][~pd.isna(columns[n])]) for n in self.categorical_
@@ -153,7 +154,7 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
     def _cleaned(self, raw: Mapping[str, np.ndarray]) -> Columns:
         columns: Columns = {}
         for name, column in raw.items():
-            if name in CATEGORICAL:
+            if name in CODED_CATEGORICALS:
                 columns[name] = column
                 continue
             try:

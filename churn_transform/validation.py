@@ -1,4 +1,5 @@
-"""Pandera schemas of every silver table and of gold, and a lazy check that reports every failure.
+"""Pandera schemas of every silver table, and a lazy check of silver and gold that reports every
+failure (gold's schema lives in ``schema``, beside the column names it checks).
 
 Silver holds the raw tables after the documented cleaning (``cleaning``): known quirks are gone,
 so what these schemas reject is a truly broken input. Tables are checked bucket by bucket; since
@@ -17,15 +18,21 @@ import pyarrow.parquet as pq
 from pandera import Check, Column
 from pandera.errors import SchemaErrors
 
-from churn_transform.features import FEATURES, WINDOWS
 from churn_transform.gold import table_name
 from churn_transform.ingest import read_bucket, silver_buckets
 from churn_transform.lake import Lake
-from churn_transform.schema import LABEL_FILES, MSNO_LENGTH
+from churn_transform.schema import (
+    GENDERS,
+    LABEL,
+    LABEL_FILES,
+    SCORING_COHORT,
+    gold_schema,
+    msno_column,
+)
 
 FIRST_DAY, LAST_DAY = pd.Timestamp("2015-01-01"), pd.Timestamp("2017-03-31")
 MAX_EXPIRY = pd.Timestamp("2040-12-31")
-_MSNO = Column("string", Check.str_length(MSNO_LENGTH, MSNO_LENGTH), nullable=False)
+_MSNO = msno_column()
 
 
 def _flag() -> Column:
@@ -38,7 +45,7 @@ SILVER: dict[str, pa.DataFrameSchema] = {
             "msno": _MSNO,
             "city": Column("Int64", Check.in_range(1, 22)),
             "bd": Column("Int64", Check.in_range(1, 100), nullable=True),
-            "gender": Column("string", Check.isin(["male", "female"]), nullable=True),
+            "gender": Column("string", Check.isin(list(GENDERS)), nullable=True),
             "registered_via": Column("Int64", Check.ge(1), nullable=True),
             "registration_init_time": Column(
                 "datetime64[ns]",
@@ -84,51 +91,17 @@ SILVER: dict[str, pa.DataFrameSchema] = {
         {
             "msno": _MSNO,
             "cohort": Column("string", Check.isin(sorted(LABEL_FILES.values()))),
-            "is_churn": Column("Int8", Check.isin([0, 1]), nullable=True),
+            LABEL: Column("Int8", Check.isin([0, 1]), nullable=True),
         },
         unique=["msno", "cohort"],
         name="silver labels",
         checks=Check(
-            lambda f: f["is_churn"].notna() | (f["cohort"] == "2017-04"),
+            lambda f: f[LABEL].notna() | (f["cohort"] == SCORING_COHORT),
             element_wise=False,
             name="label present for a labelled cohort",
         ),
     ),
 }
-
-_NONNEGATIVE = [
-    f
-    for f in FEATURES
-    if f
-    not in ("gender", "days_to_expiry", "city", "bd", "registered_via", "registration_age_days")
-]
-# Features that look back from the cutoff: a value below 1 would mean a row on or after it.
-_LOOK_BACK = [
-    "days_since_last_cancel",
-    "days_since_last_transaction",
-    "tenure_days",
-    "days_since_last_log",
-]
-
-
-def gold_schema(scoring: bool) -> pa.DataFrameSchema:
-    """Gold of a labelled cohort, or of a scoring cohort (no label)."""
-    columns = {name: Column("float64", Check.ge(0), nullable=True) for name in _NONNEGATIVE}
-    columns.update({name: Column("float64", Check.ge(1), nullable=True) for name in _LOOK_BACK})
-    columns.update({f"active_days_{w}": Column("float64", Check.in_range(0, w)) for w in WINDOWS})
-    columns.update(
-        msno=_MSNO,
-        last_is_auto_renew=Column("float64", Check.isin([0, 1]), nullable=True),
-        last_is_cancel=Column("float64", Check.isin([0, 1]), nullable=True),
-        days_to_expiry=Column("float64", nullable=True),
-        city=Column("float64", Check.in_range(1, 22), nullable=True),
-        bd=Column("float64", Check.in_range(1, 100), nullable=True),
-        gender=Column("string", Check.isin(["male", "female"]), nullable=True),
-        registered_via=Column("float64", nullable=True),
-        registration_age_days=Column("float64", nullable=True),
-        is_churn=Column("Int8", Check.isin([0, 1]), nullable=scoring),
-    )
-    return pa.DataFrameSchema(columns, unique=["msno"], strict=True, name="gold features")
 
 
 @dataclass
@@ -216,7 +189,7 @@ def _check_bucket(lake: Lake, table: str, bucket: int) -> tuple[list[Failure], i
 
 def _check_gold(lake: Lake, cohort: str, path: str) -> tuple[list[Failure], int]:
     frame = pq.read_table(path, filesystem=lake.fs).to_pandas()
-    return check_frame(gold_schema(cohort == "2017-04"), f"gold.{cohort}", frame), len(frame)
+    return check_frame(gold_schema(cohort == SCORING_COHORT), f"gold.{cohort}", frame), len(frame)
 
 
 def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:

@@ -19,7 +19,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` from anywhere
 
-from churn_transform.records import EXAMPLE_RECORD  # noqa: E402
+from churn_transform.schema import EXAMPLE_RECORD  # noqa: E402
 from churn_transform.settings import Settings, masked  # noqa: E402
 from dashboard import client  # noqa: E402
 

@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.features import FEATURES
 from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
+from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from steps._cli import dask_cluster, lake_of, load_registered, start, tracked_run

@@ -26,8 +26,8 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
 from churn_transform import artifact
-from churn_transform.features import FEATURES
 from churn_transform.gold import read_gold
+from churn_transform.schema import FEATURES
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal

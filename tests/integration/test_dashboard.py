@@ -15,7 +15,7 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from churn_transform.records import EXAMPLE_RECORD
+from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
 from tests.conftest import BIN, Champion, free_port, records_of, run_step, serve, stop
 

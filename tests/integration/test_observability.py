@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from churn_transform.records import EXAMPLE_RECORD
+from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
 from tests.conftest import Champion, prometheus_query, records_of, serve, start_prometheus, stop
 

@@ -16,8 +16,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from churn_transform.features import FEATURES
-from churn_transform.records import EXAMPLE_RECORD
+from churn_transform.schema import EXAMPLE_RECORD, FEATURES
 from churn_transform.traffic import read_traffic
 from tests.conftest import BIN, Champion, records_of, run_step, serve, stop, train_arguments
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.drift import compare, describe
-from churn_transform.features import FEATURES
+from churn_transform.schema import FEATURES
 
 
 def _traffic(rows: int, seed: int) -> pd.DataFrame:

@@ -10,8 +10,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from churn_transform.features import FEATURES
 from churn_transform.model import ChurnModel
+from churn_transform.schema import FEATURES
 from churn_transform.transformer import ChurnFeatures
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from churn_transform.features import FEATURES
-from churn_transform.records import EXAMPLE_RECORD, FeatureRecord
-from churn_transform.validation import gold_schema
+from churn_transform.records import FeatureRecord
+from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL, gold_schema
 
 
 def test_every_gold_feature_and_msno_is_a_required_field() -> None:
     assert list(FeatureRecord.model_fields) == ["msno", *FEATURES]
     assert all(field.is_required() for field in FeatureRecord.model_fields.values())
-    assert set(FeatureRecord.model_fields) == set(gold_schema(scoring=True).columns) - {"is_churn"}
+    assert set(FeatureRecord.model_fields) == set(gold_schema(scoring=True).columns) - {LABEL}
 
 
 def test_the_example_is_valid_and_nulls_pass_where_gold_allows_them() -> None:

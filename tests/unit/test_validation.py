@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from churn_transform.features import FEATURES
-from churn_transform.validation import SILVER, check_frame, gold_schema, merge
+from churn_transform.schema import FEATURES, gold_schema
+from churn_transform.validation import SILVER, check_frame, merge
 
 A, B = "a" * 43 + "=", "b" * 43 + "="
 

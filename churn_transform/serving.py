@@ -1,0 +1,167 @@
+"""What the prediction service is made of besides BentoML's wiring: the served champion, the
+request record that remembers its HTTP request, the platform's metrics and the middleware that
+counts refused requests.
+
+Nothing here imports BentoML or MLflow: ``service.py`` loads the champion from the BentoML store
+and hands it over, and a test can hand over a model it fitted a moment before.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+from opentelemetry import trace
+from pydantic import PrivateAttr
+
+from churn_transform.records import FeatureRecord, Prediction
+from churn_transform.schema import FEATURES
+
+
+def current_request_id() -> str:
+    """The id of the HTTP request being handled: the span id of its OpenTelemetry server span in
+    16 hex digits, which BentoML logs as the request's ``span`` and returns as its
+    ``X-BentoML-Request-ID`` header. Outside any request (a direct call), a fresh random id."""
+    span = trace.get_current_span().get_span_context()
+    return format(span.span_id, "016x") if span.is_valid else uuid.uuid4().hex
+
+
+class Record(FeatureRecord):  # type: ignore[misc, valid-type]
+    """A FeatureRecord that remembers the HTTP request it came in (batches mix requests)."""
+
+    _request_id: str = PrivateAttr(default="")
+
+    def model_post_init(self, context: Any) -> None:
+        # Validation runs in the request's own context; the batch that scores it does not.
+        self._request_id = current_request_id()
+
+    @property
+    def request_id(self) -> str:
+        return self._request_id
+
+
+class Classifier(Protocol):
+    def predict_proba(self, X: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The served model and what the service says about it.
+
+    ``model`` takes a mapping of column name to values (``ChurnModel`` does); ``labels`` are the
+    store's labels (``registry_version``, ``run_id``, ``data_version``...), ``about`` its
+    metadata, whose ``metrics`` hold the decision ``threshold`` chosen in training.
+    """
+
+    model: Classifier
+    tag: str
+    labels: dict[str, str]
+    about: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return self.labels["registry_version"]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.about["metrics"]["threshold"])
+
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        """One answer per record, in order; the model's own transformer does the feature work."""
+        columns = {name: [getattr(r, name) for r in records] for name in FEATURES}
+        churn = self.model.predict_proba(columns)[:, 1].tolist()
+        return [
+            Prediction(msno=r.msno, churn_probability=p, churn=p >= self.threshold,
+                       model_version=self.version)
+            for r, p in zip(records, churn, strict=True)
+        ]  # fmt: skip
+
+
+def traffic_entries(
+    records: Sequence[Record], answers: Sequence[Prediction], model_version: str
+) -> Iterator[dict[str, Any]]:
+    """The traffic log's line for each answer: its request, features and what was answered."""
+    now = time.time()
+    for record, answer in zip(records, answers, strict=True):
+        yield {
+            "ts": now, "request_id": record.request_id, "model_version": model_version,
+            "features": record.model_dump(exclude={"msno"}), "msno": record.msno,
+            "churn_probability": answer.churn_probability, "churn": answer.churn,
+        }  # fmt: skip
+
+
+@cache
+def metrics() -> dict[str, Any]:
+    """The platform's own metrics, created once per worker process, after BentoML has set up
+    Prometheus's multiprocess directory (created at import, they would never be exported)."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return {
+        "probability": Histogram(
+            "kkbox_churn_probability", "Predicted churn probability",
+            buckets=[i / 20 for i in range(1, 21)],
+        ),
+        "predictions": Counter("kkbox_predictions", "Predictions by decision", ["decision"]),
+        "rejected": Counter(
+            "kkbox_validation_errors", "Faults in refused requests, by field", ["field"]
+        ),
+        "model": Gauge(
+            "kkbox_model_info", "The served model (value 1)",
+            ["version", "run_id", "data_version"], multiprocess_mode="livemax",
+        ),
+        "queue": Gauge(
+            "kkbox_traffic_log_queue_depth", "Predictions waiting to be logged",
+            multiprocess_mode="livesum",
+        ),
+        "lost": Counter(
+            "kkbox_traffic_log_dropped", "Predictions the traffic log lost", ["reason"]
+        ),
+        "logged": Counter("kkbox_traffic_log_written", "Predictions written to the traffic log"),
+    }  # fmt: skip
+
+
+def faulty_fields(body: bytes) -> list[str]:
+    """The field of each fault in BentoML's 400 answer: the record's field for
+    ``["records", i, field]``, ``records`` for the list itself, ``request`` for the body."""
+    try:
+        faults = json.loads(body).get("detail", [])
+    except (ValueError, AttributeError):
+        faults = []
+    locations = [fault.get("loc") or ["request"] for fault in faults if isinstance(fault, dict)]
+    return [str(location[-1] if len(location) > 2 else location[0]) for location in locations] or [
+        "request"
+    ]
+
+
+class CountRefusals:
+    """ASGI middleware: counts the faults of every refused request to ``path`` by field.
+
+    BentoML validates the body against ``Record`` before our code runs and answers 400 itself;
+    reading that answer is the one place the faults can be seen."""
+
+    def __init__(self, app: Any, path: str = "/predict") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        status, body = 0, []
+
+        async def capture(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and 400 <= status < 500:
+                body.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if 400 <= status < 500:
+            for field in faulty_fields(b"".join(body)):
+                metrics()["rejected"].labels(field=field).inc()
