@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import skops.io
 import yaml
 
 from churn_transform.model import ChurnModel
@@ -50,6 +49,11 @@ def _model_file(model_dir: Path) -> Path:
 def load_model(model_dir: str | Path) -> ChurnModel:
     """The ChurnModel saved in the MLflow model folder ``model_dir``, rebuilt from its skops file
     with ``TRUSTED_TYPES`` only; UntrustedModelError names whatever else the file asks for."""
+    # skops is imported here, not at the top: its list of scikit-learn types imports whatever
+    # array libraries are installed (Dask among them in the pipeline's environment), which
+    # importing the service must not do.
+    import skops.io
+
     path = _model_file(Path(model_dir))
     try:
         unknown = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
