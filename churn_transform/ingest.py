@@ -14,15 +14,9 @@ cluster's workers read the bronze copy.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import math
-import mmap
-import os
-import posixpath
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -36,31 +30,16 @@ from dask.base import get_scheduler
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from churn_transform.bronze import copy_to_bronze
 from churn_transform.lake import Lake
-from churn_transform.schema import RAW_FILES
 from churn_transform.silver import SOURCES, build_silver_tables
+from churn_transform.snapshot import Snapshot, snapshot_of
 
 log = logging.getLogger(__name__)
 
 #: Bump when cleaning or layout changes: a new silver version is written for the same input.
 SILVER_FORMAT = "4"
 BUCKET_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The raw files as found: name -> (bytes, fingerprint), and an id derived from them."""
-
-    files: dict[str, tuple[int, str]]
-
-    @property
-    def id(self) -> str:
-        text = json.dumps(self.files, sort_keys=True).encode()
-        return hashlib.sha256(text).hexdigest()[:16]
-
-    @property
-    def bytes(self) -> int:
-        return sum(size for size, _ in self.files.values())
 
 
 @dataclass
@@ -72,98 +51,10 @@ class TableReport:
     cleaned: dict[str, int] = field(default_factory=dict)
 
 
-def snapshot_of(raw_url: str, storage_options: dict[str, object]) -> Snapshot:
-    """Fingerprint the eight raw files (size and modification time or ETag); names a missing one."""
-    fs, root = url_to_fs(raw_url, **storage_options)
-    files = {}
-    for name in RAW_FILES:
-        path = posixpath.join(root, name)
-        if not fs.exists(path):
-            raise FileNotFoundError(f"raw file {name} is missing from {raw_url}")
-        info = fs.info(path)
-        stamp = (
-            info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-        )
-        files[name] = (int(info["size"]), str(stamp))
-    return Snapshot(files)
-
-
 def auto_buckets(snapshot: Snapshot) -> int:
     """One bucket per 64 MB of raw user logs: a bucket is what one task holds in memory."""
     logs = sum(snapshot.files[name][0] for name in SOURCES["user_logs"])
     return max(1, math.ceil(logs / BUCKET_BYTES))
-
-
-def copy_to_bronze(
-    lake: Lake,
-    raw_url: str,
-    storage_options: dict[str, object],
-    snapshot: Snapshot,
-    cached: bool = True,
-) -> str:
-    """Stream the raw files, as they are, into ``bronze/raw/<snapshot>``.
-
-    ``cached=False`` says nothing reads the copy soon (the conversion reads the raw files): a
-    local copy then bypasses the page cache (``copy_uncached``).
-    """
-
-    def copy(url: str) -> None:
-        source_fs, root = url_to_fs(raw_url, **storage_options)
-        lake.fs.makedirs(lake.path_of(url), exist_ok=True)
-        local = isinstance(source_fs, LocalFileSystem) and isinstance(lake.fs, LocalFileSystem)
-        for name in RAW_FILES:
-            source, target = posixpath.join(root, name), posixpath.join(lake.path_of(url), name)
-            if local and not cached:
-                copy_uncached(source, target)
-            elif local:  # a kernel-side copy (copy_file_range/sendfile), not through Python
-                shutil.copyfile(source, target)
-            else:
-                with source_fs.open(source, "rb") as src, lake.fs.open(target, "wb") as dst:
-                    while block := src.read(16 * 2**20):
-                        dst.write(block)
-
-    return lake.publish("bronze", "raw", snapshot.id, copy)
-
-
-_DIRECT_CHUNK = 16 * 2**20
-
-
-def copy_uncached(source: str, target: str) -> None:
-    """Copy a local file with direct I/O (``O_DIRECT``): the copy's pages neither fill the page
-    cache nor wait in it to be written back, so they do not slow the conversion running beside
-    it.
-
-    Direct writes need aligned, whole-block lengths: every full chunk is written directly, and
-    the tail through the cache. Where direct I/O is not supported, a plain copy is made.
-    """
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
-    except (AttributeError, OSError):  # no O_DIRECT (macOS) or not on this filesystem (tmpfs)
-        shutil.copyfile(source, target)
-        return
-    buffer = mmap.mmap(-1, _DIRECT_CHUNK)  # page-aligned, as direct I/O requires
-    view = memoryview(buffer)
-    try:
-        with open(source, "rb", buffering=0) as src:
-            while filled := _fill(src, view):
-                if filled < _DIRECT_CHUNK:  # the last, partial chunk
-                    os.close(fd)
-                    fd = os.open(target, os.O_WRONLY | os.O_APPEND)
-                os.write(fd, view[:filled])
-    finally:
-        os.close(fd)
-        view.release()
-        buffer.close()
-    if os.path.getsize(target) != os.path.getsize(source):
-        raise OSError(f"copying {source} to {target} wrote {os.path.getsize(target)} bytes")
-
-
-def _fill(source: io.RawIOBase, view: memoryview) -> int:
-    """Read into ``view`` until it is full or the file ends; returns the bytes read."""
-    filled = 0
-    while filled < len(view) and (read := source.readinto(view[filled:])):
-        filled += read
-    return filled
 
 
 @dataclass
