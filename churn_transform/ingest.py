@@ -1,10 +1,5 @@
 """Raw KKBox CSVs into the lake: an as-is copy in bronze, then typed Parquet in silver, with Dask.
 
-Silver tables are bucketed by user: ``part-<b>.parquet`` holds every row of the users whose id
-hashes to bucket ``b`` (``cleaning.bucket_of``), sorted by user and date. That keeps a user's
-history in one file (so features and uniqueness checks need no shuffle, and memory is bounded by
-a bucket) and makes Parquet's dictionary and zstd compression effective on ``msno``.
-
 The tables are built together by two Dask passes (``silver``), each inside its new version
 folder; only when every table is written does the new version become current
 (``lake.Lake.publish_set``). The bronze copy runs beside the conversion, which reads the raw
@@ -23,9 +18,6 @@ from dataclasses import dataclass, field
 import dask
 import dask.local
 import dask.threaded
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dask.base import get_scheduler
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
@@ -51,12 +43,6 @@ class TableReport:
     cleaned: dict[str, int] = field(default_factory=dict)
 
 
-def auto_buckets(snapshot: Snapshot) -> int:
-    """One bucket per 64 MB of raw user logs: a bucket is what one task holds in memory."""
-    logs = sum(snapshot.files[name][0] for name in SOURCES["user_logs"])
-    return max(1, math.ceil(logs / BUCKET_BYTES))
-
-
 @dataclass
 class IngestReport:
     snapshot: str
@@ -76,6 +62,11 @@ class IngestReport:
             for rule, count in report.cleaned.items():
                 metrics[f"{table}.cleaned.{rule}"] = count
         return metrics
+
+
+def auto_buckets(snapshot: Snapshot) -> int:
+    """One bucket per 64 MB of raw user logs: a bucket is what one task holds in memory."""
+    return max(1, math.ceil(_raw_bytes(snapshot, "user_logs") / BUCKET_BYTES))
 
 
 def ingest(
@@ -113,6 +104,10 @@ def _tasks_read(raw_url: str) -> bool:
     return in_process or not isinstance(url_to_fs(raw_url)[0], LocalFileSystem)
 
 
+def _raw_bytes(snapshot: Snapshot, table: str) -> int:
+    return sum(snapshot.files[name][0] for name in SOURCES[table])
+
+
 def _convert(
     lake: Lake,
     report: IngestReport,
@@ -123,11 +118,8 @@ def _convert(
 ) -> None:
     """Write every silver table of ``report.version`` (not yet current) from ``source``."""
 
-    def raw_bytes(table: str) -> int:
-        return sum(snapshot.files[name][0] for name in SOURCES[table])
-
     def write(urls: dict[str, str]) -> None:
-        biggest_first = dict(sorted(urls.items(), key=lambda item: -raw_bytes(item[0])))
+        biggest_first = dict(sorted(urls.items(), key=lambda item: -_raw_bytes(snapshot, item[0])))
         found = build_silver_tables(
             biggest_first, source, source_options, report.buckets, lake.storage_options, blocksize
         )
@@ -138,18 +130,7 @@ def _convert(
 
     urls = lake.publish_set("silver", list(SOURCES), report.version, write, point=False)
     for table, url in urls.items():
-        counts = json.loads(lake.fs.cat_file(f"{lake.path_of(url)}/_counts.json"))
-        report.tables[table] = TableReport(
-            rows_in=counts.pop("rows_in", 0),
-            rows_out=counts.pop("rows_out", 0),
-            bytes_in=raw_bytes(table),
-            bytes_out=sum(
-                size
-                for path, size in lake.fs.du(lake.path_of(url), total=False).items()
-                if path.endswith(".parquet")
-            ),
-            cleaned=counts,
-        )
+        report.tables[table] = _table_report(lake, url, _raw_bytes(snapshot, table))
         log.info(
             "silver/%s: %s rows in, %s out",
             table,
@@ -158,40 +139,17 @@ def _convert(
         )
 
 
-_PANDAS_TYPES = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.int8(): pd.Int8Dtype(),
-    pa.string(): pd.StringDtype(),
-    pa.large_string(): pd.StringDtype(),
-}
-
-
-def silver_buckets(lake: Lake) -> int:
-    """How many buckets the current silver tables have (the version name records it)."""
-    return int(lake.current_version("silver", "labels").rsplit("-b", 1)[1])
-
-
-def read_bucket_table(lake: Lake, table: str, bucket: int, coded_ids: bool = False) -> pa.Table:
-    """All rows of one bucket of the current version of a silver table, as an Arrow table.
-
-    ``coded_ids`` keeps ``msno`` dictionary-encoded, as Parquet stores it: reading then builds
-    no strings, and ``features.user_codes`` gets integer user codes for free.
-    """
-    folder = lake.path_of(lake.current("silver", table))
-    path = f"{folder}/part-{bucket:05d}.parquet"
-    if lake.fs.exists(path):
-        return pq.read_table(
-            path,
-            filesystem=lake.fs,
-            read_dictionary=["msno"] if coded_ids else None,
-            use_threads=False,  # tasks read buckets in parallel already
-        )
-    # no user of this bucket in this table: an empty table of the same schema
-    any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[0]
-    return pq.read_schema(any_part, filesystem=lake.fs).empty_table()
-
-
-def read_bucket(lake: Lake, table: str, bucket: int) -> pd.DataFrame:
-    """All rows of one bucket of the current version of a silver table (nullable pandas types)."""
-    rows = read_bucket_table(lake, table, bucket)
-    return rows.to_pandas(types_mapper=_PANDAS_TYPES.get, ignore_metadata=True)
+def _table_report(lake: Lake, url: str, bytes_in: int) -> TableReport:
+    """What the silver version folder ``url`` records of its table, and its Parquet bytes."""
+    counts = json.loads(lake.fs.cat_file(f"{lake.path_of(url)}/_counts.json"))
+    return TableReport(
+        rows_in=counts.pop("rows_in", 0),
+        rows_out=counts.pop("rows_out", 0),
+        bytes_in=bytes_in,
+        bytes_out=sum(
+            size
+            for path, size in lake.fs.du(lake.path_of(url), total=False).items()
+            if path.endswith(".parquet")
+        ),
+        cleaned=counts,
+    )

@@ -19,9 +19,9 @@ from pandera.errors import SchemaErrors
 
 from churn_transform.features import FEATURES, WINDOWS
 from churn_transform.gold import table_name
-from churn_transform.ingest import read_bucket, silver_buckets
 from churn_transform.lake import Lake
 from churn_transform.schema import LABEL_FILES, MSNO_LENGTH
+from churn_transform.silver import read_bucket, silver_buckets
 
 FIRST_DAY, LAST_DAY = pd.Timestamp("2015-01-01"), pd.Timestamp("2017-03-31")
 MAX_EXPIRY = pd.Timestamp("2040-12-31")

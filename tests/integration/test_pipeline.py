@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 import churn_transform.ingest as ingest_module
-import churn_transform.silver as silver_module
+import churn_transform.silver.write as silver_write
 from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest, read_bucket, read_bucket_table
+from churn_transform.ingest import ingest
 from churn_transform.lake import Lake
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
-from churn_transform.silver import SOURCES
+from churn_transform.silver import SOURCES, read_bucket, read_bucket_table
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.validation import validate_lake
 from tests.conftest import S3_CREDENTIALS, step_env
@@ -181,14 +181,14 @@ def test_reingest_is_idempotent_and_a_failure_keeps_the_old_silver(
 
     with (raw_copy / "members_v3.csv").open("a") as handle:
         handle.write(f"{U1},1,0,,7,20040326\n")  # a new snapshot
-    real = silver_module._compact
+    real = silver_write.compact_bucket
 
     def dies_on_logs(table: str, *args: object, **kwargs: object) -> object:
         if table == "user_logs":  # the other tables' buckets may be written already
             raise MemoryError("worker killed")
         return real(table, *args, **kwargs)
 
-    monkeypatch.setattr(silver_module, "_compact", dies_on_logs)
+    monkeypatch.setattr(silver_write, "compact_bucket", dies_on_logs)
     with pytest.raises(MemoryError):
         ingest(lake, str(raw_copy), {}, buckets=2)
     assert {lake.current_version("silver", t) for t in SOURCES} == {first.version}
