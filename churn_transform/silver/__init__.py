@@ -11,11 +11,10 @@ and ``dedup``); ``read`` gives a bucket back; ``tables`` says what each table is
 """
 
 from churn_transform.silver.read import read_bucket, read_bucket_table, silver_buckets
-from churn_transform.silver.tables import SORT_KEYS, SOURCES
+from churn_transform.silver.tables import SOURCES
 from churn_transform.silver.write import build_silver_tables
 
 __all__ = [
-    "SORT_KEYS",
     "SOURCES",
     "build_silver_tables",
     "read_bucket",
