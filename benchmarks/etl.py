@@ -66,7 +66,7 @@ def _ours(raw: Path, work: Path, buckets: int, blocksize: str) -> dict[str, floa
 def _logs_only(lake: object, bucket: int) -> int:
     """The DuckDB query's work: listening windows of every user of a bucket, nothing else."""
     from churn_transform.features import cutoff_of, log_features
-    from churn_transform.ingest import read_bucket_table
+    from churn_transform.silver import read_bucket_table
 
     logs = read_bucket_table(lake, "user_logs", bucket, coded_ids=True)  # type: ignore[arg-type]
     return len(log_features(logs, cutoff_of(COHORT)))

@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_transform.features import cohort_features
-from churn_transform.ingest import read_bucket, read_bucket_table, silver_buckets
 from churn_transform.lake import Lake
-from churn_transform.silver import SOURCES
+from churn_transform.silver import SOURCES, read_bucket, read_bucket_table, silver_buckets
 
 #: Bump when features change: a new gold version is written for the same silver.
 FEATURE_VERSION = "1"

@@ -1,10 +1,5 @@
 """Raw KKBox CSVs into the lake: an as-is copy in bronze, then typed Parquet in silver, with Dask.
 
-Silver tables are bucketed by user: ``part-<b>.parquet`` holds every row of the users whose id
-hashes to bucket ``b`` (``cleaning.bucket_of``), sorted by user and date. That keeps a user's
-history in one file (so features and uniqueness checks need no shuffle, and memory is bounded by
-a bucket) and makes Parquet's dictionary and zstd compression effective on ``msno``.
-
 The tables are built together by two Dask passes (``silver``), each inside its new version
 folder; only when every table is written does the new version become current
 (``lake.Lake.publish_set``). The bronze copy runs beside the conversion, which reads the raw
@@ -14,53 +9,29 @@ cluster's workers read the bronze copy.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import math
-import mmap
-import os
-import posixpath
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dask
 import dask.local
 import dask.threaded
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dask.base import get_scheduler
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from churn_transform.bronze import copy_to_bronze
 from churn_transform.lake import Lake
-from churn_transform.schema import RAW_FILES
 from churn_transform.silver import SOURCES, build_silver_tables
+from churn_transform.snapshot import Snapshot, snapshot_of
 
 log = logging.getLogger(__name__)
 
 #: Bump when cleaning or layout changes: a new silver version is written for the same input.
 SILVER_FORMAT = "4"
 BUCKET_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The raw files as found: name -> (bytes, fingerprint), and an id derived from them."""
-
-    files: dict[str, tuple[int, str]]
-
-    @property
-    def id(self) -> str:
-        text = json.dumps(self.files, sort_keys=True).encode()
-        return hashlib.sha256(text).hexdigest()[:16]
-
-    @property
-    def bytes(self) -> int:
-        return sum(size for size, _ in self.files.values())
 
 
 @dataclass
@@ -70,100 +41,6 @@ class TableReport:
     bytes_in: int = 0
     bytes_out: int = 0
     cleaned: dict[str, int] = field(default_factory=dict)
-
-
-def snapshot_of(raw_url: str, storage_options: dict[str, object]) -> Snapshot:
-    """Fingerprint the eight raw files (size and modification time or ETag); names a missing one."""
-    fs, root = url_to_fs(raw_url, **storage_options)
-    files = {}
-    for name in RAW_FILES:
-        path = posixpath.join(root, name)
-        if not fs.exists(path):
-            raise FileNotFoundError(f"raw file {name} is missing from {raw_url}")
-        info = fs.info(path)
-        stamp = (
-            info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-        )
-        files[name] = (int(info["size"]), str(stamp))
-    return Snapshot(files)
-
-
-def auto_buckets(snapshot: Snapshot) -> int:
-    """One bucket per 64 MB of raw user logs: a bucket is what one task holds in memory."""
-    logs = sum(snapshot.files[name][0] for name in SOURCES["user_logs"])
-    return max(1, math.ceil(logs / BUCKET_BYTES))
-
-
-def copy_to_bronze(
-    lake: Lake,
-    raw_url: str,
-    storage_options: dict[str, object],
-    snapshot: Snapshot,
-    cached: bool = True,
-) -> str:
-    """Stream the raw files, as they are, into ``bronze/raw/<snapshot>``.
-
-    ``cached=False`` says nothing reads the copy soon (the conversion reads the raw files): a
-    local copy then bypasses the page cache (``copy_uncached``).
-    """
-
-    def copy(url: str) -> None:
-        source_fs, root = url_to_fs(raw_url, **storage_options)
-        lake.fs.makedirs(lake.path_of(url), exist_ok=True)
-        local = isinstance(source_fs, LocalFileSystem) and isinstance(lake.fs, LocalFileSystem)
-        for name in RAW_FILES:
-            source, target = posixpath.join(root, name), posixpath.join(lake.path_of(url), name)
-            if local and not cached:
-                copy_uncached(source, target)
-            elif local:  # a kernel-side copy (copy_file_range/sendfile), not through Python
-                shutil.copyfile(source, target)
-            else:
-                with source_fs.open(source, "rb") as src, lake.fs.open(target, "wb") as dst:
-                    while block := src.read(16 * 2**20):
-                        dst.write(block)
-
-    return lake.publish("bronze", "raw", snapshot.id, copy)
-
-
-_DIRECT_CHUNK = 16 * 2**20
-
-
-def copy_uncached(source: str, target: str) -> None:
-    """Copy a local file with direct I/O (``O_DIRECT``): the copy's pages neither fill the page
-    cache nor wait in it to be written back, so they do not slow the conversion running beside
-    it.
-
-    Direct writes need aligned, whole-block lengths: every full chunk is written directly, and
-    the tail through the cache. Where direct I/O is not supported, a plain copy is made.
-    """
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
-    except (AttributeError, OSError):  # no O_DIRECT (macOS) or not on this filesystem (tmpfs)
-        shutil.copyfile(source, target)
-        return
-    buffer = mmap.mmap(-1, _DIRECT_CHUNK)  # page-aligned, as direct I/O requires
-    view = memoryview(buffer)
-    try:
-        with open(source, "rb", buffering=0) as src:
-            while filled := _fill(src, view):
-                if filled < _DIRECT_CHUNK:  # the last, partial chunk
-                    os.close(fd)
-                    fd = os.open(target, os.O_WRONLY | os.O_APPEND)
-                os.write(fd, view[:filled])
-    finally:
-        os.close(fd)
-        view.release()
-        buffer.close()
-    if os.path.getsize(target) != os.path.getsize(source):
-        raise OSError(f"copying {source} to {target} wrote {os.path.getsize(target)} bytes")
-
-
-def _fill(source: io.RawIOBase, view: memoryview) -> int:
-    """Read into ``view`` until it is full or the file ends; returns the bytes read."""
-    filled = 0
-    while filled < len(view) and (read := source.readinto(view[filled:])):
-        filled += read
-    return filled
 
 
 @dataclass
@@ -185,6 +62,11 @@ class IngestReport:
             for rule, count in report.cleaned.items():
                 metrics[f"{table}.cleaned.{rule}"] = count
         return metrics
+
+
+def auto_buckets(snapshot: Snapshot) -> int:
+    """One bucket per 64 MB of raw user logs: a bucket is what one task holds in memory."""
+    return max(1, math.ceil(_raw_bytes(snapshot, "user_logs") / BUCKET_BYTES))
 
 
 def ingest(
@@ -222,6 +104,10 @@ def _tasks_read(raw_url: str) -> bool:
     return in_process or not isinstance(url_to_fs(raw_url)[0], LocalFileSystem)
 
 
+def _raw_bytes(snapshot: Snapshot, table: str) -> int:
+    return sum(snapshot.files[name][0] for name in SOURCES[table])
+
+
 def _convert(
     lake: Lake,
     report: IngestReport,
@@ -232,11 +118,8 @@ def _convert(
 ) -> None:
     """Write every silver table of ``report.version`` (not yet current) from ``source``."""
 
-    def raw_bytes(table: str) -> int:
-        return sum(snapshot.files[name][0] for name in SOURCES[table])
-
     def write(urls: dict[str, str]) -> None:
-        biggest_first = dict(sorted(urls.items(), key=lambda item: -raw_bytes(item[0])))
+        biggest_first = dict(sorted(urls.items(), key=lambda item: -_raw_bytes(snapshot, item[0])))
         found = build_silver_tables(
             biggest_first, source, source_options, report.buckets, lake.storage_options, blocksize
         )
@@ -247,18 +130,7 @@ def _convert(
 
     urls = lake.publish_set("silver", list(SOURCES), report.version, write, point=False)
     for table, url in urls.items():
-        counts = json.loads(lake.fs.cat_file(f"{lake.path_of(url)}/_counts.json"))
-        report.tables[table] = TableReport(
-            rows_in=counts.pop("rows_in", 0),
-            rows_out=counts.pop("rows_out", 0),
-            bytes_in=raw_bytes(table),
-            bytes_out=sum(
-                size
-                for path, size in lake.fs.du(lake.path_of(url), total=False).items()
-                if path.endswith(".parquet")
-            ),
-            cleaned=counts,
-        )
+        report.tables[table] = _table_report(lake, url, _raw_bytes(snapshot, table))
         log.info(
             "silver/%s: %s rows in, %s out",
             table,
@@ -267,40 +139,17 @@ def _convert(
         )
 
 
-_PANDAS_TYPES = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.int8(): pd.Int8Dtype(),
-    pa.string(): pd.StringDtype(),
-    pa.large_string(): pd.StringDtype(),
-}
-
-
-def silver_buckets(lake: Lake) -> int:
-    """How many buckets the current silver tables have (the version name records it)."""
-    return int(lake.current_version("silver", "labels").rsplit("-b", 1)[1])
-
-
-def read_bucket_table(lake: Lake, table: str, bucket: int, coded_ids: bool = False) -> pa.Table:
-    """All rows of one bucket of the current version of a silver table, as an Arrow table.
-
-    ``coded_ids`` keeps ``msno`` dictionary-encoded, as Parquet stores it: reading then builds
-    no strings, and ``features.user_codes`` gets integer user codes for free.
-    """
-    folder = lake.path_of(lake.current("silver", table))
-    path = f"{folder}/part-{bucket:05d}.parquet"
-    if lake.fs.exists(path):
-        return pq.read_table(
-            path,
-            filesystem=lake.fs,
-            read_dictionary=["msno"] if coded_ids else None,
-            use_threads=False,  # tasks read buckets in parallel already
-        )
-    # no user of this bucket in this table: an empty table of the same schema
-    any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[0]
-    return pq.read_schema(any_part, filesystem=lake.fs).empty_table()
-
-
-def read_bucket(lake: Lake, table: str, bucket: int) -> pd.DataFrame:
-    """All rows of one bucket of the current version of a silver table (nullable pandas types)."""
-    rows = read_bucket_table(lake, table, bucket)
-    return rows.to_pandas(types_mapper=_PANDAS_TYPES.get, ignore_metadata=True)
+def _table_report(lake: Lake, url: str, bytes_in: int) -> TableReport:
+    """What the silver version folder ``url`` records of its table, and its Parquet bytes."""
+    counts = json.loads(lake.fs.cat_file(f"{lake.path_of(url)}/_counts.json"))
+    return TableReport(
+        rows_in=counts.pop("rows_in", 0),
+        rows_out=counts.pop("rows_out", 0),
+        bytes_in=bytes_in,
+        bytes_out=sum(
+            size
+            for path, size in lake.fs.du(lake.path_of(url), total=False).items()
+            if path.endswith(".parquet")
+        ),
+        cleaned=counts,
+    )

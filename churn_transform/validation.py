@@ -19,7 +19,6 @@ from pandera import Check, Column
 from pandera.errors import SchemaErrors
 
 from churn_transform.gold import table_name
-from churn_transform.ingest import read_bucket, silver_buckets
 from churn_transform.lake import Lake
 from churn_transform.schema import (
     GENDERS,
@@ -29,6 +28,7 @@ from churn_transform.schema import (
     gold_schema,
     msno_column,
 )
+from churn_transform.silver import read_bucket, silver_buckets
 
 FIRST_DAY, LAST_DAY = pd.Timestamp("2015-01-01"), pd.Timestamp("2017-03-31")
 MAX_EXPIRY = pd.Timestamp("2040-12-31")

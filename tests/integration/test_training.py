@@ -16,11 +16,11 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.features import cohort_features
 from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest, read_bucket
+from churn_transform.ingest import ingest
 from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES
 from churn_transform.settings import PROJECT_ROOT
-from churn_transform.silver import SOURCES
+from churn_transform.silver import SOURCES, read_bucket
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.training import TrainConfig, evaluate, fit
 from tests.conftest import step_env, train_arguments

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import churn_transform.ingest as ingest_module
-from churn_transform.ingest import copy_uncached
+import churn_transform.bronze as bronze_module
+from churn_transform.bronze import copy_uncached
 
 CHUNK = 64 * 2**10
 
@@ -19,7 +19,7 @@ CHUNK = 64 * 2**10
 def test_uncached_copy_is_byte_identical_whatever_the_tail(
     size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_module, "_DIRECT_CHUNK", CHUNK)
+    monkeypatch.setattr(bronze_module, "_DIRECT_CHUNK", CHUNK)
     source, target = tmp_path / "raw.csv", tmp_path / "bronze.csv"
     data = os.urandom(size)
     source.write_bytes(data)

@@ -15,7 +15,7 @@ from churn_transform.cleaning import (
     clean_transactions,
     clean_user_logs,
 )
-from churn_transform.silver import drop_exact_duplicates
+from churn_transform.silver.dedup import drop_exact_duplicates
 
 
 def test_members_ages_and_registration() -> None:

@@ -12,14 +12,16 @@ import pytest
 
 from churn_transform.cleaning import bucket_of
 from churn_transform.schema import RAW_FILES
-from churn_transform.silver import _ids_by_bucket, _parse_block, _scatter, build_silver_tables
+from churn_transform.silver import build_silver_tables
+from churn_transform.silver.ids import ids_by_bucket
+from churn_transform.silver.scatter import parse_block, scatter_block
 
 HEADER = ",".join(RAW_FILES["user_logs.csv"])
 
 
 def test_a_block_too_wide_for_int32_is_parsed_as_int64() -> None:
-    narrow = _parse_block(b"a=,20170101,1,0,0,0,5,6,100.5\n", "user_logs.csv", False)
-    wide = _parse_block(b"a=,20170101,3000000000,0,0,0,5,6,100.5\n", "user_logs.csv", False)
+    narrow = parse_block(b"a=,20170101,1,0,0,0,5,6,100.5\n", "user_logs.csv", False)
+    wide = parse_block(b"a=,20170101,3000000000,0,0,0,5,6,100.5\n", "user_logs.csv", False)
     assert narrow.schema.field("num_25").type == pa.int32()
     assert wide.schema.field("num_25").type == pa.int64()
     assert wide["num_25"].to_pylist() == [3_000_000_000]
@@ -29,8 +31,8 @@ def test_a_block_too_wide_for_int32_is_parsed_as_int64() -> None:
 def test_a_quoted_block_parses_to_the_same_values_as_a_plain_one() -> None:
     plain = b"a=,20170101,1,0,0,0,5,6,100.5\nb=,20170102,2,0,0,0,5,6,1.0\n"
     quoted = b'"a=",20170101,1,0,0,0,5,6,"100.5"\nb=,"20170102",2,0,0,0,5,6,1.0\n'
-    expected = _parse_block(plain, "user_logs.csv", False)
-    assert _parse_block(quoted, "user_logs.csv", False).equals(expected)
+    expected = parse_block(plain, "user_logs.csv", False)
+    assert parse_block(quoted, "user_logs.csv", False).equals(expected)
     assert expected["msno"].to_pylist() == ["a=", "b="]
 
 
@@ -57,7 +59,7 @@ def test_blocks_of_both_widths_meet_in_one_bucket_with_every_value(tmp_path: Pat
 def test_each_bucket_uses_one_slice_of_the_block_dictionary() -> None:
     names = [f"user-{i:04d}" for i in range(500)]
     ids = pc.dictionary_encode(pa.array([names[i % 500] for i in range(3000)] + [None]))
-    grouped, buckets = _ids_by_bucket(ids, 7)
+    grouped, buckets = ids_by_bucket(ids, 7)
     assert grouped.to_pylist() == ids.to_pylist()  # the same ids, re-coded
     assert (buckets == bucket_of(ids, 7)).all()
     codes = grouped.indices.to_numpy(zero_copy_only=False)[:-1]
@@ -69,5 +71,5 @@ def test_each_bucket_uses_one_slice_of_the_block_dictionary() -> None:
 def test_an_unparsable_value_names_the_file_block_column_and_value(tmp_path: Path) -> None:
     block = b"a=,20170101,1,0,0,0,5,6,100.5\nb=,20170102,lots,0,0,0,5,6,1.0\n"
     with pytest.raises(ValueError, match=r"user_logs\.csv, block 3 \(column num_25\).*'lots'"):
-        _scatter(block, "user_logs.csv", False, "user_logs", 3, str(tmp_path), 2, {})
+        scatter_block(block, "user_logs.csv", False, "user_logs", 3, str(tmp_path), 2, {})
     assert not list(tmp_path.iterdir())  # nothing written

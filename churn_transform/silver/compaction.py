@@ -1,0 +1,102 @@
+"""The second pass of silver: a bucket's rows from every block file, cleaned, de-duplicated,
+sorted by user and date, and written as ``part-<b>.parquet`` (zstd).
+
+Cleaning is ``cleaning``'s; exact duplicate rows (the v2 increments repeat some v1 rows) go with
+``dedup.drop_exact_duplicates``, which sorts by the table's ``SORT_KEYS`` at the same time.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec import AbstractFileSystem
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+from churn_transform.cleaning import CLEANERS
+from churn_transform.silver.dedup import drop_exact_duplicates
+from churn_transform.silver.ids import ids_in_order
+from churn_transform.silver.tables import SORT_KEYS
+
+_PARQUET = {"compression": "zstd"}
+#: Columns Parquet should not try to dictionary-encode: high-cardinality floats, where the
+#: attempt costs time and falls back to plain encoding anyway.
+_PLAIN = {"total_secs"}
+#: The daily song counts, written BYTE_STREAM_SPLIT (each byte position of the int64s stored
+#: together, mostly zeros for zstd): faster to write than dictionary encoding and smaller.
+#: Readers need Parquet 2.11's integer support: Arrow >= 17, DuckDB >= 1.1, parquet-java >= 1.14.
+_SPLIT = {"num_25", "num_50", "num_75", "num_985", "num_100", "num_unq"}
+
+
+def compact_bucket(
+    table: str,
+    bucket: int,
+    parts: list[tuple[str, int, int]],
+    out: str,
+    options: dict[str, object],
+) -> dict[str, int]:
+    """Clean a bucket's rows (its segments ``parts``), drop exact duplicates, sort, write
+    ``part-<b>.parquet``; the cleaning counts and the rows written.
+
+    ``msno`` is written from its dictionary encoding. Neither the Arrow schema nor pandas
+    metadata is stored: readers see Parquet's types (``msno`` a plain string column).
+    """
+    fs, root = url_to_fs(out, **options)
+    rows = _bucket_rows(parts, fs)
+    if rows is None:
+        return {"rows_out": 0}
+    counts: dict[str, int] = {}
+    if table in CLEANERS:
+        rows, counts = CLEANERS[table](rows)
+    unique = _widened(ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table])))
+    _write_part(unique, fs, posixpath.join(root, f"part-{bucket:05d}.parquet"))
+    return {**counts, "duplicates_removed": len(rows) - len(unique), "rows_out": len(unique)}
+
+
+def _bucket_rows(parts: list[tuple[str, int, int]], fs: AbstractFileSystem) -> pa.Table | None:
+    """One bucket's rows from every block file, as one table; None when it has none.
+
+    ``parts`` are its non-empty segments (path, offset, length). Integers stay as narrow as the
+    blocks have them (int32, or int64 where a block had to be parsed wide): cleaning, sorting
+    and reordering then move half the bytes, and ``_widened`` casts them at the end. ``msno``
+    stays dictionary-encoded, with one dictionary of this bucket's ids: each segment holds only
+    the ids it uses, so only those are unified (a few thousand strings hashed, not every row's).
+    """
+    local = isinstance(fs, LocalFileSystem)
+    batches = []
+    for path, offset, length in parts:
+        if local:  # pread into an Arrow buffer, without the GIL
+            with pa.OSFile(path) as source:
+                data = source.read_at(length, offset)
+        else:
+            data = fs.cat_file(path, start=offset, end=offset + length)
+        batches.append(pa.ipc.open_stream(data).read_next_batch())
+    if not batches:
+        return None
+    tables = [pa.Table.from_batches([batch]) for batch in batches]
+    # a block parsed as int64 widens that column for the whole bucket
+    return (
+        pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().combine_chunks()
+    )
+
+
+def _widened(rows: pa.Table) -> pa.Table:
+    """Every int32 column as int64, the type silver has for the raw integers."""
+    wide = pa.schema([f.with_type(pa.int64()) if f.type == pa.int32() else f for f in rows.schema])
+    return rows.cast(wide)
+
+
+def _write_part(rows: pa.Table, fs: AbstractFileSystem, target: str) -> None:
+    """``rows`` as a Parquet file of Parquet's own types only, as any engine reads them."""
+    dictionary = [c for c in rows.column_names if c not in _PLAIN | _SPLIT]
+    pq.write_table(
+        rows.replace_schema_metadata(None),
+        target,
+        filesystem=fs,
+        use_dictionary=dictionary,
+        column_encoding={c: "BYTE_STREAM_SPLIT" for c in rows.column_names if c in _SPLIT},
+        store_schema=False,
+        **_PARQUET,
+    )
