@@ -137,7 +137,7 @@ def _figure(value: float, share: bool) -> str:
     if math.isnan(value):
         return "-"
     if share:
-        return f"{100 * value:.2f}%" if abs(value) >= 0.001 or value == 0 else f"{100 * value:.4f}%"
+        return f"{100 * value:.2f}%" if abs(value) >= 0.001 or value == 0 else f"{100 * value:.2g}%"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
 
 
