@@ -124,7 +124,7 @@ def _rank(counts: Counts, key: str, value: int) -> float:
 
 def _named(counts: Counts) -> Counts:
     """The histogram bins the report shows, as named counters."""
-    named = Counter({f"plan_days_{d}": counts["plan_days", d] for d in _PLAN_DAYS})
+    named: Counts = Counter({f"plan_days_{d}": counts["plan_days", d] for d in _PLAN_DAYS})
     named["plan_days_360_or_more"] = sum(n for d, n in bins(counts, "plan_days") if d >= 360)
     named.update({f"list_price_{p}": counts["price", p] for p in _PRICES})
     named["payment_method_41"] = counts["method", 41]
@@ -136,7 +136,7 @@ def transaction_statistics(file: str, counts: Counts, users: int) -> list[Statis
     stats = [
         Statistic(file, "rows", rows, rows, share=False),
         Statistic(file, "transactions_per_user", rows / max(users, 1), users, share=False),
-        *shares(file, named, list(named), rows),
+        *shares(file, named, [str(name) for name in named], rows),
         *(
             Statistic(file, f"list_price_rank_{p}", _rank(counts, "price", p), rows, share=False)
             for p in _RANKED_PRICES
@@ -152,7 +152,7 @@ def transaction_statistics(file: str, counts: Counts, users: int) -> list[Statis
 
 def measure_file(path: Path, block_size: int = BLOCK_SIZE) -> list[Statistic]:
     """The statistics of one members, transactions or user-logs file, read block by block."""
-    name, users, counts = path.name, Users(), Counter()
+    name, users, counts = path.name, Users(), Counts()
     blocks = tqdm(read_blocks(path, block_size), desc=name, unit=" blocks", disable=None)
     for block in blocks:
         if name.startswith("transactions"):

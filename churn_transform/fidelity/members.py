@@ -26,7 +26,8 @@ def count_members(block: pa.RecordBatch) -> Counts:
     city, via = block.column("city").to_numpy(), block.column("registered_via").to_numpy()
     registered = block.column("registration_init_time").to_numpy()
     gender = block.column("gender")
-    counts: Counts = Counter(
+    counts: Counts = Counter()
+    counts.update(
         rows=len(bd),
         bd_0=int((bd == 0).sum()),
         bd_1_to_100=int(((bd >= 1) & (bd <= 100)).sum()),

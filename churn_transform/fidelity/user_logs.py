@@ -41,7 +41,7 @@ def count_user_logs(block: pa.RecordBatch, last_month: int) -> Counts:
         month_rows=int((block.column("date").to_numpy() // 100 == last_month).sum()),
         plays=int(plays.sum()),
         secs_in_day=int(within_day.sum()),
-        secs_sum_in_day=float(secs[within_day].sum()),
+        secs_ms_in_day=round(1000 * float(secs[within_day].sum())),  # Counter adds ints
         secs_negative=int((secs < 0).sum()),
         secs_over_86400=int((secs > DAY_SECONDS).sum()),
         secs_over_1e12=int((secs > 1e12).sum()),
@@ -71,7 +71,7 @@ def user_log_statistics(file: str, counts: Counts, users: int) -> list[Statistic
         number("rows", rows, rows),
         number("active_days_last_month", counts["month_rows"] / max(users, 1), users),
         number("daily_secs_median", _median(counts, "secs") * _SECS_BIN, in_day),
-        number("daily_secs_mean", counts["secs_sum_in_day"] / max(in_day, 1), in_day),
+        number("daily_secs_mean", counts["secs_ms_in_day"] / 1000 / max(in_day, 1), in_day),
         number("daily_plays_median", _median(counts, "plays"), rows),
         number("daily_plays_mean", plays / max(rows, 1), rows),
     ]
