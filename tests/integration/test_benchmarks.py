@@ -30,3 +30,5 @@ def test_generate_and_etl_benchmarks_print_their_figures(tmp_path: Path) -> None
     dated = _run("benchmarks/etl.py", "--raw", str(tmp_path / "raw"), "--logs-by-date",
                  "--engines", "ours,duckdb")  # fmt: skip
     assert "raw-logs-by-date" in dated and "ours vs DuckDB" in dated and "failed" not in dated
+    fidelity = _run("benchmarks/fidelity.py", "--raw", str(tmp_path / "raw"))
+    assert "payment_method_41" in fidelity and "Sources:" in fidelity
