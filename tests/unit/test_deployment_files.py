@@ -4,6 +4,7 @@ with the settings, the Makefile and the files they reference."""
 
 from __future__ import annotations
 
+import configparser
 import re
 from pathlib import Path
 
@@ -95,6 +96,72 @@ def test_the_stack_s_settings_are_valid_settings(monkeypatch: pytest.MonkeyPatch
         command = str(SERVICES[host].get("command", "")) + str(SERVICES[host].get("ports", ""))
         assert port in command, url
     assert "--port 5000" in SERVICES["mlflow"]["command"]
+
+
+def _with_defaults(text: str) -> str:
+    """``text`` with ``${VAR:-default}`` as its default and ``${VAR}`` as in .env.example:
+    the stack of a user who copied .env.example and set nothing else."""
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    values = dict(re.findall(r"^(\w+)=(.*)$", example, re.M))
+    return re.sub(
+        r"(?<!\$)\$\{(\w+)(?::?-([^}]*))?\}",
+        lambda m: m.group(2) if m.group(2) is not None else values[m.group(1)],
+        text,
+    )
+
+
+def test_every_port_is_published_on_loopback_unless_the_user_opens_it() -> None:
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    resolved = yaml.safe_load(_with_defaults(text))["services"]
+    published = 0
+    for name, service in resolved.items():
+        for port in service.get("ports", []):
+            address = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert address == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+            published += 1
+        for port in SERVICES[name].get("ports", []):
+            assert str(port).startswith("${KKBOX_BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {port}"
+    assert published >= 8
+    for documented in ((PROJECT_ROOT / ".env.example").read_text(),
+                       (PROJECT_ROOT / "docs" / "deployment.md").read_text()):  # fmt: skip
+        assert "KKBOX_BIND_ADDRESS" in documented
+
+
+def test_mlflow_runs_behind_its_basic_auth_app_with_credentials_from_the_env_file() -> None:
+    mlflow = SERVICES["mlflow"]
+    environment = mlflow["environment"]
+    assert "--app-name basic-auth" in mlflow["command"]
+    backend = re.search(r"--backend-store-uri (\S+)", mlflow["command"]).group(1)  # type: ignore[union-attr]
+    assert "@" not in backend and "PASSWORD" not in mlflow["command"], "a password in argv"
+    assert (environment["PGUSER"], environment["PGPASSWORD"]) == (
+        "${POSTGRES_USER}", "${POSTGRES_PASSWORD}"
+    )  # fmt: skip
+    assert environment["MLFLOW_AUTH_ADMIN_USERNAME"] == "${MLFLOW_TRACKING_USERNAME}"
+    assert environment["MLFLOW_AUTH_ADMIN_PASSWORD"] == "${MLFLOW_TRACKING_PASSWORD}"
+    assert environment["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${")
+    folder, mounted = mlflow["volumes"][0].split(":")[:2]
+    config_path = environment["MLFLOW_AUTH_CONFIG_PATH"]
+    assert config_path.startswith(f"{mounted}/"), "the auth config is not mounted"
+    config = configparser.ConfigParser()
+    assert config.read(PROJECT_ROOT / folder / config_path.removeprefix(f"{mounted}/"))
+    database = config["mlflow"]["database_uri"]
+    assert "@" not in database and "admin_password" not in config["mlflow"]
+    host, name = re.fullmatch(r"postgresql\+psycopg2://(\w+):5432/(\w+)", database).groups()  # type: ignore[union-attr]
+    assert host == "postgres" and host in SERVICES
+    mounts = dict(str(v).split(":")[:2] for v in SERVICES["postgres"]["volumes"])
+    init = PROJECT_ROOT / next(s for s, t in mounts.items() if t == "/docker-entrypoint-initdb.d")
+    assert f"CREATE DATABASE {name};" in "".join(p.read_text() for p in init.glob("*.sql"))
+
+
+def test_every_service_that_reaches_mlflow_logs_in() -> None:
+    clients = [n for n, s in SERVICES.items() if "MLFLOW_TRACKING_URI" in s.get("environment", {})]
+    assert {"pipeline", "dashboard", "dask-worker"} <= set(clients)
+    for name in clients:
+        environment = SERVICES[name]["environment"]
+        assert environment["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_TRACKING_USERNAME}", name
+        assert environment["MLFLOW_TRACKING_PASSWORD"] == "${MLFLOW_TRACKING_PASSWORD}", name
+    example = dict(re.findall(r"^(\w+)=(.*)$", (PROJECT_ROOT / ".env.example").read_text(), re.M))
+    assert len(example["MLFLOW_TRACKING_PASSWORD"]) >= 12, "MLflow refuses a shorter password"
 
 
 def _make_targets() -> set[str]:
