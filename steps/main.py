@@ -25,7 +25,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     for name in (
         "--users",
         "--seed",
-        "--drift",
+        "--shift",
         "--log-start",
         "--chunk-users",
         "--env-manager",
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                 "generate",
                 users=args.users,
                 seed=args.seed,
-                drift=args.drift,
+                shift=args.shift,
                 log_start=args.log_start,
                 chunk_users=args.chunk_users,
             )

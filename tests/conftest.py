@@ -236,8 +236,8 @@ class Champion:
 
 @pytest.fixture(scope="session")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
-    """Data generated with the drift knob on: February and March (the model's cohorts) are the
-    undrifted past; April's features carry March's shift."""
+    """Data generated with the shift knob on: February and March (the model's cohorts) are the
+    unshifted past; April's features carry March's shift."""
     from dataclasses import asdict
 
     import dask
@@ -249,7 +249,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     from churn_transform.training import TrainConfig
 
     root = tmp_path_factory.mktemp("champion")
-    config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", drift=1.0)
+    config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", shift=1.0)
     generate(config, root / "data" / "raw", root / "data" / "oracle")
     lake = Lake(str(root / "lake"))
     with dask.config.set(scheduler="threads"):

@@ -66,7 +66,7 @@ def test_a_step_exits_with_the_variable_name() -> None:
             "10",
             "--seed",
             "1",
-            "--drift",
+            "--shift",
             "0",
             "--log-start",
             "2016-11-01",
