@@ -262,7 +262,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     for name, value in asdict(TrainConfig(n_estimators=150, min_child_samples=50)).items():
         arguments += [f"--{name.replace('_', '-')}", str(value)]
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
-    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import")
+    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import_champion")
     return Champion(env, lake)
 
 

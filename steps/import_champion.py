@@ -5,14 +5,20 @@ Reads ``models:/<model_name>@<champion_alias>`` and its training run, and import
 and the content hash of the gold tables it was trained and judged on; the run's evaluation
 metrics and decision threshold go in the metadata that the service's ``/metadata`` returns.
 Importing the version (and run) that is already the store's latest does nothing.
+
+The module is not named like its entry point because ``import`` is a Python keyword.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import bentoml
 import mlflow
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 
 from churn_transform.settings import Settings
 from steps._cli import start, tracked_run
@@ -30,32 +36,49 @@ def latest_imported(name: str) -> bentoml.Model | None:
         return None
 
 
-def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
-    """The champion in the BentoML store, and whether this call imported it."""
-    client = mlflow.MlflowClient(settings.tracking_uri)
-    champion = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
-    current = latest_imported(settings.model_name)
+def is_imported(labels: Mapping[str, str] | None, champion: ModelVersion) -> bool:
+    """Whether a store model with these labels (``None``: no model) is ``champion``."""
+    if labels is None:
+        return False
     # the run id too: another registry (a fresh mlflow.db) also starts at version 1
-    if current is not None and (
-        current.info.labels.get("registry_version"),
-        current.info.labels.get("run_id"),
-    ) == (str(champion.version), champion.run_id):
-        return current, False
-    run = client.get_run(champion.run_id)
-    labels = {
+    imported = (labels.get("registry_version"), labels.get("run_id"))
+    return imported == (str(champion.version), champion.run_id)
+
+
+def labels_of(champion: ModelVersion, run: Run) -> dict[str, str]:
+    """The store model's labels: registry version, run and the gold tables' content hashes."""
+    return {
         "registry_version": str(champion.version),
         "run_id": champion.run_id,
         "data_version": run.data.tags.get("gold_hash.train", "unknown")[:12],
         "eval_data_version": run.data.tags.get("gold_hash.eval", "unknown")[:12],
     }
-    metadata = {
+
+
+def metadata_of(model_uri: str, run: Run) -> dict[str, Any]:
+    """What the service's ``/metadata`` returns: the reported metrics, when and what trained it."""
+    return {
         "metrics": {k: run.data.metrics[k] for k in REPORTED if k in run.data.metrics},
         "trained_at": run.info.start_time,
         "git_commit": run.data.tags.get("git_commit", ""),
-        "model_uri": f"models:/{settings.model_name}/{champion.version}",
+        "model_uri": model_uri,
     }
+
+
+def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
+    """The champion in the BentoML store, and whether this call imported it."""
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    champion = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    current = latest_imported(settings.model_name)
+    if current is not None and is_imported(current.info.labels, champion):
+        return current, False
+    run = client.get_run(champion.run_id)
+    model_uri = f"models:/{settings.model_name}/{champion.version}"
     model = bentoml.mlflow.import_model(
-        settings.model_name, metadata["model_uri"], labels=labels, metadata=metadata
+        settings.model_name,
+        model_uri,
+        labels=labels_of(champion, run),
+        metadata=metadata_of(model_uri, run),
     )
     return model, True
 
