@@ -14,7 +14,7 @@ from pathlib import Path
 
 import mlflow
 
-from steps._cli import start, tracked_run
+from steps._cli import boolean, start, tracked_run
 
 PROJECT = str(Path(__file__).resolve().parent.parent)
 log = logging.getLogger(__name__)
@@ -29,13 +29,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--log-start",
         "--chunk-users",
         "--env-manager",
-        "--generate",
         "--buckets",
         "--blocksize",
         "--train-cohort",
         "--eval-cohort",
     ):
         parser.add_argument(name, required=True)
+    parser.add_argument("--generate", type=boolean, required=True)
     return parser.parse_args(argv)
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     with tracked_run(settings, "main"):
-        if args.generate.lower() in ("true", "1", "yes"):
+        if args.generate:
             step(
                 "generate",
                 users=args.users,
