@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from churn_transform.lake import lake_of  # noqa: F401 (the steps' way to their lake)
 from churn_transform.settings import Settings
 
-EXPERIMENT = "kkbox-churn"
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
@@ -45,15 +44,29 @@ def start(step: str) -> Settings:
 
 @contextmanager
 def tracked_run(settings: Settings, step: str) -> Iterator[mlflow.ActiveRun]:
-    """The step's MLflow run: the one ``mlflow run`` opened for it, or a new one named ``step``."""
+    """The step's MLflow run: the one ``mlflow run`` opened for it, or a new one named ``step``
+    in the settings' experiment."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     if os.environ.get("MLFLOW_RUN_ID"):
         with mlflow.start_run() as run:
+            _warn_if_elsewhere(run, settings.experiment_name)
             yield run
         return
-    mlflow.set_experiment(EXPERIMENT)
+    mlflow.set_experiment(settings.experiment_name)
     with mlflow.start_run(run_name=step, nested=mlflow.active_run() is not None) as run:
         yield run
+
+
+def _warn_if_elsewhere(run: mlflow.ActiveRun, experiment: str) -> None:
+    # `mlflow run` creates the run before the step starts, in the experiment of its
+    # --experiment-name or MLFLOW_EXPERIMENT_NAME (else Default): the step cannot move it.
+    found = mlflow.MlflowClient().get_experiment(run.info.experiment_id).name
+    if found != experiment:
+        logging.getLogger(__name__).warning(
+            "this run is in the MLflow experiment %r, not %r: export MLFLOW_EXPERIMENT_NAME=%s "
+            "(the Makefile does) or pass --experiment-name %s to `mlflow run`",
+            found, experiment, experiment, experiment,
+        )  # fmt: skip
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
 version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store). A step
-that fails stops the chain (validation stops it before training). The environment manager is
-passed to every nested run explicitly, since ``mlflow.projects.run`` does not inherit it.
+that fails stops the chain (validation stops it before training). The environment manager
+and the settings' MLflow experiment are passed to every nested run explicitly, since
+``mlflow.projects.run`` does not inherit them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
             entry_point=entry_point,
             parameters=parameters,
             env_manager=args.env_manager,
+            experiment_name=settings.experiment_name,
             run_name=entry_point,
             synchronous=True,
         )
