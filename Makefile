@@ -10,6 +10,8 @@ SOURCES := churn_transform steps tests benchmarks dashboard loadtests service.py
 # `mlflow run --env-manager local` runs `python` from PATH: make it the project's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+# `mlflow run` creates a step's run before the step starts: this puts it in the steps' experiment.
+export MLFLOW_EXPERIMENT_NAME ?= kkbox-churn
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export BENTOML_DO_NOT_TRACK := True

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default_factory=lambda: f"sqlite:///{_under_root('mlflow.db')}",
         validation_alias=AliasChoices("KKBOX_TRACKING_URI", "MLFLOW_TRACKING_URI"),
     )
+    experiment_name: str = Field(
+        default="kkbox-churn",
+        validation_alias=AliasChoices("KKBOX_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_NAME"),
+        description="MLflow experiment of the steps' runs.",
+    )
     s3_endpoint_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -96,6 +101,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("experiment_name", mode="before")
+    @classmethod
+    def _empty_is_the_default(cls, value: str) -> str:
+        # as for `mlflow run`, whose option reads MLFLOW_EXPERIMENT_NAME: empty is unset
+        return value or str(cls.model_fields["experiment_name"].default)
 
     @property
     def raw_dir(self) -> str:

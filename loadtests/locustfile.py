@@ -5,16 +5,23 @@
 ``--payloads`` is a JSON list of records (``loadtests/run.py`` writes one from the evaluation
 cohort's gold table). Each request carries one record, or, with probability ``--batch-share``,
 a small batch of 2 to 10. ``--rps`` paces the whole run at that many requests per second
-(Locust's ``constant_throughput`` per user); 0 sends as fast as the users can.
+(Locust's ``constant_throughput`` per user); 0 sends as fast as the users can. Their defaults
+are the harness's, from ``defaults.py``.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
+from pathlib import Path
 
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loadtests.defaults import BATCH_SHARE, RPS  # noqa: E402
 
 RECORDS: list[dict] = []
 
@@ -22,8 +29,10 @@ RECORDS: list[dict] = []
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--payloads", required=True, help="JSON list of gold records")
-    parser.add_argument("--batch-share", type=float, default=0.2)
-    parser.add_argument("--rps", type=float, default=0.0, help="requests/s of the whole run")
+    parser.add_argument("--batch-share", type=float, default=BATCH_SHARE,
+                        help="share of requests carrying 2-10 records")  # fmt: skip
+    parser.add_argument("--rps", type=float, default=RPS,
+                        help="requests/s of the whole run; 0: flat out")  # fmt: skip
 
 
 @events.init.add_listener

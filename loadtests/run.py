@@ -39,6 +39,7 @@ from churn_transform.gold import read_gold  # noqa: E402
 from churn_transform.lake import lake_of  # noqa: E402
 from churn_transform.records import as_records  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
+from loadtests.defaults import BATCH_SHARE, RPS  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SHARED = f"Locust and the service shared this machine's {os.cpu_count()} cores."
@@ -133,7 +134,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _arguments() -> argparse.Namespace:
+def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -141,11 +142,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--host", default=Settings().service_url)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=int, default=60, help="seconds per Locust run")
-    parser.add_argument("--rps", type=float, default=300, help="paced rate of `run`; 0: flat out")
+    parser.add_argument("--rps", type=float, default=RPS, help="paced rate of `run`; 0: flat out")
     parser.add_argument(
         "--batch-share",
         type=float,
-        default=0.0,
+        default=BATCH_SHARE,
         help="share of requests carrying 2-10 records (0: single records)",
     )
     parser.add_argument("--start-rps", type=float, default=100)
@@ -154,7 +155,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--latencies", default="5,20,100,1000")
     parser.add_argument("--cohort", default="2017-03")
     parser.add_argument("--results", default=str(ROOT / "loadtests" / "results"))
-    return parser.parse_args()  # fmt: skip
+    return parser.parse_args(argv)  # fmt: skip
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -16,7 +17,19 @@ from churn_transform.lake import lake_of  # noqa: F401 (the steps' way to their 
 from churn_transform.model import ChurnModel
 from churn_transform.settings import Settings
 
-EXPERIMENT = "kkbox-churn"
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def boolean(value: str) -> bool:
+    """An MLproject boolean parameter (``true``/``false``, any case; also 1/0, yes/no).
+
+    The argparse ``type`` of every boolean flag: a bad value stops the step with argparse's
+    message, which names the flag (``argument --generate: expected true or false, got 'ja'``).
+    """
+    word = value.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def start(step: str) -> Settings:
@@ -33,15 +46,29 @@ def start(step: str) -> Settings:
 
 @contextmanager
 def tracked_run(settings: Settings, step: str) -> Iterator[mlflow.ActiveRun]:
-    """The step's MLflow run: the one ``mlflow run`` opened for it, or a new one named ``step``."""
+    """The step's MLflow run: the one ``mlflow run`` opened for it, or a new one named ``step``
+    in the settings' experiment."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     if os.environ.get("MLFLOW_RUN_ID"):
         with mlflow.start_run() as run:
+            _warn_if_elsewhere(run, settings.experiment_name)
             yield run
         return
-    mlflow.set_experiment(EXPERIMENT)
+    mlflow.set_experiment(settings.experiment_name)
     with mlflow.start_run(run_name=step, nested=mlflow.active_run() is not None) as run:
         yield run
+
+
+def _warn_if_elsewhere(run: mlflow.ActiveRun, experiment: str) -> None:
+    # `mlflow run` creates the run before the step starts, in the experiment of its
+    # --experiment-name or MLFLOW_EXPERIMENT_NAME (else Default): the step cannot move it.
+    found = mlflow.MlflowClient().get_experiment(run.info.experiment_id).name
+    if found != experiment:
+        logging.getLogger(__name__).warning(
+            "this run is in the MLflow experiment %r, not %r: export MLFLOW_EXPERIMENT_NAME=%s "
+            "(the Makefile does) or pass --experiment-name %s to `mlflow run`",
+            found, experiment, experiment, experiment,
+        )  # fmt: skip
 
 
 @contextmanager

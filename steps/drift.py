@@ -25,7 +25,7 @@ import pandas as pd
 from churn_transform.drift import TooFewRows, compare, describe
 from churn_transform.settings import Settings
 from churn_transform.traffic import read_traffic
-from steps._cli import lake_of, start, tracked_run
+from steps._cli import boolean, lake_of, start, tracked_run
 
 DRIFT_EXIT = 3
 
@@ -55,7 +55,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-rows", type=int, required=True)
     parser.add_argument("--min-rows", type=int, required=True)
     parser.add_argument("--drift-share", type=float, required=True)
-    parser.add_argument("--fail-on-drift", required=True, choices=["true", "false"])
+    parser.add_argument("--fail-on-drift", type=boolean, required=True)
     return parser.parse_args(argv)
 
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                          "summary.json")  # fmt: skip
     print(f"drift: {first}..{last}, model version {version}")
     print(describe(summary))
-    if summary["dataset_drift"] and args.fail_on_drift == "true":
+    if summary["dataset_drift"] and args.fail_on_drift:
         print("drift: failing as asked; retrain with `mlflow run . -e main`")
         sys.exit(DRIFT_EXIT)
 

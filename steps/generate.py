@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    # Defaults live in MLproject; these are required so that they cannot drift from it.
+    # Defaults live in MLproject; these are required so that they cannot disagree with it.
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--drift", type=float, required=True)
+    parser.add_argument("--shift", type=float, required=True)
     parser.add_argument("--log-start", required=True)
     parser.add_argument("--chunk-users", type=int, required=True)
     return parser.parse_args(argv)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     config = GeneratorConfig(
         users=args.users,
         seed=args.seed,
-        drift=args.drift,
+        shift=args.shift,
         log_start=args.log_start,
         chunk_users=args.chunk_users,
     )

@@ -2,8 +2,9 @@
 
 generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
 version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store). A step
-that fails stops the chain (validation stops it before training). The environment manager is
-passed to every nested run explicitly, since ``mlflow.projects.run`` does not inherit it.
+that fails stops the chain (validation stops it before training). The environment manager
+and the settings' MLflow experiment are passed to every nested run explicitly, since
+``mlflow.projects.run`` does not inherit them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 
-from steps._cli import start, tracked_run
+from steps._cli import boolean, start, tracked_run
 
 PROJECT = str(Path(__file__).resolve().parent.parent)
 log = logging.getLogger(__name__)
@@ -25,17 +26,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     for name in (
         "--users",
         "--seed",
-        "--drift",
+        "--shift",
         "--log-start",
         "--chunk-users",
         "--env-manager",
-        "--generate",
         "--buckets",
         "--blocksize",
         "--train-cohort",
         "--eval-cohort",
     ):
         parser.add_argument(name, required=True)
+    parser.add_argument("--generate", type=boolean, required=True)
     return parser.parse_args(argv)
 
 
@@ -50,17 +51,18 @@ def main(argv: list[str] | None = None) -> None:
             entry_point=entry_point,
             parameters=parameters,
             env_manager=args.env_manager,
+            experiment_name=settings.experiment_name,
             run_name=entry_point,
             synchronous=True,
         )
 
     with tracked_run(settings, "main"):
-        if args.generate.lower() in ("true", "1", "yes"):
+        if args.generate:
             step(
                 "generate",
                 users=args.users,
                 seed=args.seed,
-                drift=args.drift,
+                shift=args.shift,
                 log_start=args.log_start,
                 chunk_users=args.chunk_users,
             )

@@ -247,8 +247,8 @@ def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) ->
 
 @pytest.fixture(scope="session")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
-    """Data generated with the drift knob on: February and March (the model's cohorts) are the
-    undrifted past; April's features carry March's shift."""
+    """Data generated with the shift knob on: February and March (the model's cohorts) are the
+    unshifted past; April's features carry March's shift."""
 
     import dask
 
@@ -259,7 +259,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     from churn_transform.training import TrainConfig
 
     root = tmp_path_factory.mktemp("champion")
-    config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", drift=1.0)
+    config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", shift=1.0)
     generate(config, root / "data" / "raw", root / "data" / "oracle")
     lake = Lake(str(root / "lake"))
     with dask.config.set(scheduler="threads"):
@@ -270,7 +270,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
                    KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"))  # fmt: skip
     arguments = train_arguments(TrainConfig(n_estimators=150, min_child_samples=50))
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
-    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import")
+    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import_champion")
     return Champion(env, lake)
 
 

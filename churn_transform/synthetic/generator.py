@@ -33,21 +33,21 @@ _LATEST_LOG_START = day("2016-12-01")
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """What to generate. ``drift`` in [0, 1] shifts behaviour from March 2017 on."""
+    """What to generate. ``shift`` in [0, 1] shifts behaviour from March 2017 on."""
 
     users: int
     seed: int = 42
     chunk_users: int = 10_000
     log_start: str = "2015-01-01"
-    drift: float = 0.0
+    shift: float = 0.0
 
     def __post_init__(self) -> None:
         if self.users < 1:
             raise ValueError(f"users must be at least 1, got {self.users}")
         if self.chunk_users < 1:
             raise ValueError(f"chunk_users must be at least 1, got {self.chunk_users}")
-        if not 0.0 <= self.drift <= 1.0:
-            raise ValueError(f"drift must lie in [0, 1], got {self.drift}")
+        if not 0.0 <= self.shift <= 1.0:
+            raise ValueError(f"shift must lie in [0, 1], got {self.shift}")
         if day(self.log_start) > _LATEST_LOG_START:
             raise ValueError(f"log_start must be 2016-12-01 or earlier, got {self.log_start}")
 
@@ -139,7 +139,7 @@ def _write_chunk(
     summary: Summary,
     churners: dict[str, int],
 ) -> None:
-    chunk = simulate_chunk(seed, ChunkConfig(size, day(config.log_start), config.drift))
+    chunk = simulate_chunk(seed, ChunkConfig(size, day(config.log_start), config.shift))
     rng = np.random.default_rng(seed.spawn(1)[0])
     msno = chunk.users.msno
     sinks["members_v3.csv"].write(chunk.members)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn_transform.synthetic.population import DRIFT_START, Users
+from churn_transform.synthetic.population import SHIFT_START, Users
 
 #: Share of a song's length heard in each num_* band (<25%, 25-50%, 50-75%, 75-98.5%, >98.5%).
 _BAND_PLAYED = np.array([0.12, 0.37, 0.62, 0.92, 1.0])
@@ -21,27 +21,27 @@ class Listening:
     """The drawn listening of a chunk of users over the day window ``[first_day, end_day)``."""
 
     def __init__(
-        self, users: Users, rng: np.random.Generator, first_day: int, end_day: int, drift: float
+        self, users: Users, rng: np.random.Generator, first_day: int, end_day: int, shift: float
     ) -> None:
         self.first_day, self.end_day = first_day, end_day
         days = np.arange(first_day, end_day)
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
-        shifted = days >= DRIFT_START
+        shifted = days >= SHIFT_START
         chance = users.engagement[:, None] * users.decay(days) * np.where(weekend, 1.08, 0.97)
-        drift_rng = np.random.default_rng(rng.integers(2**63))
+        shift_rng = np.random.default_rng(rng.integers(2**63))
         draw = rng.random(chance.shape, dtype=np.float32)
         self.user, self.day_index = np.nonzero(draw < chance)
         self._draw(users, rng, days)
-        if drift:
-            self._shrink(drift_rng, shifted[self.day_index], 1.0 - 0.35 * drift)
-        # Drift thins the drawn cells afterwards, so the draws themselves do not change.
+        if shift:
+            self._shrink(shift_rng, shifted[self.day_index], 1.0 - 0.35 * shift)
+        # The shift thins the drawn cells afterwards, so the draws themselves do not change.
         thinned = draw[self.user, self.day_index] < chance[self.user, self.day_index] * np.where(
-            shifted[self.day_index], 1.0 - 0.45 * drift, 1.0
+            shifted[self.day_index], 1.0 - 0.45 * shift, 1.0
         )
         self._keep(thinned)
 
     def _shrink(self, rng: np.random.Generator, cells: np.ndarray, factor: float) -> None:
-        """Drift: fewer plays on the shifted days, drawn from a stream of its own."""
+        """The shift: fewer plays on the shifted days, drawn from a stream of its own."""
         before = self.counts[cells] @ _BAND_PLAYED
         self.counts[cells] = rng.binomial(self.counts[cells], factor)
         songs = self.counts[cells].sum(axis=1)

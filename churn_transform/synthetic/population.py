@@ -19,8 +19,8 @@ FIRST_REGISTRATION = day("2004-03-26")
 LAST_REGISTRATION = day("2017-04-29")
 NEVER = np.iinfo(np.int32).max // 2
 
-#: The drift knob's shifted period starts here (the v2 month): see ``GeneratorConfig.drift``.
-DRIFT_START = day("2017-03-01")
+#: The shift knob's shifted period starts here (the v2 month): see ``GeneratorConfig.shift``.
+SHIFT_START = day("2017-03-01")
 
 # Value mixes from the spec (shares of rows in the real files).
 _CITIES = np.array([1, 5, 13, 4, 22, 15, 6, 14, 12, 9, 11, 18, 8, 10, 3, 17, 21, 7, 16, 20, 19])
@@ -180,14 +180,14 @@ def draw_users(rng: np.random.Generator, n: int) -> Users:
     )
 
 
-def members_frame(rng: np.random.Generator, users: Users, drift: float) -> pd.DataFrame:
+def members_frame(rng: np.random.Generator, users: Users, shift: float) -> pd.DataFrame:
     """members_v3 rows (users with a profile), with the real file's dirty values."""
     n = len(users)
     blank = rng.random(n) < 0.66  # profiles left empty: bd 0, no gender
     bd = np.where(blank, 0, np.clip(rng.gamma(9.0, 3.2, n).astype(np.int64) + 1, 14, 70))
     bd = np.where(~blank & (rng.random(n) < 0.02), 0, bd)
-    drifted = (users.registered >= DRIFT_START) & (bd > 0) & (rng.random(n) < 0.6 * drift)
-    bd = np.where(drifted, rng.integers(14, 20, n), bd)
+    shifted = (users.registered >= SHIFT_START) & (bd > 0) & (rng.random(n) < 0.6 * shift)
+    bd = np.where(shifted, rng.integers(14, 20, n), bd)
     odd = rng.random(n)
     bd = np.where(odd < 0.00004, -rng.integers(1, 7169, n), bd)
     bd = np.where((odd >= 0.00004) & (odd < 0.0008), rng.integers(101, 2017, n), bd)

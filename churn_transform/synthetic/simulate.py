@@ -28,7 +28,7 @@ HISTORY_END = day("2017-06-01")  # far enough for every April label to be final
 class ChunkConfig:
     users: int
     log_start: int
-    drift: float
+    shift: float
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,15 @@ class Chunk:
 
 def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
     """Play a chunk's users from 2015 to mid 2017, taking the oracle decision at each cutoff."""
-    # Separate streams, so that the drift knob (which changes how much is drawn after March
+    # Separate streams, so that the shift knob (which changes how much is drawn after March
     # 2017) leaves every earlier draw, and so the whole past, exactly as it was.
     rng, chain_rng, listening_rng, members_rng = (
         np.random.default_rng(child) for child in seed.spawn(4)
     )
     users = draw_users(rng, config.users)
-    members = members_frame(members_rng, users, config.drift)
-    chain = Chain(users, chain_rng, config.drift)
-    listening = Listening(users, listening_rng, config.log_start, LOGS_END, config.drift)
+    members = members_frame(members_rng, users, config.shift)
+    chain = Chain(users, chain_rng, config.shift)
+    listening = Listening(users, listening_rng, config.log_start, LOGS_END, config.shift)
     decisions = []
     for cohort in COHORTS:
         cutoff, month_end = month_bounds(cohort)

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import day
-from churn_transform.synthetic.population import DRIFT_START, NEVER, PRICES, Users
+from churn_transform.synthetic.population import NEVER, PRICES, SHIFT_START, Users
 
 LAST_EXPIRY = 24394  # 2036-10-15, the latest expiry in the real files
-NEW_PAYMENT_METHOD = 42  # appears only with the drift knob on
+NEW_PAYMENT_METHOD = 42  # appears only with the shift knob on
 _STACK_BEFORE = day("2017-01-10")
 _TX_FIELDS = ("user", "date", "plan", "price", "paid", "auto", "expire", "cancel", "method")
 
@@ -37,9 +37,9 @@ def price_of(rng: np.random.Generator, plans: np.ndarray) -> np.ndarray:
 class Chain:
     """The subscription state of a chunk of users and the transaction rows written so far."""
 
-    def __init__(self, users: Users, rng: np.random.Generator, drift: float) -> None:
+    def __init__(self, users: Users, rng: np.random.Generator, shift: float) -> None:
         n = len(users)
-        self.users, self.rng, self.drift = users, rng, drift
+        self.users, self.rng, self.shift = users, rng, shift
         self.expiry = np.full(n, -1, dtype=np.int64)
         self.alive = np.zeros(n, dtype=bool)
         self.comeback = users.start.copy()  # next (re)subscription day
@@ -63,15 +63,15 @@ class Chain:
         rng, users = self.rng, self.users
         price = price_of(rng, plan)
         if paid is None:
-            sens = users.price_sensitivity[idx] + 0.35 * self.drift * (date >= DRIFT_START)
+            sens = users.price_sensitivity[idx] + 0.35 * self.shift * (date >= SHIFT_START)
             discounted = rng.random(len(idx)) < 0.45 * sens
             paid = np.where(discounted, (price * rng.uniform(0.5, 0.9, len(idx))).round(), price)
             paid = np.where(rng.random(len(idx)) < 0.08 * sens, 0, paid).astype(np.int64)
         method = users.payment_method[idx].copy()
-        shifted = (date >= DRIFT_START) & (rng.random(len(idx)) < 0.4 * self.drift)
+        shifted = (date >= SHIFT_START) & (rng.random(len(idx)) < 0.4 * self.shift)
         method[shifted] = NEW_PAYMENT_METHOD
         auto = users.auto[idx] & (cancel == 0)
-        auto &= ~((date >= DRIFT_START) & (rng.random(len(idx)) < 0.25 * self.drift))
+        auto &= ~((date >= SHIFT_START) & (rng.random(len(idx)) < 0.25 * self.shift))
         auto ^= rng.random(len(idx)) < 0.01
         self._rows.append(
             dict(

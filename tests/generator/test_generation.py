@@ -1,4 +1,4 @@
-"""Determinism, the drift knob, configuration errors and the keep-the-previous-output guarantee."""
+"""Determinism, the shift knob, configuration errors and the keep-the-previous-output guarantee."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_chunks_stream_the_same_users_count(tmp_path: Path) -> None:
     ("field", "value", "message"),
     [
         ("users", 0, "users must be at least 1"),
-        ("drift", 1.5, "drift must lie in"),
+        ("shift", 1.5, "shift must lie in"),
         ("log_start", "2017-01-15", "log_start must be 2016-12-01 or earlier"),
         ("chunk_users", 0, "chunk_users"),
     ],
@@ -74,14 +74,14 @@ def test_a_failed_run_leaves_the_previous_dataset_intact(
 
 
 @pytest.fixture(scope="module")
-def drift_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, Dataset]:
-    root = tmp_path_factory.mktemp("drift")
+def shift_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, Dataset]:
+    root = tmp_path_factory.mktemp("shift")
     config = {"users": 4000, "seed": 11, "log_start": "2016-11-01"}
-    return make(root / "calm", drift=0.0, **config), make(root / "shifted", drift=1.0, **config)
+    return make(root / "calm", shift=0.0, **config), make(root / "shifted", shift=1.0, **config)
 
 
-def test_drift_shifts_march_behaviour(drift_pair: tuple[Dataset, Dataset]) -> None:
-    calm, shifted = drift_pair
+def test_shift_changes_march_behaviour(shift_pair: tuple[Dataset, Dataset]) -> None:
+    calm, shifted = shift_pair
     calm_logs, shifted_logs = calm.read("user_logs_v2.csv"), shifted.read("user_logs_v2.csv")
     assert len(shifted_logs) < 0.75 * len(calm_logs)  # fewer listening days
     assert shifted_logs["total_secs"].median() < 0.8 * calm_logs["total_secs"].median()
@@ -94,8 +94,8 @@ def test_drift_shifts_march_behaviour(drift_pair: tuple[Dataset, Dataset]) -> No
     assert discount > (calm_tx["actual_amount_paid"] < calm_tx["plan_list_price"]).mean() + 0.05
 
 
-def test_drift_leaves_the_past_alone(drift_pair: tuple[Dataset, Dataset]) -> None:
-    calm, shifted = drift_pair
+def test_shift_leaves_the_past_alone(shift_pair: tuple[Dataset, Dataset]) -> None:
+    calm, shifted = shift_pair
     for name in ("train.csv", "train_v2.csv", "transactions.csv"):
         pd.testing.assert_frame_equal(
             calm.read(name).sort_values(list(calm.read(name).columns), ignore_index=True),

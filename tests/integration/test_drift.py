@@ -1,5 +1,5 @@
 """The drift job on traffic the real service logged: replayed gold rows of an undrifted month,
-and of the month the generator's drift knob shifted."""
+and of the month the generator's shift knob changed."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         KKBOX_TRAFFIC_LOG_URI=str(tmp_path / "traffic"),
     )  # fmt: skip
     run_step(env, str(BIN / "mlflow"), "run", ".", "-e", "main", "--env-manager", "local",
-             "-P", "users=6000", "-P", "log_start=2016-10-01", "-P", "drift=1.0",
+             "-P", "users=6000", "-P", "log_start=2016-10-01", "-P", "shift=1.0",
              "-P", "buckets=2")  # fmt: skip
     run_step(
         env,
@@ -56,7 +56,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         "local",
         "-P",
         "cohort=2017-04",
-    )  # fmt: skip  (the month to score, after the drift)
+    )  # fmt: skip  (the month to score, after the shift)
 
     # the registry on the server has a champion, imported into BentoML with its lineage
     client = mlflow.MlflowClient(mlflow_server)

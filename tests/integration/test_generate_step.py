@@ -16,14 +16,17 @@ from churn_transform.settings import PROJECT_ROOT
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _env(tmp_path: Path, entry_point: str) -> dict[str, str]:
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_EXPERIMENT_NAME"}
     return {
-        **os.environ,
+        **inherited,
         # `mlflow run --env-manager local` runs `python` from PATH: this environment's.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "KKBOX_DATA_DIR": str(tmp_path / "data"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # `make generate` exports the experiment for `mlflow run`; `main` passes it on itself
+        **({"MLFLOW_EXPERIMENT_NAME": "kkbox-churn"} if entry_point == "generate" else {}),
     }
 
 
@@ -45,7 +48,7 @@ def test_mlflow_run_writes_the_eight_files(tmp_path: Path, entry_point: str) -> 
             "log_start=2016-11-01",
         ],
         cwd=PROJECT_ROOT,
-        env=_env(tmp_path),
+        env=_env(tmp_path, entry_point),
         capture_output=True,
         text=True,
         timeout=300,
@@ -55,7 +58,7 @@ def test_mlflow_run_writes_the_eight_files(tmp_path: Path, entry_point: str) -> 
     assert "oracle AUC" in result.stdout
     assert "2017-03" in result.stdout
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["Default", "kkbox-churn"], output_format="list")
+    runs = mlflow.search_runs(experiment_names=["kkbox-churn"], output_format="list")
     generated = [r for r in runs if "rows_user_logs" in r.data.metrics]
     assert len(generated) == 1
     assert generated[0].data.params["users"] == "2000"

@@ -156,7 +156,7 @@ def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(
     champion: Champion,
 ) -> None:
     env = champion.env
-    assert "already in the store" in run_step(env, sys.executable, "-m", "steps.import")
+    assert "already in the store" in run_step(env, sys.executable, "-m", "steps.import_champion")
     run_step(env, str(BIN / "bentoml"), "build", "--output", "tag")
     bentos = list((Path(env["BENTOML_HOME"]) / "bentos" / "kkbox-churn-service").glob("*/"))
     bento = next(b for b in bentos if b.name != "latest")
@@ -180,5 +180,5 @@ def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
            "BENTOML_HOME": str(store)}  # fmt: skip
     arguments = train_arguments(TrainConfig(n_estimators=50, min_child_samples=50))
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
-    printed = run_step(env, sys.executable, "-m", "steps.import")
+    printed = run_step(env, sys.executable, "-m", "steps.import_champion")
     assert "imported kkbox-churn:" in printed and "(registry version 1)" in printed

@@ -216,3 +216,36 @@ def test_train_on_an_mlflow_server_with_postgres_and_s3_artifacts(
     model = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
     march = _gold(lake[0], "2017-03")
     assert model.predict_proba(march[list(FEATURES)]).shape == (len(march), 2)
+
+
+class _Payload:
+    """A 'model' whose unpickling writes a file: what a tampered registry would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.write_text, (self.marker, "ran"))
+
+
+@pytest.mark.integration
+def test_a_tampered_champion_is_refused_by_import_and_score_without_running_it(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    env = step_env(tmp_path, BENTOML_HOME=str(tmp_path / "bentoml"))
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    mlflow.set_experiment("tampering")
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(_Payload(marker), name="model",  # type: ignore[arg-type]
+                                 serialization_format="cloudpickle",
+                                 registered_model_name="kkbox-churn")  # fmt: skip
+    mlflow.MlflowClient().set_registered_model_alias("kkbox-churn", "champion", "1")
+    for step in (["steps.import_champion"], ["steps.score", "--cohort", "2017-04"]):
+        result = subprocess.run([sys.executable, "-m", *step], cwd=PROJECT_ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode != 0
+        assert "refusing the model models:/kkbox-churn" in result.stderr
+        assert "saved as 'cloudpickle', which runs code" in result.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "bentoml" / "models" / "kkbox-churn").exists()

@@ -2,17 +2,20 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from churn_transform.settings import PROJECT_ROOT, Settings, masked
 
 
 def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL"):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "AWS_ENDPOINT_URL_S3",
+                 "MLFLOW_S3_ENDPOINT_URL"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.lake_uri == str(PROJECT_ROOT / "data" / "lake")
     assert settings.tracking_uri == f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    assert settings.experiment_name == "kkbox-churn"
     assert settings.dask_scheduler is None
     assert (settings.model_name, settings.champion_alias) == ("kkbox-churn", "champion")
     assert settings.raw_dir == str(PROJECT_ROOT / "data" / "raw")
@@ -21,6 +24,7 @@ def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_mlflow_and_aws_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "churn-tests")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
@@ -28,6 +32,7 @@ def test_mlflow_and_aws_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("KKBOX_DASK_SCHEDULER", "")
     settings = Settings()
     assert settings.tracking_uri == "http://127.0.0.1:5000"
+    assert settings.experiment_name == "churn-tests"
     assert settings.lake_uri == "s3://lake/prefix"
     assert settings.dask_scheduler is None
     assert settings.storage_options() == {
@@ -56,6 +61,19 @@ def test_invalid_configuration_names_the_field(
         Settings()
 
 
+def test_an_empty_experiment_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "")
+    assert Settings().experiment_name == "kkbox-churn"
+
+
+def test_the_makefile_and_the_stack_put_mlflow_run_s_runs_in_the_settings_experiment() -> None:
+    experiment = Settings.model_fields["experiment_name"].default
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert f"export MLFLOW_EXPERIMENT_NAME ?= {experiment}\n" in makefile
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    assert compose["x-platform"]["environment"]["MLFLOW_EXPERIMENT_NAME"] == experiment
+
+
 def test_a_step_exits_with_the_variable_name() -> None:
     result = subprocess.run(
         [
@@ -66,7 +84,7 @@ def test_a_step_exits_with_the_variable_name() -> None:
             "10",
             "--seed",
             "1",
-            "--drift",
+            "--shift",
             "0",
             "--log-start",
             "2016-11-01",

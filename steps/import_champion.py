@@ -1,0 +1,107 @@
+"""Entry point ``import``: the registry's champion into the BentoML model store.
+
+Reads ``models:/<model_name>@<champion_alias>`` and its training run, and imports the model with
+``bentoml.mlflow.import_model`` under the same name, labelled with the registry version, run id
+and the content hash of the gold tables it was trained and judged on; the run's evaluation
+metrics and decision threshold go in the metadata that the service's ``/metadata`` returns.
+Importing the version (and run) that is already the store's latest does nothing.
+
+The module is not named like its entry point because ``import`` is a Python keyword.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import bentoml
+import mlflow
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from churn_transform.settings import Settings
+from steps._cli import load_registered, start, tracked_run
+
+log = logging.getLogger(__name__)
+#: Run metrics the service reports as the model's evaluation.
+REPORTED = ("roc_auc", "log_loss", "pr_auc", "brier", "precision", "recall", "churn_rate",
+            "auc_gap_to_oracle", "threshold")  # fmt: skip
+
+
+def latest_imported(name: str) -> bentoml.Model | None:
+    try:
+        return bentoml.models.get(f"{name}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+
+
+def is_imported(labels: Mapping[str, str] | None, champion: ModelVersion) -> bool:
+    """Whether a store model with these labels (``None``: no model) is ``champion``."""
+    if labels is None:
+        return False
+    # the run id too: another registry (a fresh mlflow.db) also starts at version 1
+    imported = (labels.get("registry_version"), labels.get("run_id"))
+    return imported == (str(champion.version), champion.run_id)
+
+
+def labels_of(champion: ModelVersion, run: Run) -> dict[str, str]:
+    """The store model's labels: registry version, run and the gold tables' content hashes."""
+    return {
+        "registry_version": str(champion.version),
+        "run_id": champion.run_id,
+        "data_version": run.data.tags.get("gold_hash.train", "unknown")[:12],
+        "eval_data_version": run.data.tags.get("gold_hash.eval", "unknown")[:12],
+    }
+
+
+def metadata_of(model_uri: str, run: Run) -> dict[str, Any]:
+    """What the service's ``/metadata`` returns: the reported metrics, when and what trained it."""
+    return {
+        "metrics": {k: run.data.metrics[k] for k in REPORTED if k in run.data.metrics},
+        "trained_at": run.info.start_time,
+        "git_commit": run.data.tags.get("git_commit", ""),
+        "model_uri": model_uri,
+    }
+
+
+def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
+    """The champion in the BentoML store, and whether this call imported it. A champion whose
+    artifact is not a model this project trained (``churn_transform.artifact``) stops the step
+    before it reaches the store."""
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    try:
+        champion = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    except MlflowException as error:
+        sys.exit(
+            f"import: no {settings.champion_alias!r} version of {settings.model_name!r} to "
+            f"import ({str(error).splitlines()[0]}); train one that clears the floor first"
+        )
+    current = latest_imported(settings.model_name)
+    if current is not None and is_imported(current.info.labels, champion):
+        return current, False
+    run = client.get_run(champion.run_id)
+    model_uri = f"models:/{settings.model_name}/{champion.version}"
+    load_registered(model_uri)  # exits, naming the reason, on a tampered or foreign artifact
+    model = bentoml.mlflow.import_model(
+        settings.model_name,
+        model_uri,
+        labels=labels_of(champion, run),
+        metadata=metadata_of(model_uri, run),
+    )
+    return model, True
+
+
+def main() -> None:
+    settings = start("import")
+    with tracked_run(settings, "import"):
+        model, imported = import_champion(settings)
+        mlflow.set_tags({"bentoml_tag": str(model.tag), **model.info.labels})
+    verb = "imported" if imported else "already in the store:"
+    print(f"{verb} {model.tag} (registry version {model.info.labels['registry_version']})")
+
+
+if __name__ == "__main__":
+    main()

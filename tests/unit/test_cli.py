@@ -1,0 +1,97 @@
+"""What every step shares at its edge: boolean run parameters parsed in one place, and its
+MLflow run in the settings' experiment."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from churn_transform.settings import Settings
+from steps._cli import boolean, tracked_run
+
+DRIFT = ["--end", "today", "--days", "7", "--max-rows", "10", "--min-rows", "1",
+         "--drift-share", "0.5"]  # fmt: skip
+MAIN = ["--users", "10", "--seed", "1", "--shift", "0", "--log-start", "2016-11-01",
+        "--chunk-users", "10", "--env-manager", "local", "--buckets", "0", "--blocksize", "32MB",
+        "--train-cohort", "2017-02", "--eval-cohort", "2017-03"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [("true", True), ("True", True), ("TRUE", True), ("1", True), ("yes", True), (" true", True),
+     ("false", False), ("False", False), ("0", False), ("no", False)],
+)  # fmt: skip
+def test_boolean_reads_the_usual_spellings(value: str, parsed: bool) -> None:
+    assert boolean(value) is parsed
+
+
+@pytest.mark.parametrize("value", ["", "flase", "ja", "2", "none"])
+def test_boolean_refuses_anything_else(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected true or false, got {value!r}"):
+        boolean(value)
+
+
+@pytest.mark.parametrize(
+    ("module", "flag", "others"),
+    [("steps.main", "--generate", MAIN), ("steps.drift", "--fail-on-drift", DRIFT)],
+)
+def test_a_step_parses_its_flag_with_it_and_names_the_flag_when_bad(
+    module: str, flag: str, others: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = importlib.import_module(module)._arguments
+    assert getattr(arguments([*others, flag, "False"]), flag[2:].replace("-", "_")) is False
+    assert getattr(arguments([*others, flag, "true"]), flag[2:].replace("-", "_")) is True
+    with pytest.raises(SystemExit):
+        arguments([*others, flag, "flase"])
+    assert f"argument {flag}: expected true or false, got 'flase'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A SQLite tracking store of the test's own; MLflow's globals restored afterwards."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+                 "KKBOX_EXPERIMENT_NAME"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri writes it: restore it
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def _experiment_of(uri: str, run_id: str) -> str:
+    client = mlflow.MlflowClient(uri)
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
+
+
+def test_a_step_s_own_run_is_in_the_kkbox_churn_experiment(tracking: str) -> None:
+    with tracked_run(Settings(tracking_uri=tracking), "generate") as run:
+        pass
+    assert _experiment_of(tracking, run.info.run_id) == "kkbox-churn"
+    assert run.info.run_name == "generate"
+
+
+def test_mlflow_s_experiment_variable_names_another_experiment(
+    tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "churn-tests")
+    with tracked_run(Settings(tracking_uri=tracking), "generate") as run:
+        pass
+    assert _experiment_of(tracking, run.info.run_id) == "churn-tests"
+
+
+def test_a_run_mlflow_run_opened_elsewhere_is_kept_with_a_warning(
+    tracking: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    opened = mlflow.MlflowClient(tracking).create_run(experiment_id="0")  # Default
+    monkeypatch.setenv("MLFLOW_RUN_ID", opened.info.run_id)
+    with tracked_run(Settings(tracking_uri=tracking), "generate") as run:
+        pass
+    assert run.info.run_id == opened.info.run_id
+    assert "in the MLflow experiment 'Default', not 'kkbox-churn'" in caplog.text
+    assert "MLFLOW_EXPERIMENT_NAME=kkbox-churn" in caplog.text
