@@ -130,7 +130,7 @@ def bucket_of(msno: pd.Series | pa.Array | pa.ChunkedArray, buckets: int) -> np.
     first distinct id.
     """
     if isinstance(msno, pd.Series):
-        msno = pa.array(msno.astype("string").to_numpy(na_value=None), pa.string())
+        msno = pa.array(msno.astype("string"), type=pa.string())
     if isinstance(msno, pa.ChunkedArray):
         msno = msno.combine_chunks()
     encoded = msno if isinstance(msno, pa.DictionaryArray) else pc.dictionary_encode(msno)

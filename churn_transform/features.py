@@ -146,7 +146,7 @@ def log_features(logs: pd.DataFrame | pa.Table, cutoff: pd.Timestamp) -> pd.Data
         columns[f"active_days_{window}"] = ends - first
     first = tails[30]
     bands = ("num_25", "num_50", "num_75", "num_985", "num_100")
-    columns["songs_30"] = _run_sums(sum(_numbers(table[b]) for b in bands), first, ends)
+    columns["songs_30"] = _run_sums(np.add.reduce([_numbers(table[b]) for b in bands]), first, ends)
     for name, column in (("num_25_30", "num_25"), ("num_100_30", "num_100"),
                          ("unq_30", "num_unq")):  # fmt: skip
         columns[name] = _run_sums(_numbers(table[column]), first, ends)
@@ -171,7 +171,7 @@ def member_features(members: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
 
 
 def _coded(rows: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
-    codes = ids.get_indexer(rows["msno"])
+    codes = ids.get_indexer(pd.Index(rows["msno"]))
     inside = codes >= 0
     return rows[inside].assign(msno=codes[inside])
 

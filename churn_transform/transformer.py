@@ -215,7 +215,7 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "medians_")
         return np.array([*self.numeric_, *self.derived_, *self.categorical_], dtype=object)
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True

@@ -36,7 +36,7 @@ def window(end: str, days: int) -> tuple[str, str]:
     return str(last - timedelta(days=days - 1)), str(last)
 
 
-def reference_of(settings: Settings, version: str) -> tuple[pd.DataFrame, str]:
+def reference_of(settings: Settings, version: str) -> tuple[pd.DataFrame, str | None]:
     """The training sample kept by the run that produced registry ``version``, and its run id."""
     client = mlflow.MlflowClient(settings.tracking_uri)
     run_id = client.get_model_version(settings.model_name, version).run_id

@@ -51,7 +51,7 @@ def labels_of(champion: ModelVersion, run: Run) -> dict[str, str]:
     """The store model's labels: registry version, run and the gold tables' content hashes."""
     return {
         "registry_version": str(champion.version),
-        "run_id": champion.run_id,
+        "run_id": str(champion.run_id),
         "data_version": run.data.tags.get("gold_hash.train", "unknown")[:12],
         "eval_data_version": run.data.tags.get("gold_hash.eval", "unknown")[:12],
     }
@@ -82,7 +82,7 @@ def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
     current = latest_imported(settings.model_name)
     if current is not None and is_imported(current.info.labels, champion):
         return current, False
-    run = client.get_run(champion.run_id)
+    run = client.get_run(str(champion.run_id))
     model_uri = f"models:/{settings.model_name}/{champion.version}"
     load_registered(model_uri)  # exits, naming the reason, on a tampered or foreign artifact
     model = bentoml.mlflow.import_model(

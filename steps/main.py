@@ -34,6 +34,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--blocksize",
         "--train-cohort",
         "--eval-cohort",
+        "--min-auc",
+        "--min-oracle-share",
     ):
         parser.add_argument(name, required=True)
     parser.add_argument("--generate", type=boolean, required=True)
@@ -71,7 +73,13 @@ def main(argv: list[str] | None = None) -> None:
             step("feature", cohort=cohort)
         step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")
         step("version", cohorts=f"{args.train_cohort},{args.eval_cohort}")
-        step("train", train_cohort=args.train_cohort, eval_cohort=args.eval_cohort)
+        step(
+            "train",
+            train_cohort=args.train_cohort,
+            eval_cohort=args.eval_cohort,
+            min_auc=args.min_auc,
+            min_oracle_share=args.min_oracle_share,
+        )
         step("import")
 
 

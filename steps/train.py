@@ -122,7 +122,7 @@ def promote(
     champion_scores = None
     if champion is not None:
         model = load_registered(f"models:/{name}@{alias}")
-        threshold = float(client.get_run(champion.run_id).data.metrics["threshold"])
+        threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
         champion_scores = evaluate(model, eval_gold, threshold)
     promoted = beats(scores, champion_scores, margin)
     comparison = {"candidate": scores, "champion": champion_scores, "margin": margin,
@@ -131,7 +131,8 @@ def promote(
     if promoted:
         client.set_registered_model_alias(name, alias, version)
         decision = f"version {version} is the new {alias}"
-    else:
+    else:  # only a champion can be not beaten
+        assert champion is not None
         client.set_model_version_tag(name, version, "role", "challenger")
         decision = f"version {version} stays a challenger: {alias} is version {champion.version}"
     mlflow.set_tag("promotion", decision)

@@ -7,6 +7,8 @@ cell becomes a row depends only on the subscription on that day.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -19,6 +21,12 @@ BANDS = ("num_25", "num_50", "num_75", "num_985", "num_100")
 
 class Listening:
     """The drawn listening of a chunk of users over the day window ``[first_day, end_day)``."""
+
+    user: np.ndarray
+    day_index: np.ndarray
+    counts: np.ndarray
+    unique: np.ndarray
+    secs: np.ndarray
 
     def __init__(
         self, users: Users, rng: np.random.Generator, first_day: int, end_day: int, shift: float
@@ -106,7 +114,7 @@ class Listening:
 
 def subscribed_days(
     transactions: pd.DataFrame,
-    blocked: list[tuple[np.ndarray, ...]],
+    blocked: Sequence[tuple[np.ndarray, ...]],
     n_users: int,
     first_day: int,
     end_day: int,

@@ -192,7 +192,9 @@ def members_frame(rng: np.random.Generator, users: Users, shift: float) -> pd.Da
     bd = np.where(odd < 0.00004, -rng.integers(1, 7169, n), bd)
     bd = np.where((odd >= 0.00004) & (odd < 0.0008), rng.integers(101, 2017, n), bd)
     gender = np.where(
-        blank & (rng.random(n) < 0.97), None, np.where(rng.random(n) < 0.52, "male", "female")
+        blank & (rng.random(n) < 0.97),
+        np.full(n, None, dtype=object),
+        np.where(rng.random(n) < 0.52, "male", "female"),
     )
     registered_via = _pick(rng, _VIA, _VIA_WEIGHTS, n)
     if n > 0 and rng.random() < min(1.0, n / 200_000):

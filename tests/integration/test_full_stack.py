@@ -42,9 +42,26 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="True",
         KKBOX_TRAFFIC_LOG_URI=str(tmp_path / "traffic"),
     )  # fmt: skip
-    run_step(env, str(BIN / "mlflow"), "run", ".", "-e", "main", "--env-manager", "local",
-             "-P", "users=6000", "-P", "log_start=2016-10-01", "-P", "shift=1.0",
-             "-P", "buckets=2")  # fmt: skip
+    run_step(
+        env,
+        str(BIN / "mlflow"),
+        "run",
+        ".",
+        "-e",
+        "main",
+        "--env-manager",
+        "local",
+        "-P",
+        "users=6000",
+        "-P",
+        "log_start=2016-10-01",
+        "-P",
+        "shift=1.0",
+        "-P",
+        "buckets=2",
+        "-P",
+        "min_oracle_share=0.5",
+    )  # 6,000 users: a weaker model
     run_step(
         env,
         str(BIN / "mlflow"),
