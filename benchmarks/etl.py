@@ -151,8 +151,12 @@ def _pandas(raw: Path, work: Path) -> dict[str, float]:
     for w in (7, 14, 30, 44, 60):
         wide[f"secs_{w}"] = secs.where(ago <= w, 0)
         wide[f"active_days_{w}"] = ago <= w
-    for name, values in (("songs_30", songs), ("num_25_30", logs["num_25"]),
-                         ("num_100_30", logs["num_100"]), ("unq_30", logs["num_unq"])):  # fmt: skip
+    for name, values in (
+        ("songs_30", songs),
+        ("num_25_30", logs["num_25"]),
+        ("num_100_30", logs["num_100"]),
+        ("unq_30", logs["num_unq"]),
+    ):
         wide[name] = values.where(recent, 0)
     sums = pd.DataFrame(wide).groupby("msno").sum()
     sums["days_since_last_log"] = ago.groupby(logs["msno"]).min()

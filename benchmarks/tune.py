@@ -25,13 +25,16 @@ from churn_transform.training import TrainConfig, evaluate, fit
 CANDIDATES = {
     "default": {},
     "31 leaves, 50 per leaf, lr 0.03 (before)": dict(
-        num_leaves=31, min_child_samples=50, learning_rate=0.03, colsample_bytree=1.0,
+        num_leaves=31,
+        min_child_samples=50,
+        learning_rate=0.03,
+        colsample_bytree=1.0,
         subsample=1.0,
     ),
     "15 leaves, 100 per leaf": dict(num_leaves=15, min_child_samples=100),
     "4 leaves": dict(num_leaves=4, min_child_samples=50),
     "7 leaves, all columns and rows": dict(colsample_bytree=1.0, subsample=1.0),
-}  # fmt: skip
+}
 
 
 def main() -> None:
@@ -43,8 +46,10 @@ def main() -> None:
     lake = lake_of(settings)
     train, _ = read_gold(lake, args.train_cohort)
     held_out, _ = read_gold(lake, args.eval_cohort)
-    print(f"{len(train):,} training users ({int(train['is_churn'].sum()):,} churners), "
-          f"{len(held_out):,} evaluation users")  # fmt: skip
+    print(
+        f"{len(train):,} training users ({int(train['is_churn'].sum()):,} churners), "
+        f"{len(held_out):,} evaluation users"
+    )
     oracle = oracle_answers(settings.oracle_dir, args.eval_cohort, held_out["msno"])
     if oracle is not None:
         truth, p = held_out["is_churn"].astype(int), oracle["churn_probability"]
@@ -55,8 +60,10 @@ def main() -> None:
         fitted = fit(train, replace(TrainConfig(), **change))
         took = time.perf_counter() - began
         scores = evaluate(fitted.model, held_out, fitted.threshold)
-        print(f"{name:<44}{scores['roc_auc']:>9.4f}{scores['log_loss']:>10.4f}"
-              f"{fitted.best_iteration:>7}{took:>7.1f}")  # fmt: skip
+        print(
+            f"{name:<44}{scores['roc_auc']:>9.4f}{scores['log_loss']:>10.4f}"
+            f"{fitted.best_iteration:>7}{took:>7.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -49,11 +49,16 @@ def _null_throughout(reference: pd.DataFrame, current: pd.DataFrame) -> list[dic
     for name in NUMERICAL:
         empty = current[name].isna().all(), reference[name].isna().all()
         if any(empty):
-            findings.append({
-                "column": name, "type": "numerical", "method": "null throughout",
-                "statistic": float(current[name].isna().mean()),
-                "threshold": float(reference[name].isna().mean()), "drifted": empty[0] != empty[1],
-            })  # fmt: skip
+            findings.append(
+                {
+                    "column": name,
+                    "type": "numerical",
+                    "method": "null throughout",
+                    "statistic": float(current[name].isna().mean()),
+                    "threshold": float(reference[name].isna().mean()),
+                    "drifted": empty[0] != empty[1],
+                }
+            )
     return findings
 
 
@@ -95,11 +100,16 @@ def _summary(
         if params["type"] == "evidently:metric_v2:ValueDrift":
             name = params["column"]
             kind = "categorical" if name in DRIFT_CATEGORICALS else "numerical"
-            columns.append({
-                "column": name, "type": kind,
-                "method": params["method"], "statistic": float(metric["value"]),
-                "threshold": float(params["threshold"]), "drifted": drifted[name],
-            })  # fmt: skip
+            columns.append(
+                {
+                    "column": name,
+                    "type": kind,
+                    "method": params["method"],
+                    "statistic": float(metric["value"]),
+                    "threshold": float(params["threshold"]),
+                    "drifted": drifted[name],
+                }
+            )
     columns.sort(key=lambda c: (not c["drifted"], c["column"]))
     share = sum(c["drifted"] for c in columns) / len(columns)
     return {

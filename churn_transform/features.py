@@ -147,8 +147,7 @@ def log_features(logs: pd.DataFrame | pa.Table, cutoff: pd.Timestamp) -> pd.Data
     first = tails[30]
     bands = ("num_25", "num_50", "num_75", "num_985", "num_100")
     columns["songs_30"] = _run_sums(np.add.reduce([_numbers(table[b]) for b in bands]), first, ends)
-    for name, column in (("num_25_30", "num_25"), ("num_100_30", "num_100"),
-                         ("unq_30", "num_unq")):  # fmt: skip
+    for name, column in (("num_25_30", "num_25"), ("num_100_30", "num_100"), ("unq_30", "num_unq")):
         columns[name] = _run_sums(_numbers(table[column]), first, ends)
     columns["days_since_last_log"] = ago[ends - 1] if len(users) else ago[:0]
     return pd.DataFrame(

@@ -76,21 +76,33 @@ def fit(train_gold: pd.DataFrame, config: TrainConfig) -> Fitted:
         features, label, test_size=held, stratify=label, random_state=config.seed
     )
     x_stop, x_cal, y_stop, y_cal = train_test_split(
-        x_held, y_held, test_size=config.calibration_share / held, stratify=y_held,
+        x_held,
+        y_held,
+        test_size=config.calibration_share / held,
+        stratify=y_held,
         random_state=config.seed,
-    )  # fmt: skip
+    )
     transformer = ChurnFeatures().fit(x_fit)
     booster = lgb.LGBMClassifier(
-        learning_rate=config.learning_rate, num_leaves=config.num_leaves,
-        min_child_samples=config.min_child_samples, n_estimators=config.n_estimators,
-        colsample_bytree=config.colsample_bytree, subsample=config.subsample, subsample_freq=1,
-        random_state=config.seed, n_jobs=2, verbose=-1,
-    )  # fmt: skip
+        learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves,
+        min_child_samples=config.min_child_samples,
+        n_estimators=config.n_estimators,
+        colsample_bytree=config.colsample_bytree,
+        subsample=config.subsample,
+        subsample_freq=1,
+        random_state=config.seed,
+        n_jobs=2,
+        verbose=-1,
+    )
     booster.fit(
-        transformer.transform(x_fit), y_fit,
-        eval_X=(transformer.transform(x_stop),), eval_y=(y_stop,), eval_metric="binary_logloss",
+        transformer.transform(x_fit),
+        y_fit,
+        eval_X=(transformer.transform(x_stop),),
+        eval_y=(y_stop,),
+        eval_metric="binary_logloss",
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
-    )  # fmt: skip
+    )
     model = ChurnModel(Pipeline([("features", transformer), ("model", booster)])).fit(x_cal, y_cal)
     return Fitted(
         model=model,

@@ -33,15 +33,19 @@ def champion_card() -> None:
     served = client.service_metadata(settings)
     about = served if served.value else client.registry_champion(settings)
     if not about.value:
-        st.info(f"No model to show: {served.problem}; {about.problem}. Run `make demo`, then "
-                "`make serve`.")  # fmt: skip
+        st.info(
+            f"No model to show: {served.problem}; {about.problem}. Run `make demo`, then "
+            "`make serve`."
+        )
         return
     model, metrics = about.value, about.value.get("metrics", {})
     source = "served by the service" if served.value else f"from the registry ({served.problem})"
     trained = datetime.fromtimestamp(model["trained_at"] / 1000, UTC)
-    st.caption(f"Version {model['registry_version']} of `{settings.model_name}`, {source}; "
-               f"trained {trained:%Y-%m-%d %H:%M} UTC, run `{model['run_id']}`, "
-               f"data version `{model.get('data_version', '?')}`")  # fmt: skip
+    st.caption(
+        f"Version {model['registry_version']} of `{settings.model_name}`, {source}; "
+        f"trained {trained:%Y-%m-%d %H:%M} UTC, run `{model['run_id']}`, "
+        f"data version `{model.get('data_version', '?')}`"
+    )
     shown = ("roc_auc", "log_loss", "pr_auc", "brier", "threshold", "auc_gap_to_oracle")
     for column, name in zip(st.columns(len(shown)), shown, strict=True):
         value = metrics.get(name)
@@ -53,8 +57,10 @@ def live_predictions() -> None:
     days = st.slider("days of traffic", 1, 30, 7)
     found = client.traffic(settings, days)
     if found.value is None:
-        st.info(f"No traffic yet: {found.problem}. Start the service (`make serve`) and send it "
-                "requests (README, Serving).")  # fmt: skip
+        st.info(
+            f"No traffic yet: {found.problem}. Start the service (`make serve`) and send it "
+            "requests (README, Serving)."
+        )
         return
     traffic = found.value
     left, middle, right = st.columns(3)
@@ -76,31 +82,41 @@ def live_predictions() -> None:
     rate.bar_chart(by_day)
     st.caption("most recent requests")
     recent = traffic.tail(20).iloc[::-1]
-    st.dataframe(recent[["time", "request_id", "msno", "churn_probability", "churn",
-                         "model_version"]], hide_index=True)  # fmt: skip
+    st.dataframe(
+        recent[["time", "request_id", "msno", "churn_probability", "churn", "model_version"]],
+        hide_index=True,
+    )
 
 
 def drift() -> None:
     st.header("Drift")
     found = client.drift_reports(settings)
     if found.value is None:
-        st.info(f"No drift report yet: {found.problem}. Run "
-                "`mlflow run . -e drift --env-manager local` once there is traffic.")  # fmt: skip
+        st.info(
+            f"No drift report yet: {found.problem}. Run "
+            "`mlflow run . -e drift --env-manager local` once there is traffic."
+        )
         return
     reports = found.value
     latest = reports[-1]
     verdict = "Dataset drift" if latest["dataset_drift"] else "No dataset drift"
-    st.subheader(f"{verdict}: {len(latest['drifted_columns'])} of {len(latest['columns'])} "
-                 f"features drifted (share {latest['drift_share']:.2f})")  # fmt: skip
-    st.caption(f"window {latest['window'][0]} to {latest['window'][1]}, "
-               f"{latest['current_rows']:,} predictions against {latest['reference_rows']:,} "
-               f"reference rows, model version {latest['model_version']}, "
-               f"report of {latest['created']}")  # fmt: skip
+    st.subheader(
+        f"{verdict}: {len(latest['drifted_columns'])} of {len(latest['columns'])} "
+        f"features drifted (share {latest['drift_share']:.2f})"
+    )
+    st.caption(
+        f"window {latest['window'][0]} to {latest['window'][1]}, "
+        f"{latest['current_rows']:,} predictions against {latest['reference_rows']:,} "
+        f"reference rows, model version {latest['model_version']}, "
+        f"report of {latest['created']}"
+    )
     st.dataframe(pd.DataFrame(latest["columns"]), hide_index=True)
     history = pd.DataFrame(
-        {"created": pd.to_datetime([r["created"] for r in reports]),
-         "drift share": [r["drift_share"] for r in reports]}
-    ).set_index("created")  # fmt: skip
+        {
+            "created": pd.to_datetime([r["created"] for r in reports]),
+            "drift share": [r["drift_share"] for r in reports],
+        }
+    ).set_index("created")
     st.caption("drift share of every report")
     st.line_chart(history)
     with st.expander("Evidently's full report"):
@@ -123,12 +139,16 @@ def score_one_user() -> None:
     try:
         status, answer = client.score(settings, record)
     except Exception as err:  # noqa: BLE001 (show any connection failure to the user)
-        st.error(f"the service at {masked(settings.service_url)} does not answer "
-                 f"({type(err).__name__}): `make serve`")  # fmt: skip
+        st.error(
+            f"the service at {masked(settings.service_url)} does not answer "
+            f"({type(err).__name__}): `make serve`"
+        )
         return
     if status == 200:
-        st.success(f"churn probability {answer[0]['churn_probability']:.3f}: "
-                   f"{'churn' if answer[0]['churn'] else 'stays'}")  # fmt: skip
+        st.success(
+            f"churn probability {answer[0]['churn_probability']:.3f}: "
+            f"{'churn' if answer[0]['churn'] else 'stays'}"
+        )
     else:
         st.error(f"the service refused the record ({status})")
     st.json(answer)

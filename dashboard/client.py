@@ -51,17 +51,22 @@ def registry_champion(settings: Settings) -> Answer:
         return Answer(
             problem=masked(f"no champion in the registry at {settings.tracking_uri} ({reason})")
         )
-    return Answer({
-        "registry_version": str(version.version), "run_id": version.run_id,
-        "data_version": run.data.tags.get("gold_hash.train", "")[:12],
-        "metrics": dict(run.data.metrics), "trained_at": run.info.start_time,
-    })  # fmt: skip
+    return Answer(
+        {
+            "registry_version": str(version.version),
+            "run_id": version.run_id,
+            "data_version": run.data.tags.get("gold_hash.train", "")[:12],
+            "metrics": dict(run.data.metrics),
+            "trained_at": run.info.start_time,
+        }
+    )
 
 
 def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
     """The service's status and answer for one record (its own error body on a 4xx)."""
-    answer = requests.post(f"{settings.service_url}/predict", json={"records": [record]},
-                           timeout=10)  # fmt: skip
+    answer = requests.post(
+        f"{settings.service_url}/predict", json={"records": [record]}, timeout=10
+    )
     try:
         return answer.status_code, answer.json()
     except ValueError:

@@ -29,10 +29,15 @@ RECORDS: list[dict] = []
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--payloads", required=True, help="JSON list of gold records")
-    parser.add_argument("--batch-share", type=float, default=BATCH_SHARE,
-                        help="share of requests carrying 2-10 records")  # fmt: skip
-    parser.add_argument("--rps", type=float, default=RPS,
-                        help="requests/s of the whole run; 0: flat out")  # fmt: skip
+    parser.add_argument(
+        "--batch-share",
+        type=float,
+        default=BATCH_SHARE,
+        help="share of requests carrying 2-10 records",
+    )
+    parser.add_argument(
+        "--rps", type=float, default=RPS, help="requests/s of the whole run; 0: flat out"
+    )
 
 
 @events.init.add_listener

@@ -63,39 +63,69 @@ def batch_counters(host: str) -> tuple[float, float]:
     return total["sum"], total["count"]
 
 
-def locust(host: str, payloads: Path, users: int, duration: int, rps: float,
-           batch_share: float) -> dict[str, float]:  # fmt: skip
+def locust(
+    host: str, payloads: Path, users: int, duration: int, rps: float, batch_share: float
+) -> dict[str, float]:
     """One headless Locust run; its aggregated figures and the service's mean batch size."""
     before = batch_counters(host)
     with tempfile.TemporaryDirectory() as folder:
         prefix = str(Path(folder) / "run")
-        command = [str(BIN / "locust"), "-f", str(ROOT / "loadtests" / "locustfile.py"),
-                   "--headless", "--host", host, "-u", str(users), "-r", str(users),
-                   "-t", f"{duration}s", "--csv", prefix, "--only-summary",
-                   "--payloads", str(payloads), "--rps", str(rps),
-                   "--batch-share", str(batch_share), "--stop-timeout", "5"]  # fmt: skip
+        command = [
+            str(BIN / "locust"),
+            "-f",
+            str(ROOT / "loadtests" / "locustfile.py"),
+            "--headless",
+            "--host",
+            host,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{duration}s",
+            "--csv",
+            prefix,
+            "--only-summary",
+            "--payloads",
+            str(payloads),
+            "--rps",
+            str(rps),
+            "--batch-share",
+            str(batch_share),
+            "--stop-timeout",
+            "5",
+        ]
         subprocess.run(command, capture_output=True, text=True, check=False)
         with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
             row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
     after = batch_counters(host)
     batches = after[1] - before[1]
     return {
-        "requests_per_s": float(row["Requests/s"]), "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]), "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]), "p99_ms": float(row["99%"]),
+        "requests_per_s": float(row["Requests/s"]),
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
         "mean_batch_size": (after[0] - before[0]) / batches if batches else float("nan"),
-        "users": users, "paced_rps": rps, "duration_s": duration,
-    }  # fmt: skip
+        "users": users,
+        "paced_rps": rps,
+        "duration_s": duration,
+    }
 
 
 def show(title: str, rows: list[dict[str, float]], label: str) -> None:
     print(f"\n{title}  ({SHARED})")
-    print(f"{label:>14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'failures':>10}"
-          f"{'batch':>8}")  # fmt: skip
+    print(
+        f"{label:>14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'failures':>10}"
+        f"{'batch':>8}"
+    )
     for row in rows:
-        print(f"{row['label']:>14}{row['requests_per_s']:>9.1f}{row['p50_ms']:>9.0f}"
-              f"{row['p95_ms']:>9.0f}{row['p99_ms']:>9.0f}{row['failures']:>10}"
-              f"{row['mean_batch_size']:>8.1f}".replace("nan", "  -"))  # fmt: skip
+        print(
+            f"{row['label']:>14}{row['requests_per_s']:>9.1f}{row['p50_ms']:>9.0f}"
+            f"{row['p95_ms']:>9.0f}{row['p99_ms']:>9.0f}{row['failures']:>10}"
+            f"{row['mean_batch_size']:>8.1f}".replace("nan", "  -")
+        )
 
 
 class Service:
@@ -106,11 +136,20 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         print(f"starting bentoml serve on {self.url} with {settings}", flush=True)
         self.process = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            cwd=ROOT, env={**os.environ, **settings}, stdout=subprocess.DEVNULL,
+            [
+                str(BIN / "bentoml"),
+                "serve",
+                "service:ChurnService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env={**os.environ, **settings},
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
 
     def __enter__(self) -> str:
         for _ in range(600):
@@ -155,7 +194,7 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latencies", default="5,20,100,1000")
     parser.add_argument("--cohort", default="2017-03")
     parser.add_argument("--results", default=str(ROOT / "loadtests" / "results"))
-    return parser.parse_args(argv)  # fmt: skip
+    return parser.parse_args(argv)
 
 
 def main() -> None:
@@ -164,12 +203,18 @@ def main() -> None:
     payloads = Path(tempfile.mkdtemp()) / "payloads.json"
     count = write_payloads(settings, args.cohort, payloads)
     print(f"{count:,} gold records of {args.cohort} as payloads")
-    run = lambda host, users, rps: locust(host, payloads, users, args.duration, rps,  # noqa: E731
-                                          args.batch_share)  # fmt: skip
+
+    def run(host: str, users: int, rps: float) -> dict[str, float]:
+        return locust(host, payloads, users, args.duration, rps, args.batch_share)
+
     rows: list[dict] = []
     if args.mode == "run":
-        rows.append({"label": f"{args.rps:g}/s" if args.rps else "flat out",
-                     **run(args.host, args.users, args.rps)})  # fmt: skip
+        rows.append(
+            {
+                "label": f"{args.rps:g}/s" if args.rps else "flat out",
+                **run(args.host, args.users, args.rps),
+            }
+        )
         show(f"{args.host}, {args.users} users, {args.duration} s", rows, "paced at")
     elif args.mode == "capacity":
         rps = args.start_rps
@@ -196,8 +241,11 @@ def main() -> None:
         for latency in args.latencies.split(","):
             with Service(KKBOX_MAX_LATENCY_MS=latency) as host:
                 rows.append({"label": f"{latency} ms", **run(host, args.users, 0)})
-        show(f"max_latency_ms sweep, {args.users} users flat out (failures are 503s)", rows,
-             "max latency")  # fmt: skip
+        show(
+            f"max_latency_ms sweep, {args.users} users flat out (failures are 503s)",
+            rows,
+            "max latency",
+        )
     folder = Path(args.results)
     folder.mkdir(parents=True, exist_ok=True)
     saved = folder / f"{args.mode}-{time.strftime('%Y%m%dT%H%M%S')}.json"

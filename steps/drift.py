@@ -42,9 +42,11 @@ def reference_of(settings: Settings, version: str) -> tuple[pd.DataFrame, str | 
     run_id = client.get_model_version(settings.model_name, version).run_id
     with tempfile.TemporaryDirectory() as folder:
         path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="evaluation/reference.parquet", dst_path=folder,
+            run_id=run_id,
+            artifact_path="evaluation/reference.parquet",
+            dst_path=folder,
             tracking_uri=settings.tracking_uri,
-        )  # fmt: skip
+        )
         return pd.read_parquet(path), run_id
 
 
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_metrics({"window_predictions": seen, "sampled_predictions": len(traffic)})
         mlflow.set_tags({"window": f"{first}..{last}"})
         if traffic.empty:
-            print(f"drift: no predictions logged from {first} to {last} under "
-                  f"{settings.traffic_log_uri}: nothing to compare, no alarm")  # fmt: skip
+            print(
+                f"drift: no predictions logged from {first} to {last} under "
+                f"{settings.traffic_log_uri}: nothing to compare, no alarm"
+            )
             return
         version = str(traffic["model_version"].mode().iloc[0])
         reference, reference_run = reference_of(settings, version)
@@ -80,18 +84,28 @@ def main(argv: list[str] | None = None) -> None:
         except TooFewRows as err:
             print(f"drift: {first}..{last}: {err}; no alarm")
             return
-        summary = {**result.summary, "window": [first, last], "window_predictions": seen,
-                   "model_version": version, "run_id": run.info.run_id,
-                   "created": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
-        mlflow.log_metrics({"drift_share": summary["drift_share"],
-                            "drifted_columns": len(summary["drifted_columns"]),
-                            "dataset_drift": int(summary["dataset_drift"])})  # fmt: skip
+        summary = {
+            **result.summary,
+            "window": [first, last],
+            "window_predictions": seen,
+            "model_version": version,
+            "run_id": run.info.run_id,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        mlflow.log_metrics(
+            {
+                "drift_share": summary["drift_share"],
+                "drifted_columns": len(summary["drifted_columns"]),
+                "dataset_drift": int(summary["dataset_drift"]),
+            }
+        )
         mlflow.log_dict(summary, "drift/summary.json")
         mlflow.log_text(result.html, "drift/report.html")
         folder = f"{time.strftime('%Y%m%dT%H%M%S')}-{run.info.run_id}"
         lake.write_bytes(result.html.encode(), "monitoring", "drift", folder, "report.html")
-        lake.write_bytes(json.dumps(summary, indent=1).encode(), "monitoring", "drift", folder,
-                         "summary.json")  # fmt: skip
+        lake.write_bytes(
+            json.dumps(summary, indent=1).encode(), "monitoring", "drift", folder, "summary.json"
+        )
     print(f"drift: {first}..{last}, model version {version}")
     print(describe(summary))
     if summary["dataset_drift"] and args.fail_on_drift:

@@ -27,8 +27,17 @@ from steps._cli import load_registered, start, tracked_run
 
 log = logging.getLogger(__name__)
 #: Run metrics the service reports as the model's evaluation.
-REPORTED = ("roc_auc", "log_loss", "pr_auc", "brier", "precision", "recall", "churn_rate",
-            "auc_gap_to_oracle", "threshold")  # fmt: skip
+REPORTED = (
+    "roc_auc",
+    "log_loss",
+    "pr_auc",
+    "brier",
+    "precision",
+    "recall",
+    "churn_rate",
+    "auc_gap_to_oracle",
+    "threshold",
+)
 
 
 def latest_imported(name: str) -> bentoml.Model | None:

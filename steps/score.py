@@ -61,8 +61,13 @@ def main(argv: list[str] | None = None) -> None:
         uri = f"models:/{settings.model_name}@{settings.champion_alias}"
         model = load_registered(uri)
         scores = score(lake, args.cohort, model)
-        target = lake.write_bytes(scores.to_csv(index=False).encode(), "predictions", args.cohort,
-                                  run.info.run_id, "submission.csv")  # fmt: skip
+        target = lake.write_bytes(
+            scores.to_csv(index=False).encode(),
+            "predictions",
+            args.cohort,
+            run.info.run_id,
+            "submission.csv",
+        )
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri, "submission": target})
         mlflow.log_metrics({"rows": len(scores), "mean_probability": scores["is_churn"].mean()})
         quality = hidden_label_quality(settings, args.cohort, scores)

@@ -37,8 +37,9 @@ REFERENCE_ROWS = 5000
 
 
 def _git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+    )
     return result.stdout.strip() or "unknown"
 
 
@@ -58,8 +59,9 @@ def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
     plt.savefig(folder / "calibration.png", dpi=80)
     plt.close("all")
     names = fitted.model.pipeline.named_steps["features"].get_feature_names_out()
-    importance = pd.Series(fitted.model.pipeline.named_steps["model"].booster_.feature_importance(
-        "gain"), index=names).sort_values(ascending=False)  # fmt: skip
+    importance = pd.Series(
+        fitted.model.pipeline.named_steps["model"].booster_.feature_importance("gain"), index=names
+    ).sort_values(ascending=False)
     importance.to_csv(folder / "feature_importance.csv", header=["gain"])
     importance.head(25)[::-1].plot.barh(figsize=(7, 7))
     plt.tight_layout()
@@ -84,13 +86,17 @@ def log_model(
     example = train[list(FEATURES)].head(5)
     signature = infer_signature(example, fitted.model.predict_proba(example))
     info = mlflow.sklearn.log_model(
-        fitted.model, name="model", serialization_format=artifact.FORMAT,
+        fitted.model,
+        name="model",
+        serialization_format=artifact.FORMAT,
         skops_trusted_types=list(artifact.TRUSTED_TYPES),
-        code_paths=[str(PROJECT_ROOT / "churn_transform")], signature=signature,
-        input_example=example, pyfunc_predict_fn="predict_proba",
+        code_paths=[str(PROJECT_ROOT / "churn_transform")],
+        signature=signature,
+        input_example=example,
+        pyfunc_predict_fn="predict_proba",
         registered_model_name=settings.model_name,
         metadata={"threshold": fitted.threshold},
-    )  # fmt: skip
+    )
     return mlflow.MlflowClient().get_model_version(
         settings.model_name, info.registered_model_version
     )
@@ -125,8 +131,12 @@ def promote(
         threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
         champion_scores = evaluate(model, eval_gold, threshold)
     promoted = beats(scores, champion_scores, margin)
-    comparison = {"candidate": scores, "champion": champion_scores, "margin": margin,
-                  "champion_version": champion.version if champion else None}  # fmt: skip
+    comparison = {
+        "candidate": scores,
+        "champion": champion_scores,
+        "margin": margin,
+        "champion_version": champion.version if champion else None,
+    }
     client.set_model_version_tag(name, version, "comparison", json.dumps(comparison))
     if promoted:
         client.set_registered_model_alias(name, alias, version)
@@ -155,8 +165,13 @@ def main(argv: list[str] | None = None) -> None:
     with tracked_run(settings, "train"):
         train, train_hash = read_gold(lake, args.train_cohort)
         held_out, eval_hash = read_gold(lake, args.eval_cohort)
-        mlflow.set_tags({"gold_hash.train": train_hash, "gold_hash.eval": eval_hash,
-                         "git_commit": _git_commit()})  # fmt: skip
+        mlflow.set_tags(
+            {
+                "gold_hash.train": train_hash,
+                "gold_hash.eval": eval_hash,
+                "git_commit": _git_commit(),
+            }
+        )
         fitted = fit(train, config)
         scores = evaluate(fitted.model, held_out, fitted.threshold)
         oracle = oracle_scores(settings, args.eval_cohort, held_out)
@@ -175,8 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tag("threshold_reason", fitted.threshold_reason)
         with tempfile.TemporaryDirectory() as folder:
             _plots(fitted, held_out, Path(folder))
-            train[list(FEATURES)].sample(min(REFERENCE_ROWS, len(train)), random_state=0) \
-                .to_parquet(Path(folder) / "reference.parquet")  # fmt: skip
+            train[list(FEATURES)].sample(
+                min(REFERENCE_ROWS, len(train)), random_state=0
+            ).to_parquet(Path(folder) / "reference.parquet")
             mlflow.log_artifacts(folder, "evaluation")
         version = log_model(fitted, train, settings)
         floor = Floor(args.min_auc, args.min_oracle_share)

@@ -140,7 +140,7 @@ def transaction_statistics(file: str, counts: Counts, users: int) -> list[Statis
         *(
             Statistic(file, f"list_price_rank_{p}", _rank(counts, "price", p), rows, share=False)
             for p in _RANKED_PRICES
-        ),  # fmt: skip
+        ),
     ]
     names = ["auto_renew", "cancel", "paid_below_list", "paid_discounted", "paid_zero"]
     stats += shares(file, counts, [*names, "expiry_19700101"], rows)

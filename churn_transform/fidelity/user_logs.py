@@ -75,8 +75,10 @@ def user_log_statistics(file: str, counts: Counts, users: int) -> list[Statistic
         number("daily_plays_median", _median(counts, "plays"), rows),
         number("daily_plays_mean", plays / max(rows, 1), rows),
     ]
-    stats += [Statistic(file, f"plays_share_{c}", counts[f"plays_{c}"] / max(plays, 1), plays)
-              for c in NUM_COLUMNS]  # fmt: skip
+    stats += [
+        Statistic(file, f"plays_share_{c}", counts[f"plays_{c}"] / max(plays, 1), plays)
+        for c in NUM_COLUMNS
+    ]
     names = [f"zero_{c}" for c in NUM_COLUMNS]
     names += ["secs_negative", "secs_over_86400", "secs_over_1e12", "num_unq_below_1"]
     return stats + shares(file, counts, names, rows)

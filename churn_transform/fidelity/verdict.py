@@ -163,8 +163,16 @@ def _row(finding: Finding) -> tuple[str, ...]:
     value = _figure(stat.value, stat.share)
     distance = _distance_text(finding)
     source = ref.source if ref else ""
-    return (stat.file, stat.name, value, real, finding.allowed or "-", distance,
-            finding.verdict or "-", source)  # fmt: skip
+    return (
+        stat.file,
+        stat.name,
+        value,
+        real,
+        finding.allowed or "-",
+        distance,
+        finding.verdict or "-",
+        source,
+    )
 
 
 _HEADER = ("file", "statistic", "value", "reference", "tolerance", "distance", "verdict", "source")

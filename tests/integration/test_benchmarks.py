@@ -12,23 +12,37 @@ from churn_transform.settings import PROJECT_ROOT
 
 
 def _run(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
 
 @pytest.mark.integration
 def test_generate_and_etl_benchmarks_print_their_figures(tmp_path: Path) -> None:
-    out = _run("benchmarks/generate.py", "--users", "600", "--log-start", "2016-11-01",
-               "--out", str(tmp_path))  # fmt: skip
+    out = _run(
+        "benchmarks/generate.py",
+        "--users",
+        "600",
+        "--log-start",
+        "2016-11-01",
+        "--out",
+        str(tmp_path),
+    )
     assert "rows/s" in out and "peak RSS" in out and "label mismatches              0" in out
     table = _run("benchmarks/etl.py", "--raw", str(tmp_path / "raw"))
     for row in ("ours (Dask)", "DuckDB", "pandas (naive)", "ours vs DuckDB"):
         assert row in table
     assert "failed" not in table
-    dated = _run("benchmarks/etl.py", "--raw", str(tmp_path / "raw"), "--logs-by-date",
-                 "--engines", "ours,duckdb")  # fmt: skip
+    dated = _run(
+        "benchmarks/etl.py",
+        "--raw",
+        str(tmp_path / "raw"),
+        "--logs-by-date",
+        "--engines",
+        "ours,duckdb",
+    )
     assert "raw-logs-by-date" in dated and "ours vs DuckDB" in dated and "failed" not in dated
     fidelity = _run("benchmarks/fidelity.py", "--raw", str(tmp_path / "raw"))
     assert "payment_method_41" in fidelity and "Sources:" in fidelity

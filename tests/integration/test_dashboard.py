@@ -37,9 +37,23 @@ def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         with requests.Session() as session:
             for record in records_of(champion.gold("2017-03"), slice(0, 300)):
                 session.post(f"{url}/predict", json={"records": [record]}, timeout=30)
-        command = [sys.executable, "-m", "steps.drift", "--end", "today", "--days", "2",
-                   "--max-rows", "50000", "--min-rows", "100", "--drift-share", "0.5",
-                   "--fail-on-drift", "false"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "steps.drift",
+            "--end",
+            "today",
+            "--days",
+            "2",
+            "--max-rows",
+            "50000",
+            "--min-rows",
+            "100",
+            "--drift-share",
+            "0.5",
+            "--fail-on-drift",
+            "false",
+        ]
         for _ in range(50):  # the writer thread is asynchronous
             if sum(1 for p in traffic.rglob("*.jsonl") for _ in p.open()) == 300:
                 break
@@ -59,11 +73,15 @@ def _app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppTest:
 def test_with_nothing_there_it_says_what_to_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    app = _app(monkeypatch, {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "KKBOX_LAKE_URI": str(tmp_path / "lake"), "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "t"),
-        "KKBOX_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
-    })  # fmt: skip
+    app = _app(
+        monkeypatch,
+        {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "KKBOX_LAKE_URI": str(tmp_path / "lake"),
+            "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "t"),
+            "KKBOX_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
+        },
+    )
     assert not app.exception
     notes = " ".join(note.value for note in app.info)
     assert "make demo" in notes and "make serve" in notes and "-e drift" in notes
@@ -77,11 +95,15 @@ def test_credentials_in_the_settings_never_reach_the_page(
 ) -> None:
     port = free_port()  # nothing listens there: every message names the unreachable URI
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    app = _app(monkeypatch, {
-        "MLFLOW_TRACKING_URI": f"http://admin:hunter2@127.0.0.1:{port}",
-        "KKBOX_LAKE_URI": str(tmp_path / "lake"), "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "t"),
-        "KKBOX_SERVICE_URL": f"http://svc:hunter2@127.0.0.1:{port}",
-    })  # fmt: skip
+    app = _app(
+        monkeypatch,
+        {
+            "MLFLOW_TRACKING_URI": f"http://admin:hunter2@127.0.0.1:{port}",
+            "KKBOX_LAKE_URI": str(tmp_path / "lake"),
+            "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "t"),
+            "KKBOX_SERVICE_URL": f"http://svc:hunter2@127.0.0.1:{port}",
+        },
+    )
     shown = " ".join(e.value for kind in (app.info, app.caption, app.error) for e in kind)
     assert f"admin:***@127.0.0.1:{port}" in shown and "hunter2" not in shown
 
@@ -118,10 +140,24 @@ def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -
 
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "streamlit"), "run", APP, "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=PROJECT_ROOT, env=live, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "streamlit"),
+            "run",
+            APP,
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=PROJECT_ROOT,
+        env=live,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -132,10 +168,17 @@ def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=None if BROWSER == "playwright" else BROWSER,
-                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                      "--no-first-run", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync"],
-            )  # fmt: skip
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_text("drift share of every report").wait_for(timeout=60_000)

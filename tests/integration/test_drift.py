@@ -39,8 +39,15 @@ def traffic(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _drift(champion: Champion, folder: Path, expect: int, **change: str) -> str:
-    arguments = {"end": "today", "days": "2", "max-rows": "50000", "min-rows": "200",
-                 "drift-share": "0.5", "fail-on-drift": "true", **change}  # fmt: skip
+    arguments = {
+        "end": "today",
+        "days": "2",
+        "max-rows": "50000",
+        "min-rows": "200",
+        "drift-share": "0.5",
+        "fail-on-drift": "true",
+        **change,
+    }
     command = [sys.executable, "-m", "steps.drift"]
     for name, value in arguments.items():
         command += [f"--{name}", value]

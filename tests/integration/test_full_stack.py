@@ -31,17 +31,27 @@ pytestmark = pytest.mark.integration
 
 
 def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
-    tmp_path: Path, s3_bucket: str, s3_endpoint: str, mlflow_server: str, dask_scheduler: str,
+    tmp_path: Path,
+    s3_bucket: str,
+    s3_endpoint: str,
+    mlflow_server: str,
+    dask_scheduler: str,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     env = step_env(
-        tmp_path, KKBOX_LAKE_URI=f"{s3_bucket}/lake", KKBOX_DASK_SCHEDULER=dask_scheduler,
-        MLFLOW_TRACKING_URI=mlflow_server, AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-        AWS_ENDPOINT_URL_S3=s3_endpoint, MLFLOW_S3_ENDPOINT_URL=s3_endpoint,
-        BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="True",
+        tmp_path,
+        KKBOX_LAKE_URI=f"{s3_bucket}/lake",
+        KKBOX_DASK_SCHEDULER=dask_scheduler,
+        MLFLOW_TRACKING_URI=mlflow_server,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL_S3=s3_endpoint,
+        MLFLOW_S3_ENDPOINT_URL=s3_endpoint,
+        BENTOML_HOME=str(tmp_path / "bentoml"),
+        BENTOML_DO_NOT_TRACK="True",
         KKBOX_TRAFFIC_LOG_URI=str(tmp_path / "traffic"),
-    )  # fmt: skip
+    )
     run_step(
         env,
         str(BIN / "mlflow"),
@@ -73,7 +83,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         "local",
         "-P",
         "cohort=2017-04",
-    )  # fmt: skip  (the month to score, after the shift)
+    )  # the month to score, after the shift
 
     # the registry on the server has a champion, imported into BentoML with its lineage
     client = mlflow.MlflowClient(mlflow_server)
@@ -81,9 +91,11 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
     run = client.get_run(champion.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     settings = Settings(
-        lake_uri=f"{s3_bucket}/lake", s3_endpoint_url=s3_endpoint, aws_access_key_id="testing",
+        lake_uri=f"{s3_bucket}/lake",
+        s3_endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
         aws_secret_access_key="testing",
-    )  # fmt: skip
+    )
     lake = lake_of(settings)
     assert lake.fs.exists(lake.path_of(lake.url("dvc")))  # DVC pushed to the lake's bucket
 
@@ -100,8 +112,9 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         records = records_of(april)
         with requests.Session() as session:
             for start in range(0, len(records), 50):
-                answer = session.post(f"{url}/predict", json={"records": records[start:start + 50]},
-                                      timeout=30)  # fmt: skip
+                answer = session.post(
+                    f"{url}/predict", json={"records": records[start : start + 50]}, timeout=30
+                )
                 assert answer.status_code == 200, answer.text
         scraped = prometheus_query(scraping, f"sum(kkbox_predictions_total) >= {len(records)}")
         assert float(scraped[0]["value"][1]) == len(records)
@@ -110,9 +123,24 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         stop(process)  # flushes the traffic log
 
     # the drift job reads the reference from the server's S3 artifacts, writes to the S3 lake
-    printed = run_step(env, sys.executable, "-m", "steps.drift", "--end", "today", "--days", "2",
-                       "--max-rows", "50000", "--min-rows", "100", "--drift-share", "0.5",
-                       "--fail-on-drift", "false")  # fmt: skip
+    printed = run_step(
+        env,
+        sys.executable,
+        "-m",
+        "steps.drift",
+        "--end",
+        "today",
+        "--days",
+        "2",
+        "--max-rows",
+        "50000",
+        "--min-rows",
+        "100",
+        "--drift-share",
+        "0.5",
+        "--fail-on-drift",
+        "false",
+    )
     assert f"model version {champion.version}" in printed
     summaries = lake.fs.glob(lake.path_of(lake.url("monitoring", "drift")) + "/*/summary.json")
     assert len(summaries) == 1
@@ -126,7 +154,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
     ):
-        monkeypatch.setenv(name, env[name])  # fmt: skip
+        monkeypatch.setenv(name, env[name])
     monkeypatch.setenv("KKBOX_SERVICE_URL", url)
     app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     assert not app.exception

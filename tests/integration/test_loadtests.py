@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def _harness(champion: Champion, tmp_path: Path, *arguments: str) -> tuple[str, dict]:
-    printed = run_step(champion.env, sys.executable, "loadtests/run.py", *arguments,
-                       "--results", str(tmp_path))  # fmt: skip
+    printed = run_step(
+        champion.env, sys.executable, "loadtests/run.py", *arguments, "--results", str(tmp_path)
+    )
     saved = json.loads(next(tmp_path.glob("*.json")).read_text())
     return printed, saved
 
@@ -23,8 +24,21 @@ def _harness(champion: Champion, tmp_path: Path, *arguments: str) -> tuple[str, 
 def test_run_reports_latency_throughput_and_the_service_s_batch_size(
     champion: Champion, service: str, tmp_path: Path
 ) -> None:
-    printed, saved = _harness(champion, tmp_path, "run", "--host", service, "--users", "4",
-                              "--rps", "40", "--duration", "4", "--batch-share", "0.3")  # fmt: skip
+    printed, saved = _harness(
+        champion,
+        tmp_path,
+        "run",
+        "--host",
+        service,
+        "--users",
+        "4",
+        "--rps",
+        "40",
+        "--duration",
+        "4",
+        "--batch-share",
+        "0.3",
+    )
     assert "p95 ms" in printed and "shared this machine's" in printed
     (row,) = saved["rows"]
     assert row["requests"] > 40 and row["failures"] == 0
@@ -36,8 +50,9 @@ def test_capacity_stops_at_the_first_rate_over_the_latency_bound(
     champion: Champion, service: str, tmp_path: Path
 ) -> None:
     limits = ["--start-rps", "10", "--duration", "3", "--p95-ms", "0.01"]
-    printed, saved = _harness(champion, tmp_path, "capacity", "--host", service, "--users", "2",
-                              *limits)  # fmt: skip
+    printed, saved = _harness(
+        champion, tmp_path, "capacity", "--host", service, "--users", "2", *limits
+    )
     assert len(saved["rows"]) == 1
     assert "highest rate with p95 < 0.01 ms and no failure: 0 requests/s" in printed
 

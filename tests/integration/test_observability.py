@@ -46,22 +46,32 @@ def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> 
         for bad in (False, True):
             record = {**EXAMPLE_RECORD, "bd": -1.0} if bad else EXAMPLE_RECORD
             requests.post(f"{url}/predict", json={"records": [record]}, timeout=30)
-        prometheus_query(address, 'bentoml_service_request_total{endpoint="/predict",'
-                         'http_response_code="400"} > 0')  # fmt: skip
+        prometheus_query(
+            address,
+            'bentoml_service_request_total{endpoint="/predict",http_response_code="400"} > 0',
+        )
         records = records_of(champion.gold("2017-03"), slice(0, 300))
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda r: requests.post(f"{url}/predict", json={"records": [r]},
-                                                  timeout=30), records))  # fmt: skip
+            list(
+                pool.map(
+                    lambda r: requests.post(f"{url}/predict", json={"records": [r]}, timeout=30),
+                    records,
+                )
+            )
         for _ in range(20):
-            requests.post(f"{url}/predict", json={"records": [{**EXAMPLE_RECORD, "bd": -1.0}]},
-                          timeout=30)  # fmt: skip
+            requests.post(
+                f"{url}/predict", json={"records": [{**EXAMPLE_RECORD, "bd": -1.0}]}, timeout=30
+            )
         # every request sent is scraped (the bad ones too) before the tests read anything
         prometheus_query(address, "sum(kkbox_predictions_total) >= 300")
         prometheus_query(address, 'sum(kkbox_validation_errors_total{field="bd"}) >= 21')
         # wait until the load shows in the rates (NaN > 0 is false, so NaN waits too)
-        prometheus_query(address, "histogram_quantile(0.95, sum by (le) (rate("
-                         'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}'
-                         "[1m]))) > 0")  # fmt: skip
+        prometheus_query(
+            address,
+            "histogram_quantile(0.95, sum by (le) (rate("
+            'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}'
+            "[1m]))) > 0",
+        )
         yield address
     finally:
         stop(process)
@@ -89,8 +99,15 @@ def test_every_grafana_panel_shows_data_from_the_service(prometheus: str) -> Non
                 empty.append(f"{panel['title']}: {target['expr']} -> {values}")
     assert not empty, "panels whose query returns nothing:\n" + "\n".join(empty)
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
-    for needed in ("p95", "requests per second", "error rate", "batch size", "probability",
-                   "decision", "model version"):  # fmt: skip
+    for needed in (
+        "p95",
+        "requests per second",
+        "error rate",
+        "batch size",
+        "probability",
+        "decision",
+        "model version",
+    ):
         assert needed in titles
 
 
@@ -104,7 +121,7 @@ def test_the_panels_agree_with_what_was_sent(prometheus: str) -> None:
         "histogram_quantile(0.95, sum by (le) (rate("
         'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}[10m])))',
     )
-    assert 0 < float(p95[0]["value"][1]) < 5  # fmt: skip
+    assert 0 < float(p95[0]["value"][1]) < 5
 
 
 def test_every_alert_rule_loads_and_evaluates(prometheus: str) -> None:

@@ -32,8 +32,9 @@ SMALL = TrainConfig(n_estimators=600, min_child_samples=50)
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Path]:
     root = tmp_path_factory.mktemp("training")
-    generate(GeneratorConfig(users=12_000, seed=5, log_start="2016-10-01"), root / "raw",
-             root / "oracle")  # fmt: skip
+    generate(
+        GeneratorConfig(users=12_000, seed=5, log_start="2016-10-01"), root / "raw", root / "oracle"
+    )
     lake = Lake(str(root / "lake"))
     with dask.config.set(scheduler="threads"):
         ingest(lake, str(root / "raw"), {}, buckets=2)
@@ -74,8 +75,12 @@ def test_the_month_s_own_data_would_inflate_the_score(lake: tuple[Lake, Path], t
     tables = [{name: read_bucket(lake_, name, b) for name in SOURCES} for b in range(2)]
 
     def gold(cohort: str, cutoff: pd.Timestamp | None) -> pd.DataFrame:
-        parts = [cohort_features(t["labels"], t["transactions"], t["user_logs"], t["members"],
-                                 cohort, cutoff) for t in tables]  # fmt: skip
+        parts = [
+            cohort_features(
+                t["labels"], t["transactions"], t["user_logs"], t["members"], cohort, cutoff
+            )
+            for t in tables
+        ]
         return pd.concat(parts, ignore_index=True)
 
     leaky = fit(gold("2017-02", pd.Timestamp("2017-03-01")), SMALL)
@@ -95,8 +100,14 @@ def _train(
 ) -> subprocess.CompletedProcess[str]:
     arguments = train_arguments(SMALL, margin, min_auc)
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
-    return subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "steps.train", *arguments],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.integration
@@ -121,8 +132,12 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     run = client.get_run(challenger.run_id)
     assert run.data.tags["gold_hash.eval"] and run.data.metrics["auc_gap_to_oracle"] < 0.1
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/roc.png", "evaluation/calibration.png", "evaluation/reference.parquet",
-            "evaluation/feature_importance.csv"} <= artifacts  # fmt: skip
+    assert {
+        "evaluation/roc.png",
+        "evaluation/calibration.png",
+        "evaluation/reference.parquet",
+        "evaluation/feature_importance.csv",
+    } <= artifacts
 
     # The registered champion predicts exactly what the same pipeline fitted here predicts.
     march = _gold(lake_, "2017-03")
@@ -157,9 +172,14 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
     lake_, root = lake
     assert _train(root, tmp_path, margin=0.005).returncode == 0
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
-    result = subprocess.run([sys.executable, "-m", "steps.score", "--cohort", "2017-04"],
-                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "steps.score", "--cohort", "2017-04"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "hidden_label_roc_auc" in result.stdout
     submissions = list((root / "lake" / "predictions" / "2017-04").glob("*/submission.csv"))
@@ -180,9 +200,14 @@ def test_predict_benchmark_prints_its_table(lake: tuple[Lake, Path], tmp_path: P
     _, root = lake
     assert _train(root, tmp_path, margin=0.005).returncode == 0
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
-    result = subprocess.run([sys.executable, "benchmarks/predict.py", "--repeats", "40"],
-                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "benchmarks/predict.py", "--repeats", "40"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "full model" in result.stdout and "bare Booster" in result.stdout
 
@@ -192,14 +217,26 @@ def test_train_on_an_mlflow_server_with_postgres_and_s3_artifacts(
     lake: tuple[Lake, Path], tmp_path: Path, mlflow_server: str, s3_endpoint: str
 ) -> None:
     _, root = lake
-    server = {"MLFLOW_TRACKING_URI": mlflow_server, "AWS_ACCESS_KEY_ID": "testing",
-              "AWS_SECRET_ACCESS_KEY": "testing", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
-              "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    server = {
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     arguments = train_arguments(TrainConfig(n_estimators=300))
-    env = {**step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake")),
-           **server}  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "steps.train", *arguments], cwd=PROJECT_ROOT,
-                            env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    env = {
+        **step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake")),
+        **server,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "steps.train", *arguments],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "is the new champion" in result.stdout
 
@@ -209,8 +246,13 @@ def test_train_on_an_mlflow_server_with_postgres_and_s3_artifacts(
     assert client.get_run(champion.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
-                      aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow-artifacts")["Contents"]]
     assert any(key.endswith("evaluation/reference.parquet") for key in keys)
     model = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
@@ -237,13 +279,22 @@ def test_a_tampered_champion_is_refused_by_import_and_score_without_running_it(
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     mlflow.set_experiment("tampering")
     with mlflow.start_run():
-        mlflow.sklearn.log_model(_Payload(marker), name="model",  # type: ignore[arg-type]
-                                 serialization_format="cloudpickle",
-                                 registered_model_name="kkbox-churn")  # fmt: skip
+        mlflow.sklearn.log_model(
+            _Payload(marker),
+            name="model",  # type: ignore[arg-type]
+            serialization_format="cloudpickle",
+            registered_model_name="kkbox-churn",
+        )
     mlflow.MlflowClient().set_registered_model_alias("kkbox-churn", "champion", "1")
     for step in (["steps.import_champion"], ["steps.score", "--cohort", "2017-04"]):
-        result = subprocess.run([sys.executable, "-m", *step], cwd=PROJECT_ROOT, env=env,
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", *step],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode != 0
         assert "refusing the model models:/kkbox-churn" in result.stderr
         assert "saved as 'cloudpickle', which runs code" in result.stderr

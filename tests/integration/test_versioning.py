@@ -27,8 +27,9 @@ def _digest(folder: Path) -> str:
 
 def _build(tmp_path: Path, seed: int) -> None:
     data = tmp_path / "data"
-    generate(GeneratorConfig(users=800, seed=seed, log_start="2016-11-01"), data / "raw",
-             data / "oracle")  # fmt: skip
+    generate(
+        GeneratorConfig(users=800, seed=seed, log_start="2016-11-01"), data / "raw", data / "oracle"
+    )
     lake = Lake(str(tmp_path / "lake"))
     ingest(lake, str(data / "raw"), {}, buckets=1)
     build_gold(lake, "2017-03")
@@ -37,8 +38,12 @@ def _build(tmp_path: Path, seed: int) -> None:
 def _version(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "steps.version", "--cohorts", "2017-03"],
-        cwd=PROJECT_ROOT, env=step_env(tmp_path), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=step_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.integration
@@ -57,8 +62,13 @@ def test_dvc_checkout_restores_the_gold_a_run_recorded(tmp_path: Path) -> None:
     assert _digest(gold) != original and dvc_file.read_text() != recorded
 
     dvc_file.write_text(recorded)  # what a model's MLflow run points back to
-    subprocess.run(["dvc", "checkout", "--force", "gold/features_2017-03.dvc"], cwd=data,
-                   check=True, capture_output=True, env=step_env(tmp_path))  # fmt: skip
+    subprocess.run(
+        ["dvc", "checkout", "--force", "gold/features_2017-03.dvc"],
+        cwd=data,
+        check=True,
+        capture_output=True,
+        env=step_env(tmp_path),
+    )
     assert _digest(gold) == original
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -54,8 +54,9 @@ def _saved(model: object, folder: Path, **options: object) -> Path:
 
 
 def test_a_trained_model_loads_and_predicts_as_saved(model: ChurnModel, tmp_path: Path) -> None:
-    folder = _saved(model, tmp_path / "m", serialization_format=FORMAT,
-                    skops_trusted_types=list(TRUSTED_TYPES))  # fmt: skip
+    folder = _saved(
+        model, tmp_path / "m", serialization_format=FORMAT, skops_trusted_types=list(TRUSTED_TYPES)
+    )
     rows = _gold(20, seed=4)[0]
     np.testing.assert_array_equal(load_model(folder).predict_proba(rows), model.predict_proba(rows))
 
@@ -70,8 +71,9 @@ def test_a_pickled_artifact_is_refused_before_it_can_run_code(tmp_path: Path) ->
 def test_a_skops_file_naming_other_types_is_refused_whatever_mlmodel_trusts(
     model: ChurnModel, tmp_path: Path
 ) -> None:
-    folder = _saved(model, tmp_path / "m", serialization_format=FORMAT,
-                    skops_trusted_types=list(TRUSTED_TYPES))  # fmt: skip
+    folder = _saved(
+        model, tmp_path / "m", serialization_format=FORMAT, skops_trusted_types=list(TRUSTED_TYPES)
+    )
     model_file = (
         folder
         / yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]["pickled_model"]
@@ -86,8 +88,9 @@ def test_a_skops_file_naming_other_types_is_refused_whatever_mlmodel_trusts(
 
 
 def test_a_model_file_outside_the_artifact_is_refused(model: ChurnModel, tmp_path: Path) -> None:
-    folder = _saved(model, tmp_path / "m", serialization_format=FORMAT,
-                    skops_trusted_types=list(TRUSTED_TYPES))  # fmt: skip
+    folder = _saved(
+        model, tmp_path / "m", serialization_format=FORMAT, skops_trusted_types=list(TRUSTED_TYPES)
+    )
     mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
     mlmodel["flavors"]["sklearn"]["pickled_model"] = "../elsewhere.skops"
     (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))

@@ -33,10 +33,16 @@ def test_members_ages_and_registration() -> None:
     assert cleaned["bd"].to_pylist() == [None, 27, None, None, None]
     assert cleaned["registered_via"].to_pylist() == [7, None, 9, 3, None]
     assert cleaned["registration_init_time"].to_pylist()[:4] == [
-        dt.datetime(2004, 3, 26), dt.datetime(2017, 4, 29), None, None
-    ]  # fmt: skip
-    assert counts == {"bd_out_of_range": 3, "registered_via_negative": 1,
-                      "registration_invalid_date": 1}  # fmt: skip
+        dt.datetime(2004, 3, 26),
+        dt.datetime(2017, 4, 29),
+        None,
+        None,
+    ]
+    assert counts == {
+        "bd_out_of_range": 3,
+        "registered_via_negative": 1,
+        "registration_invalid_date": 1,
+    }
     assert cleaned.schema.field("registration_init_time").type == pa.timestamp("ns")
     ids, before = cleaned["msno"].chunk(0), members["msno"].chunk(0)
     assert ids.buffers()[2].address == before.buffers()[2].address  # untouched: not copied
@@ -53,17 +59,27 @@ def test_transactions_epoch_expiry_becomes_null() -> None:
     cleaned, counts = clean_transactions(transactions)
     assert cleaned["membership_expire_date"].to_pylist() == [None, dt.datetime(2017, 3, 2), None]
     assert cleaned["transaction_date"].to_pylist() == [
-        dt.datetime(2017, 1, 1), dt.datetime(2017, 1, 31), dt.datetime(2017, 1, 31)
-    ]  # fmt: skip
-    assert counts == {"expire_19700101": 1, "transaction_date_invalid_date": 0,
-                      "expire_invalid_date": 1}  # fmt: skip
+        dt.datetime(2017, 1, 1),
+        dt.datetime(2017, 1, 31),
+        dt.datetime(2017, 1, 31),
+    ]
+    assert counts == {
+        "expire_19700101": 1,
+        "transaction_date_invalid_date": 0,
+        "expire_invalid_date": 1,
+    }
 
 
 @pytest.mark.parametrize(
     ("secs", "expected", "negative", "over"),
-    [(-9.2e15, None, 1, 0), (0.001, 0.001, 0, 0), (86_400.0, 86_400.0, 0, 0),
-     (9.2e6, 86_400.0, 0, 1), (None, None, 0, 0)],
-)  # fmt: skip
+    [
+        (-9.2e15, None, 1, 0),
+        (0.001, 0.001, 0, 0),
+        (86_400.0, 86_400.0, 0, 0),
+        (9.2e6, 86_400.0, 0, 1),
+        (None, None, 0, 0),
+    ],
+)
 def test_user_logs_total_secs(
     secs: float | None, expected: float | None, negative: int, over: int
 ) -> None:
@@ -103,19 +119,27 @@ def test_ids_of_one_length_hash_as_fnv1a_like_any_others() -> None:
 
 
 def test_exact_duplicates_only_are_dropped() -> None:
-    rows = pa.table({"msno": ["b", "a", "a", "a", None, None],
-                     "day": [1, 2, 2, 2, None, None],
-                     "x": [1.0, None, None, 3.0, 1.0, 1.0]})  # fmt: skip
+    rows = pa.table(
+        {
+            "msno": ["b", "a", "a", "a", None, None],
+            "day": [1, 2, 2, 2, None, None],
+            "x": [1.0, None, None, 3.0, 1.0, 1.0],
+        }
+    )
     unique = drop_exact_duplicates(rows, ["msno", "day"]).to_pydict()
     # sorted by the keys (nulls first), equal keys in input order, the one repeat gone
-    assert unique == {"msno": [None, "a", "a", "b"], "day": [None, 2, 2, 1],
-                      "x": [1.0, None, 3.0, 1.0]}  # fmt: skip
+    assert unique == {
+        "msno": [None, "a", "a", "b"],
+        "day": [None, 2, 2, 1],
+        "x": [1.0, None, 3.0, 1.0],
+    }
 
 
 def test_duplicates_are_found_whatever_the_input_order() -> None:
     # a user's days out of order: sorting by user alone is not enough, all keys are sorted
-    rows = pa.table({"msno": ["a", "b", "a", "a", "b"], "day": [3, 1, 1, 3, 1],
-                     "x": [1, 2, 3, 1, 2]})  # fmt: skip
+    rows = pa.table(
+        {"msno": ["a", "b", "a", "a", "b"], "day": [3, 1, 1, 3, 1], "x": [1, 2, 3, 1, 2]}
+    )
     unique = drop_exact_duplicates(rows, ["msno", "day"]).to_pydict()
     assert unique == {"msno": ["a", "a", "b"], "day": [1, 3, 1], "x": [3, 1, 2]}
 

@@ -14,18 +14,29 @@ import pytest
 from churn_transform.settings import Settings
 from steps._cli import boolean, tracked_run
 
-DRIFT = ["--end", "today", "--days", "7", "--max-rows", "10", "--min-rows", "1",
-         "--drift-share", "0.5"]  # fmt: skip
-MAIN = ["--users", "10", "--seed", "1", "--shift", "0", "--log-start", "2016-11-01",
-        "--chunk-users", "10", "--env-manager", "local", "--buckets", "0", "--blocksize", "32MB",
-        "--train-cohort", "2017-02", "--eval-cohort", "2017-03"]  # fmt: skip
+DRIFT = "--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5".split()
+MAIN = (
+    "--users 10 --seed 1 --shift 0 --log-start 2016-11-01 --chunk-users 10 --env-manager local "
+    "--buckets 0 --blocksize 32MB --train-cohort 2017-02 --eval-cohort 2017-03 --min-auc 0.6 "
+    "--min-oracle-share 0.9"
+).split()
 
 
 @pytest.mark.parametrize(
     ("value", "parsed"),
-    [("true", True), ("True", True), ("TRUE", True), ("1", True), ("yes", True), (" true", True),
-     ("false", False), ("False", False), ("0", False), ("no", False)],
-)  # fmt: skip
+    [
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        (" true", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+    ],
+)
 def test_boolean_reads_the_usual_spellings(value: str, parsed: bool) -> None:
     assert boolean(value) is parsed
 
@@ -55,8 +66,12 @@ def test_a_step_parses_its_flag_with_it_and_names_the_flag_when_bad(
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A SQLite tracking store of the test's own; MLflow's globals restored afterwards."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-                 "KKBOX_EXPERIMENT_NAME"):  # fmt: skip
+    for name in (
+        "MLFLOW_RUN_ID",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+        "KKBOX_EXPERIMENT_NAME",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri writes it: restore it
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)

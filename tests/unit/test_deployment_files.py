@@ -24,8 +24,19 @@ def _published(service: str) -> set[int]:
 
 
 def test_the_stack_has_every_component() -> None:
-    assert {"minio", "buckets", "postgres", "mlflow", "dask-scheduler", "dask-worker", "service",
-            "prometheus", "grafana", "dashboard", "pipeline"} <= set(SERVICES)  # fmt: skip
+    assert {
+        "minio",
+        "buckets",
+        "postgres",
+        "mlflow",
+        "dask-scheduler",
+        "dask-worker",
+        "service",
+        "prometheus",
+        "grafana",
+        "dashboard",
+        "pipeline",
+    } <= set(SERVICES)
     for name, service in SERVICES.items():
         assert "image" in service or "build" in service, name
 
@@ -122,8 +133,10 @@ def test_every_port_is_published_on_loopback_unless_the_user_opens_it() -> None:
         for port in SERVICES[name].get("ports", []):
             assert str(port).startswith("${KKBOX_BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {port}"
     assert published >= 8
-    for documented in ((PROJECT_ROOT / ".env.example").read_text(),
-                       (PROJECT_ROOT / "docs" / "deployment.md").read_text()):  # fmt: skip
+    for documented in (
+        (PROJECT_ROOT / ".env.example").read_text(),
+        (PROJECT_ROOT / "docs" / "deployment.md").read_text(),
+    ):
         assert "KKBOX_BIND_ADDRESS" in documented
 
 
@@ -134,8 +147,9 @@ def test_mlflow_runs_behind_its_basic_auth_app_with_credentials_from_the_env_fil
     backend = re.search(r"--backend-store-uri (\S+)", mlflow["command"]).group(1)  # type: ignore[union-attr]
     assert "@" not in backend and "PASSWORD" not in mlflow["command"], "a password in argv"
     assert (environment["PGUSER"], environment["PGPASSWORD"]) == (
-        "${POSTGRES_USER}", "${POSTGRES_PASSWORD}"
-    )  # fmt: skip
+        "${POSTGRES_USER}",
+        "${POSTGRES_PASSWORD}",
+    )
     assert environment["MLFLOW_AUTH_ADMIN_USERNAME"] == "${MLFLOW_TRACKING_USERNAME}"
     assert environment["MLFLOW_AUTH_ADMIN_PASSWORD"] == "${MLFLOW_TRACKING_PASSWORD}"
     assert environment["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${")

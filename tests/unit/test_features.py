@@ -25,18 +25,33 @@ def _transactions() -> pd.DataFrame:
         ("u1", "2017-03-02", 30, 149, 149, 1, "2017-04-01", 0, 41),  # after the cutoff
         ("u2", "2017-02-10", 30, 149, 149, 1, "2017-03-12", 0, 41),
     ]
-    frame = pd.DataFrame(rows, columns=[
-        "msno", "transaction_date", "payment_plan_days", "plan_list_price",
-        "actual_amount_paid", "is_auto_renew", "membership_expire_date", "is_cancel",
-        "payment_method_id"])  # fmt: skip
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "msno",
+            "transaction_date",
+            "payment_plan_days",
+            "plan_list_price",
+            "actual_amount_paid",
+            "is_auto_renew",
+            "membership_expire_date",
+            "is_cancel",
+            "payment_method_id",
+        ],
+    )
     for column in ("transaction_date", "membership_expire_date"):
         frame[column] = pd.to_datetime(frame[column])
     return frame
 
 
 def _logs() -> pd.DataFrame:
-    rows = [("2017-02-28", 100.0), ("2017-02-20", 200.0), ("2017-01-20", 400.0),
-            ("2016-12-31", None), ("2017-03-01", 1000.0)]  # fmt: skip
+    rows = [
+        ("2017-02-28", 100.0),
+        ("2017-02-20", 200.0),
+        ("2017-01-20", 400.0),
+        ("2016-12-31", None),
+        ("2017-03-01", 1000.0),
+    ]
     frame = pd.DataFrame(rows, columns=["date", "total_secs"]).assign(
         msno="u1", num_25=1, num_50=0, num_75=0, num_985=0, num_100=2, num_unq=3
     )
@@ -45,14 +60,26 @@ def _logs() -> pd.DataFrame:
 
 
 def _members() -> pd.DataFrame:
-    return pd.DataFrame({"msno": ["u1"], "city": [5], "bd": pd.array([30], "Int64"),
-                         "gender": pd.array(["male"], "string"), "registered_via": [7],
-                         "registration_init_time": [T("2016-03-01")]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "msno": ["u1"],
+            "city": [5],
+            "bd": pd.array([30], "Int64"),
+            "gender": pd.array(["male"], "string"),
+            "registered_via": [7],
+            "registration_init_time": [T("2016-03-01")],
+        }
+    )
 
 
 def _labels() -> pd.DataFrame:
-    return pd.DataFrame({"msno": ["u1", "u2", "u3"], "cohort": ["2017-03", "2017-03", "2017-02"],
-                         "is_churn": pd.array([1, 0, 1], "Int8")})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "msno": ["u1", "u2", "u3"],
+            "cohort": ["2017-03", "2017-03", "2017-02"],
+            "is_churn": pd.array([1, 0, 1], "Int8"),
+        }
+    )
 
 
 @pytest.fixture
@@ -63,18 +90,48 @@ def gold() -> pd.DataFrame:
 
 
 EXPECTED_U1 = {
-    "tx_count": 4, "tx_count_90": 4, "cancel_count": 1, "cancel_count_365": 1,
-    "days_since_last_cancel": 9, "last_is_auto_renew": 0, "last_is_cancel": 1,
-    "last_payment_method_id": 38, "last_plan_days": 30, "last_list_price": 149,
-    "last_amount_paid": 99, "days_to_expiry": 1, "days_since_last_transaction": 9,
-    "tenure_days": 59, "total_paid": 248, "total_plan_days": 60, "discount_count": 1,
-    "free_count": 0, "auto_renew_share": 0.75,
-    "secs_7": 100, "secs_14": 300, "secs_30": 300, "secs_44": 700, "secs_60": 700,
-    "active_days_7": 1, "active_days_14": 2, "active_days_30": 2, "active_days_44": 3,
-    "active_days_60": 4, "songs_30": 6, "num_25_30": 2, "num_100_30": 4, "unq_30": 6,
-    "days_since_last_log": 1, "log_days_total": 4, "secs_total": 700,
-    "city": 5, "bd": 30, "gender": "male", "registered_via": 7, "registration_age_days": 365,
-}  # fmt: skip
+    "tx_count": 4,
+    "tx_count_90": 4,
+    "cancel_count": 1,
+    "cancel_count_365": 1,
+    "days_since_last_cancel": 9,
+    "last_is_auto_renew": 0,
+    "last_is_cancel": 1,
+    "last_payment_method_id": 38,
+    "last_plan_days": 30,
+    "last_list_price": 149,
+    "last_amount_paid": 99,
+    "days_to_expiry": 1,
+    "days_since_last_transaction": 9,
+    "tenure_days": 59,
+    "total_paid": 248,
+    "total_plan_days": 60,
+    "discount_count": 1,
+    "free_count": 0,
+    "auto_renew_share": 0.75,
+    "secs_7": 100,
+    "secs_14": 300,
+    "secs_30": 300,
+    "secs_44": 700,
+    "secs_60": 700,
+    "active_days_7": 1,
+    "active_days_14": 2,
+    "active_days_30": 2,
+    "active_days_44": 3,
+    "active_days_60": 4,
+    "songs_30": 6,
+    "num_25_30": 2,
+    "num_100_30": 4,
+    "unq_30": 6,
+    "days_since_last_log": 1,
+    "log_days_total": 4,
+    "secs_total": 700,
+    "city": 5,
+    "bd": 30,
+    "gender": "male",
+    "registered_via": 7,
+    "registration_age_days": 365,
+}
 
 
 def test_hand_computed_values(gold: pd.DataFrame) -> None:
@@ -104,9 +161,19 @@ def test_rows_on_or_after_the_cutoff_change_nothing() -> None:
     transactions, logs = _transactions(), _logs()
     transactions.loc[transactions["transaction_date"] >= T("2017-03-01"), "actual_amount_paid"] = 0
     logs = logs[logs["date"] < T("2017-03-01")]
-    later = pd.DataFrame({"msno": ["u2"], "date": [T("2017-03-05")], "total_secs": [5.0],
-                          "num_25": [1], "num_50": [0], "num_75": [0], "num_985": [0],
-                          "num_100": [1], "num_unq": [1]})  # fmt: skip
+    later = pd.DataFrame(
+        {
+            "msno": ["u2"],
+            "date": [T("2017-03-05")],
+            "total_secs": [5.0],
+            "num_25": [1],
+            "num_50": [0],
+            "num_75": [0],
+            "num_985": [0],
+            "num_100": [1],
+            "num_unq": [1],
+        }
+    )
     after = cohort_features(
         _labels(), transactions, pd.concat([logs, later]), _members(), "2017-03"
     )
@@ -123,13 +190,17 @@ def test_inputs_are_not_modified() -> None:
 def test_log_features_match_a_plain_groupby_in_any_row_order() -> None:
     rng = np.random.default_rng(7)
     size = 3000
-    logs = pd.DataFrame({
-        "msno": rng.choice([f"u{i:02d}" for i in range(40)], size),
-        "date": T("2016-12-01") + pd.to_timedelta(rng.integers(0, 120, size), "D"),
-        **{band: rng.integers(0, 5, size) for band in
-           ("num_25", "num_50", "num_75", "num_985", "num_100", "num_unq")},
-        "total_secs": np.where(rng.random(size) < 0.05, np.nan, rng.uniform(0, 5000, size)),
-    }).drop_duplicates(["msno", "date"])  # fmt: skip
+    logs = pd.DataFrame(
+        {
+            "msno": rng.choice([f"u{i:02d}" for i in range(40)], size),
+            "date": T("2016-12-01") + pd.to_timedelta(rng.integers(0, 120, size), "D"),
+            **{
+                band: rng.integers(0, 5, size)
+                for band in ("num_25", "num_50", "num_75", "num_985", "num_100", "num_unq")
+            },
+            "total_secs": np.where(rng.random(size) < 0.05, np.nan, rng.uniform(0, 5000, size)),
+        }
+    ).drop_duplicates(["msno", "date"])
     cutoff = T("2017-03-01")
     past = logs[logs["date"] < cutoff]
     ago, secs, user = (cutoff - past["date"]).dt.days, past["total_secs"].fillna(0), past["msno"]
@@ -142,8 +213,12 @@ def test_log_features_match_a_plain_groupby_in_any_row_order() -> None:
         expected[f"secs_{window}"] = secs.where(ago <= window, 0).groupby(user).sum()
         expected[f"active_days_{window}"] = (ago <= window).groupby(user).sum()
     songs = past[["num_25", "num_50", "num_75", "num_985", "num_100"]].sum(axis=1)
-    for name, values in (("songs_30", songs), ("num_25_30", past["num_25"]),
-                         ("num_100_30", past["num_100"]), ("unq_30", past["num_unq"])):  # fmt: skip
+    for name, values in (
+        ("songs_30", songs),
+        ("num_25_30", past["num_25"]),
+        ("num_100_30", past["num_100"]),
+        ("unq_30", past["num_unq"]),
+    ):
         expected[name] = values.where(ago <= 30, 0).groupby(user).sum()
     expected = pd.DataFrame(expected)[list(LOG_FEATURES)].astype("float64").rename_axis(None)
 

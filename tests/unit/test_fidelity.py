@@ -47,15 +47,30 @@ def _values(statistics: list[Statistic]) -> dict[str, float]:
 def test_transaction_statistics(tmp_path: Path) -> None:
     stats = _values(measure_file(_write(tmp_path, "transactions_v2.csv", TRANSACTIONS)))
     expected = {
-        "rows": 5, "transactions_per_user": 5 / 3, "plan_days_0": 0.2, "plan_days_7": 0.2,
-        "plan_days_30": 0.4, "plan_days_90": 0.2, "plan_days_180": 0.0,
-        "plan_days_360_or_more": 0.0, "list_price_149": 0.2, "list_price_99": 0.0,
-        "list_price_rank_180": 1, "payment_method_41": 0.6, "auto_renew": 0.6, "cancel": 0.2,
-        "paid_below_list": 0.4, "paid_discounted": 0.2, "paid_zero": 0.4, "expiry_19700101": 0.2,
-        "expiry_before_transaction": 0.25, "expiry_within_31_days": 0.25,
-        "expiry_32_to_400_days": 0.25, "expiry_over_400_days": 0.25,
+        "rows": 5,
+        "transactions_per_user": 5 / 3,
+        "plan_days_0": 0.2,
+        "plan_days_7": 0.2,
+        "plan_days_30": 0.4,
+        "plan_days_90": 0.2,
+        "plan_days_180": 0.0,
+        "plan_days_360_or_more": 0.0,
+        "list_price_149": 0.2,
+        "list_price_99": 0.0,
+        "list_price_rank_180": 1,
+        "payment_method_41": 0.6,
+        "auto_renew": 0.6,
+        "cancel": 0.2,
+        "paid_below_list": 0.4,
+        "paid_discounted": 0.2,
+        "paid_zero": 0.4,
+        "expiry_19700101": 0.2,
+        "expiry_before_transaction": 0.25,
+        "expiry_within_31_days": 0.25,
+        "expiry_32_to_400_days": 0.25,
+        "expiry_over_400_days": 0.25,
         "cancel_expiry_before_transaction": 1.0,
-    }  # fmt: skip
+    }
     assert {k: stats[k] for k in expected} == pytest.approx(expected)
     assert math.isnan(stats["list_price_rank_1788"])  # never occurs
 
@@ -63,28 +78,54 @@ def test_transaction_statistics(tmp_path: Path) -> None:
 def test_user_log_statistics(tmp_path: Path) -> None:
     stats = _values(measure_file(_write(tmp_path, "user_logs_v2.csv", USER_LOGS)))
     expected = {
-        "rows": 4, "active_days_last_month": 1.5,  # 3 March rows of 2 users
-        "daily_secs_median": 2000, "daily_secs_mean": 2500.25,  # rows within a day only
-        "daily_plays_median": 10, "daily_plays_mean": 10,
-        "plays_share_num_25": 3 / 40, "plays_share_num_50": 1 / 40, "plays_share_num_75": 1 / 40,
-        "plays_share_num_985": 1 / 40, "plays_share_num_100": 34 / 40,
-        "zero_num_25": 0.5, "zero_num_50": 0.75, "zero_num_75": 0.75, "zero_num_985": 0.75,
-        "zero_num_100": 0.0, "secs_negative": 0.25, "secs_over_86400": 0.25,
-        "secs_over_1e12": 0.0, "num_unq_below_1": 0.0,
-    }  # fmt: skip
+        "rows": 4,
+        "active_days_last_month": 1.5,  # 3 March rows of 2 users
+        "daily_secs_median": 2000,
+        "daily_secs_mean": 2500.25,  # rows within a day only
+        "daily_plays_median": 10,
+        "daily_plays_mean": 10,
+        "plays_share_num_25": 3 / 40,
+        "plays_share_num_50": 1 / 40,
+        "plays_share_num_75": 1 / 40,
+        "plays_share_num_985": 1 / 40,
+        "plays_share_num_100": 34 / 40,
+        "zero_num_25": 0.5,
+        "zero_num_50": 0.75,
+        "zero_num_75": 0.75,
+        "zero_num_985": 0.75,
+        "zero_num_100": 0.0,
+        "secs_negative": 0.25,
+        "secs_over_86400": 0.25,
+        "secs_over_1e12": 0.0,
+        "num_unq_below_1": 0.0,
+    }
     assert stats == pytest.approx(expected)
 
 
 def test_member_statistics(tmp_path: Path) -> None:
     stats = _values(measure_file(_write(tmp_path, "members_v3.csv", MEMBERS)))
     expected = {
-        "rows": 4, "bd_0": 0.25, "bd_1_to_100": 0.25, "bd_negative": 0.25, "bd_over_100": 0.25,
-        "gender_missing": 0.5, "gender_male": 0.5, "city_1": 0.5, "city_2": 0.0,
-        "registered_via_7": 0.5, "registered_via_9": 0.25, "registered_via_3": 0.25,
-        "registered_via_4": 0.0, "registered_via_13": 0.0, "registered_after_20170228": 0.25,
-        "registered_before_2011": 0.25, "registered_2011_to_2014": 0.0, "registered_2015": 0.25,
-        "registered_2016": 0.25, "registered_2017": 0.25,
-    }  # fmt: skip
+        "rows": 4,
+        "bd_0": 0.25,
+        "bd_1_to_100": 0.25,
+        "bd_negative": 0.25,
+        "bd_over_100": 0.25,
+        "gender_missing": 0.5,
+        "gender_male": 0.5,
+        "city_1": 0.5,
+        "city_2": 0.0,
+        "registered_via_7": 0.5,
+        "registered_via_9": 0.25,
+        "registered_via_3": 0.25,
+        "registered_via_4": 0.0,
+        "registered_via_13": 0.0,
+        "registered_after_20170228": 0.25,
+        "registered_before_2011": 0.25,
+        "registered_2011_to_2014": 0.0,
+        "registered_2015": 0.25,
+        "registered_2016": 0.25,
+        "registered_2017": 0.25,
+    }
     assert stats == pytest.approx(expected)
 
 
@@ -97,8 +138,10 @@ def test_cohort_sizes_churn_and_coverage_of_the_march_cohort(tmp_path: Path) -> 
     _write(tmp_path, "user_logs_v2.csv", [("a", *USER_LOGS[0][1:]), ("d", *USER_LOGS[3][1:])])
     stats = {(s.file, s.name): s.value for s in measure(tmp_path)}
     expected = {
-        ("train.csv", "rows"): 3, ("train.csv", "churn"): 1 / 3,
-        ("train_v2.csv", "rows"): 4, ("train_v2.csv", "size_vs_train"): 4 / 3,
+        ("train.csv", "rows"): 3,
+        ("train.csv", "churn"): 1 / 3,
+        ("train_v2.csv", "rows"): 4,
+        ("train_v2.csv", "size_vs_train"): 4 / 3,
         ("train_v2.csv", "churn"): 0.5,
         ("sample_submission_v2.csv", "rows"): 2,
         ("sample_submission_v2.csv", "size_vs_train"): 2 / 3,
@@ -109,7 +152,7 @@ def test_cohort_sizes_churn_and_coverage_of_the_march_cohort(tmp_path: Path) -> 
         ("train_v2.csv", "churn_without_profile"): 0.0,  # e
         ("train_v2.csv", "with_v2_transaction"): 0.5,  # a and e
         ("train_v2.csv", "with_march_log"): 0.25,  # a (d's row is of February)
-    }  # fmt: skip
+    }
     assert {k: stats[k] for k in expected} == pytest.approx(expected)
 
 

@@ -68,8 +68,9 @@ def test_the_store_s_latest_champion_is_not_imported_again(
         def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
             return CHAMPION
 
-    current = SimpleNamespace(info=SimpleNamespace(labels={"registry_version": "3",
-                                                           "run_id": "run-a"}))  # fmt: skip
+    current = SimpleNamespace(
+        info=SimpleNamespace(labels={"registry_version": "3", "run_id": "run-a"})
+    )
     monkeypatch.setattr(import_step.mlflow, "MlflowClient", Registry)
     monkeypatch.setattr(import_step, "latest_imported", lambda name: current)
     monkeypatch.setattr(import_step.bentoml.mlflow, "import_model", pytest.fail)

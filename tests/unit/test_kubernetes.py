@@ -85,8 +85,12 @@ def render(folder: Path) -> list[Manifest]:
     for patch in kustomization.get("patches", []):
         assert set(patch) == {"path"}, f"{folder}: only whole-object patch files are rendered"
         for change in _documents(folder / patch["path"]):
-            (target,) = [o for o in objects if (o["kind"], o["metadata"]["name"]) ==
-                         (change["kind"], change["metadata"]["name"])]  # fmt: skip
+            (target,) = [
+                o
+                for o in objects
+                if (o["kind"], o["metadata"]["name"])
+                == (change["kind"], change["metadata"]["name"])
+            ]
             _merge(target, change)
     for image in kustomization.get("images", []):
         for container in _containers(objects):
@@ -124,9 +128,10 @@ def test_each_kustomization_lists_every_manifest_of_its_folder(folder: Path) -> 
 
 
 @pytest.mark.parametrize(
-    ("folder", "manifest"), RENDERED,
+    ("folder", "manifest"),
+    RENDERED,
     ids=[f"{_folder_id(f)}:{m['kind']}/{m['metadata']['name']}" for f, m in RENDERED],
-)  # fmt: skip
+)
 def test_every_object_is_valid_for_the_pinned_kubernetes_version(
     folder: Path, manifest: Manifest
 ) -> None:
@@ -161,14 +166,19 @@ def test_the_service_is_probed_scaled_and_budgeted_as_one_deployment(folder: Pat
         assert container["resources"]["requests"][resource], resource
         assert container["resources"]["limits"][resource], resource
     labels = pod["metadata"]["labels"]
-    for selector in (deployment["spec"]["selector"]["matchLabels"], service["spec"]["selector"],
-                     budget["spec"]["selector"]["matchLabels"]):  # fmt: skip
+    for selector in (
+        deployment["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"],
+        budget["spec"]["selector"]["matchLabels"],
+    ):
         assert selector.items() <= labels.items()
     (exposed,) = service["spec"]["ports"]
     assert exposed["targetPort"] == port["name"] and exposed["port"] == port["containerPort"]
     assert autoscaler["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]
-    }  # fmt: skip
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
     assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
     assert 2 <= autoscaler["spec"]["minReplicas"] <= autoscaler["spec"]["maxReplicas"]
     assert budget["spec"]["maxUnavailable"] < autoscaler["spec"]["minReplicas"]
@@ -186,9 +196,7 @@ def test_the_service_listens_where_compose_and_the_scrape_config_expect_it() -> 
 def test_the_images_are_the_ones_the_bento_and_compose_build() -> None:
     bento = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
     images = {c["name"]: c["image"] for c in _containers(render(BASE))}
-    assert images == {
-        "service": f"{bento['name']}:latest", "drift": COMPOSE["x-platform"]["image"]
-    }  # fmt: skip
+    assert images == {"service": f"{bento['name']}:latest", "drift": COMPOSE["x-platform"]["image"]}
     for folder in FOLDERS[1:]:
         renamed = {i["name"] for i in _kustomization(folder).get("images", [])}
         assert renamed <= {image.split(":")[0] for image in images.values()}, folder
@@ -282,8 +290,10 @@ def test_secrets_are_referenced_never_written_and_every_one_is_documented(folder
 def test_every_documented_secret_is_used() -> None:
     used = {
         v["valueFrom"]["secretKeyRef"]["name"]
-        for c in _containers(render(BASE)) for v in c.get("env", []) if "valueFrom" in v
-    }  # fmt: skip
+        for c in _containers(render(BASE))
+        for v in c.get("env", [])
+        if "valueFrom" in v
+    }
     assert set(_documented_secrets()) == used
 
 
@@ -309,10 +319,11 @@ def test_prometheus_scrapes_each_pod_of_the_service_like_compose_s_job() -> None
     pod = _one(objects, "Deployment")["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     values = {
-        "__meta_kubernetes_pod_label_app_kubernetes_io_name":
-            pod["metadata"]["labels"]["app.kubernetes.io/name"],
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": pod["metadata"]["labels"][
+            "app.kubernetes.io/name"
+        ],
         "__meta_kubernetes_pod_container_port_name": container["ports"][0]["name"],
-    }  # fmt: skip
+    }
     assert re.fullmatch(keep["regex"], ";".join(values[s] for s in keep["source_labels"]))
     assert pod["metadata"]["annotations"]["prometheus.io/path"] == job["metrics_path"]
     for rules in prometheus["rule_files"]:

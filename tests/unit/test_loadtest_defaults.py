@@ -27,6 +27,11 @@ def test_the_harness_defaults_are_the_shared_ones() -> None:
 
 
 def test_the_locustfile_defaults_are_the_shared_ones() -> None:
-    printed = subprocess.run([sys.executable, "-c", _LOCUST_OPTIONS], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    printed = subprocess.run(
+        [sys.executable, "-c", _LOCUST_OPTIONS],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert json.loads(printed) == {"rps": defaults.RPS, "batch_share": defaults.BATCH_SHARE}

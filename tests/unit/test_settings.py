@@ -9,8 +9,12 @@ from churn_transform.settings import PROJECT_ROOT, Settings, masked
 
 
 def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "AWS_ENDPOINT_URL_S3",
-                 "MLFLOW_S3_ENDPOINT_URL"):  # fmt: skip
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "AWS_ENDPOINT_URL_S3",
+        "MLFLOW_S3_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.lake_uri == str(PROJECT_ROOT / "data" / "lake")

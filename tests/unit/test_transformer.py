@@ -76,8 +76,13 @@ def test_an_all_null_row_gets_learned_values(fitted: ChurnFeatures) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.just(float("nan")), st.floats(min_value=-1e15, max_value=1e15)),
-                min_size=len(FEATURES) - 1, max_size=len(FEATURES) - 1))  # fmt: skip
+@given(
+    st.lists(
+        st.one_of(st.just(float("nan")), st.floats(min_value=-1e15, max_value=1e15)),
+        min_size=len(FEATURES) - 1,
+        max_size=len(FEATURES) - 1,
+    )
+)
 def test_extreme_values_stay_finite(values: list[float]) -> None:
     transformer = ChurnFeatures().fit(_gold())
     row = _gold(1)
