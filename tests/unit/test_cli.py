@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +15,12 @@ import pytest
 from churn_transform.settings import Settings
 from steps._cli import boolean, tracked_run
 
-DRIFT = "--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5".split()
-MAIN = (
+DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5")
+MAIN = shlex.split(
     "--users 10 --seed 1 --shift 0 --log-start 2016-11-01 --chunk-users 10 --env-manager local "
     "--buckets 0 --blocksize 32MB --train-cohort 2017-02 --eval-cohort 2017-03 --min-auc 0.6 "
     "--min-oracle-share 0.9"
-).split()
+)
 
 
 @pytest.mark.parametrize(
