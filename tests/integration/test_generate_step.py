@@ -46,7 +46,8 @@ def test_mlflow_run_writes_the_eight_files(tmp_path: Path, entry_point: str) -> 
             "users=2000",
             "-P",
             "log_start=2016-11-01",
-            *(["-P", "min_oracle_share=0.5"] if entry_point == "main" else []),  # 2,000 users
+            # 2,000 users train a model too weak for the promotion floor; the files are the point
+            *(["-P", "min_auc=0", "-P", "min_oracle_share=0"] if entry_point == "main" else []),
         ],
         cwd=PROJECT_ROOT,
         env=_env(tmp_path, entry_point),
