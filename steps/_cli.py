@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,3 +96,41 @@ def load_registered(uri: str) -> ChurnModel:
         return load_model(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except UntrustedModelError as error:
         sys.exit(f"refusing the model {uri}: {error}")
+
+
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def cohort(value: str) -> str:
+    """argparse type of a cohort month, ``YYYY-MM``: the only shape of a parameter that becomes
+    part of a lake or workspace path, so no parameter can reach outside the step's folder."""
+    if not _MONTH.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"expected a month like 2017-03, got {value!r}")
+    return value
+
+
+def cohorts(value: str) -> list[str]:
+    """argparse type of comma-separated cohort months (``2017-02,2017-03``), each checked."""
+    months = [cohort(month) for month in value.split(",") if month]
+    if not months:
+        raise argparse.ArgumentTypeError(f"expected months like 2017-02,2017-03, got {value!r}")
+    return months
+
+
+def day(value: str) -> str:
+    """argparse type of a day, ``YYYY-MM-DD``."""
+    try:
+        return str(datetime.date.fromisoformat(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day like 2017-03-01, got {value!r}") from None
+
+
+def size(value: str) -> str:
+    """argparse type of a byte size as Dask reads it (``32MB``)."""
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(value)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"expected a size like 32MB, got {value!r}") from None
+    return value

@@ -25,7 +25,7 @@ import pandas as pd
 from churn_transform.drift import TooFewRows, compare, describe
 from churn_transform.settings import Settings
 from churn_transform.traffic import read_traffic
-from steps._cli import boolean, lake_of, start, tracked_run
+from steps._cli import boolean, day, lake_of, start, tracked_run
 
 DRIFT_EXIT = 3
 
@@ -34,6 +34,10 @@ def window(end: str, days: int) -> tuple[str, str]:
     """First and last day (YYYY-MM-DD) of ``days`` days ending ``end`` ("today" in UTC)."""
     last = datetime.now(UTC).date() if end == "today" else datetime.fromisoformat(end).date()
     return str(last - timedelta(days=days - 1)), str(last)
+
+
+def _last_day(value: str) -> str:
+    return value if value == "today" else day(value)
 
 
 def reference_of(settings: Settings, version: str) -> tuple[pd.DataFrame, str | None]:
@@ -52,7 +56,12 @@ def reference_of(settings: Settings, version: str) -> tuple[pd.DataFrame, str | 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--end", required=True, help='last day, YYYY-MM-DD or "today"')
+    parser.add_argument(
+        "--end",
+        type=_last_day,
+        required=True,
+        help='last day, YYYY-MM-DD or "today"',
+    )
     parser.add_argument("--days", type=int, required=True)
     parser.add_argument("--max-rows", type=int, required=True)
     parser.add_argument("--min-rows", type=int, required=True)

@@ -11,13 +11,13 @@ import argparse
 import mlflow
 
 from churn_transform.gold import build_gold
-from steps._cli import dask_cluster, lake_of, start, tracked_run
+from steps._cli import cohort, dask_cluster, lake_of, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = start("feature")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cohort", required=True, help="cohort month, e.g. 2017-03")
+    parser.add_argument("--cohort", type=cohort, required=True, help="cohort month, e.g. 2017-03")
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, f"feature-{args.cohort}"), dask_cluster(settings):

@@ -13,14 +13,14 @@ import json
 import mlflow
 
 from churn_transform.ingest import ingest
-from steps._cli import dask_cluster, lake_of, start, tracked_run
+from steps._cli import dask_cluster, lake_of, size, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = start("ingest")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--buckets", type=int, required=True, help="0 = one per 64 MB of logs")
-    parser.add_argument("--blocksize", required=True)
+    parser.add_argument("--blocksize", type=size, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "ingest"), dask_cluster(settings):

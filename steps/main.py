@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 
-from steps._cli import boolean, start, tracked_run
+from steps._cli import boolean, cohort, day, size, start, tracked_run
 
 PROJECT = str(Path(__file__).resolve().parent.parent)
 log = logging.getLogger(__name__)
@@ -27,18 +27,20 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--users",
         "--seed",
         "--shift",
-        "--log-start",
         "--chunk-users",
-        "--env-manager",
         "--buckets",
-        "--blocksize",
-        "--train-cohort",
-        "--eval-cohort",
         "--min-auc",
         "--min-oracle-share",
     ):
         parser.add_argument(name, required=True)
     parser.add_argument("--generate", type=boolean, required=True)
+    parser.add_argument("--log-start", type=day, required=True)
+    parser.add_argument("--blocksize", type=size, required=True)
+    parser.add_argument(
+        "--env-manager", choices=("local", "uv", "virtualenv", "conda"), required=True
+    )
+    parser.add_argument("--train-cohort", type=cohort, required=True)
+    parser.add_argument("--eval-cohort", type=cohort, required=True)
     return parser.parse_args(argv)
 
 

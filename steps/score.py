@@ -22,7 +22,7 @@ from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
-from steps._cli import dask_cluster, lake_of, load_registered, start, tracked_run
+from steps._cli import cohort, dask_cluster, lake_of, load_registered, start, tracked_run
 
 
 def _score_part(lake: Lake, path: str, model: object) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) 
 def main(argv: list[str] | None = None) -> None:
     settings = start("score")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cohort", required=True)
+    parser.add_argument("--cohort", type=cohort, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, f"score-{args.cohort}") as run, dask_cluster(settings):

@@ -31,7 +31,7 @@ from churn_transform.schema import FEATURES
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal
-from steps._cli import lake_of, load_registered, start, tracked_run
+from steps._cli import cohort, lake_of, load_registered, start, tracked_run
 
 REFERENCE_ROWS = 5000
 
@@ -152,8 +152,8 @@ def promote(
 def main(argv: list[str] | None = None) -> None:
     settings = start("train")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train-cohort", required=True)
-    parser.add_argument("--eval-cohort", required=True)
+    parser.add_argument("--train-cohort", type=cohort, required=True)
+    parser.add_argument("--eval-cohort", type=cohort, required=True)
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)

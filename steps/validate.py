@@ -15,18 +15,19 @@ import time
 import mlflow
 
 from churn_transform.validation import validate_lake
-from steps._cli import dask_cluster, lake_of, start, tracked_run
+from steps._cli import cohorts, dask_cluster, lake_of, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = start("validate")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cohorts", required=True, help="comma-separated, e.g. 2017-02,2017-03")
+    parser.add_argument(
+        "--cohorts", type=cohorts, required=True, help="comma-separated, e.g. 2017-02,2017-03"
+    )
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    cohorts = [c for c in args.cohorts.split(",") if c]
     with tracked_run(settings, "validate") as run, dask_cluster(settings):
-        report = validate_lake(lake, cohorts)
+        report = validate_lake(lake, args.cohorts)
         mlflow.log_dict(report.as_dict(), "validate/report.json")
         mlflow.log_metric("failed_rules", len(report.failures))
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{run.info.run_id}.json"

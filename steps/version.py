@@ -23,7 +23,7 @@ import yaml
 from churn_transform.gold import table_name
 from churn_transform.lake import Lake
 from churn_transform.settings import Settings
-from steps._cli import lake_of, start, tracked_run
+from steps._cli import cohorts, lake_of, start, tracked_run
 
 REMOTE = "lake"
 
@@ -77,12 +77,14 @@ def track(folder: Path, target: Path) -> tuple[Path, str]:
 def main(argv: list[str] | None = None) -> None:
     settings = start("version")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cohorts", required=True, help="comma-separated, e.g. 2017-02,2017-03")
+    parser.add_argument(
+        "--cohorts", type=cohorts, required=True, help="comma-separated, e.g. 2017-02,2017-03"
+    )
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "version"):
         folder = ensure_repository(settings)
-        targets = [materialize_gold(lake, c, folder) for c in args.cohorts.split(",") if c]
+        targets = [materialize_gold(lake, c, folder) for c in args.cohorts]
         raw = Path(settings.raw_dir)
         if "://" not in settings.raw_dir and raw.resolve().parent == folder.resolve():
             targets.append(raw)
