@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -15,6 +16,21 @@ from churn_transform.artifact import UntrustedModelError, load_model
 from churn_transform.lake import lake_of  # noqa: F401 (the steps' way to their lake)
 from churn_transform.model import ChurnModel
 from churn_transform.settings import Settings
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def boolean(value: str) -> bool:
+    """An MLproject boolean parameter (``true``/``false``, any case; also 1/0, yes/no).
+
+    The argparse ``type`` of every boolean flag: a bad value stops the step with argparse's
+    message, which names the flag (``argument --generate: expected true or false, got 'ja'``).
+    """
+    word = value.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
 
 EXPERIMENT = "kkbox-churn"
 

@@ -34,6 +34,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--blocksize",
         "--train-cohort",
         "--eval-cohort",
+        "--allow-shrink",
     ):
         parser.add_argument(name, required=True)
     return parser.parse_args(argv)
@@ -64,7 +65,12 @@ def main(argv: list[str] | None = None) -> None:
                 log_start=args.log_start,
                 chunk_users=args.chunk_users,
             )
-        step("ingest", buckets=args.buckets, blocksize=args.blocksize)
+        step(
+            "ingest",
+            buckets=args.buckets,
+            blocksize=args.blocksize,
+            allow_shrink=args.allow_shrink,
+        )
         for cohort in (args.train_cohort, args.eval_cohort):
             step("feature", cohort=cohort)
         step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")

@@ -14,6 +14,7 @@ import time
 
 import mlflow
 
+from churn_transform.silver import InconsistentSnapshotError
 from churn_transform.validation import validate_lake
 from steps._cli import dask_cluster, lake_of, start, tracked_run
 
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     lake = lake_of(settings)
     cohorts = [c for c in args.cohorts.split(",") if c]
     with tracked_run(settings, "validate") as run, dask_cluster(settings):
-        report = validate_lake(lake, cohorts)
+        try:
+            report = validate_lake(lake, cohorts)
+        except InconsistentSnapshotError as refused:
+            sys.exit(f"validate: {refused}")
         mlflow.log_dict(report.as_dict(), "validate/report.json")
         mlflow.log_metric("failed_rules", len(report.failures))
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{run.info.run_id}.json"
