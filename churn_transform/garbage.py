@@ -68,7 +68,7 @@ def _prune(
     for version in complete:
         if version not in kept:
             _remove(lake, report, *lake.version_parts(area, table, version))
-    report.kept[f"{area}/{table}"] = sorted(kept)
+    report.kept[f"{area}/{table}".rstrip("/")] = sorted(kept)
     return sorted(kept)
 
 
