@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict fidelity loadtest clean
+.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ loadtest: setup ## Locust against a running service (HOST=http://127.0.0.1:3000 
 
 pipeline: setup ## The main job on existing raw files (data/raw or KKBOX_RAW_URI), without generating
 	$(BIN)/mlflow run . -e main --env-manager local -P generate=false
+
+gc: setup ## Remove unpublished lake versions and old ones beyond KKBOX_KEEP_VERSIONS (keeps what models and DVC use)
+	$(BIN)/mlflow run . -e gc --env-manager local
 
 clean: ## Remove generated data, MLflow store and caches (keeps .venv)
 	rm -rf data mlflow.db mlruns .pytest_cache

@@ -1,5 +1,7 @@
-"""Bronze: the raw files copied as they are into ``bronze/raw/<snapshot>``.
+"""Bronze: the raw files copied as they are into ``bronze/raw/<snapshot>``, each file once.
 
+A file unchanged since the current bronze snapshot (same size and modification time or ETag) is
+not copied again: the new snapshot's ``_manifest.json`` names the folder that holds each file.
 The copy streams between any two filesystems; between local folders it is a kernel-side copy,
 or, when the conversion running beside it reads the raw files itself, a direct-I/O copy that
 leaves the page cache to the conversion.
@@ -8,6 +10,7 @@ leaves the page cache to the conversion.
 from __future__ import annotations
 
 import io
+import json
 import mmap
 import os
 import posixpath
@@ -16,11 +19,12 @@ import shutil
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from churn_transform.lake import Lake
+from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.schema import RAW_FILES
 from churn_transform.snapshot import Snapshot
 
 _DIRECT_CHUNK = 16 * 2**20
+MANIFEST = "_manifest.json"
 
 
 def copy_to_bronze(
@@ -29,18 +33,27 @@ def copy_to_bronze(
     storage_options: dict[str, object],
     snapshot: Snapshot,
     cached: bool = True,
-) -> str:
-    """Stream the raw files, as they are, into ``bronze/raw/<snapshot>``.
+) -> dict[str, str]:
+    """Stream the raw files that changed, as they are, into ``bronze/raw/<snapshot>`` (not made
+    current: ``ingest`` points to it with the silver it feeds); the URL of every raw file's copy.
 
     ``cached=False`` says nothing reads the copy soon (the conversion reads the raw files): a
     local copy then bypasses the page cache (``copy_uncached``).
     """
+    previous = bronze_manifest(lake)
 
     def copy(url: str) -> None:
         source_fs, root = url_to_fs(raw_url, **storage_options)
         lake.fs.makedirs(lake.path_of(url), exist_ok=True)
         local = isinstance(source_fs, LocalFileSystem) and isinstance(lake.fs, LocalFileSystem)
+        manifest = {}
         for name in RAW_FILES:
+            size, stamp = snapshot.files[name]
+            known = previous.get(name, {})
+            if (known.get("size"), known.get("stamp")) == (size, stamp):
+                manifest[name] = known  # unchanged: the copy already in the lake serves
+                continue
+            manifest[name] = {"size": size, "stamp": stamp, "folder": snapshot.id}
             source, target = posixpath.join(root, name), posixpath.join(lake.path_of(url), name)
             if local and not cached:
                 copy_uncached(source, target)
@@ -50,8 +63,32 @@ def copy_to_bronze(
                 with source_fs.open(source, "rb") as src, lake.fs.open(target, "wb") as dst:
                     while block := src.read(16 * 2**20):
                         dst.write(block)
+        lake.fs.pipe_file(
+            posixpath.join(lake.path_of(url), MANIFEST), json.dumps(manifest).encode()
+        )
 
-    return lake.publish("bronze", "raw", snapshot.id, copy)
+    lake.publish("bronze", "raw", snapshot.id, copy, point=False)
+    return bronze_files(lake, snapshot.id)
+
+
+def bronze_manifest(lake: Lake, version: str | None = None) -> dict[str, dict[str, object]]:
+    """Raw file name -> size, stamp and the bronze folder holding it, of the current bronze
+    snapshot (or ``version``); empty when there is none (or it predates manifests)."""
+    try:
+        version = version or lake.current_version("bronze", "raw")
+    except TableNotFoundError:
+        return {}
+    path = posixpath.join(lake.path_of(lake.version_url("bronze", "raw", version)), MANIFEST)
+    return dict(json.loads(lake.fs.cat_file(path))) if lake.fs.exists(path) else {}
+
+
+def bronze_files(lake: Lake, version: str) -> dict[str, str]:
+    """The URL of each raw file of bronze ``version``, wherever its copy lies."""
+    manifest = bronze_manifest(lake, version)
+    return {
+        name: lake.url("bronze", "raw", str(manifest.get(name, {}).get("folder", version)), name)
+        for name in RAW_FILES
+    }
 
 
 def copy_uncached(source: str, target: str) -> None:

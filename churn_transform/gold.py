@@ -1,16 +1,19 @@
 """Gold: the feature table of one cohort month, built bucket by bucket with Dask.
 
-Each task reads one bucket of every silver table (all rows of the same users), computes
-``features.cohort_features`` and writes ``part-<b>.parquet``. Memory is bounded by a bucket.
-The version name derives from the silver versions, the feature code version and the cohort, so
-a re-run on the same silver writes nothing; the content hash of the written files is recorded
-for data lineage (MLflow, DVC).
+Each task reads one bucket of every silver table of one snapshot (all rows of the same users),
+computes ``features.cohort_features`` and writes ``part-<b>.parquet``. Memory is bounded by a
+bucket. The version name derives from the silver snapshot, the feature code version and the
+cohort, so a re-run on the same silver writes nothing. A new version is validated before it is
+made current (one that fails stays unpublished, with its report); it records the silver
+snapshot it was built from, which ``validation.validate_lake`` compares with the current one,
+and the content hash of its files for data lineage (MLflow, DVC).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
 
 import dask
@@ -18,9 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churn_transform.audit import AuditError
 from churn_transform.features import cohort_features
 from churn_transform.lake import Lake
-from churn_transform.silver import SOURCES, read_bucket, read_bucket_table, silver_buckets
+from churn_transform.silver import SOURCES, read_bucket, read_bucket_table, silver_snapshot
+from churn_transform.validation import validate_gold
+
+log = logging.getLogger(__name__)
 
 #: Bump when features change: a new gold version is written for the same silver.
 FEATURE_VERSION = "1"
@@ -38,9 +45,15 @@ def read_gold(lake: Lake, cohort: str) -> tuple[pd.DataFrame, str]:
     return frame, str(gold_summary(lake, url)["hash"])
 
 
-def _build_bucket(lake: Lake, cohort: str, bucket: int, out: str) -> int:
-    tables = {name: read_bucket(lake, name, bucket) for name in SOURCES if name != "user_logs"}
-    tables["user_logs"] = read_bucket_table(lake, "user_logs", bucket, coded_ids=True)
+def _build_bucket(lake: Lake, silver: str, cohort: str, bucket: int, out: str) -> int:
+    tables = {
+        name: read_bucket(lake, name, bucket, version=silver)
+        for name in SOURCES
+        if name != "user_logs"
+    }
+    tables["user_logs"] = read_bucket_table(
+        lake, "user_logs", bucket, coded_ids=True, version=silver
+    )
     gold = cohort_features(
         tables["labels"], tables["transactions"], tables["user_logs"], tables["members"], cohort
     )
@@ -65,27 +78,51 @@ def content_hash(lake: Lake, url: str) -> str:
 
 
 def gold_summary(lake: Lake, url: str) -> dict[str, object]:
-    """Rows, content hash and silver versions recorded beside a published gold table."""
+    """Rows, content hash and the silver snapshot recorded beside a gold table."""
     return json.loads(lake.fs.cat_file(posixpath.join(lake.path_of(url), HASH_FILE)))
 
 
 def build_gold(lake: Lake, cohort: str) -> tuple[str, str, int]:
-    """Publish the gold table of ``cohort``; returns its URL, content hash and row count."""
-    silver = {name: lake.current_version("silver", name) for name in SOURCES}
-    key = json.dumps(
-        {"silver": silver, "features": FEATURE_VERSION, "cohort": cohort}, sort_keys=True
-    )
-    version = hashlib.sha256(key.encode()).hexdigest()[:16]
-    buckets = silver_buckets(lake)
+    """Write, audit and publish the gold table of ``cohort`` from the current silver snapshot;
+    returns its URL, content hash and row count. Raises ``audit.AuditError`` (and publishes
+    nothing) when the new version fails validation."""
+    table = table_name(cohort)
+    with lake.lock(f"feature {cohort}"):
+        lake.remove_unpublished("gold", table)
+        silver = silver_snapshot(lake)  # checked whole, then read by name: one snapshot
+        key = {"silver": silver.version, "features": FEATURE_VERSION, "cohort": cohort}
+        version = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
-    def write(url: str) -> None:
-        tasks = [dask.delayed(_build_bucket)(lake, cohort, b, url) for b in range(buckets)]
-        rows = sum(dask.compute(*tasks))
-        summary = {"rows": rows, "hash": content_hash(lake, url), "silver": silver}
-        lake.fs.pipe_file(
-            posixpath.join(lake.path_of(url), HASH_FILE), json.dumps(summary).encode()
-        )
+        def write(url: str) -> None:
+            tasks = [
+                dask.delayed(_build_bucket)(lake, silver.version, cohort, b, url)
+                for b in range(silver.buckets)
+            ]
+            rows = sum(dask.compute(*tasks))
+            summary = {"rows": rows, "hash": content_hash(lake, url), "silver": silver.version}
+            lake.fs.pipe_file(
+                posixpath.join(lake.path_of(url), HASH_FILE), json.dumps(summary).encode()
+            )
 
-    url = lake.publish("gold", table_name(cohort), version, write)
+        url = lake.publish("gold", table, version, write, point=False)
+        _audit(lake, cohort, version, url)
+        lake.point("gold", table, version)
     summary = gold_summary(lake, url)
-    return url, summary["hash"], summary["rows"]
+    return url, str(summary["hash"]), int(summary["rows"])  # type: ignore[call-overload]
+
+
+def _audit(lake: Lake, cohort: str, version: str, url: str) -> None:
+    """Validate a written gold version (once), keeping the report; raises if it fails."""
+    table = table_name(cohort)
+    audited = lake.audit_of("gold", table, version)
+    if audited is None:
+        validation = validate_gold(lake, cohort, url)
+        audited = {**validation.as_dict(), "text": validation.text()}
+        where = lake.record_audit("gold", table, version, audited)
+        log.info("gold %s %s: %s (report: %s)", table, version, validation.text(), where)
+    if not audited["ok"]:
+        raise AuditError(
+            f"gold {table} version {version} failed its audit and was not published",
+            audited,
+            str(audited.get("text", "")),
+        )

@@ -1,10 +1,13 @@
 """Raw KKBox CSVs into the lake: an as-is copy in bronze, then typed Parquet in silver, with Dask.
 
-The tables are built together by two Dask passes (``silver``), each inside its new version
-folder; only when every table is written does the new version become current
-(``lake.Lake.publish_set``). The bronze copy runs beside the conversion, which reads the raw
-files itself, when Dask's tasks can read them (in-process scheduler, or raw files on S3); a
-cluster's workers read the bronze copy.
+Under the lake's lock, one run: removes what earlier runs left unpublished; fingerprints the raw
+folder and checks each file's header and that no file lost its rows (``audit``); writes the new
+silver snapshot, all four tables, in its own folder (two Dask passes, ``silver``); checks that no
+table shrank beyond the allowed share and validates the snapshot (Pandera); and only then points
+``silver/CURRENT`` at it, in one atomic write. A snapshot that fails stays unpublished, with its
+report. The bronze copy runs beside the conversion, which reads the raw files itself, when
+Dask's tasks can read them (in-process scheduler, or raw files on S3); a cluster's workers read
+the bronze copy.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import dask
 import dask.local
@@ -22,15 +26,27 @@ from dask.base import get_scheduler
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from churn_transform.audit import (
+    AuditError,
+    DataLossError,
+    RawHead,
+    check_files_kept,
+    check_headers,
+    check_tables_kept,
+    files_record,
+    read_heads,
+)
 from churn_transform.bronze import copy_to_bronze
-from churn_transform.lake import Lake
+from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.silver import SOURCES, build_silver_tables
+from churn_transform.silver.read import MANIFEST, TABLE_MARKER, table_marker
 from churn_transform.snapshot import Snapshot, snapshot_of
+from churn_transform.validation import validate_silver
 
 log = logging.getLogger(__name__)
 
 #: Bump when cleaning or layout changes: a new silver version is written for the same input.
-SILVER_FORMAT = "4"
+SILVER_FORMAT = "5"
 BUCKET_BYTES = 64 * 2**20
 
 
@@ -49,6 +65,8 @@ class IngestReport:
     buckets: int
     version: str
     tables: dict[str, TableReport] = field(default_factory=dict)
+    #: Data losses let through by ``allow_shrink``.
+    warnings: list[str] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -75,27 +93,129 @@ def ingest(
     storage_options: dict[str, object],
     buckets: int = 0,
     blocksize: str = "32MB",
+    max_shrink: float = 0.5,
+    allow_shrink: bool = False,
 ) -> IngestReport:
-    """Bronze copy and silver tables of the raw files at ``raw_url``; idempotent per snapshot."""
-    snapshot = snapshot_of(raw_url, storage_options)
-    buckets = buckets or auto_buckets(snapshot)
-    version = f"{snapshot.id}-f{SILVER_FORMAT}-b{buckets}"
-    report = IngestReport(snapshot.id, buckets, version)
+    """Bronze copy and silver snapshot of the raw files at ``raw_url``, audited, then published;
+    idempotent per snapshot.
+
+    Raises ``audit.RawHeaderError`` for a header that is not the expected one,
+    ``audit.DataLossError`` for a file that lost every row or a table that shrank by more than
+    ``max_shrink`` (unless ``allow_shrink``), ``audit.AuditError`` when validation fails, and
+    ``lake.LakeLockedError`` when another writer holds the lake.
+    """
+    with lake.lock("ingest"):
+        for area, table in (("silver", ""), ("bronze", "raw")):
+            lake.remove_unpublished(area, table)
+        snapshot = snapshot_of(raw_url, storage_options)
+        buckets = buckets or auto_buckets(snapshot)
+        report = IngestReport(snapshot.id, buckets, f"{snapshot.id}-f{SILVER_FORMAT}-b{buckets}")
+        previous = _current_manifest(lake)
+        if previous.get("version") != report.version:
+            _write_and_audit(lake, report, snapshot, raw_url, storage_options, blocksize, previous,
+                             max_shrink, allow_shrink)  # fmt: skip
+            if snapshot_of(raw_url, storage_options) != snapshot:
+                raise RuntimeError(
+                    f"the raw files at {raw_url} changed during ingest; run it again"
+                )
+        else:
+            _fill_tables(lake, report, snapshot)
+        lake.point("silver", "", report.version)  # the whole snapshot goes live at once
+        lake.point("bronze", "raw", snapshot.id)
+    return report
+
+
+def _write_and_audit(
+    lake: Lake,
+    report: IngestReport,
+    snapshot: Snapshot,
+    raw_url: str,
+    storage_options: dict[str, object],
+    blocksize: str,
+    previous: dict[str, Any],
+    max_shrink: float,
+    allow_shrink: bool,
+) -> None:
+    """Check the raw files, write the snapshot (unless written and audited before), check what
+    it lost and validate it; raises, leaving it unpublished with its report, when it fails."""
+    heads = read_heads(raw_url, storage_options)
+    check_headers(heads)
+    report.warnings += check_files_kept(heads, previous.get("files", {}), allow_shrink)
+    if not lake.has_version("silver", "", report.version):
+        _write_snapshot(lake, report, snapshot, heads, raw_url, storage_options, blocksize)
+    _fill_tables(lake, report, snapshot)
+    audited = lake.audit_of("silver", "", report.version)
+    rows = {table: found.rows_in for table, found in report.tables.items()}
+    try:
+        report.warnings += check_tables_kept(
+            rows, previous.get("rows_in", {}), max_shrink, allow_shrink
+        )
+    except DataLossError as loss:
+        if audited is None:
+            lake.record_audit("silver", "", report.version, {"ok": False, "text": str(loss)})
+        raise
+    audited = audited or _audit(lake, report.version)
+    if not audited["ok"]:
+        raise AuditError(
+            f"silver {report.version} failed its audit and was not published", audited,
+            audited.get("text", ""),
+        )  # fmt: skip
+    for warning in report.warnings:
+        log.warning("allowed by allow_shrink: %s", warning)
+
+
+def _audit(lake: Lake, version: str) -> dict[str, Any]:
+    """Validate the written, unpublished snapshot and keep the report beside it."""
+    validation = validate_silver(lake, version)
+    audited = {**validation.as_dict(), "text": validation.text()}
+    where = lake.record_audit("silver", "", version, audited)
+    log.info("silver %s: %s (report: %s)", version, validation.text().splitlines()[0], where)
+    return audited
+
+
+def _current_manifest(lake: Lake) -> dict[str, Any]:
+    """The current silver snapshot's manifest; empty when there is none."""
+    try:
+        version = lake.current_version("silver", "")
+    except TableNotFoundError:
+        return {}
+    path = lake.path_of(lake.url("silver", version, MANIFEST))
+    return dict(json.loads(lake.fs.cat_file(path))) if lake.fs.exists(path) else {}
+
+
+def _write_snapshot(
+    lake: Lake,
+    report: IngestReport,
+    snapshot: Snapshot,
+    heads: dict[str, RawHead],
+    raw_url: str,
+    storage_options: dict[str, object],
+    blocksize: str,
+) -> None:
+    """Bronze copy and every silver table of the snapshot, marked complete (not yet current)."""
+    urls = lake.stage("silver", list(SOURCES), report.version)
+    raw = {name: f"{raw_url}/{name}" for names in SOURCES.values() for name in names}
     if _tasks_read(raw_url):  # convert from the raw files while they are copied
         with ThreadPoolExecutor(1, thread_name_prefix="bronze") as copier:
             copying = copier.submit(
                 copy_to_bronze, lake, raw_url, storage_options, snapshot, cached=False
             )
-            _convert(lake, report, snapshot, raw_url, storage_options, blocksize)
+            rows_in = _convert(lake, report, urls, snapshot, raw, storage_options, blocksize)
             copying.result()
     else:  # the workers may not see the raw folder: they read the lake's bronze copy
         bronze = copy_to_bronze(lake, raw_url, storage_options, snapshot)
-        _convert(lake, report, snapshot, bronze, lake.storage_options, blocksize)
-    if snapshot_of(raw_url, storage_options) != snapshot:
-        raise RuntimeError(f"the raw files at {raw_url} changed during ingest; run it again")
-    for table in SOURCES:  # only now, with every table written, does the new snapshot go live
-        lake.point("silver", table, version)
-    return report
+        rows_in = _convert(lake, report, urls, snapshot, bronze, lake.storage_options, blocksize)
+    manifest = {
+        "version": report.version,
+        "snapshot": snapshot.id,
+        "buckets": report.buckets,
+        "format": SILVER_FORMAT,
+        "files": files_record(snapshot, heads),
+        "rows_in": rows_in,
+    }
+    manifest_path = lake.path_of(lake.url("silver", report.version, MANIFEST))
+    lake.fs.pipe_file(manifest_path, json.dumps(manifest, indent=1).encode())
+    lake.complete("silver", "", report.version)
 
 
 def _tasks_read(raw_url: str) -> bool:
@@ -111,25 +231,29 @@ def _raw_bytes(snapshot: Snapshot, table: str) -> int:
 def _convert(
     lake: Lake,
     report: IngestReport,
+    urls: dict[str, str],
     snapshot: Snapshot,
-    source: str,
+    sources: dict[str, str],
     source_options: dict[str, object],
     blocksize: str,
-) -> None:
-    """Write every silver table of ``report.version`` (not yet current) from ``source``."""
+) -> dict[str, int]:
+    """Write every silver table of ``report.version`` into ``urls`` from the raw files at
+    ``sources`` (name -> URL); the raw rows of each table."""
+    biggest_first = dict(sorted(urls.items(), key=lambda item: -_raw_bytes(snapshot, item[0])))
+    found = build_silver_tables(
+        biggest_first, sources, source_options, report.buckets, lake.storage_options, blocksize
+    )
+    for table, counts in found.items():
+        folder = lake.path_of(urls[table])
+        lake.fs.makedirs(folder, exist_ok=True)
+        lake.fs.pipe_file(f"{folder}/_counts.json", json.dumps(counts).encode())
+        lake.fs.pipe_file(f"{folder}/{TABLE_MARKER}", table_marker(report.version, report.buckets))
+    return {table: counts.get("rows_in", 0) for table, counts in found.items()}
 
-    def write(urls: dict[str, str]) -> None:
-        biggest_first = dict(sorted(urls.items(), key=lambda item: -_raw_bytes(snapshot, item[0])))
-        found = build_silver_tables(
-            biggest_first, source, source_options, report.buckets, lake.storage_options, blocksize
-        )
-        for table, counts in found.items():
-            lake.fs.pipe_file(
-                f"{lake.path_of(urls[table])}/_counts.json", json.dumps(counts).encode()
-            )
 
-    urls = lake.publish_set("silver", list(SOURCES), report.version, write, point=False)
-    for table, url in urls.items():
+def _fill_tables(lake: Lake, report: IngestReport, snapshot: Snapshot) -> None:
+    for table in SOURCES:
+        url = lake.version_url("silver", table, report.version)
         report.tables[table] = _table_report(lake, url, _raw_bytes(snapshot, table))
         log.info(
             "silver/%s: %s rows in, %s out",

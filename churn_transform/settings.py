@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=256, ge=1, le=100_000)
     max_latency_ms: int = Field(default=1000, ge=1)
     max_request_records: int = Field(default=1000, ge=1, description="Records per request.")
+    max_shrink: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of its raw rows a table may lose between two snapshots before ingest "
+        "stops (unless run with allow_shrink=true).",
+    )
+    keep_versions: int = Field(
+        default=3,
+        ge=1,
+        description="Versions of each lake table gc keeps (the current one included), besides "
+        "those a registered model or DVC's workspace was built on.",
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "data_dir")
     @classmethod

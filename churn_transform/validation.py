@@ -3,7 +3,10 @@ failure (gold's schema lives in ``schema``, beside the column names it checks).
 
 Silver holds the raw tables after the documented cleaning (``cleaning``): known quirks are gone,
 so what these schemas reject is a truly broken input. Tables are checked bucket by bucket; since
-a user's rows all live in one bucket, per-bucket uniqueness is global uniqueness.
+a user's rows all live in one bucket, per-bucket uniqueness is global uniqueness. Ingest and
+``gold.build_gold`` audit a new version with ``validate_silver`` and ``validate_gold`` before it is
+published; ``validate_lake`` reports on what is current, refusing silver and gold that are not of
+one snapshot.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import dask
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
+from dask.delayed import Delayed
 from pandera import Check, Column
 from pandera.errors import SchemaErrors
 
-from churn_transform.gold import table_name
 from churn_transform.lake import Lake
 from churn_transform.schema import (
     GENDERS,
@@ -28,7 +31,7 @@ from churn_transform.schema import (
     gold_schema,
     msno_column,
 )
-from churn_transform.silver import read_bucket, silver_buckets
+from churn_transform.silver import InconsistentSnapshotError, read_bucket, silver_snapshot
 
 FIRST_DAY, LAST_DAY = pd.Timestamp("2015-01-01"), pd.Timestamp("2017-03-31")
 MAX_EXPIRY = pd.Timestamp("2040-12-31")
@@ -182,8 +185,8 @@ def merge(reports: list[list[Failure]], rows: dict[str, int]) -> ValidationRepor
     return ValidationReport(sorted(merged.values(), key=lambda f: (f.table, f.column)), rows)
 
 
-def _check_bucket(lake: Lake, table: str, bucket: int) -> tuple[list[Failure], int]:
-    frame = read_bucket(lake, table, bucket)
+def _check_bucket(lake: Lake, table: str, bucket: int, version: str) -> tuple[list[Failure], int]:
+    frame = read_bucket(lake, table, bucket, version=version)
     return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
 
 
@@ -192,21 +195,55 @@ def _check_gold(lake: Lake, cohort: str, path: str) -> tuple[list[Failure], int]
     return check_frame(gold_schema(cohort == SCORING_COHORT), f"gold.{cohort}", frame), len(frame)
 
 
-def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
-    """Check every bucket of every current silver table and the gold tables of ``cohorts``."""
-    buckets = silver_buckets(lake)
-    tasks, names = [], []
-    for table in SILVER:
-        for bucket in range(buckets):
-            tasks.append(dask.delayed(_check_bucket)(lake, table, bucket))
-            names.append(f"silver.{table}")
-    for cohort in cohorts:
-        gold = lake.path_of(lake.current("gold", table_name(cohort)))
-        for path in sorted(lake.fs.glob(f"{gold}/part-*.parquet")):
-            tasks.append(dask.delayed(_check_gold)(lake, cohort, path))
-            names.append(f"gold.{cohort}")
-    results = dask.compute(*tasks)
+def _silver_tasks(lake: Lake, version: str) -> list[tuple[str, Delayed]]:
+    buckets = silver_snapshot(lake, version).buckets
+    return [
+        (f"silver.{table}", dask.delayed(_check_bucket)(lake, table, bucket, version))
+        for table in SILVER
+        for bucket in range(buckets)
+    ]
+
+
+def _gold_tasks(lake: Lake, cohort: str, url: str) -> list[tuple[str, Delayed]]:
+    return [
+        (f"gold.{cohort}", dask.delayed(_check_gold)(lake, cohort, path))
+        for path in sorted(lake.fs.glob(f"{lake.path_of(url)}/part-*.parquet"))
+    ]
+
+
+def _run(tasks: list[tuple[str, Delayed]]) -> ValidationReport:
+    results = dask.compute(*[task for _, task in tasks])
     rows: defaultdict[str, int] = defaultdict(int)
-    for name, (_, count) in zip(names, results, strict=True):
+    for (name, _), (_, count) in zip(tasks, results, strict=True):
         rows[name] += count
     return merge([failures for failures, _ in results], dict(rows))
+
+
+def validate_silver(lake: Lake, version: str) -> ValidationReport:
+    """Check every bucket of every table of silver ``version``, published or not."""
+    return _run(_silver_tasks(lake, version))
+
+
+def validate_gold(lake: Lake, cohort: str, url: str) -> ValidationReport:
+    """Check every part of the gold table of ``cohort`` at ``url``, published or not."""
+    return _run(_gold_tasks(lake, cohort, url))
+
+
+def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
+    """Check every bucket of the current silver snapshot and the current gold tables of
+    ``cohorts``; raises ``InconsistentSnapshotError`` if a gold table was built from another
+    snapshot than the current one (run ``feature`` again), or silver's tables disagree."""
+    from churn_transform import gold  # gold audits its versions with this module
+
+    silver = silver_snapshot(lake)
+    tasks = _silver_tasks(lake, silver.version)
+    for cohort in cohorts:
+        url = lake.current("gold", gold.table_name(cohort))
+        built_from = gold.gold_summary(lake, url).get("silver")
+        if built_from != silver.version:
+            raise InconsistentSnapshotError(
+                f"gold {gold.table_name(cohort)} was built from silver {built_from}, but the "
+                f"current silver is {silver.version}: run feature for {cohort} again"
+            )
+        tasks += _gold_tasks(lake, cohort, url)
+    return _run(tasks)

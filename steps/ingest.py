@@ -1,19 +1,24 @@
 """Entry point ``ingest``: raw KKBox CSVs into the lake (bronze copy, silver Parquet), with Dask.
 
 Reads: the eight raw files at ``Settings.raw_dir`` (a folder or an s3:// prefix). Produces:
-``bronze/raw/<snapshot>`` and ``silver/<table>/<version>`` for members, transactions,
-user_logs and labels; logs rows and bytes in and out and every cleaning count to MLflow.
+``bronze/raw/<snapshot>`` and the silver snapshot ``silver/<version>/<table>`` of members,
+transactions, user_logs and labels, published only once its audit passed (headers, no lost
+data unless ``--allow-shrink``, Pandera); logs rows and bytes in and out and every cleaning
+count to MLflow. Exits non-zero, saying why, when the audit fails or another writer holds the lake.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import mlflow
 
+from churn_transform.audit import AuditError, DataLossError, RawHeaderError
 from churn_transform.ingest import ingest
-from steps._cli import dask_cluster, lake_of, size, start, tracked_run
+from churn_transform.lake import LakeLockedError
+from steps._cli import boolean, dask_cluster, lake_of, size, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,16 +26,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--buckets", type=int, required=True, help="0 = one per 64 MB of logs")
     parser.add_argument("--blocksize", type=size, required=True)
+    parser.add_argument("--allow-shrink", type=boolean, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "ingest"), dask_cluster(settings):
-        report = ingest(
-            lake,
-            settings.raw_dir,
-            settings.storage_options(settings.raw_dir),
-            args.buckets,
-            args.blocksize,
-        )
+        try:
+            report = ingest(
+                lake,
+                settings.raw_dir,
+                settings.storage_options(settings.raw_dir),
+                args.buckets,
+                args.blocksize,
+                max_shrink=settings.max_shrink,
+                allow_shrink=args.allow_shrink,
+            )
+        except AuditError as failed:
+            mlflow.log_dict(failed.report, "ingest/audit.json")
+            print(failed.text)
+            sys.exit(f"ingest: {failed.args[0].splitlines()[0]}")
+        except (RawHeaderError, DataLossError, LakeLockedError) as refused:
+            sys.exit(f"ingest: {refused}")
         mlflow.log_params(
             {
                 "snapshot": report.snapshot,

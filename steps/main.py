@@ -34,6 +34,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ):
         parser.add_argument(name, required=True)
     parser.add_argument("--generate", type=boolean, required=True)
+    parser.add_argument("--allow-shrink", type=boolean, required=True)
     parser.add_argument("--log-start", type=day, required=True)
     parser.add_argument("--blocksize", type=size, required=True)
     parser.add_argument(
@@ -70,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
                 log_start=args.log_start,
                 chunk_users=args.chunk_users,
             )
-        step("ingest", buckets=args.buckets, blocksize=args.blocksize)
+        step(
+            "ingest",
+            buckets=args.buckets,
+            blocksize=args.blocksize,
+            allow_shrink=args.allow_shrink,
+        )
         for cohort in (args.train_cohort, args.eval_cohort):
             step("feature", cohort=cohort)
         step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")

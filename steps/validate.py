@@ -14,6 +14,7 @@ import time
 
 import mlflow
 
+from churn_transform.silver import InconsistentSnapshotError
 from churn_transform.validation import validate_lake
 from steps._cli import cohorts, dask_cluster, lake_of, start, tracked_run
 
@@ -27,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "validate") as run, dask_cluster(settings):
-        report = validate_lake(lake, args.cohorts)
+        try:
+            report = validate_lake(lake, args.cohorts)
+        except InconsistentSnapshotError as refused:
+            sys.exit(f"validate: {refused}")
         mlflow.log_dict(report.as_dict(), "validate/report.json")
         mlflow.log_metric("failed_rules", len(report.failures))
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{run.info.run_id}.json"

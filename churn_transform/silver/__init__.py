@@ -7,17 +7,27 @@ Parquet's dictionary and zstd compression effective on ``msno``.
 
 ``write`` builds the tables in two Dask passes, ``scatter`` then ``compaction`` (with ``ids``
 and ``dedup``); ``read`` gives a bucket back; ``tables`` says what each table is made of.
-``ingest`` decides where the CSVs are read from and when the tables go live.
+``ingest`` decides where the CSVs are read from and when the snapshot goes live.
 """
 
-from churn_transform.silver.read import read_bucket, read_bucket_table, silver_buckets
+from churn_transform.silver.read import (
+    InconsistentSnapshotError,
+    SilverSnapshot,
+    read_bucket,
+    read_bucket_table,
+    silver_buckets,
+    silver_snapshot,
+)
 from churn_transform.silver.tables import SOURCES
 from churn_transform.silver.write import build_silver_tables
 
 __all__ = [
     "SOURCES",
+    "InconsistentSnapshotError",
+    "SilverSnapshot",
     "build_silver_tables",
     "read_bucket",
     "read_bucket_table",
     "silver_buckets",
+    "silver_snapshot",
 ]

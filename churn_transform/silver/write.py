@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import Counter
+from collections.abc import Mapping
 
 import dask
 from dask.base import tokenize
@@ -20,13 +21,14 @@ from churn_transform.silver.tables import SOURCES
 
 def build_silver_tables(
     outs: dict[str, str],
-    source: str,
+    source: str | Mapping[str, str],
     source_options: dict[str, object],
     buckets: int,
     options: dict[str, object],
     blocksize: str = "32MB",
 ) -> dict[str, dict[str, int]]:
-    """Both passes for the tables of ``outs`` (table -> version folder), from CSVs under ``source``.
+    """Both passes for the tables of ``outs`` (table -> version folder), from CSVs under
+    ``source`` (a folder, or raw file name -> URL, as a deduplicated bronze copy has them).
 
     One Dask computation scatters the blocks of every table, one compacts every bucket of every
     table and then deletes the table's block files: the small tables' tasks fill the cores the
@@ -34,7 +36,9 @@ def build_silver_tables(
     named so that the in-process scheduler, which runs equal-priority tasks last key first,
     starts with the table first in ``outs`` (put the biggest first).
     """
-    token = tokenize(outs, source, buckets)
+    if isinstance(source, str):
+        source = {name: f"{source}/{name}" for table in outs for name in SOURCES[table]}
+    token = tokenize(outs, dict(source), buckets)
     scattered = _scatter_tasks(outs, source, source_options, blocksize, buckets, options, token)
     counts: dict[str, Counter[str]] = {table: Counter() for table in outs}
     segments: dict[str, list[Segments]] = {table: [] for table in outs}
@@ -52,7 +56,7 @@ def build_silver_tables(
 
 def _scatter_tasks(
     outs: dict[str, str],
-    source: str,
+    source: Mapping[str, str],
     source_options: dict[str, object],
     blocksize: str,
     buckets: int,
@@ -65,7 +69,7 @@ def _scatter_tasks(
         blocks = [
             (name, i == 0, block)
             for name in SOURCES[table]
-            for i, block in enumerate(_blocks(f"{source}/{name}", blocksize, source_options))
+            for i, block in enumerate(_blocks(source[name], blocksize, source_options))
         ]
         for index, (name, first, block) in enumerate(blocks):
             key = f"scatter-{token}-{10**6 - len(scattered):07d}"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from churn_transform.lake import Lake, TableNotFoundError
+from churn_transform.lake import Lake, LakeLockedError, TableNotFoundError
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -69,3 +74,42 @@ def test_publishing_an_existing_version_writes_nothing(lake: Lake) -> None:
 def test_bad_names_are_refused(lake: Lake, area: str, version: str) -> None:
     with pytest.raises(ValueError, match="platinum|a/b"):
         lake.publish(area, "members", version, _writer(lake, [1]))
+
+
+def test_a_second_writer_is_refused_naming_the_holder(lake: Lake) -> None:
+    """Issue 21: two ingests at once, and one deleted the other's working folder."""
+    with lake.lock("ingest"):
+        refused = pytest.raises(LakeLockedError, match=r"being written by ingest \(pid \d+ on ")
+        with refused, lake.lock("gc"):
+            pass  # pragma: no cover
+        assert json.loads(lake.fs.cat_file(lake.path_of(lake.url("_LOCK"))))["owner"] == "ingest"
+    with lake.lock("gc"):  # released: the next writer gets it
+        pass
+    assert not lake.fs.exists(lake.path_of(lake.url("_LOCK")))
+
+
+@pytest.mark.parametrize("left_by", ["a dead process here", "a writer a day ago"])
+def test_a_stale_lock_is_taken_over(lake: Lake, left_by: str) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    holder = (
+        {"owner": "ingest", "pid": dead.pid, "host": socket.gethostname(), "since": time.time()}
+        if left_by == "a dead process here"
+        else {"owner": "ingest", "pid": 1, "host": "elsewhere", "since": time.time() - 90_000}
+    )
+    lake.write_bytes(json.dumps(holder).encode(), "_LOCK")
+    with lake.lock("gc"):
+        assert json.loads(lake.fs.cat_file(lake.path_of(lake.url("_LOCK"))))["owner"] == "gc"
+
+
+def test_silver_tables_share_one_pointer(lake: Lake) -> None:
+    """The snapshot area: every table of a version goes live with one pointer write."""
+    for version, value in (("v1", 1), ("v2", 2)):
+        for table in ("members", "logs"):
+            _writer(lake, [value])(lake.version_url("silver", table, version))
+        lake.complete("silver", "", version)
+    lake.point("silver", "", "v1")
+    assert (_read(lake, "members"), _read(lake, "logs")) == ([1], [1])
+    lake.point("silver", "", "v2")
+    assert (_read(lake, "members"), _read(lake, "logs")) == ([2], [2])
+    assert lake.fs.cat_file(lake.path_of(lake.url("silver", "CURRENT"))) == b"v2"

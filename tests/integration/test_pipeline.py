@@ -231,7 +231,7 @@ def _mutate_after(raw: Path, cutoff: int) -> None:
         frame = frame[~late | (frame.index % 2 == 0)].copy()  # delete half of the late rows
         late = frame[column] >= cutoff
         numeric = "actual_amount_paid" if "transaction" in name else "total_secs"
-        frame.loc[late, numeric] = frame.loc[late, numeric] * 3 + 7
+        frame.loc[late, numeric] = (frame.loc[late, numeric] * 3 + 7) % 2000  # still valid
         frame.to_csv(raw / name, index=False)
 
 
@@ -279,7 +279,9 @@ def test_validation_stops_the_chain_on_corrupted_files(raw_copy: Path, tmp_path:
     assert "silver.transactions.actual_amount_paid: in_range" in result.stdout
     assert "failed for 3 row(s)" in result.stdout
     assert "silver.labels.is_churn: isin" in result.stdout
-    reports = list((tmp_path / "lake" / "reports" / "validation").iterdir())
+    assert "not published" in result.stderr  # ingest stopped it: nothing bad went live
+    assert not (tmp_path / "lake" / "silver" / "CURRENT").exists()
+    reports = list((tmp_path / "lake" / "reports" / "audit").iterdir())
     assert len(reports) == 1
 
 

@@ -1,0 +1,142 @@
+"""Write, audit, then publish: what a raw folder and a new version must pass before going live.
+
+Before converting: each raw file's header must name the expected columns in the expected order
+(``check_headers``), and no file may have lost every row it had in the previous snapshot
+(``check_files_kept``). After converting, before publishing: no table may have shrunk beyond the
+allowed share (``check_tables_kept``) and the Pandera checks must pass; a version that fails
+stays unpublished, its report kept beside it and under ``reports/audit/``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from fsspec.core import url_to_fs
+
+from churn_transform.schema import RAW_FILES
+from churn_transform.snapshot import Snapshot
+
+#: Enough of a file to hold its header and the start of its first row.
+_HEAD_BYTES = 64 * 2**10
+
+
+class RawHeaderError(ValueError):
+    """A raw file's header does not name the expected columns in the expected order."""
+
+
+class DataLossError(RuntimeError):
+    """The new raw snapshot lost data the previous one had; the run needs an explicit override."""
+
+
+class AuditError(RuntimeError):
+    """A new version failed its audit and was not published; ``report`` says why."""
+
+    def __init__(self, message: str, report: dict[str, Any], text: str = "") -> None:
+        super().__init__(f"{message}:\n{text}" if text else message)
+        self.report = report
+        self.text = text or message
+
+
+@dataclass(frozen=True)
+class RawHead:
+    """What the first bytes of a raw file show: its header's columns and whether a row follows."""
+
+    columns: tuple[str, ...]
+    has_rows: bool
+
+
+def parse_head(head: bytes) -> RawHead:
+    """The header and whether a data row follows, tolerating a UTF-8 BOM and CRLF line ends."""
+    lines = head.decode("utf-8-sig", errors="replace").split("\n")
+    header = lines[0].rstrip("\r").strip()
+    columns = tuple(c.strip() for c in header.split(",")) if header else ()
+    return RawHead(columns, any(line.strip() for line in lines[1:]))
+
+
+def read_heads(raw_url: str, storage_options: dict[str, object]) -> dict[str, RawHead]:
+    """The head of every raw file (a few kilobytes each)."""
+    fs, root = url_to_fs(raw_url, **storage_options)
+    heads = {}
+    for name in RAW_FILES:
+        path = posixpath.join(root, name)
+        size = int(fs.info(path)["size"])
+        heads[name] = parse_head(
+            fs.cat_file(path, start=0, end=min(size, _HEAD_BYTES)) if size else b""
+        )
+    return heads
+
+
+def check_headers(heads: dict[str, RawHead]) -> None:
+    """Every file with a header names ``schema.RAW_FILES``' columns, by name and in order."""
+    problems = []
+    for name, head in heads.items():
+        expected = RAW_FILES[name]
+        if not head.columns or head.columns == expected:  # an empty file: check_files_kept's
+            continue
+        missing = [c for c in expected if c not in head.columns]
+        extra = [c for c in head.columns if c not in expected]
+        detail = ", ".join(
+            part
+            for part in (
+                f"missing {missing}" if missing else "",
+                f"unexpected {extra}" if extra else "",
+                "same columns in another order" if not (missing or extra) else "",
+            )
+            if part
+        )
+        problems.append(
+            f"{name}: expected columns {list(expected)}, found {list(head.columns)} ({detail})"
+        )
+    if problems:
+        raise RawHeaderError("raw file header mismatch:\n  " + "\n  ".join(problems))
+
+
+def check_files_kept(
+    heads: dict[str, RawHead], previous: dict[str, Any], allow_shrink: bool = False
+) -> list[str]:
+    """Files that were not empty in the previous snapshot (``previous``: name -> ``has_rows``)
+    and now have no row (empty or header only); raises unless ``allow_shrink``, else the
+    warnings to log."""
+    lost = [
+        f"{name} has no rows (an empty or header-only file) where the previous snapshot had rows"
+        for name, head in heads.items()
+        if not head.has_rows and previous.get(name, {}).get("has_rows")
+    ]
+    if lost and not allow_shrink:
+        raise DataLossError(_refusal(lost))
+    return lost
+
+
+def check_tables_kept(
+    rows: dict[str, int], previous: dict[str, int], max_shrink: float, allow_shrink: bool = False
+) -> list[str]:
+    """Tables whose raw rows fell by more than ``max_shrink`` (a share) since the previous
+    snapshot; raises unless ``allow_shrink``, else the warnings to log."""
+    shrunk = [
+        f"{table} has {rows[table]:,} raw rows where the previous snapshot had {before:,} "
+        f"(down {1 - rows[table] / before:.0%}, more than the allowed {max_shrink:.0%})"
+        for table, before in previous.items()
+        if table in rows and before and rows[table] < (1 - max_shrink) * before
+    ]
+    if shrunk and not allow_shrink:
+        raise DataLossError(_refusal(shrunk))
+    return shrunk
+
+
+def _refusal(problems: list[str]) -> str:
+    return (
+        "the new raw snapshot loses data:\n  "
+        + "\n  ".join(problems)
+        + "\nnothing was published; if this is intended, run ingest again with allow_shrink=true"
+        " (KKBOX_MAX_SHRINK sets the share a table may shrink by)"
+    )
+
+
+def files_record(snapshot: Snapshot, heads: dict[str, RawHead]) -> dict[str, dict[str, Any]]:
+    """What a silver manifest keeps of each raw file, for the next run's ``check_files_kept``."""
+    return {
+        name: {"size": size, "stamp": stamp, "has_rows": heads[name].has_rows}
+        for name, (size, stamp) in snapshot.files.items()
+    }

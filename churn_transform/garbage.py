@@ -1,0 +1,129 @@
+"""Keeping the lake's size: unpublished versions and scratch files go, old versions are pruned.
+
+``Lake.remove_unpublished`` runs at the start of every ingest and feature run, under the lake's
+lock: a version never made current (half written by a killed run, or failed its audit; its
+report stays under ``reports/audit/``) and a pointer's leftover temporary file are deleted.
+``collect_garbage`` (the ``gc`` step) does that everywhere and keeps, per table, the current
+version and the newest ones up to ``keep``, and any gold version whose content hash is in
+``referenced`` (what DVC's workspace or a registered model was built on), with the silver and
+bronze snapshots those came from. Bronze folders are kept while a kept snapshot's manifest
+names them (an unchanged raw file is copied once, ``bronze``).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from churn_transform.bronze import bronze_manifest
+from churn_transform.gold import gold_summary
+from churn_transform.lake import Lake, TableNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GarbageReport:
+    removed: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept: dict[str, list[str]] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return (
+            f"removed {len(self.removed)} folder(s), {self.bytes_freed / 2**20:,.1f} MB; kept "
+            + ", ".join(f"{table}: {len(versions)}" for table, versions in self.kept.items())
+        )
+
+
+def _current(lake: Lake, area: str, table: str) -> str | None:
+    try:
+        return lake.current_version(area, table)
+    except TableNotFoundError:
+        return None
+
+
+def _remove(lake: Lake, report: GarbageReport, *parts: str) -> None:
+    url = lake.url(*parts)
+    report.bytes_freed += lake.remove(url)
+    report.removed.append(url)
+
+
+def _remove_unpublished(lake: Lake, area: str, table: str, report: GarbageReport) -> None:
+    for url, size in lake.remove_unpublished(area, table):
+        report.removed.append(url)
+        report.bytes_freed += size
+
+
+def _prune(
+    lake: Lake, area: str, table: str, keep: int, protected: set[str], report: GarbageReport
+) -> list[str]:
+    """Keep the current version, the newest up to ``keep`` and ``protected``; the kept ones."""
+    current = _current(lake, area, table)
+    complete = [v for v in lake.versions(area, table) if lake.has_version(area, table, v)]
+    newest = sorted(complete, key=lambda v: lake.completed_at(area, table, v), reverse=True)
+    kept = {v for v in [current, *[n for n in newest if n != current][: max(keep - 1, 0)]] if v}
+    kept |= protected & set(complete)
+    for version in complete:
+        if version not in kept:
+            _remove(lake, report, *lake.version_parts(area, table, version))
+    report.kept[f"{area}/{table}".rstrip("/")] = sorted(kept)
+    return sorted(kept)
+
+
+def _summary(lake: Lake, table: str, version: str) -> dict[str, object]:
+    try:
+        return gold_summary(lake, lake.version_url("gold", table, version))
+    except FileNotFoundError:  # written before summaries were
+        return {}
+
+
+def _tables(lake: Lake, area: str) -> list[str]:
+    folder = lake.path_of(lake.url(area))
+    if not lake.fs.exists(folder):
+        return []
+    return sorted(posixpath.basename(p.rstrip("/")) for p in lake.fs.ls(folder, detail=False))
+
+
+def collect_garbage(lake: Lake, keep: int, referenced: Iterable[str] = ()) -> GarbageReport:
+    """Remove unpublished versions and scratch files everywhere, and prune old versions (see the
+    module's docstring); ``referenced``: gold content hashes that must stay."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the current version), got {keep}")
+    hashes = set(referenced)
+    report = GarbageReport()
+    with lake.lock("gc"):
+        for area, tables in (
+            ("gold", _tables(lake, "gold")),
+            ("silver", [""]),
+            ("bronze", ["raw"]),
+        ):
+            for table in tables:
+                _remove_unpublished(lake, area, table, report)
+        silver_needed: set[str] = set()
+        for table in _tables(lake, "gold"):
+            built_from = {
+                version: _summary(lake, table, version) for version in lake.versions("gold", table)
+            }
+            protected = {v for v, summary in built_from.items() if summary.get("hash") in hashes}
+            _prune(lake, "gold", table, keep, protected, report)
+            silver_needed |= {str(built_from[v].get("silver")) for v in protected}
+        silver = _prune(lake, "silver", "", keep, silver_needed, report)
+        _prune_bronze(lake, {v.split("-f", 1)[0] for v in silver}, report)
+    log.info("gc: %s", report.text())
+    return report
+
+
+def _prune_bronze(lake: Lake, snapshots: set[str], report: GarbageReport) -> None:
+    """Keep the bronze snapshots of the kept silver (and the current one), and every folder
+    their manifests name; remove the rest."""
+    current = _current(lake, "bronze", "raw")
+    kept = {s for s in snapshots | {current} if s and lake.has_version("bronze", "raw", s)}
+    folders = set(kept)
+    for version in kept:
+        folders |= {str(entry["folder"]) for entry in bronze_manifest(lake, version).values()}
+    for version in lake.versions("bronze", "raw"):
+        if version not in folders:
+            _remove(lake, report, "bronze", "raw", version)
+    report.kept["bronze/raw"] = sorted(folders)

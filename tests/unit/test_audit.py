@@ -1,0 +1,76 @@
+"""The raw-file checks of ingest's audit, on hand-made heads: headers, emptied files, shrinkage."""
+
+from __future__ import annotations
+
+import pytest
+
+from churn_transform.audit import (
+    DataLossError,
+    RawHead,
+    RawHeaderError,
+    check_files_kept,
+    check_headers,
+    check_tables_kept,
+    parse_head,
+)
+from churn_transform.schema import RAW_FILES
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"msno,is_churn\na=,1\n", b"\xef\xbb\xbfmsno,is_churn\na=,1\n", b"msno,is_churn\r\na=,1\r\n"],
+    ids=["plain", "bom", "crlf"],
+)
+def test_a_header_is_read_with_or_without_bom_and_crlf(head: bytes) -> None:
+    assert parse_head(head) == RawHead(("msno", "is_churn"), True)
+
+
+@pytest.mark.parametrize(
+    ("head", "has_rows"), [(b"", False), (b"msno,is_churn\n", False), (b"msno,is_churn\n\n", False),
+                           (b"msno,is_churn", False), (b"msno,is_churn\na=,0", True)],
+)  # fmt: skip
+def test_a_header_only_or_empty_file_has_no_rows(head: bytes, has_rows: bool) -> None:
+    assert parse_head(head).has_rows is has_rows
+
+
+def _heads(**columns: tuple[str, ...]) -> dict[str, RawHead]:
+    return {name: RawHead(columns.get(name.split(".")[0], RAW_FILES[name]), True)
+            for name in RAW_FILES}  # fmt: skip
+
+
+def test_expected_headers_pass() -> None:
+    check_headers(_heads())
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [(("msno", "bd", "city", "gender", "registered_via", "registration_init_time"),
+      r"members_v3\.csv: expected columns \['msno', 'city', 'bd'.*found \['msno', 'bd', 'city'.*"
+      r"same columns in another order"),
+     (("msno", "city", "bd", "gender", "registered_via"), r"missing \['registration_init_time'\]"),
+     (("msno", "city", "bd", "gender", "registered_via", "registration_init_time", "x"),
+      r"unexpected \['x'\]")],
+)  # fmt: skip
+def test_a_header_mismatch_names_the_file_and_the_columns(
+    columns: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(RawHeaderError, match=message):
+        check_headers(_heads(members_v3=columns))
+
+
+def test_an_emptied_file_is_refused_unless_allowed() -> None:
+    heads = {"train.csv": RawHead(("msno", "is_churn"), False)}
+    with pytest.raises(DataLossError, match="train.csv has no rows"):
+        check_files_kept(heads, {"train.csv": {"has_rows": True}})
+    assert check_files_kept(heads, {"train.csv": {"has_rows": False}}) == []  # empty before too
+    assert check_files_kept(heads, {}) == []  # first snapshot
+    assert len(check_files_kept(heads, {"train.csv": {"has_rows": True}}, allow_shrink=True)) == 1
+
+
+@pytest.mark.parametrize(("now", "refused"), [(100, False), (51, False), (49, True), (0, True)])
+def test_a_table_may_shrink_by_the_set_share(now: int, refused: bool) -> None:
+    if refused:
+        with pytest.raises(DataLossError, match=r"members has .* where .* had 100 \(down"):
+            check_tables_kept({"members": now}, {"members": 100}, max_shrink=0.5)
+    else:
+        assert check_tables_kept({"members": now}, {"members": 100}, max_shrink=0.5) == []
