@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import posixpath
+from typing import Any
 
 import dask
 import pandas as pd
@@ -77,7 +78,7 @@ def content_hash(lake: Lake, url: str) -> str:
     return digest.hexdigest()
 
 
-def gold_summary(lake: Lake, url: str) -> dict[str, object]:
+def gold_summary(lake: Lake, url: str) -> dict[str, Any]:
     """Rows, content hash and the silver snapshot recorded beside a gold table."""
     return json.loads(lake.fs.cat_file(posixpath.join(lake.path_of(url), HASH_FILE)))
 
@@ -108,7 +109,7 @@ def build_gold(lake: Lake, cohort: str) -> tuple[str, str, int]:
         _audit(lake, cohort, version, url)
         lake.point("gold", table, version)
     summary = gold_summary(lake, url)
-    return url, str(summary["hash"]), int(summary["rows"])  # type: ignore[call-overload]
+    return url, str(summary["hash"]), int(summary["rows"])
 
 
 def _audit(lake: Lake, cohort: str, version: str, url: str) -> None:

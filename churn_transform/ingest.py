@@ -112,8 +112,17 @@ def ingest(
         report = IngestReport(snapshot.id, buckets, f"{snapshot.id}-f{SILVER_FORMAT}-b{buckets}")
         previous = _current_manifest(lake)
         if previous.get("version") != report.version:
-            _write_and_audit(lake, report, snapshot, raw_url, storage_options, blocksize, previous,
-                             max_shrink, allow_shrink)  # fmt: skip
+            _write_and_audit(
+                lake,
+                report,
+                snapshot,
+                raw_url,
+                storage_options,
+                blocksize,
+                previous,
+                max_shrink,
+                allow_shrink,
+            )
             if snapshot_of(raw_url, storage_options) != snapshot:
                 raise RuntimeError(
                     f"the raw files at {raw_url} changed during ingest; run it again"
@@ -157,9 +166,10 @@ def _write_and_audit(
     audited = audited or _audit(lake, report.version)
     if not audited["ok"]:
         raise AuditError(
-            f"silver {report.version} failed its audit and was not published", audited,
+            f"silver {report.version} failed its audit and was not published",
+            audited,
             audited.get("text", ""),
-        )  # fmt: skip
+        )
     for warning in report.warnings:
         log.warning("allowed by allow_shrink: %s", warning)
 

@@ -247,8 +247,13 @@ class Lake:
         warning naming it.
         """
         key = self._key(LOCK)
-        holder = {"owner": owner, "pid": os.getpid(), "host": socket.gethostname(),
-                  "since": time.time(), "token": uuid.uuid4().hex}  # fmt: skip
+        holder = {
+            "owner": owner,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.time(),
+            "token": uuid.uuid4().hex,
+        }
         self._acquire(key, holder)
         try:
             yield

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import dask
 import pandas as pd
@@ -164,9 +165,9 @@ def check_frame(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) -> 
     return list(grouped.values())
 
 
-def _example(frame: pd.DataFrame, index: object, value: object) -> str:
+def _example(frame: pd.DataFrame, index: Any, value: object) -> str:
     if index is not None and not pd.isna(index) and index in frame.index:
-        return f"row msno={frame.at[index, 'msno']} value={value!r}"
+        return f"row msno={frame.at[index, 'msno']!s} value={value!r}"
     return f"value={value!r}"
 
 

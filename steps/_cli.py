@@ -69,8 +69,11 @@ def _warn_if_elsewhere(run: mlflow.ActiveRun, experiment: str) -> None:
         logging.getLogger(__name__).warning(
             "this run is in the MLflow experiment %r, not %r: export MLFLOW_EXPERIMENT_NAME=%s "
             "(the Makefile does) or pass --experiment-name %s to `mlflow run`",
-            found, experiment, experiment, experiment,
-        )  # fmt: skip
+            found,
+            experiment,
+            experiment,
+            experiment,
+        )
 
 
 @contextmanager

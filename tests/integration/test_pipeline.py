@@ -31,8 +31,9 @@ MLFLOW = str(Path(sys.executable).parent / "mlflow")
 @pytest.fixture(scope="session")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
-    generate(GeneratorConfig(users=2500, seed=21, log_start="2016-10-01"), root / "raw",
-             root / "oracle")  # fmt: skip
+    generate(
+        GeneratorConfig(users=2500, seed=21, log_start="2016-10-01"), root / "raw", root / "oracle"
+    )
     return root / "raw"
 
 
@@ -60,8 +61,10 @@ def test_ingest_counts_every_quirk(raw: Path, tmp_path: Path) -> None:
         report.tables["members"].cleaned["bd_out_of_range"]
         == (~members["bd"].between(1, 100)).sum()
     )
-    assert report.tables["transactions"].cleaned["expire_19700101"] == (
-        tx["membership_expire_date"] == 19700101).sum()  # fmt: skip
+    assert (
+        report.tables["transactions"].cleaned["expire_19700101"]
+        == (tx["membership_expire_date"] == 19700101).sum()
+    )
     assert report.tables["transactions"].cleaned["duplicates_removed"] == tx.duplicated().sum() > 0
     assert (
         report.tables["user_logs"].cleaned["total_secs_negative"]
@@ -162,10 +165,16 @@ def test_hand_made_files_with_every_quirk(tmp_path: Path) -> None:
     assert pd.isna(logs[0]) and logs[1:] == [86_400.0, 86_400.0]
     labels = read_bucket(lake, "labels", 0)
     assert labels.groupby("cohort")["is_churn"].apply(list).to_dict() == {
-        "2017-02": [1], "2017-03": [0, 1], "2017-04": [pd.NA]}  # fmt: skip
+        "2017-02": [1],
+        "2017-03": [0, 1],
+        "2017-04": [pd.NA],
+    }
     assert report.tables["user_logs"].cleaned == {
-        "total_secs_negative": 1, "total_secs_over_a_day": 2, "date_invalid_date": 0,
-        "duplicates_removed": 0}  # fmt: skip
+        "total_secs_negative": 1,
+        "total_secs_over_a_day": 2,
+        "date_invalid_date": 0,
+        "duplicates_removed": 0,
+    }
     assert validate_lake(lake, []).ok
 
 
@@ -223,9 +232,12 @@ def test_raw_files_changed_while_converting_fail_the_ingest(
 
 def _mutate_after(raw: Path, cutoff: int) -> None:
     """Change or delete every row dated on or after ``cutoff``, in every file that has dates."""
-    for name, column in [("transactions.csv", "transaction_date"),
-                         ("transactions_v2.csv", "transaction_date"),
-                         ("user_logs.csv", "date"), ("user_logs_v2.csv", "date")]:  # fmt: skip
+    for name, column in [
+        ("transactions.csv", "transaction_date"),
+        ("transactions_v2.csv", "transaction_date"),
+        ("user_logs.csv", "date"),
+        ("user_logs_v2.csv", "date"),
+    ]:
         frame = pd.read_csv(raw / name)
         late = frame[column] >= cutoff
         frame = frame[~late | (frame.index % 2 == 0)].copy()  # delete half of the late rows
@@ -257,12 +269,30 @@ def test_no_row_on_or_after_the_cutoff_reaches_gold(
 
 def _run_main(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [MLFLOW, "run", ".", "-e", "main", "--env-manager", "local", "-P", "generate=false",
-         "-P", "buckets=2", "-P", "min_auc=0", "-P", "min_oracle_share=0"],  # 2,500 users: a
+        [
+            MLFLOW,
+            "run",
+            ".",
+            "-e",
+            "main",
+            "--env-manager",
+            "local",
+            "-P",
+            "generate=false",
+            "-P",
+            "buckets=2",
+            "-P",
+            "min_auc=0",
+            "-P",
+            "min_oracle_share=0",
+        ],  # 2,500 users: a
         # model too weak for the promotion floor; these tests are about the data
-        cwd=PROJECT_ROOT, env=step_env(tmp_path, **settings), capture_output=True, text=True,
+        cwd=PROJECT_ROOT,
+        env=step_env(tmp_path, **settings),
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.integration
@@ -314,10 +344,14 @@ def test_main_on_an_s3_lake_gives_the_same_gold(
     fs = s3fs.S3FileSystem(**S3_CREDENTIALS, client_kwargs={"endpoint_url": s3_endpoint})
     fs.put(str(raw) + "/", f"{s3_bucket[5:]}/raw/", recursive=True)
     result = _run_main(
-        tmp_path, KKBOX_RAW_URI=f"{s3_bucket}/raw", KKBOX_LAKE_URI=f"{s3_bucket}/lake",
-        AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-    )  # fmt: skip
+        tmp_path,
+        KKBOX_RAW_URI=f"{s3_bucket}/raw",
+        KKBOX_LAKE_URI=f"{s3_bucket}/lake",
+        AWS_ENDPOINT_URL_S3=s3_endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for digest in reference_gold.values():
         assert digest in result.stdout

@@ -103,7 +103,7 @@ MOMENTS = {
         silver_write,
         "compact_bucket",
         _dies_after(silver_write.compact_bucket, lambda table, *a: table == "user_logs"),
-    ),  # fmt: skip
+    ),
     "all tables written": lambda mp: mp.setattr(
         Lake, "complete", _dies_after(Lake.complete, lambda self, area, *a: area == "silver")
     ),
@@ -145,8 +145,9 @@ def test_gold_and_validation_refuse_tables_of_another_snapshot(raw: Path, lake: 
     live = ingest(lake, str(raw), {}, buckets=2)
     members = lake.path_of(lake.current("silver", "members"))
     lake.fs.rm(members, recursive=True)
-    lake.fs.copy(lake.path_of(lake.version_url("silver", "members", other.version)), members,
-                 recursive=True)  # fmt: skip
+    lake.fs.copy(
+        lake.path_of(lake.version_url("silver", "members", other.version)), members, recursive=True
+    )
     for reader in (lambda: build_gold(lake, "2017-02"), lambda: validate_lake(lake, [])):
         with pytest.raises(InconsistentSnapshotError, match=f"{live.version}/members"):
             reader()
@@ -192,9 +193,11 @@ def test_swapped_columns_are_refused_before_anything_is_written(
 
 @pytest.mark.parametrize(
     ("header", "named"),
-    [(",".join([*RAW_FILES["members_v3.csv"], "extra"]), "unexpected \\['extra'\\]"),
-     ("msno,city,bd,gender,registered_via", "missing \\['registration_init_time'\\]")],
-)  # fmt: skip
+    [
+        (",".join([*RAW_FILES["members_v3.csv"], "extra"]), "unexpected \\['extra'\\]"),
+        ("msno,city,bd,gender,registered_via", "missing \\['registration_init_time'\\]"),
+    ],
+)
 def test_an_extra_or_missing_column_is_named(
     header: str, named: str, raw: Path, lake: Lake
 ) -> None:
@@ -211,8 +214,9 @@ def test_a_snapshot_failing_validation_stays_unpublished_with_its_report(
     good = ingest(lake, str(raw), {}, buckets=2)
     rows = _rows("transactions.csv", USERS)
     rows[0] = rows[0].replace(",149,149,", ",149,-149,")  # a negative payment
-    (raw / "transactions.csv").write_text(",".join(RAW_FILES["transactions.csv"]) + "\n"
-                                          + "\n".join(rows) + "\n")  # fmt: skip
+    (raw / "transactions.csv").write_text(
+        ",".join(RAW_FILES["transactions.csv"]) + "\n" + "\n".join(rows) + "\n"
+    )
     with pytest.raises(AuditError, match="silver.transactions.actual_amount_paid: in_range"):
         ingest(lake, str(raw), {}, buckets=2)
     assert _one_snapshot(lake) == good.version

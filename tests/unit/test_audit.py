@@ -26,16 +26,23 @@ def test_a_header_is_read_with_or_without_bom_and_crlf(head: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("head", "has_rows"), [(b"", False), (b"msno,is_churn\n", False), (b"msno,is_churn\n\n", False),
-                           (b"msno,is_churn", False), (b"msno,is_churn\na=,0", True)],
-)  # fmt: skip
+    ("head", "has_rows"),
+    [
+        (b"", False),
+        (b"msno,is_churn\n", False),
+        (b"msno,is_churn\n\n", False),
+        (b"msno,is_churn", False),
+        (b"msno,is_churn\na=,0", True),
+    ],
+)
 def test_a_header_only_or_empty_file_has_no_rows(head: bytes, has_rows: bool) -> None:
     assert parse_head(head).has_rows is has_rows
 
 
 def _heads(**columns: tuple[str, ...]) -> dict[str, RawHead]:
-    return {name: RawHead(columns.get(name.split(".")[0], RAW_FILES[name]), True)
-            for name in RAW_FILES}  # fmt: skip
+    return {
+        name: RawHead(columns.get(name.split(".")[0], RAW_FILES[name]), True) for name in RAW_FILES
+    }
 
 
 def test_expected_headers_pass() -> None:
@@ -44,13 +51,23 @@ def test_expected_headers_pass() -> None:
 
 @pytest.mark.parametrize(
     ("columns", "message"),
-    [(("msno", "bd", "city", "gender", "registered_via", "registration_init_time"),
-      r"members_v3\.csv: expected columns \['msno', 'city', 'bd'.*found \['msno', 'bd', 'city'.*"
-      r"same columns in another order"),
-     (("msno", "city", "bd", "gender", "registered_via"), r"missing \['registration_init_time'\]"),
-     (("msno", "city", "bd", "gender", "registered_via", "registration_init_time", "x"),
-      r"unexpected \['x'\]")],
-)  # fmt: skip
+    [
+        (
+            ("msno", "bd", "city", "gender", "registered_via", "registration_init_time"),
+            r"members_v3\.csv: expected columns \['msno', 'city', 'bd'.*"
+            r"found \['msno', 'bd', 'city'.*"
+            r"same columns in another order",
+        ),
+        (
+            ("msno", "city", "bd", "gender", "registered_via"),
+            r"missing \['registration_init_time'\]",
+        ),
+        (
+            ("msno", "city", "bd", "gender", "registered_via", "registration_init_time", "x"),
+            r"unexpected \['x'\]",
+        ),
+    ],
+)
 def test_a_header_mismatch_names_the_file_and_the_columns(
     columns: tuple[str, ...], message: str
 ) -> None:

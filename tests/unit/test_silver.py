@@ -50,8 +50,10 @@ def test_blocks_of_both_widths_meet_in_one_bucket_with_every_value(tmp_path: Pat
     rows = pq.read_table(out / "part-00000.parquet").to_pylist()
     assert counts["user_logs"]["duplicates_removed"] == 1  # v2 repeats a v1 row exactly
     assert [(r["msno"], r["num_25"]) for r in rows] == [
-        ("u1=", 3_000_000_000), ("u1=", 7), ("u2=", 1)
-    ]  # fmt: skip
+        ("u1=", 3_000_000_000),
+        ("u1=", 7),
+        ("u2=", 1),
+    ]
     assert pq.read_schema(out / "part-00000.parquet").field("num_25").type == pa.int64()
     assert not (out / "_scatter").exists()
 

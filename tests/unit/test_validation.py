@@ -12,32 +12,45 @@ A, B = "a" * 43 + "=", "b" * 43 + "="
 
 
 def _transactions() -> pd.DataFrame:
-    return pd.DataFrame({
-        "msno": pd.array([A, B], "string"),
-        "payment_method_id": pd.array([41, 39], "Int64"),
-        "payment_plan_days": pd.array([30, 0], "Int64"),
-        "plan_list_price": pd.array([149, 0], "Int64"),
-        "actual_amount_paid": pd.array([149, 0], "Int64"),
-        "is_auto_renew": pd.array([1, 0], "Int64"),
-        "transaction_date": pd.to_datetime(["2017-01-01", "2017-03-31"]),
-        "membership_expire_date": pd.to_datetime(["2017-01-31", None]),
-        "is_cancel": pd.array([0, 1], "Int64"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, B], "string"),
+            "payment_method_id": pd.array([41, 39], "Int64"),
+            "payment_plan_days": pd.array([30, 0], "Int64"),
+            "plan_list_price": pd.array([149, 0], "Int64"),
+            "actual_amount_paid": pd.array([149, 0], "Int64"),
+            "is_auto_renew": pd.array([1, 0], "Int64"),
+            "transaction_date": pd.to_datetime(["2017-01-01", "2017-03-31"]),
+            "membership_expire_date": pd.to_datetime(["2017-01-31", None]),
+            "is_cancel": pd.array([0, 1], "Int64"),
+        }
+    )
 
 
 def _logs() -> pd.DataFrame:
-    return pd.DataFrame({
-        "msno": pd.array([A, A], "string"), "date": pd.to_datetime(["2017-01-01", "2017-01-02"]),
-        **{band: pd.array([0, 3], "Int64") for band in ("num_25", "num_50", "num_75", "num_985")},
-        "num_100": pd.array([5, 0], "Int64"), "num_unq": pd.array([1, 2], "Int64"),
-        "total_secs": [1200.5, None],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, A], "string"),
+            "date": pd.to_datetime(["2017-01-01", "2017-01-02"]),
+            **{
+                band: pd.array([0, 3], "Int64")
+                for band in ("num_25", "num_50", "num_75", "num_985")
+            },
+            "num_100": pd.array([5, 0], "Int64"),
+            "num_unq": pd.array([1, 2], "Int64"),
+            "total_secs": [1200.5, None],
+        }
+    )
 
 
 def _labels() -> pd.DataFrame:
-    return pd.DataFrame({"msno": pd.array([A, B], "string"),
-                         "cohort": pd.array(["2017-03", "2017-04"], "string"),
-                         "is_churn": pd.array([1, None], "Int8")})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, B], "string"),
+            "cohort": pd.array(["2017-03", "2017-04"], "string"),
+            "is_churn": pd.array([1, None], "Int8"),
+        }
+    )
 
 
 def _rules(failures: list) -> set[tuple[str, str]]:
@@ -72,8 +85,13 @@ def test_transaction_rules(column: str, value: object, rule: str) -> None:
 
 def test_a_shifted_column_breaks_several_rules() -> None:
     shifted = _transactions()
-    numbers = ["payment_method_id", "payment_plan_days", "plan_list_price",
-               "actual_amount_paid", "is_auto_renew"]  # fmt: skip
+    numbers = [
+        "payment_method_id",
+        "payment_plan_days",
+        "plan_list_price",
+        "actual_amount_paid",
+        "is_auto_renew",
+    ]
     values = shifted.loc[0, numbers].tolist()  # one row slid one column to the right
     shifted.loc[0, numbers[1:]] = values[:-1]
     failures = check_frame(SILVER["transactions"], "silver.transactions", shifted)
