@@ -2,7 +2,8 @@
 
 ``FeatureRecord`` is derived from the Pandera gold schema, so a rule is written once: the types,
 nullability and ranges that stop a bad gold table also reject a bad request, with the field
-named. Every field is required (a missing key is an error, not a silent median); a nullable
+named. Numbers must be finite: ``NaN``, ``Infinity`` and values that overflow a float (``1e309``)
+are refused, as is anything beyond a bound gold has. Every field is required (a missing key is an error, not a silent median); a nullable
 feature may be ``null``, which the transformer imputes as it did in training. Types are strict:
 ``"12"`` is not a number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
 """
@@ -38,6 +39,8 @@ def _field_type(column: pa.Column) -> Any:
     constraints: dict[str, Any] = {}
     validators = []
     kind: Any = str if "string" in str(column.dtype) else float
+    if kind is float:
+        constraints["allow_inf_nan"] = False
     for check in column.checks:
         if check.name in _BOUNDS:
             constraints.update(_BOUNDS[check.name](check.statistics))

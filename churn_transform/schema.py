@@ -129,6 +129,14 @@ FLAGS: Final[tuple[str, ...]] = ("last_is_auto_renew", "last_is_cancel")
 #: Features the drift report compares as categories (codes and flags); the rest are numbers.
 DRIFT_CATEGORICALS: Final[tuple[str, ...]] = CODED_CATEGORICALS + FLAGS
 
+#: The farthest any gold day count may lie from its cutoff: a century. KKBox began in 2004 and
+#: silver's dates lie within 2004..2040, so a real row is thousands of days inside it; beyond it
+#: lies a unit error (seconds, or a YYYYMMDD date, sent as days), not a member.
+MAX_DAYS: Final[int] = 36_525
+#: Seconds in a day: cleaning clips a day's ``total_secs`` to it, so a window of ``w`` days
+#: holds at most ``w`` of them (one log row per user and day).
+SECONDS_PER_DAY: Final[int] = 86_400
+
 # Features that may be negative or are checked with their own range in ``gold_schema``.
 _SIGNED_OR_RANGED = ("gender", "days_to_expiry", "city", "bd", "registered_via",
                      "registration_age_days")  # fmt: skip
@@ -143,24 +151,38 @@ def msno_column() -> Column:
     return Column("string", Check.str_length(MSNO_LENGTH, MSNO_LENGTH), nullable=False)
 
 
+def _bounded(low: float, high: float, nullable: bool = True) -> Column:
+    return Column("float64", Check.in_range(low, high), nullable=nullable)
+
+
 def gold_schema(scoring: bool) -> pa.DataFrameSchema:
-    """Gold of a labelled cohort, or of a scoring cohort (no label)."""
+    """Gold of a labelled cohort, or of a scoring cohort (no label).
+
+    Counts and money have no upper bound (a heavy listener is not an error); day counts, seconds
+    of listening and shares have physical ones, which every row the pipeline builds keeps
+    (``features`` computes them from cleaned silver).
+    """
     columns = {
         name: Column("float64", Check.ge(0), nullable=True)
         for name in FEATURES
         if name not in _SIGNED_OR_RANGED
     }
-    columns.update({name: Column("float64", Check.ge(1), nullable=True) for name in _LOOK_BACK})
-    columns.update({f"active_days_{w}": Column("float64", Check.in_range(0, w)) for w in WINDOWS})
+    columns.update({name: _bounded(1, MAX_DAYS) for name in _LOOK_BACK})
+    columns.update({f"active_days_{w}": _bounded(0, w, nullable=False) for w in WINDOWS})
+    columns.update({f"secs_{w}": _bounded(0, w * SECONDS_PER_DAY) for w in WINDOWS})
     columns.update({name: Column("float64", Check.isin([0, 1]), nullable=True) for name in FLAGS})
     columns.update(
         msno=msno_column(),
-        days_to_expiry=Column("float64", nullable=True),
-        city=Column("float64", Check.in_range(1, 22), nullable=True),
-        bd=Column("float64", Check.in_range(1, 100), nullable=True),
+        auto_renew_share=_bounded(0, 1),
+        last_plan_days=_bounded(0, MAX_DAYS),
+        log_days_total=_bounded(0, MAX_DAYS),
+        secs_total=_bounded(0, MAX_DAYS * SECONDS_PER_DAY),
+        days_to_expiry=_bounded(-MAX_DAYS, MAX_DAYS),
+        city=_bounded(1, 22),
+        bd=_bounded(1, 100),
         gender=Column("string", Check.isin(list(GENDERS)), nullable=True),
         registered_via=Column("float64", nullable=True),
-        registration_age_days=Column("float64", nullable=True),
+        registration_age_days=_bounded(-MAX_DAYS, MAX_DAYS),
     )
     columns[LABEL] = Column("Int8", Check.isin([0, 1]), nullable=scoring)
     return pa.DataFrameSchema(columns, unique=["msno"], strict=True, name="gold features")
