@@ -24,12 +24,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import bentoml
+from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
 
 from churn_transform.artifact import load_model
 from churn_transform.records import Prediction
 from churn_transform.schema import EXAMPLE_RECORD
-from churn_transform.serving import Champion, CountRefusals, Record, metrics, traffic_entries
+from churn_transform.serving import (
+    Champion,
+    GuardRequests,
+    Record,
+    ReportRefusals,
+    die_with_parent,
+    metrics,
+    quiet_refusals,
+    traffic_entries,
+)
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 
@@ -67,6 +77,9 @@ class ChurnService:
     def __init__(self, champion: Champion | None = None, settings: Settings | None = None) -> None:
         """BentoML calls this without arguments (the store's champion, the module's settings);
         a test passes a model it fitted and settings of its own."""
+        if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
+            die_with_parent()
+        quiet_refusals("bentoml._internal.server.http_app", ServiceUnavailable)
         self.settings = settings or SETTINGS
         self.champion = champion or load_champion(type(self).model_ref)
         self.metrics = metrics()
@@ -121,4 +134,8 @@ class ChurnService:
         self.traffic.close()
 
 
-ChurnService.add_asgi_middleware(CountRefusals)
+# The first added is the outermost: refusals by the guard are reported too.
+ChurnService.add_asgi_middleware(ReportRefusals)
+ChurnService.add_asgi_middleware(
+    GuardRequests, max_body_bytes=SETTINGS.max_body_bytes, max_concurrency=SETTINGS.max_concurrency
+)

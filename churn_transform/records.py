@@ -2,10 +2,11 @@
 
 ``FeatureRecord`` is derived from the Pandera gold schema, so a rule is written once: the types,
 nullability and ranges that stop a bad gold table also reject a bad request, with the field
-named. Numbers must be finite: ``NaN``, ``Infinity`` and values that overflow a float (``1e309``)
-are refused, as is anything beyond a bound gold has. Every field is required (a missing key is an error, not a silent median); a nullable
-feature may be ``null``, which the transformer imputes as it did in training. Types are strict:
-``"12"`` is not a number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
+named. Numbers must be finite: ``NaN``, ``Infinity`` and values that overflow a float
+(``1e309``, ``10**400``) are refused, as is anything beyond a bound gold has. Every field is
+required (a missing key is an error, not a silent median); a nullable feature may be ``null``,
+which the transformer imputes as it did in training. Types are strict: ``"12"`` is not a
+number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
 """
 
 from __future__ import annotations

@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=256, ge=1, le=100_000)
     max_latency_ms: int = Field(default=1000, ge=1)
     max_request_records: int = Field(default=1000, ge=1, description="Records per request.")
+    max_body_bytes: int = Field(
+        default=4 * 2**20, ge=1024,
+        description="Largest request body the service reads (413 beyond); a full request of "
+        "1000 records is about 1 MB.",
+    )  # fmt: skip
+    max_concurrency: int = Field(
+        default=64, ge=1,
+        description="Requests one service worker handles at once; more are answered 503 with "
+        "Retry-After.",
+    )  # fmt: skip
 
     @field_validator("lake_uri", "traffic_log_uri", "data_dir")
     @classmethod

@@ -60,8 +60,8 @@ def test_a_number_that_is_not_finite_is_refused_naming_its_field(number: str, fi
 
 def test_the_bounds_hold_the_extremes_gold_can_reach() -> None:
     extremes = {f"secs_{w}": w * 86_400.0 for w in (7, 14, 30, 44, 60)}
-    FeatureRecord.model_validate({**EXAMPLE_RECORD, **extremes, "tenure_days": 36_525.0,
-                                  "registration_age_days": -300.0, "days_to_expiry": -1_200.0})  # fmt: skip
+    days = {"tenure_days": 36_525.0, "registration_age_days": -300.0, "days_to_expiry": -1_200.0}
+    FeatureRecord.model_validate({**EXAMPLE_RECORD, **extremes, **days})
 
 
 def test_a_missing_field_is_named() -> None:
