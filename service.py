@@ -8,10 +8,15 @@ order. Concurrent requests are merged by BentoML's adaptive batching (``KKBOX_MA
 ``KKBOX_MAX_LATENCY_MS``; a batch size of 1 turns it off). A request with any invalid record
 is refused as a whole with a 400 whose ``detail`` lists every fault with its location
 (``["records", <index>, <field>]``): nothing in it is scored, so no valid record is dropped
-silently while the client believes the batch went through. ``POST /metadata`` describes the
-model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. Every prediction is appended to
-the traffic log off the request path (``churn_transform.traffic``). The service does no
-feature work of its own: the model's transformer does it, exactly as in training.
+silently while the client believes the batch went through. A body that is not JSON (415) or
+is over ``KKBOX_MAX_BODY_BYTES`` (413) is refused before BentoML reads it, and overload (over
+``KKBOX_MAX_CONCURRENCY`` requests in flight, or the batcher shedding) is a 503 with
+``Retry-After``; each refusal is one warning line without the input. ``POST /metadata``
+describes the model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. A worker dies with
+the ``bentoml serve`` that started it (Linux), and SIGTERM answers the requests in flight
+first. Every prediction is appended to the traffic log off the request path
+(``churn_transform.traffic``). The service does no feature work of its own: the model's
+transformer does it, exactly as in training.
 
 This module only wires BentoML up: the champion, the request record, the metrics and the
 middleware are in ``churn_transform.serving``. The model is read from the store when the service

@@ -1,6 +1,7 @@
 """What the prediction service is made of besides BentoML's wiring: the served champion, the
-request record that remembers its HTTP request, the platform's metrics and the middleware that
-counts refused requests.
+request record that remembers its HTTP request, the platform's metrics, the middleware that
+guards the API (content type, body size, overload) and reports refused requests, the log filter
+that keeps BentoML from quoting a refused input, and the tie of a worker's life to its parent's.
 
 Nothing here imports BentoML or MLflow: ``service.py`` loads the champion from the BentoML store
 and hands it over, and a test can hand over a model it fitted a moment before.
@@ -154,7 +155,9 @@ def faulty_fields(body: bytes) -> list[str]:
     return [field if field in _KNOWN_FIELDS else UNKNOWN_FIELD for field in fields]
 
 
-async def _answer(send: Any, status: int, error: str, headers: Sequence[tuple[bytes, bytes]] = ()):
+async def _answer(
+    send: Any, status: int, error: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     """A JSON ``{"error": ...}`` answer, as BentoML gives its own refusals."""
     body = json.dumps({"error": error}).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -295,7 +298,7 @@ async def _read_body(receive: Any, limit: int) -> bytes | None:
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away: nothing to answer
+        if message["type"] != "http.request":  # the client went away: no one reads the answer
             break
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
@@ -337,6 +340,9 @@ def _clear_overload(send: Any) -> Any:
     return forward
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
 def die_with_parent(signal_number: int = signal.SIGTERM) -> bool:
     """Have the kernel send this process ``signal_number`` when its parent dies (Linux's
     ``prctl(PR_SET_PDEATHSIG)``); False, and nothing done, on other systems.
@@ -353,6 +359,3 @@ def die_with_parent(signal_number: int = signal.SIGTERM) -> bool:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
     return True
-
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
