@@ -356,7 +356,13 @@ def test_sigterm_answers_every_request_in_flight_then_leaves_nothing_behind(
 
     with ThreadPoolExecutor(12) as pool:
         sent = pool.map(one, range(12))
-        time.sleep(0.5)  # every request is in the worker by now
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until every request is in the worker
+            inside = _total(_metrics(url), "bentoml_service_request_in_progress",
+                            endpoint="/predict")  # fmt: skip
+            if inside + len(answered) == 12:
+                break
+            time.sleep(0.02)
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         statuses = list(sent)
