@@ -67,9 +67,10 @@ system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus
 test: system-deps lint ## Lint, then run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
-lint: setup ## ruff check and format check
+lint: setup ## ruff check and format check, mypy over the library and the steps
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
 
 format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)

@@ -8,10 +8,15 @@ order. Concurrent requests are merged by BentoML's adaptive batching (``KKBOX_MA
 ``KKBOX_MAX_LATENCY_MS``; a batch size of 1 turns it off). A request with any invalid record
 is refused as a whole with a 400 whose ``detail`` lists every fault with its location
 (``["records", <index>, <field>]``): nothing in it is scored, so no valid record is dropped
-silently while the client believes the batch went through. ``POST /metadata`` describes the
-model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. Every prediction is appended to
-the traffic log off the request path (``churn_transform.traffic``). The service does no
-feature work of its own: the model's transformer does it, exactly as in training.
+silently while the client believes the batch went through. A body that is not JSON (415) or
+is over ``KKBOX_MAX_BODY_BYTES`` (413) is refused before BentoML reads it, and overload (over
+``KKBOX_MAX_CONCURRENCY`` requests in flight, or the batcher shedding) is a 503 with
+``Retry-After``; each refusal is one warning line without the input. ``POST /metadata``
+describes the model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. A worker dies with
+the ``bentoml serve`` that started it (Linux), and SIGTERM answers the requests in flight
+first. Every prediction is appended to the traffic log off the request path
+(``churn_transform.traffic``). The service does no feature work of its own: the model's
+transformer does it, exactly as in training.
 
 This module only wires BentoML up: the champion, the request record, the metrics and the
 middleware are in ``churn_transform.serving``. The model is read from the store when the service
@@ -24,12 +29,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import bentoml
+from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
 
 from churn_transform.artifact import load_model
 from churn_transform.records import Prediction
 from churn_transform.schema import EXAMPLE_RECORD
-from churn_transform.serving import Champion, CountRefusals, Record, metrics, traffic_entries
+from churn_transform.serving import (
+    Champion,
+    GuardRequests,
+    Record,
+    ReportRefusals,
+    die_with_parent,
+    metrics,
+    quiet_refusals,
+    traffic_entries,
+)
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 
@@ -38,10 +53,14 @@ SETTINGS = Settings()
 # KKBOX_MAX_BATCH_SIZE=1 turns adaptive batching off (each request is its own call), which is
 # what the load-test harness compares it against.
 BATCHING = (
-    {"batchable": True, "max_batch_size": SETTINGS.max_batch_size,
-     "max_latency_ms": SETTINGS.max_latency_ms}
-    if SETTINGS.max_batch_size > 1 else {}
-)  # fmt: skip
+    {
+        "batchable": True,
+        "max_batch_size": SETTINGS.max_batch_size,
+        "max_latency_ms": SETTINGS.max_latency_ms,
+    }
+    if SETTINGS.max_batch_size > 1
+    else {}
+)
 
 
 def load_champion(reference: bentoml.models.BentoModel) -> Champion:
@@ -67,14 +86,18 @@ class ChurnService:
     def __init__(self, champion: Champion | None = None, settings: Settings | None = None) -> None:
         """BentoML calls this without arguments (the store's champion, the module's settings);
         a test passes a model it fitted and settings of its own."""
+        if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
+            die_with_parent()
+        quiet_refusals("bentoml._internal.server.http_app", ServiceUnavailable)
         self.settings = settings or SETTINGS
         self.champion = champion or load_champion(type(self).model_ref)
         self.metrics = metrics()
         labels = self.champion.labels
         self.metrics["model"].labels(
-            version=self.champion.version, run_id=labels["run_id"],
+            version=self.champion.version,
+            run_id=labels["run_id"],
             data_version=labels["data_version"],
-        ).set(1)  # fmt: skip
+        ).set(1)
         self.traffic = TrafficLog(
             self.settings.traffic_log_uri,
             on_lost=lambda reason, n: self.metrics["lost"].labels(reason=reason).inc(n),
@@ -121,4 +144,8 @@ class ChurnService:
         self.traffic.close()
 
 
-ChurnService.add_asgi_middleware(CountRefusals)
+# The first added is the outermost: refusals by the guard are reported too.
+ChurnService.add_asgi_middleware(ReportRefusals)
+ChurnService.add_asgi_middleware(
+    GuardRequests, max_body_bytes=SETTINGS.max_body_bytes, max_concurrency=SETTINGS.max_concurrency
+)

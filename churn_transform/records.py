@@ -2,13 +2,16 @@
 
 ``FeatureRecord`` is derived from the Pandera gold schema, so a rule is written once: the types,
 nullability and ranges that stop a bad gold table also reject a bad request, with the field
-named. Every field is required (a missing key is an error, not a silent median); a nullable
-feature may be ``null``, which the transformer imputes as it did in training. Types are strict:
-``"12"`` is not a number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
+named. Numbers must be finite: ``NaN``, ``Infinity`` and values that overflow a float
+(``1e309``, ``10**400``) are refused, as is anything beyond a bound gold has. Every field is
+required (a missing key is an error, not a silent median); a nullable feature may be ``null``,
+which the transformer imputes as it did in training. Types are strict: ``"12"`` is not a
+number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -25,7 +28,7 @@ _BOUNDS = {
 }
 
 
-def _one_of(allowed: list[float]):  # type: ignore[no-untyped-def]
+def _one_of(allowed: list[float]) -> Callable[[float | None], float | None]:
     def check(value: float | None) -> float | None:
         if value is not None and value not in allowed:
             raise ValueError(f"must be one of {allowed}")
@@ -38,6 +41,8 @@ def _field_type(column: pa.Column) -> Any:
     constraints: dict[str, Any] = {}
     validators = []
     kind: Any = str if "string" in str(column.dtype) else float
+    if kind is float:
+        constraints["allow_inf_nan"] = False
     for check in column.checks:
         if check.name in _BOUNDS:
             constraints.update(_BOUNDS[check.name](check.statistics))
@@ -70,7 +75,8 @@ FeatureRecord = record_model(gold_schema(scoring=True), ("msno", *FEATURES))
 def as_records(gold: pd.DataFrame) -> list[dict[str, Any]]:
     """Gold rows as the service's JSON records: ``msno`` and the features, nulls as None."""
     frame = gold[["msno", *FEATURES]].astype(object)
-    return frame.where(frame.notna(), None).to_dict("records")
+    records = frame.where(frame.notna(), None).to_dict("records")
+    return [{str(name): value for name, value in record.items()} for record in records]
 
 
 class Prediction(BaseModel):

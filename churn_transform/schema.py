@@ -101,20 +101,44 @@ GENDERS: Final[tuple[str, ...]] = ("male", "female")
 #: Listening windows, in days before the cutoff (cumulative: 14 includes 7).
 WINDOWS: Final[tuple[int, ...]] = (7, 14, 30, 44, 60)
 TRANSACTION_FEATURES: Final[tuple[str, ...]] = (
-    "tx_count", "tx_count_90", "cancel_count", "cancel_count_365", "days_since_last_cancel",
-    "last_is_auto_renew", "last_is_cancel", "last_payment_method_id", "last_plan_days",
-    "last_list_price", "last_amount_paid", "days_to_expiry", "days_since_last_transaction",
-    "tenure_days", "total_paid", "total_plan_days", "discount_count", "free_count",
+    "tx_count",
+    "tx_count_90",
+    "cancel_count",
+    "cancel_count_365",
+    "days_since_last_cancel",
+    "last_is_auto_renew",
+    "last_is_cancel",
+    "last_payment_method_id",
+    "last_plan_days",
+    "last_list_price",
+    "last_amount_paid",
+    "days_to_expiry",
+    "days_since_last_transaction",
+    "tenure_days",
+    "total_paid",
+    "total_plan_days",
+    "discount_count",
+    "free_count",
     "auto_renew_share",
-)  # fmt: skip
+)
 LOG_FEATURES: Final[tuple[str, ...]] = (
-    *(f"secs_{w}" for w in WINDOWS), *(f"active_days_{w}" for w in WINDOWS),
-    "songs_30", "num_25_30", "num_100_30", "unq_30", "days_since_last_log", "log_days_total",
+    *(f"secs_{w}" for w in WINDOWS),
+    *(f"active_days_{w}" for w in WINDOWS),
+    "songs_30",
+    "num_25_30",
+    "num_100_30",
+    "unq_30",
+    "days_since_last_log",
+    "log_days_total",
     "secs_total",
-)  # fmt: skip
+)
 MEMBER_FEATURES: Final[tuple[str, ...]] = (
-    "city", "bd", "gender", "registered_via", "registration_age_days",
-)  # fmt: skip
+    "city",
+    "bd",
+    "gender",
+    "registered_via",
+    "registration_age_days",
+)
 #: The model's input columns, in order: what gold holds besides ``msno`` and the label.
 FEATURES: Final[tuple[str, ...]] = TRANSACTION_FEATURES + LOG_FEATURES + MEMBER_FEATURES
 #: 1 when the user did not renew within 30 days of expiry; null in the scoring cohort.
@@ -122,20 +146,40 @@ LABEL: Final[str] = "is_churn"
 
 #: Features the transformer encodes as integer codes of the categories seen in ``fit``.
 CODED_CATEGORICALS: Final[tuple[str, ...]] = (
-    "city", "gender", "registered_via", "last_payment_method_id",
-)  # fmt: skip
+    "city",
+    "gender",
+    "registered_via",
+    "last_payment_method_id",
+)
 #: 0/1 features.
 FLAGS: Final[tuple[str, ...]] = ("last_is_auto_renew", "last_is_cancel")
 #: Features the drift report compares as categories (codes and flags); the rest are numbers.
 DRIFT_CATEGORICALS: Final[tuple[str, ...]] = CODED_CATEGORICALS + FLAGS
 
+#: The farthest any gold day count may lie from its cutoff: a century. KKBox began in 2004 and
+#: silver's dates lie within 2004..2040, so a real row is thousands of days inside it; beyond it
+#: lies a unit error (seconds, or a YYYYMMDD date, sent as days), not a member.
+MAX_DAYS: Final[int] = 36_525
+#: Seconds in a day: cleaning clips a day's ``total_secs`` to it, so a window of ``w`` days
+#: holds at most ``w`` of them (one log row per user and day).
+SECONDS_PER_DAY: Final[int] = 86_400
+
 # Features that may be negative or are checked with their own range in ``gold_schema``.
-_SIGNED_OR_RANGED = ("gender", "days_to_expiry", "city", "bd", "registered_via",
-                     "registration_age_days")  # fmt: skip
+_SIGNED_OR_RANGED = (
+    "gender",
+    "days_to_expiry",
+    "city",
+    "bd",
+    "registered_via",
+    "registration_age_days",
+)
 # Features that look back from the cutoff: a value below 1 would mean a row on or after it.
 _LOOK_BACK = (
-    "days_since_last_cancel", "days_since_last_transaction", "tenure_days", "days_since_last_log",
-)  # fmt: skip
+    "days_since_last_cancel",
+    "days_since_last_transaction",
+    "tenure_days",
+    "days_since_last_log",
+)
 
 
 def msno_column() -> Column:
@@ -143,24 +187,38 @@ def msno_column() -> Column:
     return Column("string", Check.str_length(MSNO_LENGTH, MSNO_LENGTH), nullable=False)
 
 
+def _bounded(low: float, high: float, nullable: bool = True) -> Column:
+    return Column("float64", Check.in_range(low, high), nullable=nullable)
+
+
 def gold_schema(scoring: bool) -> pa.DataFrameSchema:
-    """Gold of a labelled cohort, or of a scoring cohort (no label)."""
+    """Gold of a labelled cohort, or of a scoring cohort (no label).
+
+    Counts and money have no upper bound (a heavy listener is not an error); day counts, seconds
+    of listening and shares have physical ones, which every row the pipeline builds keeps
+    (``features`` computes them from cleaned silver).
+    """
     columns = {
         name: Column("float64", Check.ge(0), nullable=True)
         for name in FEATURES
         if name not in _SIGNED_OR_RANGED
     }
-    columns.update({name: Column("float64", Check.ge(1), nullable=True) for name in _LOOK_BACK})
-    columns.update({f"active_days_{w}": Column("float64", Check.in_range(0, w)) for w in WINDOWS})
+    columns.update({name: _bounded(1, MAX_DAYS) for name in _LOOK_BACK})
+    columns.update({f"active_days_{w}": _bounded(0, w, nullable=False) for w in WINDOWS})
+    columns.update({f"secs_{w}": _bounded(0, w * SECONDS_PER_DAY) for w in WINDOWS})
     columns.update({name: Column("float64", Check.isin([0, 1]), nullable=True) for name in FLAGS})
     columns.update(
         msno=msno_column(),
-        days_to_expiry=Column("float64", nullable=True),
-        city=Column("float64", Check.in_range(1, 22), nullable=True),
-        bd=Column("float64", Check.in_range(1, 100), nullable=True),
+        auto_renew_share=_bounded(0, 1),
+        last_plan_days=_bounded(0, MAX_DAYS),
+        log_days_total=_bounded(0, MAX_DAYS),
+        secs_total=_bounded(0, MAX_DAYS * SECONDS_PER_DAY),
+        days_to_expiry=_bounded(-MAX_DAYS, MAX_DAYS),
+        city=_bounded(1, 22),
+        bd=_bounded(1, 100),
         gender=Column("string", Check.isin(list(GENDERS)), nullable=True),
         registered_via=Column("float64", nullable=True),
-        registration_age_days=Column("float64", nullable=True),
+        registration_age_days=_bounded(-MAX_DAYS, MAX_DAYS),
     )
     columns[LABEL] = Column("Int8", Check.isin([0, 1]), nullable=scoring)
     return pa.DataFrameSchema(columns, unique=["msno"], strict=True, name="gold features")
@@ -170,16 +228,45 @@ def gold_schema(scoring: bool) -> pa.DataFrameSchema:
 #: listening has faded.
 EXAMPLE_RECORD: Final[dict[str, Any]] = {
     "msno": "+UVtmiuUMYmk9KkMT9kRfzbRGfSs7PDIIkYydmyawzo=",
-    "tx_count": 29.0, "tx_count_90": 3.0, "cancel_count": 0.0, "cancel_count_365": 0.0,
-    "days_since_last_cancel": None, "last_is_auto_renew": 1.0, "last_is_cancel": 0.0,
-    "last_payment_method_id": 41.0, "last_plan_days": 30.0, "last_list_price": 119.0,
-    "last_amount_paid": 119.0, "days_to_expiry": 3.0, "days_since_last_transaction": 27.0,
-    "tenure_days": 777.0, "total_paid": 3569.0, "total_plan_days": 780.0,
-    "discount_count": 2.0, "free_count": 0.0, "auto_renew_share": 1.0,
-    "secs_7": 0.0, "secs_14": 0.0, "secs_30": 1884.728, "secs_44": 4546.02, "secs_60": 8046.956,
-    "active_days_7": 0.0, "active_days_14": 0.0, "active_days_30": 1.0, "active_days_44": 3.0,
-    "active_days_60": 4.0, "songs_30": 10.0, "num_25_30": 1.0, "num_100_30": 7.0,
-    "unq_30": 6.0, "days_since_last_log": 24.0, "log_days_total": 174.0,
-    "secs_total": 576641.332, "city": 1.0, "bd": 19.0, "gender": "female",
-    "registered_via": 9.0, "registration_age_days": 3329.0,
-}  # fmt: skip
+    "tx_count": 29.0,
+    "tx_count_90": 3.0,
+    "cancel_count": 0.0,
+    "cancel_count_365": 0.0,
+    "days_since_last_cancel": None,
+    "last_is_auto_renew": 1.0,
+    "last_is_cancel": 0.0,
+    "last_payment_method_id": 41.0,
+    "last_plan_days": 30.0,
+    "last_list_price": 119.0,
+    "last_amount_paid": 119.0,
+    "days_to_expiry": 3.0,
+    "days_since_last_transaction": 27.0,
+    "tenure_days": 777.0,
+    "total_paid": 3569.0,
+    "total_plan_days": 780.0,
+    "discount_count": 2.0,
+    "free_count": 0.0,
+    "auto_renew_share": 1.0,
+    "secs_7": 0.0,
+    "secs_14": 0.0,
+    "secs_30": 1884.728,
+    "secs_44": 4546.02,
+    "secs_60": 8046.956,
+    "active_days_7": 0.0,
+    "active_days_14": 0.0,
+    "active_days_30": 1.0,
+    "active_days_44": 3.0,
+    "active_days_60": 4.0,
+    "songs_30": 10.0,
+    "num_25_30": 1.0,
+    "num_100_30": 7.0,
+    "unq_30": 6.0,
+    "days_since_last_log": 24.0,
+    "log_days_total": 174.0,
+    "secs_total": 576641.332,
+    "city": 1.0,
+    "bd": 19.0,
+    "gender": "female",
+    "registered_via": 9.0,
+    "registration_age_days": 3329.0,
+}

@@ -1,6 +1,7 @@
 """What the prediction service is made of besides BentoML's wiring: the served champion, the
-request record that remembers its HTTP request, the platform's metrics and the middleware that
-counts refused requests.
+request record that remembers its HTTP request, the platform's metrics, the middleware that
+guards the API (content type, body size, overload) and reports refused requests, the log filter
+that keeps BentoML from quoting a refused input, and the tie of a worker's life to its parent's.
 
 Nothing here imports BentoML or MLflow: ``service.py`` loads the champion from the BentoML store
 and hands it over, and a test can hand over a model it fitted a moment before.
@@ -8,7 +9,12 @@ and hands it over, and a test can hand over a model it fitted a moment before.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import logging
+import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -17,10 +23,12 @@ from functools import cache
 from typing import Any, Protocol
 
 from opentelemetry import trace
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, ValidationError
 
 from churn_transform.records import FeatureRecord, Prediction
 from churn_transform.schema import FEATURES
+
+logger = logging.getLogger(__name__)
 
 
 def current_request_id() -> str:
@@ -76,10 +84,14 @@ class Champion:
         columns = {name: [getattr(r, name) for r in records] for name in FEATURES}
         churn = self.model.predict_proba(columns)[:, 1].tolist()
         return [
-            Prediction(msno=r.msno, churn_probability=p, churn=p >= self.threshold,
-                       model_version=self.version)
+            Prediction(
+                msno=r.msno,
+                churn_probability=p,
+                churn=p >= self.threshold,
+                model_version=self.version,
+            )
             for r, p in zip(records, churn, strict=True)
-        ]  # fmt: skip
+        ]
 
 
 def traffic_entries(
@@ -89,10 +101,14 @@ def traffic_entries(
     now = time.time()
     for record, answer in zip(records, answers, strict=True):
         yield {
-            "ts": now, "request_id": record.request_id, "model_version": model_version,
-            "features": record.model_dump(exclude={"msno"}), "msno": record.msno,
-            "churn_probability": answer.churn_probability, "churn": answer.churn,
-        }  # fmt: skip
+            "ts": now,
+            "request_id": record.request_id,
+            "model_version": model_version,
+            "features": record.model_dump(exclude={"msno"}),
+            "msno": record.msno,
+            "churn_probability": answer.churn_probability,
+            "churn": answer.churn,
+        }
 
 
 @cache
@@ -103,7 +119,8 @@ def metrics() -> dict[str, Any]:
 
     return {
         "probability": Histogram(
-            "kkbox_churn_probability", "Predicted churn probability",
+            "kkbox_churn_probability",
+            "Predicted churn probability",
             buckets=[i / 20 for i in range(1, 21)],
         ),
         "predictions": Counter("kkbox_predictions", "Predictions by decision", ["decision"]),
@@ -111,45 +128,69 @@ def metrics() -> dict[str, Any]:
             "kkbox_validation_errors", "Faults in refused requests, by field", ["field"]
         ),
         "model": Gauge(
-            "kkbox_model_info", "The served model (value 1)",
-            ["version", "run_id", "data_version"], multiprocess_mode="livemax",
+            "kkbox_model_info",
+            "The served model (value 1)",
+            ["version", "run_id", "data_version"],
+            multiprocess_mode="livemax",
         ),
         "queue": Gauge(
-            "kkbox_traffic_log_queue_depth", "Predictions waiting to be logged",
+            "kkbox_traffic_log_queue_depth",
+            "Predictions waiting to be logged",
             multiprocess_mode="livesum",
         ),
         "lost": Counter(
             "kkbox_traffic_log_dropped", "Predictions the traffic log lost", ["reason"]
         ),
         "logged": Counter("kkbox_traffic_log_written", "Predictions written to the traffic log"),
-    }  # fmt: skip
+    }
+
+
+#: Where a fault names something the request model does not know (an unknown key), its label:
+#: a client must not choose log text or metric label values.
+UNKNOWN_FIELD = "unknown"
+_KNOWN_FIELDS = frozenset({"msno", *FEATURES, "records", "request"})
+#: Seconds an overloaded service asks a client to wait (the batcher clears its queue in less).
+RETRY_AFTER_SECONDS = 1
+OVERLOADED = f"The service is overloaded; retry after {RETRY_AFTER_SECONDS} s."
 
 
 def faulty_fields(body: bytes) -> list[str]:
     """The field of each fault in BentoML's 400 answer: the record's field for
-    ``["records", i, field]``, ``records`` for the list itself, ``request`` for the body."""
+    ``["records", i, field]``, ``records`` for the list itself, ``request`` for the body;
+    ``UNKNOWN_FIELD`` for a name the record model does not have."""
     try:
         faults = json.loads(body).get("detail", [])
     except (ValueError, AttributeError):
         faults = []
     locations = [fault.get("loc") or ["request"] for fault in faults if isinstance(fault, dict)]
-    return [str(location[-1] if len(location) > 2 else location[0]) for location in locations] or [
-        "request"
-    ]
+    fields = [str(loc[-1] if len(loc) > 2 else loc[0]) for loc in locations] or ["request"]
+    return [field if field in _KNOWN_FIELDS else UNKNOWN_FIELD for field in fields]
 
 
-class CountRefusals:
-    """ASGI middleware: counts the faults of every refused request to ``path`` by field.
+async def _answer(
+    send: Any, status: int, error: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON ``{"error": ...}`` answer, as BentoML gives its own refusals."""
+    body = json.dumps({"error": error}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*head, *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ReportRefusals:
+    """ASGI middleware: every refused API request (a 4xx or a 503) is logged as one WARNING line
+    (status, method, path, and the faulty fields of a 400, never a value sent), and the faults
+    of each are counted by field in ``kkbox_validation_errors_total``.
 
     BentoML validates the body against ``Record`` before our code runs and answers 400 itself;
-    reading that answer is the one place the faults can be seen."""
+    reading that answer is the one place the faults can be seen. Its own ERROR traceback for
+    the same request, which quotes the input, is dropped by ``QuietRefusals``."""
 
-    def __init__(self, app: Any, path: str = "/predict") -> None:
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.path = path
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         status, body = 0, []
 
@@ -157,11 +198,180 @@ class CountRefusals:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and 400 <= status < 500:
+            elif message["type"] == "http.response.body" and _refused(status):
                 body.append(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, capture)
-        if 400 <= status < 500:
-            for field in faulty_fields(b"".join(body)):
-                metrics()["rejected"].labels(field=field).inc()
+        if not _refused(status):
+            return
+        fields = faulty_fields(b"".join(body)) if status < 500 else []
+        for field in fields:
+            metrics()["rejected"].labels(field=field).inc()
+        reason = _reason(status, b"".join(body), fields)
+        logger.warning("refused %d %s %s: %s", status, scope["method"], scope["path"], reason)
+
+
+def _refused(status: int) -> bool:
+    return 400 <= status < 500 or status == 503
+
+
+def _reason(status: int, body: bytes, fields: list[str]) -> str:
+    """A refusal's reason fit for the log: the faulty fields of a 400, our own message of a 413,
+    415 or 503, and nothing more of a 404 or 405."""
+    if status == 400:
+        return "invalid " + ", ".join(sorted(set(fields)))
+    try:
+        return str(json.loads(body)["error"])[:120] if status in (413, 415, 503) else "refused"
+    except (ValueError, KeyError, TypeError):
+        return "refused"
+
+
+class QuietRefusals(logging.Filter):
+    """Drops BentoML's ERROR traceback, which quotes the input, for a request refused on purpose:
+    a body its request model refused (pydantic's ValidationError of the model BentoML names
+    ``Input``) or a request its batcher shed (``shed``, BentoML's ServiceUnavailable).
+    ``ReportRefusals`` logs each as one WARNING line instead; every other exception, a
+    ValidationError raised while answering included, keeps its traceback."""
+
+    def __init__(self, shed: type[BaseException]) -> None:
+        super().__init__()
+        self.shed = shed
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        refused = isinstance(error, ValidationError) and error.title == "Input"
+        return not (refused or isinstance(error, self.shed))
+
+
+def quiet_refusals(logger_name: str, shed: type[BaseException]) -> None:
+    """Put ``QuietRefusals`` on the logger BentoML reports request errors with (once)."""
+    target = logging.getLogger(logger_name)
+    if not any(isinstance(f, QuietRefusals) for f in target.filters):
+        target.addFilter(QuietRefusals(shed))
+
+
+class GuardRequests:
+    """ASGI middleware in front of BentoML's API routes (every POST): what BentoML would accept
+    or choke on is refused before it reads the body.
+
+    - A content type other than JSON gets 415, and so does a body sent without one (BentoML
+      would parse it as JSON anyway). A POST without a body needs no content type.
+    - A body over ``max_body_bytes`` gets 413: at once when its Content-Length says so, else
+      when the bytes read pass the limit (reading stops there, so memory stays bounded).
+    - Beyond ``max_concurrency`` requests in flight in this worker, 503 with ``Retry-After``.
+      BentoML's adaptive batcher sheds load too, with a bare 503 "An unexpected error has
+      occurred"; that answer is replaced by the same clear one.
+    """
+
+    def __init__(self, app: Any, max_body_bytes: int, max_concurrency: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self.max_concurrency:
+            return await _overloaded(send)
+        self.in_flight += 1
+        try:
+            await self._admitted(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _admitted(self, scope: dict, receive: Any, send: Any) -> None:
+        headers = {name.lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        media_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
+        if media_type and not _is_json(media_type):
+            return await _answer(
+                send, 415, f"Content-Type must be application/json, not {media_type[:40]!r}."
+            )
+        too_large = f"The request body is over {self.max_body_bytes} bytes."
+        declared = headers.get(b"content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return await _answer(send, 413, too_large)
+        body = await _read_body(receive, self.max_body_bytes)
+        if body is None:
+            return await _answer(send, 413, too_large)
+        if body and not media_type:
+            return await _answer(send, 415, "Content-Type must be application/json.")
+        await self.app(scope, _replay(body, receive), _clear_overload(send))
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` bytes."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: no one reads the answer
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            return None
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that hands the body already read to the app, then passes on the rest."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _overloaded(send: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+    await _answer(send, 503, OVERLOADED, [*headers, *retry])
+
+
+def _clear_overload(send: Any) -> Any:
+    """A ``send`` that turns the app's 503 into the clear overload answer (its headers kept)."""
+    shed: list[tuple[bytes, bytes]] | None = None
+
+    async def forward(message: dict) -> None:
+        nonlocal shed
+        if message["type"] == "http.response.start" and message["status"] == 503:
+            shed = [
+                (k, v)
+                for k, v in message.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length")
+            ]
+        elif shed is None:
+            await send(message)
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            await _overloaded(send, shed)
+
+    return forward
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(signal_number: int = signal.SIGTERM) -> bool:
+    """Have the kernel send this process ``signal_number`` when its parent dies (Linux's
+    ``prctl(PR_SET_PDEATHSIG)``); False, and nothing done, on other systems.
+
+    ``bentoml serve`` runs its workers through circus, which starts each in a session of its
+    own: killing the server's process group, or the server with SIGKILL, would leave a worker
+    serving on the port as an orphan. With this, the worker gets SIGTERM and shuts down as
+    gracefully as when the server stops it. A parent that dies before the call (in the
+    seconds a worker takes to start) is not noticed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal_number, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
+    return True

@@ -102,6 +102,18 @@ class Settings(BaseSettings):
         description="Versions of each lake table gc keeps (the current one included), besides "
         "those a registered model or DVC's workspace was built on.",
     )
+    max_body_bytes: int = Field(
+        default=4 * 2**20,
+        ge=1024,
+        description="Largest request body the service reads (413 beyond); a full request of "
+        "1000 records is about 1 MB.",
+    )
+    max_concurrency: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one service worker handles at once; more are answered 503 with "
+        "Retry-After.",
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "data_dir")
     @classmethod

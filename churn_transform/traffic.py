@@ -9,6 +9,10 @@ and reported through ``on_lost`` so the service can export them (``on_written`` 
 progress and the queue depth). ``close`` drains the queue
 before it returns (graceful shutdown loses nothing).
 
+Lines are strict JSON (RFC 8259), which every reader accepts: an entry holding a non-finite
+number (Python's ``json`` would write a bare ``NaN``) is not written but counted as lost
+(``not_json``); the service's request model refuses such numbers, so none should arrive.
+
 We wrote this instead of using BentoML's monitoring log, which writes through a ``logging``
 handler on the request thread and counts neither queue depth nor lost records.
 """
@@ -100,17 +104,24 @@ class TrafficLog:
                 return
 
     def _write(self, entries: list[Entry]) -> None:
-        lines = "".join(json.dumps(entry, default=str) + "\n" for entry in entries)
+        lines = _json_lines(entries)
+        if refused := len(entries) - len(lines):
+            logger.warning(
+                "traffic log: %d entries lost: not strict JSON (NaN or infinity)", refused
+            )
+            self.on_lost("not_json", refused)
+        if not lines:
+            return
         try:
             handle = self._current_file()
-            handle.write(lines)
+            handle.write("".join(lines))
             handle.flush()
-            self.written += len(entries)
-            self.on_written(len(entries), self.depth)
+            self.written += len(lines)
+            self.on_written(len(lines), self.depth)
         except OSError as err:
-            logger.warning("traffic log: %d entries lost: %s", len(entries), err)
+            logger.warning("traffic log: %d entries lost: %s", len(lines), err)
             self._file = None
-            self.on_lost("write_failed", len(entries))
+            self.on_lost("write_failed", len(lines))
 
     def _current_file(self) -> IO[str]:
         day = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
@@ -126,6 +137,17 @@ class TrafficLog:
             self._sequence += 1
         self._file = path.open("a", encoding="utf-8")
         return self._file
+
+
+def _json_lines(entries: list[Entry]) -> list[str]:
+    """The entries that strict JSON can hold, one line each (the others are left out)."""
+    lines = []
+    for entry in entries:
+        try:
+            lines.append(json.dumps(entry, default=str, allow_nan=False) + "\n")
+        except ValueError:  # a NaN or an infinity
+            continue
+    return lines
 
 
 def traffic_files(folder: str | Path, start: str, end: str) -> Iterator[Path]:

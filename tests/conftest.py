@@ -100,10 +100,20 @@ def dask_scheduler() -> Iterator[str]:
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = subprocess.Popen(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--dashboard-address", "127.0.0.1:0", "--no-show"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--no-show",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers = [
         subprocess.Popen(
             [
@@ -123,7 +133,7 @@ def dask_scheduler() -> Iterator[str]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     try:
@@ -169,13 +179,23 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
 
     def as_postgres(*command: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True
+        )
 
     as_postgres(str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    as_postgres(str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                options, "start")  # fmt: skip
+    as_postgres(
+        str(pg_bin / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "log"),
+        "-w",
+        "-o",
+        options,
+        "start",
+    )
     try:
         as_postgres(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "mlflow")
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
@@ -189,19 +209,41 @@ def mlflow_server(postgres: str, s3_endpoint: str) -> Iterator[str]:
     """An MLflow tracking server on PostgreSQL with its artifacts in the S3 server."""
     import boto3
 
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
-                 aws_secret_access_key="testing", region_name="us-east-1",
-                 ).create_bucket(Bucket="mlflow-artifacts")  # fmt: skip
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="mlflow-artifacts")
     port = free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "AWS_DEFAULT_REGION": "us-east-1",
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     process = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", postgres,
-         "--artifacts-destination", "s3://mlflow-artifacts/artifacts"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            postgres,
+            "--artifacts-destination",
+            "s3://mlflow-artifacts/artifacts",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(process, f"{url}/health", timeout=120)
@@ -214,8 +256,9 @@ def run_step(env: dict[str, str], *command: str, expect: int = 0) -> str:
     """Run a command as a user would, in the project root; its stdout, after checking its exit."""
     from churn_transform.settings import PROJECT_ROOT
 
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -238,8 +281,18 @@ def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) ->
     """``steps.train``'s arguments for the cohorts February and March and a TrainConfig."""
     from dataclasses import asdict
 
-    arguments = ["--train-cohort", "2017-02", "--eval-cohort", "2017-03", "--margin", str(margin),
-                 "--min-auc", str(min_auc), "--min-oracle-share", "0.9"]  # fmt: skip
+    arguments = [
+        "--train-cohort",
+        "2017-02",
+        "--eval-cohort",
+        "2017-03",
+        "--margin",
+        str(margin),
+        "--min-auc",
+        str(min_auc),
+        "--min-oracle-share",
+        "0.9",
+    ]
     for name, value in asdict(config).items():
         arguments += [f"--{name.replace('_', '-')}", str(value)]
     return arguments
@@ -266,8 +319,12 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
         ingest(lake, str(root / "data" / "raw"), {}, buckets=1)
         for cohort in ("2017-02", "2017-03", "2017-04"):
             build_gold(lake, cohort)
-    env = step_env(root, BENTOML_HOME=str(root / "bentoml"), BENTOML_DO_NOT_TRACK="True",
-                   KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"))  # fmt: skip
+    env = step_env(
+        root,
+        BENTOML_HOME=str(root / "bentoml"),
+        BENTOML_DO_NOT_TRACK="True",
+        KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"),
+    )
     arguments = train_arguments(TrainConfig(n_estimators=150, min_child_samples=50))
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
     assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import_champion")
@@ -280,10 +337,20 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "bentoml"),
+            "serve",
+            "service:ChurnService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -331,11 +398,15 @@ def start_prometheus(target: str, root: Path) -> tuple[subprocess.Popen[bytes], 
     (root / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = subprocess.Popen(
-        [shutil.which("prometheus") or "/usr/bin/prometheus",
-         f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -344,8 +415,9 @@ def prometheus_query(prometheus: str, expr: str, timeout: float = 30) -> list[di
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr},
-                                  timeout=10).json()  # fmt: skip
+            answer = requests.get(
+                f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10
+            ).json()
             if answer["data"]["result"]:
                 return answer["data"]["result"]
         except requests.ConnectionError:  # not listening yet

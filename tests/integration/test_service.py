@@ -3,35 +3,54 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import psutil
 import pytest
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES
+from churn_transform.settings import PROJECT_ROOT
 from churn_transform.traffic import read_traffic
-from tests.conftest import BIN, Champion, records_of, run_step, serve, stop, train_arguments
+from tests.conftest import (
+    BIN,
+    Champion,
+    free_port,
+    records_of,
+    run_step,
+    serve,
+    stop,
+    train_arguments,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def _metrics(url: str) -> dict[tuple[str, tuple], float]:
     text = requests.get(f"{url}/metrics", timeout=5).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _total(metrics: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in metrics.items()
-               if n == name and set(labels.items()) <= set(ls))  # fmt: skip
+    return sum(v for (n, ls), v in metrics.items() if n == name and set(labels.items()) <= set(ls))
 
 
 def test_answers_are_the_registered_champion_s_probabilities(
@@ -56,18 +75,35 @@ def test_answers_are_the_registered_champion_s_probabilities(
     assert one[0]["churn_probability"] == pytest.approx(served[7], rel=1e-12)
 
 
+def _with(field: str, number: str) -> str:
+    """A request body whose one record has ``number`` (JSON text) in ``field``."""
+    body = json.dumps({"records": [{**EXAMPLE_RECORD, field: 0.0}]})
+    return body.replace(f'"{field}": 0.0', f'"{field}": {number}')
+
+
 BAD_REQUESTS = [
     ({"records": []}, ["records"], "records"),
     ({"records": [EXAMPLE_RECORD] * 1001}, ["records"], "records"),
     ({"records": [EXAMPLE_RECORD, {**EXAMPLE_RECORD, "bd": 2016.0}]}, ["records", 1, "bd"], "bd"),
     ({"records": [{**EXAMPLE_RECORD, "city": "five"}]}, ["records", 0, "city"], "city"),
-    ({"records": [{k: v for k, v in EXAMPLE_RECORD.items() if k != "secs_30"}]},
-     ["records", 0, "secs_30"], "secs_30"),
-    ({"records": [{**EXAMPLE_RECORD, "total_paid": -5.0}]}, ["records", 0, "total_paid"],
-     "total_paid"),
+    (
+        {"records": [{k: v for k, v in EXAMPLE_RECORD.items() if k != "secs_30"}]},
+        ["records", 0, "secs_30"],
+        "secs_30",
+    ),
+    (
+        {"records": [{**EXAMPLE_RECORD, "total_paid": -5.0}]},
+        ["records", 0, "total_paid"],
+        "total_paid",
+    ),
     ({"rows": [EXAMPLE_RECORD]}, ["records"], "records"),
     ("{not json", [], "request"),
-]  # fmt: skip
+    *[
+        (_with("tx_count", number), ["records", 0, "tx_count"], "tx_count")
+        for number in ("NaN", "Infinity", "1e309", "1" + "0" * 400)
+    ],
+    (_with("secs_7", "604800.5"), ["records", 0, "secs_7"], "secs_7"),
+]
 
 
 @pytest.mark.parametrize(("body", "location", "field"), BAD_REQUESTS)
@@ -76,8 +112,9 @@ def test_bad_input_gets_a_400_naming_the_fault_and_is_counted(
 ) -> None:
     before = _total(_metrics(service), "kkbox_validation_errors_total", field=field)
     sent = {"data": body} if isinstance(body, str) else {"json": body}
-    answer = requests.post(f"{service}/predict", timeout=30,
-                           headers={"Content-Type": "application/json"}, **sent)  # fmt: skip
+    answer = requests.post(
+        f"{service}/predict", timeout=30, headers={"Content-Type": "application/json"}, **sent
+    )
     assert answer.status_code == 400, answer.text
     assert location in [fault["loc"] for fault in answer.json()["detail"]]
     assert _total(_metrics(service), "kkbox_validation_errors_total", field=field) > before
@@ -90,11 +127,16 @@ def test_every_metric_an_operator_needs_is_exported(service: str) -> None:
     requests.post(f"{service}/predict", json={"records": [EXAMPLE_RECORD] * 3}, timeout=30)
     names = {name for name, _ in _metrics(service)}
     assert {
-        "bentoml_service_request_duration_seconds_bucket", "bentoml_service_request_total",
-        "bentoml_service_request_in_progress", "bentoml_service_adaptive_batch_size_bucket",
-        "kkbox_churn_probability_bucket", "kkbox_predictions_total", "kkbox_model_info",
-        "kkbox_traffic_log_queue_depth", "kkbox_traffic_log_written_total",
-    } <= names  # fmt: skip
+        "bentoml_service_request_duration_seconds_bucket",
+        "bentoml_service_request_total",
+        "bentoml_service_request_in_progress",
+        "bentoml_service_adaptive_batch_size_bucket",
+        "kkbox_churn_probability_bucket",
+        "kkbox_predictions_total",
+        "kkbox_model_info",
+        "kkbox_traffic_log_queue_depth",
+        "kkbox_traffic_log_written_total",
+    } <= names
     assert _total(_metrics(service), "kkbox_model_info", version="1") == 1
 
 
@@ -176,9 +218,197 @@ def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
     # own BentoML store: the module's service keeps serving the first champion
     store = tmp_path / "bentoml"
     shutil.copytree(champion.env["BENTOML_HOME"], store)
-    env = {**champion.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}",
-           "BENTOML_HOME": str(store)}  # fmt: skip
+    env = {
+        **champion.env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}",
+        "BENTOML_HOME": str(store),
+    }
     arguments = train_arguments(TrainConfig(n_estimators=50, min_child_samples=50))
     run_step(env, sys.executable, "-m", "steps.train", *arguments)
     printed = run_step(env, sys.executable, "-m", "steps.import_champion")
     assert "imported kkbox-churn:" in printed and "(registry version 1)" in printed
+
+
+# -- a strict service, and processes that stop together ------------------------------------
+
+
+def test_a_body_too_large_or_not_json_is_refused_before_it_is_parsed(service: str) -> None:
+    big = b'{"records": [' + b" " * (8 * 2**20) + b"]}"
+    declared = requests.post(
+        f"{service}/predict", data=big, timeout=30, headers={"Content-Type": "application/json"}
+    )
+    streamed = requests.post(
+        f"{service}/predict",
+        data=iter([big[i : i + 2**16] for i in range(0, len(big), 2**16)]),
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+    )
+    assert [declared.status_code, streamed.status_code] == [413, 413], streamed.text
+    assert "over 4194304 bytes" in declared.json()["error"]
+    form = requests.post(f"{service}/predict", data={"records": "x"}, timeout=30)
+    assert form.status_code == 415 and "application/json" in form.json()["error"]
+    again = requests.post(f"{service}/predict", json={"records": [EXAMPLE_RECORD]}, timeout=30)
+    assert again.status_code == 200
+
+
+def _serve(env: dict[str, str], log: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """``bentoml serve`` in a session of its own (so its process group can be signalled as a
+    whole), its output in ``log``; once ready."""
+    port = port or free_port()
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [
+                str(BIN / "bentoml"),
+                "serve",
+                "service:ChurnService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"bentoml serve exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    stop(process)
+    raise TimeoutError("the service did not become ready in 60 s")
+
+
+def _family(process: subprocess.Popen) -> list[int]:
+    """The server and every process under it (the workers live in sessions of their own)."""
+    return [process.pid, *(p.pid for p in psutil.Process(process.pid).children(recursive=True))]
+
+
+def _all_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _port_is_free(url: str) -> bool:
+    """Whether a new server could listen on ``url``'s port (as circus does, with SO_REUSEADDR:
+    the closed connections' TIME_WAIT does not count)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_overload_is_a_clear_503_with_retry_after_never_a_500(
+    champion: Champion, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    process, url = _serve(
+        {
+            **champion.env,
+            "KKBOX_MAX_CONCURRENCY": "4",
+            "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "traffic"),
+        },
+        log,
+    )
+    records = records_of(champion.gold("2017-03"), slice(0, 200))
+    start = threading.Barrier(48)
+
+    def one(_: int) -> requests.Response:
+        start.wait()
+        return requests.post(f"{url}/predict", json={"records": records}, timeout=60)
+
+    try:
+        with ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(one, range(48)))
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {200, 503}, statuses
+    for shed in (a for a in answers if a.status_code == 503):
+        assert shed.headers["Retry-After"] == "1"
+        assert shed.json() == {"error": "The service is overloaded; retry after 1 s."}
+    output = log.read_text()
+    assert "Traceback" not in output and "ERROR" not in output, output[-3000:]
+    assert output.count("refused 503 POST /predict") == statuses.count(503)
+
+
+def test_killing_the_server_s_process_group_leaves_no_worker_behind(
+    champion: Champion, tmp_path: Path
+) -> None:
+    env = {**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "traffic")}
+    process, url = _serve(env, tmp_path / "first.log")
+    family = _family(process)
+    assert len(family) >= 2, "no worker under bentoml serve"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+    assert _all_gone(family, timeout=15), "a worker outlived its server"
+    assert _port_is_free(url)
+    port = int(url.rsplit(":", 1)[1])
+    again, same = _serve(env, tmp_path / "second.log", port=port)  # the port is free again
+    try:
+        answer = requests.post(f"{same}/predict", json={"records": [EXAMPLE_RECORD]}, timeout=30)
+        assert answer.status_code == 200
+    finally:
+        stop(again)
+
+
+def test_sigterm_answers_every_request_in_flight_then_leaves_nothing_behind(
+    champion: Champion, tmp_path: Path
+) -> None:
+    traffic = tmp_path / "traffic"
+    # One request at a time (no batching): those sent together are still queued at the signal.
+    env = {**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(traffic), "KKBOX_MAX_BATCH_SIZE": "1"}
+    process, url = _serve(env, tmp_path / "serve.log")
+    family = _family(process)
+    records = records_of(champion.gold("2017-03"), slice(0, 1000))
+    answered: list[float] = []
+
+    def one(_: int) -> int:
+        status = requests.post(f"{url}/predict", json={"records": records}, timeout=60).status_code
+        answered.append(time.monotonic())
+        return status
+
+    with ThreadPoolExecutor(12) as pool:
+        sent = pool.map(one, range(12))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until every request is in the worker
+            inside = _total(
+                _metrics(url), "bentoml_service_request_in_progress", endpoint="/predict"
+            )
+            if inside + len(answered) == 12:
+                break
+            time.sleep(0.02)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        statuses = list(sent)
+    assert statuses == [200] * 12
+    assert max(answered) > signalled, "all answered before the signal: make the requests heavier"
+    assert process.wait(30) == 0 and _all_gone(family, timeout=15) and _port_is_free(url)
+    _, logged = read_traffic(traffic, "2000-01-01", "2999-12-31")
+    assert logged == 12 * 1000  # the traffic log was written out too

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -32,12 +34,34 @@ def test_the_example_is_valid_and_nulls_pass_where_gold_allows_them() -> None:
         ({"total_paid": -1.0}, "total_paid", "greater than or equal to 0"),
         ({"msno": "short"}, "msno", "at least 44"),
         ({"is_churn": 1}, "is_churn", "Extra inputs"),
+        ({"secs_7": 7 * 86_400 + 1.0}, "secs_7", "less than or equal to 604800"),
+        ({"days_since_last_log": 36_526.0}, "days_since_last_log", "less than or equal to 36525"),
+        ({"days_to_expiry": -36_526.0}, "days_to_expiry", "greater than or equal to -36525"),
+        ({"auto_renew_share": 1.5}, "auto_renew_share", "less than or equal to 1"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_field(change: dict, field: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message) as refused:
         FeatureRecord.model_validate({**EXAMPLE_RECORD, **change})
     assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e309", "1" + "0" * 400])
+@pytest.mark.parametrize("field", ["tx_count", "days_to_expiry", "registered_via"])
+def test_a_number_that_is_not_finite_is_refused_naming_its_field(number: str, field: str) -> None:
+    """Python's and pydantic's JSON parsers read these (1e309 and 10**400 overflow to infinity)."""
+    body = json.dumps({**EXAMPLE_RECORD, field: 0.0}).replace(
+        f'"{field}": 0.0', f'"{field}": {number}'
+    )
+    with pytest.raises(ValidationError, match="finite number") as refused:
+        FeatureRecord.model_validate_json(body)
+    assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+def test_the_bounds_hold_the_extremes_gold_can_reach() -> None:
+    extremes = {f"secs_{w}": w * 86_400.0 for w in (7, 14, 30, 44, 60)}
+    days = {"tenure_days": 36_525.0, "registration_age_days": -300.0, "days_to_expiry": -1_200.0}
+    FeatureRecord.model_validate({**EXAMPLE_RECORD, **extremes, **days})
 
 
 def test_a_missing_field_is_named() -> None:

@@ -4,21 +4,28 @@ called directly, then its ASGI app through a test client, with a small model fit
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
+from bentoml.exceptions import ServiceUnavailable
 from prometheus_client import REGISTRY
+from pydantic import BaseModel, ValidationError, create_model
 from starlette.testclient import TestClient
 
 import service
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL
-from churn_transform.serving import Champion, Record
+from churn_transform.serving import OVERLOADED, Champion, GuardRequests, QuietRefusals, Record
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.traffic import read_traffic
 from churn_transform.training import TrainConfig, fit
@@ -29,8 +36,11 @@ ChurnService = service.ChurnService
 def test_importing_the_service_loads_neither_dask_nor_s3fs() -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, service; print(*sys.modules)"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert "service" in loaded and "churn_transform.serving" in loaded
     assert "dask" not in loaded and "s3fs" not in loaded
 
@@ -166,15 +176,21 @@ def _refused(field: str) -> float:
 @pytest.mark.parametrize(
     ("body", "location", "field"),
     [
-        ({"records": [EXAMPLE_RECORD, {**EXAMPLE_RECORD, "bd": 2016.0}]}, ["records", 1, "bd"],
-         "bd"),
+        (
+            {"records": [EXAMPLE_RECORD, {**EXAMPLE_RECORD, "bd": 2016.0}]},
+            ["records", 1, "bd"],
+            "bd",
+        ),
         ({"records": [{**EXAMPLE_RECORD, "city": "five"}]}, ["records", 0, "city"], "city"),
-        ({"records": [{k: v for k, v in EXAMPLE_RECORD.items() if k != "secs_30"}]},
-         ["records", 0, "secs_30"], "secs_30"),
+        (
+            {"records": [{k: v for k, v in EXAMPLE_RECORD.items() if k != "secs_30"}]},
+            ["records", 0, "secs_30"],
+            "secs_30",
+        ),
         ({"records": []}, ["records"], "records"),
         ("{not json", [], "request"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_request_gets_a_400_naming_the_field_and_is_counted(
     client: TestClient, body: object, location: list, field: str
 ) -> None:
@@ -189,3 +205,247 @@ def test_a_bad_request_gets_a_400_naming_the_field_and_is_counted(
 def test_metadata_over_http(client: TestClient, champion: Champion) -> None:
     about = client.post("/metadata", json={}).json()
     assert about["registry_version"] == "7" and about["max_batch_size"] == 64
+
+
+# -- what the service refuses, and how it says so ------------------------------------------
+
+
+def _with(field: str, number: str) -> str:
+    """A request body whose record has ``number`` (JSON text) in ``field``."""
+    body = json.dumps({"records": [{**EXAMPLE_RECORD, field: 0.0}]})
+    return body.replace(f'"{field}": 0.0', f'"{field}": {number}')
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e309", "1" + "0" * 400])
+def test_a_number_that_is_not_finite_gets_a_400_naming_its_field(
+    client: TestClient, number: str
+) -> None:
+    answer = client.post(
+        "/predict", content=_with("tx_count", number), headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert [f["loc"] for f in answer.json()["detail"]] == [["records", 0, "tx_count"]]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+def test_a_body_that_is_not_declared_json_gets_a_415(
+    client: TestClient, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = client.post("/predict", content=json.dumps({"records": RECORDS}), headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert "application/json" in answer.json()["error"]
+
+
+def test_json_with_a_charset_is_json(client: TestClient) -> None:
+    answer = client.post(
+        "/metadata", content="{}", headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_gets_a_413(client: TestClient, chunked: bool) -> None:
+    limit = service.SETTINGS.max_body_bytes
+    body = b'{"records": [' + b" " * limit + b"]}"
+    content = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    answer = client.post("/predict", content=content, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413, answer.text
+    assert str(limit) in answer.json()["error"]
+
+
+def test_a_refusal_is_one_warning_line_naming_fields_not_values(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = {**EXAMPLE_RECORD, "bd": 2016.0, "secs_7": 9.87654321e9, "msno": "tell-no-one"}
+    with caplog.at_level(logging.INFO):
+        answer = client.post("/predict", json={"records": [bad]})
+    assert answer.status_code == 400
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in warnings] == ["WARNING"], [r.getMessage() for r in warnings]
+    line = warnings[0].getMessage()
+    assert line == "refused 400 POST /predict: invalid bd, msno, secs_7"
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_client_does_not_choose_the_field_label(client: TestClient) -> None:
+    before = _refused("unknown")
+    answer = client.post("/predict", json={"records": [{**EXAMPLE_RECORD, "x" * 500: 1.0}]})
+    assert answer.status_code == 400
+    assert _refused("unknown") == before + 1
+
+
+def _raised(error: BaseException) -> logging.LogRecord:
+    try:
+        raise error
+    except BaseException:
+        return logging.LogRecord(
+            "bentoml", logging.ERROR, "app.py", 1, "Exception on /predict", None, sys.exc_info()
+        )
+
+
+def _invalid(model: type[BaseModel]) -> ValidationError:
+    try:
+        model.model_validate({"x": "not a number"})
+    except ValidationError as error:
+        return error
+    raise AssertionError("valid")
+
+
+def test_only_refusals_lose_bentoml_s_traceback() -> None:
+    Input = create_model("Input", x=(float, ...))  # BentoML's name for an API's request model
+    Prediction = create_model("Prediction", x=(float, ...))
+    quiet = QuietRefusals(shed=ServiceUnavailable)
+    assert not quiet.filter(_raised(_invalid(Input)))
+    assert not quiet.filter(_raised(ServiceUnavailable("process is overloaded")))
+    assert quiet.filter(_raised(_invalid(Prediction)))  # our answer was invalid: a real error
+    assert quiet.filter(_raised(RuntimeError("the model is broken")))
+    assert quiet.filter(logging.LogRecord("bentoml", logging.INFO, "app.py", 1, "hi", None, None))
+
+
+# -- the guard itself, around a stand-in app ----------------------------------------------
+
+
+def _call(app: object, *messages: dict, headers: dict | None = None) -> tuple[list, list]:
+    """Run one POST through ``app``: the messages it sent and those it received."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    inbox, outbox = list(messages), []
+    received: list[dict] = []
+
+    async def receive() -> dict:
+        received.append(inbox.pop(0) if inbox else {"type": "http.disconnect"})
+        return received[-1]
+
+    async def send(message: dict) -> None:
+        outbox.append(message)
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[operator]
+    return outbox, received
+
+
+async def _echo(scope: dict, receive: object, send: object) -> None:
+    body = (await receive())["body"]  # type: ignore[operator]
+    await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+
+def test_the_guard_stops_reading_at_the_limit() -> None:
+    guard = GuardRequests(_echo, max_body_bytes=4096, max_concurrency=4)
+    chunks = [{"type": "http.request", "body": b"x" * 1024, "more_body": True}] * 100
+    sent, received = _call(guard, *chunks, headers={"content-type": "application/json"})
+    assert sent[0]["status"] == 413 and len(received) == 5
+
+
+def test_the_guard_hands_the_whole_body_on() -> None:
+    guard = GuardRequests(_echo, max_body_bytes=4096, max_concurrency=4)
+    chunks = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"c", "more_body": False},
+    ]
+    sent, _ = _call(guard, *chunks, headers={"content-type": "application/json"})
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"abc"
+
+
+def _headers(start: dict) -> dict[bytes, bytes]:
+    return dict(start["headers"])
+
+
+def test_beyond_the_concurrency_limit_the_guard_answers_503_with_retry_after() -> None:
+    async def slow(scope: dict, receive: object, send: object) -> None:
+        await asyncio.sleep(0.2)
+        await _echo(scope, receive, send)
+
+    guard = GuardRequests(slow, max_body_bytes=4096, max_concurrency=2)
+    outcomes: list[list[dict]] = []
+
+    async def one() -> None:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/predict",
+            "headers": [(b"content-type", b"application/json")],
+        }
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await guard(scope, receive, send)
+        outcomes.append(sent)
+
+    async def three_at_once() -> None:
+        await asyncio.gather(one(), one(), one())
+
+    asyncio.run(three_at_once())
+    statuses = sorted(sent[0]["status"] for sent in outcomes)
+    assert statuses == [200, 200, 503]
+    refused = next(sent for sent in outcomes if sent[0]["status"] == 503)
+    assert _headers(refused[0])[b"retry-after"] == b"1"
+    assert json.loads(refused[1]["body"]) == {"error": OVERLOADED}
+    assert guard.in_flight == 0
+
+
+def test_the_batcher_s_bare_503_becomes_the_clear_overload_answer() -> None:
+    async def shedding(scope: dict, receive: object, send: object) -> None:
+        await receive()  # type: ignore[operator]
+        headers = [(b"content-type", b"application/json"), (b"x-bentoml-request-id", b"42")]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b'{"error": "An unexpected error"}'})  # type: ignore[operator]
+
+    guard = GuardRequests(shedding, max_body_bytes=4096, max_concurrency=4)
+    body = {"type": "http.request", "body": b"{}", "more_body": False}
+    sent, _ = _call(guard, body, headers={"content-type": "application/json"})
+    assert sent[0]["status"] == 503 and json.loads(sent[1]["body"]) == {"error": OVERLOADED}
+    assert _headers(sent[0])[b"retry-after"] == b"1"
+    assert _headers(sent[0])[b"x-bentoml-request-id"] == b"42"
+
+
+# -- the worker's life is tied to its parent's ---------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_process_that_asked_dies_with_its_parent(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    child = (
+        "import pathlib, sys, time; from churn_transform.serving import die_with_parent; "
+        "die_with_parent(); pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
+    )
+    parent = (
+        "import subprocess, sys, time; "
+        "print(subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]]).pid, "
+        "flush=True); time.sleep(60)"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", parent, child, str(ready)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        pid = int(process.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists() and not _gone(pid)
+        process.kill()  # SIGKILL: the parent can do nothing about its child
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)

@@ -19,8 +19,11 @@ def _entry(i: int) -> dict:
 
 
 def _lines(folder: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted(folder.rglob("*.jsonl"))
-            for line in path.read_text().splitlines()]  # fmt: skip
+    return [
+        json.loads(line)
+        for path in sorted(folder.rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
 
 
 def test_close_writes_every_entry_in_order(tmp_path: Path) -> None:
@@ -74,6 +77,28 @@ def test_an_unwritable_folder_counts_the_loss_and_keeps_going(tmp_path: Path) ->
     log.append(_entry(i) for i in range(7))
     log.close()
     assert sum(n for _, n in lost) == 7 and all(r == "write_failed" for r, _ in lost)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_lines_are_strict_json_and_a_non_finite_entry_is_counted_not_written(
+    tmp_path: Path, value: float
+) -> None:
+    lost: list[tuple[str, int]] = []
+    log = TrafficLog(tmp_path, clock=lambda: DAY, on_lost=lambda r, n: lost.append((r, n)))
+    bad = {**_entry(1), "features": {"bd": value}}
+    log.append([_entry(0), bad, _entry(2)])
+    log.close()
+    strict = [
+        json.loads(line, parse_constant=_refuse)
+        for path in tmp_path.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert [e["request_id"] for e in strict] == ["r0", "r2"]
+    assert lost == [("not_json", 1)] and log.written == 2
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"not strict JSON: {constant}")
 
 
 def test_reading_a_window_flattens_features_and_samples_to_a_bound(tmp_path: Path) -> None:
