@@ -331,31 +331,31 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     return Champion(env, lake)
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """``bentoml serve`` of the project's service on a free port, once it is ready."""
+def serve(
+    env: dict[str, str], log: Path | None = None, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``bentoml serve`` of the project's service on ``port`` (a free one by default), once it is
+    ready; in a session of its own, so its process group can be signalled as a whole; its output
+    appended to ``log`` when given."""
     from churn_transform.settings import PROJECT_ROOT
 
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(BIN / "bentoml"),
-            "serve",
-            "service:ChurnService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = port or free_port()
+    command = [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1"]
+    with log.open("ab") if log else open(os.devnull, "wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}")
+            said = log.read_text()[-2000:] if log else ""
+            raise RuntimeError(f"bentoml serve exited with {process.returncode}: {said}")
         try:
             if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return process, url

@@ -24,12 +24,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES
-from churn_transform.settings import PROJECT_ROOT
 from churn_transform.traffic import read_traffic
 from tests.conftest import (
     BIN,
     Champion,
-    free_port,
     records_of,
     run_step,
     serve,
@@ -251,44 +249,6 @@ def test_a_body_too_large_or_not_json_is_refused_before_it_is_parsed(service: st
     assert again.status_code == 200
 
 
-def _serve(env: dict[str, str], log: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """``bentoml serve`` in a session of its own (so its process group can be signalled as a
-    whole), its output in ``log``; once ready."""
-    port = port or free_port()
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [
-                str(BIN / "bentoml"),
-                "serve",
-                "service:ChurnService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"bentoml serve exited with {process.returncode}: {log.read_text()[-2000:]}"
-            )
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    stop(process)
-    raise TimeoutError("the service did not become ready in 60 s")
-
-
 def _family(process: subprocess.Popen) -> list[int]:
     """The server and every process under it (the workers live in sessions of their own)."""
     return [process.pid, *(p.pid for p in psutil.Process(process.pid).children(recursive=True))]
@@ -327,7 +287,7 @@ def test_overload_is_a_clear_503_with_retry_after_never_a_500(
     champion: Champion, tmp_path: Path
 ) -> None:
     log = tmp_path / "serve.log"
-    process, url = _serve(
+    process, url = serve(
         {
             **champion.env,
             "KKBOX_MAX_CONCURRENCY": "4",
@@ -362,7 +322,7 @@ def test_killing_the_server_s_process_group_leaves_no_worker_behind(
     champion: Champion, tmp_path: Path
 ) -> None:
     env = {**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "traffic")}
-    process, url = _serve(env, tmp_path / "first.log")
+    process, url = serve(env, tmp_path / "first.log")
     family = _family(process)
     assert len(family) >= 2, "no worker under bentoml serve"
     os.killpg(process.pid, signal.SIGKILL)
@@ -370,7 +330,7 @@ def test_killing_the_server_s_process_group_leaves_no_worker_behind(
     assert _all_gone(family, timeout=15), "a worker outlived its server"
     assert _port_is_free(url)
     port = int(url.rsplit(":", 1)[1])
-    again, same = _serve(env, tmp_path / "second.log", port=port)  # the port is free again
+    again, same = serve(env, tmp_path / "second.log", port=port)  # the port is free again
     try:
         answer = requests.post(f"{same}/predict", json={"records": [EXAMPLE_RECORD]}, timeout=30)
         assert answer.status_code == 200
@@ -384,7 +344,7 @@ def test_sigterm_answers_every_request_in_flight_then_leaves_nothing_behind(
     traffic = tmp_path / "traffic"
     # One request at a time (no batching): those sent together are still queued at the signal.
     env = {**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(traffic), "KKBOX_MAX_BATCH_SIZE": "1"}
-    process, url = _serve(env, tmp_path / "serve.log")
+    process, url = serve(env, tmp_path / "serve.log")
     family = _family(process)
     records = records_of(champion.gold("2017-03"), slice(0, 1000))
     answered: list[float] = []
