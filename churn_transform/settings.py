@@ -163,6 +163,12 @@ class Settings(BaseSettings):
         """The generator's answers (true probabilities, hidden labels), kept outside raw/."""
         return f"{self.data_dir}/oracle"
 
+    def service_headers(self) -> dict[str, str]:
+        """The headers a client of the service sends: its key (``KKBOX_API_KEY``), if any."""
+        return (
+            {"Authorization": f"Bearer {self.api_key.get_secret_value()}"} if self.api_key else {}
+        )
+
     def storage_options(self, uri: str | None = None) -> dict[str, object]:
         """fsspec/s3fs options for S3 URIs; empty for ``uri`` when it is a local path.
 
