@@ -10,8 +10,8 @@
 reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
 ``/metrics``, before and after). ``capacity`` raises the paced rate step by step until a step
 fails, breaks the p95 bound or falls short of its pace (saturation), and prints the highest
-rate served with p95 under ``--p95-ms`` and no failure. ``compare``, ``sweep`` and ``workers`` say so and
-start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
+rate served with p95 under ``--p95-ms`` and no failure. ``compare``, ``sweep`` and ``workers``
+say so and start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
 against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of ``KKBOX_MAX_LATENCY_MS`` showing where
 BentoML starts shedding load (503); ``workers`` serves with 1 and then 2 worker processes
 (``KKBOX_WORKERS``) at the same pace. Every request carries ``KKBOX_API_KEY`` when it is set.
