@@ -32,6 +32,13 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
 
+from churn_transform.access import (
+    KeyRing,
+    RequireKeys,
+    command_line_host,
+    listening_address,
+    refuse_open_bind,
+)
 from churn_transform.artifact import load_model
 from churn_transform.records import Prediction
 from churn_transform.schema import EXAMPLE_RECORD
@@ -76,7 +83,13 @@ def load_champion(reference: bentoml.models.BentoModel) -> Champion:
     )
 
 
-@bentoml.service(traffic={"timeout": 30}, workers=1)
+def keyring(settings: Settings) -> KeyRing:
+    """The settings' API keys, as digests only."""
+    keys = settings.api_keys.get_secret_value() if settings.api_keys else None
+    return KeyRing.load(keys, settings.api_keys_file)
+
+
+@bentoml.service(traffic={"timeout": 30}, workers=SETTINGS.workers)
 class ChurnService:
     """Churn probabilities of KKBox members from their gold features."""
 
@@ -86,10 +99,12 @@ class ChurnService:
     def __init__(self, champion: Champion | None = None, settings: Settings | None = None) -> None:
         """BentoML calls this without arguments (the store's champion, the module's settings);
         a test passes a model it fitted and settings of its own."""
+        self.settings = settings or SETTINGS
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
             die_with_parent()
+            # the socket it was handed: the check below, seen from inside, in case it was missed
+            refuse_open_bind(keyring(self.settings), listening_address(), announce=False)
         quiet_refusals("bentoml._internal.server.http_app", ServiceUnavailable)
-        self.settings = settings or SETTINGS
         self.champion = champion or load_champion(type(self).model_ref)
         self.metrics = metrics()
         labels = self.champion.labels
@@ -103,6 +118,12 @@ class ChurnService:
             on_lost=lambda reason, n: self.metrics["lost"].labels(reason=reason).inc(n),
             on_written=self._logged,
         )
+
+    @bentoml.on_deployment
+    @staticmethod
+    def refuse_an_open_network_bind() -> None:
+        """In ``bentoml serve`` itself, once, before it binds its socket: no key, no network."""
+        refuse_open_bind(keyring(SETTINGS), command_line_host())
 
     def _logged(self, count: int, depth: int) -> None:
         self.metrics["logged"].inc(count)
@@ -144,8 +165,17 @@ class ChurnService:
         self.traffic.close()
 
 
-# The first added is the outermost: refusals by the guard are reported too.
+# The first added is the outermost: refusals by the keys and the guard are reported too, and a
+# caller without a key is refused before the guard reads a byte of its body.
 ChurnService.add_asgi_middleware(ReportRefusals)
+ChurnService.add_asgi_middleware(
+    RequireKeys,
+    keys=keyring(SETTINGS),
+    metrics_need_key=SETTINGS.metrics_need_key,
+    rate=SETTINGS.rate_limit,
+    burst=SETTINGS.rate_burst,
+    counters=metrics,
+)
 ChurnService.add_asgi_middleware(
     GuardRequests, max_body_bytes=SETTINGS.max_body_bytes, max_concurrency=SETTINGS.max_concurrency
 )

@@ -142,6 +142,12 @@ def metrics() -> dict[str, Any]:
             "kkbox_traffic_log_dropped", "Predictions the traffic log lost", ["reason"]
         ),
         "logged": Counter("kkbox_traffic_log_written", "Predictions written to the traffic log"),
+        "unauthorized": Counter(
+            "kkbox_unauthorized", "Requests refused 401, by reason (missing, wrong)", ["reason"]
+        ),
+        "limited": Counter(
+            "kkbox_rate_limited", "Requests refused 429 over a key's rate, by key name", ["key"]
+        ),
     }
 
 
@@ -167,7 +173,7 @@ def faulty_fields(body: bytes) -> list[str]:
     return [field if field in _KNOWN_FIELDS else UNKNOWN_FIELD for field in fields]
 
 
-async def _answer(
+async def answer(
     send: Any, status: int, error: str, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     """A JSON ``{"error": ...}`` answer, as BentoML gives its own refusals."""
@@ -217,12 +223,13 @@ def _refused(status: int) -> bool:
 
 
 def _reason(status: int, body: bytes, fields: list[str]) -> str:
-    """A refusal's reason fit for the log: the faulty fields of a 400, our own message of a 413,
-    415 or 503, and nothing more of a 404 or 405."""
+    """A refusal's reason fit for the log: the faulty fields of a 400, our own message of a 401,
+    413, 415, 429 or 503, and nothing more of a 404 or 405."""
     if status == 400:
         return "invalid " + ", ".join(sorted(set(fields)))
     try:
-        return str(json.loads(body)["error"])[:120] if status in (413, 415, 503) else "refused"
+        ours = status in (401, 413, 415, 429, 503)
+        return str(json.loads(body)["error"])[:120] if ours else "refused"
     except (ValueError, KeyError, TypeError):
         return "refused"
 
@@ -285,18 +292,18 @@ class GuardRequests:
         headers = {name.lower(): value.decode("latin-1") for name, value in scope["headers"]}
         media_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
         if media_type and not _is_json(media_type):
-            return await _answer(
+            return await answer(
                 send, 415, f"Content-Type must be application/json, not {media_type[:40]!r}."
             )
         too_large = f"The request body is over {self.max_body_bytes} bytes."
         declared = headers.get(b"content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            return await _answer(send, 413, too_large)
+            return await answer(send, 413, too_large)
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
-            return await _answer(send, 413, too_large)
+            return await answer(send, 413, too_large)
         if body and not media_type:
-            return await _answer(send, 415, "Content-Type must be application/json.")
+            return await answer(send, 415, "Content-Type must be application/json.")
         await self.app(scope, _replay(body, receive), _clear_overload(send))
 
 
@@ -333,7 +340,7 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 async def _overloaded(send: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
-    await _answer(send, 503, OVERLOADED, [*headers, *retry])
+    await answer(send, 503, OVERLOADED, [*headers, *retry])
 
 
 def _clear_overload(send: Any) -> Any:

@@ -114,6 +114,24 @@ class Settings(BaseSettings):
         description="Requests one service worker handles at once; more are answered 503 with "
         "Retry-After.",
     )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="The service's API keys, comma-separated: name:<sha256 hex of the key> (a "
+        "value that is not 64 hex digits is a plain key, hashed at start). None and no "
+        "api_keys_file: the API is open, which the service allows on a loopback address only.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="A mounted secret with more keys, one entry a line."
+    )
+    metrics_need_key: bool = Field(default=False, description="Whether /metrics needs a key.")
+    rate_limit: float = Field(
+        default=0.0, ge=0, description="Requests/s each key may send to one worker; 0: no limit."
+    )
+    rate_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes of the service.")
+    api_key: SecretStr | None = Field(
+        default=None, description="The key the dashboard and the load tests send to the service."
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "data_dir")
     @classmethod
@@ -122,7 +140,9 @@ class Settings(BaseSettings):
             raise ValueError(f"only local paths, file:// and s3:// are supported, got {value!r}")
         return value.rstrip("/")
 
-    @field_validator("dask_scheduler", "s3_endpoint_url", mode="before")
+    @field_validator(
+        "dask_scheduler", "s3_endpoint_url", "api_keys", "api_keys_file", "api_key", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -142,6 +162,12 @@ class Settings(BaseSettings):
     def oracle_dir(self) -> str:
         """The generator's answers (true probabilities, hidden labels), kept outside raw/."""
         return f"{self.data_dir}/oracle"
+
+    def service_headers(self) -> dict[str, str]:
+        """The headers a client of the service sends: its key (``KKBOX_API_KEY``), if any."""
+        return (
+            {"Authorization": f"Bearer {self.api_key.get_secret_value()}"} if self.api_key else {}
+        )
 
     def storage_options(self, uri: str | None = None) -> dict[str, object]:
         """fsspec/s3fs options for S3 URIs; empty for ``uri`` when it is a local path.

@@ -28,7 +28,12 @@ class Answer:
 
 def service_metadata(settings: Settings) -> Answer:
     try:
-        answer = requests.post(f"{settings.service_url}/metadata", json={}, timeout=3)
+        answer = requests.post(
+            f"{settings.service_url}/metadata",
+            json={},
+            headers=settings.service_headers(),
+            timeout=3,
+        )
         answer.raise_for_status()
         return Answer(answer.json())
     except requests.RequestException as err:
@@ -65,7 +70,10 @@ def registry_champion(settings: Settings) -> Answer:
 def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
     """The service's status and answer for one record (its own error body on a 4xx)."""
     answer = requests.post(
-        f"{settings.service_url}/predict", json={"records": [record]}, timeout=10
+        f"{settings.service_url}/predict",
+        json={"records": [record]},
+        headers=settings.service_headers(),
+        timeout=10,
     )
     try:
         return answer.status_code, answer.json()

@@ -21,9 +21,11 @@ from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from churn_transform.settings import Settings  # noqa: E402
 from loadtests.defaults import BATCH_SHARE, RPS  # noqa: E402
 
 RECORDS: list[dict] = []
+HEADERS: dict[str, str] = {}
 
 
 @events.init_command_line_parser.add_listener
@@ -44,6 +46,7 @@ def _options(parser) -> None:  # type: ignore[no-untyped-def]
 def _load(environment: Environment, **_: object) -> None:
     with open(environment.parsed_options.payloads, encoding="utf-8") as handle:
         RECORDS[:] = json.load(handle)
+    HEADERS.update(Settings().service_headers())  # KKBOX_API_KEY, when the service needs one
     if not RECORDS:
         raise SystemExit(f"no records in {environment.parsed_options.payloads}")
 
@@ -62,4 +65,4 @@ class ServiceUser(FastHttpUser):
         start = random.randrange(len(RECORDS))
         records = [RECORDS[(start + i) % len(RECORDS)] for i in range(size)]
         name = "/predict (1 record)" if size == 1 else "/predict (2-10 records)"
-        self.client.post("/predict", json={"records": records}, name=name)
+        self.client.post("/predict", json={"records": records}, name=name, headers=HEADERS)

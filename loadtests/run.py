@@ -4,15 +4,18 @@
     python loadtests/run.py capacity --host http://127.0.0.1:3000 --start-rps 100 --step 100
     python loadtests/run.py compare --users 32 --duration 60       # starts its own services
     python loadtests/run.py sweep --latencies 5,20,100,1000         # starts its own services
+    python loadtests/run.py workers --rps 300 --duration 20         # starts its own services
 
 ``run`` and ``capacity`` only talk to the service at ``--host``: they start nothing. ``run``
 reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
 ``/metrics``, before and after). ``capacity`` raises the paced rate step by step until a step
 fails, breaks the p95 bound or falls short of its pace (saturation), and prints the highest
-rate served with p95 under ``--p95-ms`` and no failure. ``compare`` and ``sweep`` say so and
-start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
+rate served with p95 under ``--p95-ms`` and no failure. ``compare``, ``sweep`` and ``workers``
+say so and start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
 against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of ``KKBOX_MAX_LATENCY_MS`` showing where
-BentoML starts shedding load (503). Payloads are real gold rows of ``--cohort``. Locust and
+BentoML starts shedding load (503); ``workers`` serves with 1 and then 2 worker processes
+(``KKBOX_WORKERS``) at the same pace. Every request carries ``KKBOX_API_KEY`` when it is set.
+Payloads are real gold rows of ``--cohort``. Locust and
 the service share this machine's cores: every summary says how many there are. Summaries are
 saved under ``--results`` as JSON.
 """
@@ -55,7 +58,7 @@ def write_payloads(settings: Settings, cohort: str, path: Path, rows: int = 5000
 
 def batch_counters(host: str) -> tuple[float, float]:
     """(records, batches) the service's adaptive batcher has handled so far."""
-    text = requests.get(f"{host}/metrics", timeout=5).text
+    text = requests.get(f"{host}/metrics", headers=Settings().service_headers(), timeout=5).text
     total = {"sum": 0.0, "count": 0.0}
     pattern = r"^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*\} (\S+)"
     for kind, value in re.findall(pattern, text, re.M):
@@ -177,7 +180,7 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["run", "capacity", "compare", "sweep"])
+    parser.add_argument("mode", choices=["run", "capacity", "compare", "sweep", "workers"])
     parser.add_argument("--host", default=Settings().service_url)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=int, default=60, help="seconds per Locust run")
@@ -237,6 +240,12 @@ def main() -> None:
         show(f"adaptive batching, {args.users} users flat out", rows, "")
         ratio = rows[0]["requests_per_s"] / max(rows[1]["requests_per_s"], 1e-9)
         print(f"batching on / off throughput: {ratio:.2f}x")
+    elif args.mode == "workers":
+        for workers in ("1", "2"):
+            with Service(KKBOX_WORKERS=workers) as host:
+                rows.append({"label": f"{workers} worker(s)", **run(host, args.users, args.rps)})
+        pace = f"paced at {args.rps:g}/s" if args.rps else "flat out"
+        show(f"service workers, {args.users} users {pace}", rows, "")
     else:
         for latency in args.latencies.split(","):
             with Service(KKBOX_MAX_LATENCY_MS=latency) as host:

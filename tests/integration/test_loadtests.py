@@ -65,3 +65,15 @@ def test_compare_starts_its_own_services_and_prints_the_ratio(
     on, off = saved["rows"]
     assert on["requests"] > 0 and off["requests"] > 0
     assert "batching on / off throughput:" in printed
+
+
+def test_workers_serves_with_one_then_two_workers_and_prints_both_rows(
+    champion: Champion, tmp_path: Path
+) -> None:
+    printed, saved = _harness(
+        champion, tmp_path, "workers", "--users", "4", "--rps", "40", "--duration", "3"
+    )
+    assert "KKBOX_WORKERS': '1'" in printed and "KKBOX_WORKERS': '2'" in printed
+    one, two = saved["rows"]
+    assert (one["label"], two["label"]) == ("1 worker(s)", "2 worker(s)")
+    assert one["requests"] > 0 and two["requests"] > 0 and "2 worker(s)" in printed

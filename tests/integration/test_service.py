@@ -372,3 +372,79 @@ def test_sigterm_answers_every_request_in_flight_then_leaves_nothing_behind(
     assert process.wait(30) == 0 and _all_gone(family, timeout=15) and _port_is_free(url)
     _, logged = read_traffic(traffic, "2000-01-01", "2999-12-31")
     assert logged == 12 * 1000  # the traffic log was written out too
+
+
+# -- API keys and rate limits ----------------------------------------------------------------
+
+
+def _digest(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_a_client_over_its_rate_gets_429s_while_another_is_served(
+    champion: Champion, tmp_path: Path
+) -> None:
+    keys = {"greedy": "greedy-secret-key", "polite": "polite-secret-key"}
+    env = {
+        **champion.env,
+        "KKBOX_API_KEYS": ",".join(f"{name}:{_digest(key)}" for name, key in keys.items()),
+        "KKBOX_RATE_LIMIT": "5",
+        "KKBOX_RATE_BURST": "5",
+        "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "traffic"),
+    }
+    process, url = serve(env, tmp_path / "serve.log")
+    body = {"records": [EXAMPLE_RECORD]}
+
+    def send(key: str | None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return requests.post(f"{url}/predict", json=body, headers=headers, timeout=30)
+
+    def polite() -> list[requests.Response]:
+        answers = []
+        for _ in range(8):  # 4/s, under its 5/s
+            answers.append(send(keys["polite"]))
+            time.sleep(0.25)
+        return answers
+
+    try:
+        assert send(None).status_code == 401 and send("guessed").status_code == 401
+        assert "Bearer" in send(None).json()["error"]
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+        with ThreadPoolExecutor(9) as pool:
+            calm = pool.submit(polite)
+            greedy = list(pool.map(lambda _: send(keys["greedy"]), range(80)))
+            served = calm.result()
+        metrics = _metrics(url)  # open: KKBOX_METRICS_NEED_KEY is false by default
+    finally:
+        stop(process)
+    statuses = [a.status_code for a in greedy]
+    assert set(statuses) == {200, 429} and statuses.count(429) > 40, statuses
+    refused = next(a for a in greedy if a.status_code == 429)
+    assert int(refused.headers["Retry-After"]) >= 1 and "greedy" in refused.json()["error"]
+    assert [a.status_code for a in served] == [200] * 8
+    assert _total(metrics, "kkbox_rate_limited_total", key="greedy") == statuses.count(429)
+    assert _total(metrics, "kkbox_rate_limited_total", key="polite") == 0
+    assert _total(metrics, "kkbox_unauthorized_total", reason="missing") == 2
+
+
+def test_the_service_refuses_to_serve_the_network_without_a_key(
+    champion: Champion, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in champion.env.items() if not k.startswith("KKBOX_API_KEYS")}
+    command = [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "0.0.0.0"]
+    from tests.conftest import free_port
+
+    started = subprocess.run(
+        [*command, "--port", str(free_port())],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    said = started.stdout + started.stderr
+    assert started.returncode != 0, said[-2000:]
+    assert "Refusing to serve 0.0.0.0 with no API key configured" in said, said[-2000:]
+    assert "KKBOX_API_KEYS" in said

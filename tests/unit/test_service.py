@@ -5,6 +5,8 @@ called directly, then its ASGI app through a test client, with a small model fit
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import subprocess
@@ -24,6 +26,8 @@ from pydantic import BaseModel, ValidationError, create_model
 from starlette.testclient import TestClient
 
 import service
+from churn_transform import access
+from churn_transform.access import KeyRing, RequireKeys, TokenBucket, refuse_open_bind
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL
 from churn_transform.serving import OVERLOADED, Champion, GuardRequests, QuietRefusals, Record
 from churn_transform.settings import PROJECT_ROOT, Settings
@@ -167,6 +171,152 @@ def test_a_good_request_is_answered_and_logged_under_its_request_id(
     logged, _ = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
     sent = [a.headers["X-BentoML-Request-ID"] for a in answers]
     assert logged.groupby("request_id").size().to_dict() == {sent[0]: 2, sent[1]: 2}
+
+
+# -- API keys and rate limits, on the ASGI app ---------------------------------------------
+
+# Each test runs its own client of the module's app, before the module's `client` exists (two
+# at once would share one service instance). They call /metadata, an API route like /predict:
+# BentoML's batcher stays bound to the first client's event loop, so /predict with keys is left
+# to the integration tests.
+KEYS = {"alice": "alice-secret-key", "bob": "bob-secret-key"}
+
+
+def _hex(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _ring() -> KeyRing:
+    # alice's as a digest (the recommended form), bob's as a plain key hashed at load
+    return KeyRing.parse([f"alice:{_hex(KEYS['alice'])}", f"bob:{KEYS['bob']}"])
+
+
+def test_keys_are_kept_as_sha256_digests_only() -> None:
+    ring = _ring()
+    assert ring.digests == {name: hashlib.sha256(k.encode()).digest() for name, k in KEYS.items()}
+    assert KEYS["bob"] not in repr(vars(ring))
+
+
+def test_keys_come_from_the_settings_and_a_mounted_file(tmp_path: Path) -> None:
+    secret = tmp_path / "keys"
+    secret.write_text(f"# one a line\ncarol:{_hex('carol-key')}\n\n")
+    settings = Settings(api_keys=f"alice:{_hex(KEYS['alice'])}", api_keys_file=str(secret))
+    ring = service.keyring(settings)
+    assert set(ring.digests) == {"alice", "carol"} and ring.name_of("carol-key") == "carol"
+    assert not service.keyring(Settings(api_keys="", api_keys_file=""))
+
+
+def test_a_key_is_compared_with_every_digest_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = hmac.compare_digest
+
+    def compare(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return constant_time(a, b)
+
+    monkeypatch.setattr(access.hmac, "compare_digest", compare)
+    ring = _ring()
+    assert (
+        ring.name_of(KEYS["alice"]) == "alice"
+    )  # the first digest: the second one is compared too
+    assert ring.name_of("guess") is None
+    assert len(compared) == 4 and all(len(a) == len(b) == 32 for a, b in compared)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer guess"}, 401),
+        ({"X-API-Key": "guess"}, 401),
+        ({"Authorization": f"Bearer {KEYS['alice']}"}, 200),
+        ({"X-API-Key": KEYS["bob"]}, 200),
+    ],
+    ids=["none", "wrong-bearer", "wrong-header", "bearer", "x-api-key"],
+)
+def test_a_prediction_needs_a_configured_key(
+    app: object, champion: Champion, tmp_path: Path, headers: dict, status: int
+) -> None:
+    keyed = RequireKeys(app, keys=_ring())
+    with _client(keyed, champion, _settings(tmp_path)) as client:
+        answer = client.post("/metadata", json={}, headers=headers)
+    assert answer.status_code == status, answer.text
+    if status == 401:
+        expected = access.MISSING if not headers else access.WRONG
+        assert answer.json() == {"error": expected}
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_health_and_docs_stay_open(app: object, champion: Champion, tmp_path: Path) -> None:
+    keyed = RequireKeys(app, keys=_ring())
+    with _client(keyed, champion, _settings(tmp_path)) as client:
+        for path in ("/readyz", "/livez"):
+            assert client.get(path).status_code == 200, path
+        for path in ("/docs", "/docs.json"):  # served by `bentoml serve` (404 in this app)
+            assert client.get(path).status_code != 401, path
+
+
+async def _ok(scope: dict, receive: object, send: object) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("metrics_need_key", [False, True])
+def test_metrics_need_a_key_as_configured(metrics_need_key: bool) -> None:
+    # BentoML's /metrics answers under `bentoml serve` only: a stand-in answers here
+    client = TestClient(RequireKeys(_ok, keys=_ring(), metrics_need_key=metrics_need_key))
+    assert client.get("/metrics").status_code == (401 if metrics_need_key else 200)
+    assert client.get("/metrics", headers={"X-API-Key": KEYS["alice"]}).status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after_while_another_is_served(
+    app: object, champion: Champion, tmp_path: Path
+) -> None:
+    keyed = RequireKeys(app, keys=_ring(), rate=0.5, burst=2, counters=service.metrics)
+    before = REGISTRY.get_sample_value("kkbox_rate_limited_total", {"key": "alice"}) or 0.0
+    with _client(keyed, champion, _settings(tmp_path)) as client:
+
+        def send(name: str) -> int:
+            headers = {"X-API-Key": KEYS[name]}
+            answer = client.post("/metadata", json={}, headers=headers)
+            if answer.status_code == 429:
+                assert answer.headers["Retry-After"] == "2"  # a token every 2 s
+                assert "'alice'" in answer.json()["error"] and KEYS["alice"] not in answer.text
+            return answer.status_code
+
+        assert [send("alice") for _ in range(4)] == [200, 200, 429, 429]
+        assert [send("bob") for _ in range(2)] == [200, 200]
+    after = REGISTRY.get_sample_value("kkbox_rate_limited_total", {"key": "alice"})
+    assert after == before + 2
+
+
+def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [bucket.wait("a") for _ in range(4)] == [0, 0, 0, 0.5]
+    now[0] = 0.5
+    assert bucket.wait("a") == 0 and bucket.wait("a") == 0.5
+    now[0] = 100.0
+    assert [bucket.wait("a") for _ in range(4)] == [0, 0, 0, 0.5]  # no more than the burst
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "10.1.2.3"])
+def test_no_key_on_a_network_address_stops_the_service(address: str) -> None:
+    with pytest.raises(SystemExit, match=f"Refusing to serve {address} .*KKBOX_API_KEYS"):
+        refuse_open_bind(KeyRing(), address)
+    refuse_open_bind(_ring(), address)  # with a key it serves
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", None])
+def test_no_key_on_loopback_serves_openly_and_says_so(
+    address: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        refuse_open_bind(KeyRing(), address)
+    assert "No API key configured" in caplog.text
 
 
 def _refused(field: str) -> float:
