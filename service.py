@@ -11,15 +11,19 @@ is refused as a whole with a 400 whose ``detail`` lists every fault with its loc
 silently while the client believes the batch went through. A body that is not JSON (415) or
 is over ``KKBOX_MAX_BODY_BYTES`` (413) is refused before BentoML reads it, and overload (over
 ``KKBOX_MAX_CONCURRENCY`` requests in flight, or the batcher shedding) is a 503 with
-``Retry-After``; each refusal is one warning line without the input. ``POST /metadata``
+``Retry-After``; each refusal is one warning line without the input. With API keys configured
+(``KKBOX_API_KEYS``), every call but the health and docs endpoints needs one (401 otherwise),
+and ``KKBOX_RATE_LIMIT`` bounds each key's rate (429 with ``Retry-After``); the service refuses
+to serve a network address without keys. ``POST /metadata``
 describes the model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. A worker dies with
 the ``bentoml serve`` that started it (Linux), and SIGTERM answers the requests in flight
 first. Every prediction is appended to the traffic log off the request path
 (``churn_transform.traffic``). The service does no feature work of its own: the model's
 transformer does it, exactly as in training.
 
-This module only wires BentoML up: the champion, the request record, the metrics and the
-middleware are in ``churn_transform.serving``. The model is read from the store when the service
+This module only wires BentoML up: the champion, the request record and the metrics are in
+``churn_transform.serving``, the request guards in ``guards``, keys and rate limits in
+``access``. The model is read from the store when the service
 starts, not on import, and the class takes a model directly, so ``tests/unit/test_service.py``
 calls it and its ASGI app with a model fitted in the test.
 """
@@ -40,18 +44,10 @@ from churn_transform.access import (
     refuse_open_bind,
 )
 from churn_transform.artifact import load_model
+from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
 from churn_transform.records import Prediction
 from churn_transform.schema import EXAMPLE_RECORD
-from churn_transform.serving import (
-    Champion,
-    GuardRequests,
-    Record,
-    ReportRefusals,
-    die_with_parent,
-    metrics,
-    quiet_refusals,
-    traffic_entries,
-)
+from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 

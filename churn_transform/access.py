@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from churn_transform.serving import answer
+from churn_transform.guards import answer
 
 logger = logging.getLogger(__name__)
 

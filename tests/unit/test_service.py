@@ -28,8 +28,9 @@ from starlette.testclient import TestClient
 import service
 from churn_transform import access
 from churn_transform.access import KeyRing, RequireKeys, TokenBucket, refuse_open_bind
+from churn_transform.guards import OVERLOADED, GuardRequests, QuietRefusals
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL
-from churn_transform.serving import OVERLOADED, Champion, GuardRequests, QuietRefusals, Record
+from churn_transform.serving import Champion, Record
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.traffic import read_traffic
 from churn_transform.training import TrainConfig, fit
