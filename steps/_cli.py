@@ -137,3 +137,29 @@ def size(value: str) -> str:
     except (ValueError, TypeError):
         raise argparse.ArgumentTypeError(f"expected a size like 32MB, got {value!r}") from None
     return value
+
+
+@contextmanager
+def refusals(step: str) -> Iterator[None]:
+    """Stop ``step`` with one line, not a traceback, when the lake refuses its work: an audit
+    that failed (its report printed and logged to the run), the lock held by another writer, a
+    silver snapshot that does not hold together, a table not built yet, raw files that do not
+    look like KKBox's or lost rows."""
+    from churn_transform.audit import AuditError, DataLossError, RawHeaderError
+    from churn_transform.lake import LakeLockedError, TableNotFoundError
+    from churn_transform.silver import InconsistentSnapshotError
+
+    try:
+        yield
+    except AuditError as failed:
+        mlflow.log_dict(failed.report, f"{step}/audit.json")
+        print(failed.text)
+        sys.exit(f"{step}: {failed.args[0].splitlines()[0]}")
+    except (
+        LakeLockedError,
+        InconsistentSnapshotError,
+        TableNotFoundError,
+        RawHeaderError,
+        DataLossError,
+    ) as refused:
+        sys.exit(f"{step}: {refused}")

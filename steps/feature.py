@@ -8,15 +8,11 @@ validation; logs its URL, rows and content hash. Exits non-zero, saying why, whe
 from __future__ import annotations
 
 import argparse
-import sys
 
 import mlflow
 
-from churn_transform.audit import AuditError
 from churn_transform.gold import build_gold
-from churn_transform.lake import LakeLockedError, TableNotFoundError
-from churn_transform.silver import InconsistentSnapshotError
-from steps._cli import cohort, dask_cluster, lake_of, start, tracked_run
+from steps._cli import cohort, dask_cluster, lake_of, refusals, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,14 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, f"feature-{args.cohort}"), dask_cluster(settings):
-        try:
+        with refusals("feature"):
             url, digest, rows = build_gold(lake, args.cohort)
-        except AuditError as failed:
-            mlflow.log_dict(failed.report, "feature/audit.json")
-            print(failed.text)
-            sys.exit(f"feature: {failed.args[0].splitlines()[0]}")
-        except (LakeLockedError, InconsistentSnapshotError, TableNotFoundError) as refused:
-            sys.exit(f"feature: {refused}")
         mlflow.log_params({"cohort": args.cohort, "gold_url": url})
         mlflow.set_tags({"gold_hash": digest, f"gold_hash.{args.cohort}": digest})
         mlflow.log_metric("rows", rows)

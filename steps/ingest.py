@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import mlflow
 
-from churn_transform.audit import AuditError, DataLossError, RawHeaderError
 from churn_transform.ingest import ingest
-from churn_transform.lake import LakeLockedError
-from steps._cli import boolean, dask_cluster, lake_of, size, start, tracked_run
+from steps._cli import boolean, dask_cluster, lake_of, refusals, size, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "ingest"), dask_cluster(settings):
-        try:
+        with refusals("ingest"):
             report = ingest(
                 lake,
                 settings.raw_dir,
@@ -40,12 +37,6 @@ def main(argv: list[str] | None = None) -> None:
                 max_shrink=settings.max_shrink,
                 allow_shrink=args.allow_shrink,
             )
-        except AuditError as failed:
-            mlflow.log_dict(failed.report, "ingest/audit.json")
-            print(failed.text)
-            sys.exit(f"ingest: {failed.args[0].splitlines()[0]}")
-        except (RawHeaderError, DataLossError, LakeLockedError) as refused:
-            sys.exit(f"ingest: {refused}")
         mlflow.log_params(
             {
                 "snapshot": report.snapshot,

@@ -22,7 +22,15 @@ from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
-from steps._cli import cohort, dask_cluster, lake_of, load_registered, start, tracked_run
+from steps._cli import (
+    cohort,
+    dask_cluster,
+    lake_of,
+    load_registered,
+    refusals,
+    start,
+    tracked_run,
+)
 
 
 def _score_part(lake: Lake, path: str, model: object) -> pd.DataFrame:
@@ -60,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     with tracked_run(settings, f"score-{args.cohort}") as run, dask_cluster(settings):
         uri = f"models:/{settings.model_name}@{settings.champion_alias}"
         model = load_registered(uri)
-        scores = score(lake, args.cohort, model)
+        with refusals("score"):
+            scores = score(lake, args.cohort, model)
         target = lake.write_bytes(
             scores.to_csv(index=False).encode(),
             "predictions",
