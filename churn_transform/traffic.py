@@ -44,20 +44,13 @@ import fsspec
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
+from churn_transform.settings import replica_token
+
 logger = logging.getLogger(__name__)
 
 Entry = dict[str, Any]
 _STOP = object()
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def replica_token(name: str) -> str:
-    """``name`` (a host or pod name) fit for a file name: letters, digits, ``.``, ``_`` and
-    ``-`` kept, any other run of characters made one ``_``, no leading dot."""
-    token = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
-    if not token:
-        raise ValueError(f"replica id {name!r} holds no letter or digit for a file name")
-    return token
 
 
 class TrafficLog:
