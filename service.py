@@ -109,10 +109,15 @@ class ChurnService:
             run_id=labels["run_id"],
             data_version=labels["data_version"],
         ).set(1)
+        ship = self.settings.traffic_ship_uri
         self.traffic = TrafficLog(
             self.settings.traffic_log_uri,
             on_lost=lambda reason, n: self.metrics["lost"].labels(reason=reason).inc(n),
             on_written=self._logged,
+            replica=self.settings.replica_id,
+            ship_to=ship,
+            storage_options=self.settings.storage_options(ship) if ship else {},
+            on_shipped=lambda outcome, n: self.metrics["shipped"].labels(outcome=outcome).inc(n),
         )
 
     @bentoml.on_deployment

@@ -141,6 +141,12 @@ def metrics() -> dict[str, Any]:
             "kkbox_traffic_log_dropped", "Predictions the traffic log lost", ["reason"]
         ),
         "logged": Counter("kkbox_traffic_log_written", "Predictions written to the traffic log"),
+        "shipped": Counter(
+            "kkbox_traffic_log_shipments",
+            "Traffic-log files shipped to KKBOX_TRAFFIC_SHIP_URI (outcome=shipped) and failed "
+            "attempts, retried at the next rotation (outcome=failed)",
+            ["outcome"],
+        ),
         "unauthorized": Counter(
             "kkbox_unauthorized", "Requests refused 401, by reason (missing, wrong)", ["reason"]
         ),

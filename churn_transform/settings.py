@@ -8,6 +8,7 @@ the ``KKBOX_`` prefix; MLflow's and AWS's own variables (``MLFLOW_TRACKING_URI``
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -28,6 +29,15 @@ def masked(text: str) -> str:
     """``text`` fit to show: in every URI it holds, a password in the user part and the values
     of secret-looking query parameters become ``***`` (``postgresql://mlflow:***@db/mlflow``)."""
     return _SECRET_PARAMETER.sub(r"\g<name>***", _PASSWORD.sub(r"\g<user>:***@", text))
+
+
+def replica_token(name: str) -> str:
+    """``name`` (a host or pod name) fit for a file name: letters, digits, ``.``, ``_`` and
+    ``-`` kept, any other run of characters made one ``_``, no leading dot."""
+    token = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
+    if not token:
+        raise ValueError(f"replica id {name!r} holds no letter or digit for a file name")
+    return token
 
 
 def _under_root(relative: str) -> str:
@@ -84,7 +94,21 @@ class Settings(BaseSettings):
     )
     model_name: str = "kkbox-churn"
     champion_alias: str = "champion"
-    traffic_log_uri: str = Field(default_factory=lambda: _under_root("data/traffic"))
+    traffic_log_uri: str = Field(
+        default_factory=lambda: _under_root("data/traffic"),
+        description="Local folder where each service process writes its traffic log.",
+    )
+    traffic_ship_uri: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix or folder every replica copies its closed traffic-log "
+        "files to, and the drift job and dashboard read; none: files stay in traffic_log_uri.",
+    )
+    replica_id: str = Field(
+        default_factory=socket.gethostname,
+        validate_default=True,
+        description="This replica's name in its traffic-log files (the pod or container name); "
+        "characters unfit for a file name become _.",
+    )
     service_url: str = "http://127.0.0.1:3000"
     max_batch_size: int = Field(default=256, ge=1, le=100_000)
     max_latency_ms: int = Field(default=1000, ge=1)
@@ -133,19 +157,32 @@ class Settings(BaseSettings):
         default=None, description="The key the dashboard and the load tests send to the service."
     )
 
-    @field_validator("lake_uri", "traffic_log_uri", "data_dir")
+    @field_validator("lake_uri", "traffic_log_uri", "traffic_ship_uri", "data_dir")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if "://" in value and not value.startswith(("s3://", "file://")):
             raise ValueError(f"only local paths, file:// and s3:// are supported, got {value!r}")
         return value.rstrip("/")
 
     @field_validator(
-        "dask_scheduler", "s3_endpoint_url", "api_keys", "api_keys_file", "api_key", mode="before"
+        "dask_scheduler",
+        "s3_endpoint_url",
+        "api_keys",
+        "api_keys_file",
+        "api_key",
+        "traffic_ship_uri",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("replica_id", mode="before")
+    @classmethod
+    def _file_name_token(cls, value: str) -> str:
+        return replica_token(value or socket.gethostname())
 
     @field_validator("experiment_name", mode="before")
     @classmethod
@@ -157,6 +194,12 @@ class Settings(BaseSettings):
     def raw_dir(self) -> str:
         """Where the raw KKBox CSVs are read from (the generator writes there too)."""
         return (self.raw_uri or f"{self.data_dir}/raw").rstrip("/")
+
+    @property
+    def traffic_uri(self) -> str:
+        """Where readers (the drift job, the dashboard) find the traffic log: every replica's
+        shipped files under ``traffic_ship_uri`` when set, else the local ``traffic_log_uri``."""
+        return self.traffic_ship_uri or self.traffic_log_uri
 
     @property
     def oracle_dir(self) -> str:

@@ -1,13 +1,20 @@
 """The traffic log: every prediction as one JSON line, written off the request path.
 
 ``TrafficLog.append`` only puts entries on a bounded in-memory queue; a writer thread drains it
-in batches to ``<folder>/<YYYY-MM-DD>/traffic-<pid>-<n>.jsonl``. A file is closed and the next
-one started when the day changes or the file passes ``max_bytes``, and every process writes its
-own files, so workers never share one. Nothing here can fail a request: a full queue drops the
-entry and a failed write (disk full, folder unwritable) loses the batch, and both are counted
-and reported through ``on_lost`` so the service can export them (``on_written`` reports
-progress and the queue depth). ``close`` drains the queue
-before it returns (graceful shutdown loses nothing).
+in batches to ``<folder>/<YYYY-MM-DD>/traffic-<replica>-<pid>-<n>.jsonl``. A file is closed and
+the next one started when the day changes or the file passes ``max_bytes``, and every process of
+every replica writes its own files, so neither workers nor pods sharing a volume share one.
+
+With ``ship_to`` (an ``s3://bucket/prefix`` or a folder), the writer thread copies each file it
+closes to ``<ship_to>/<YYYY-MM-DD>/<same name>``, so readers find every replica's traffic in one
+place. A file appears there whole (one S3 object, or a local copy renamed into place) and only
+once closed, so a reader never sees half of one. The local copy is kept. A failed copy is counted
+through ``on_shipped("failed", 1)`` and tried again at the next rotation and at ``close``.
+
+Nothing here can fail a request: a full queue drops the entry and a failed write (disk full,
+folder unwritable) loses the batch, and both are counted and reported through ``on_lost`` so the
+service can export them (``on_written`` reports progress and the queue depth). ``close`` drains
+the queue before it returns (graceful shutdown loses nothing).
 
 Lines are strict JSON (RFC 8259), which every reader accepts: an entry holding a non-finite
 number (Python's ``json`` would write a bare ``NaN``) is not written but counted as lost
@@ -24,19 +31,26 @@ import logging
 import os
 import queue
 import random
+import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import fsspec
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+
+from churn_transform.settings import replica_token
 
 logger = logging.getLogger(__name__)
 
 Entry = dict[str, Any]
 _STOP = object()
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class TrafficLog:
@@ -48,12 +62,24 @@ class TrafficLog:
         max_bytes: int = 64 * 2**20,
         on_lost: Callable[[str, int], None] = lambda reason, count: None,
         on_written: Callable[[int, int], None] = lambda count, depth: None,
+        replica: str | None = None,
+        ship_to: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        on_shipped: Callable[[str, int], None] = lambda outcome, files: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``replica`` names this replica in every file name (default: the host name);
+        ``ship_to`` and its fsspec ``storage_options`` say where closed files are copied
+        (none: they stay local); ``on_shipped`` counts files shipped and failed attempts."""
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.on_lost = on_lost
         self.on_written = on_written
+        self.replica = replica_token(replica or socket.gethostname())
+        self.ship_to = ship_to.rstrip("/") if ship_to else None
+        self.storage_options = storage_options or {}
+        self.on_shipped = on_shipped
+        self.unshipped: list[Path] = []
         self.clock = clock
         self.written = 0
         self._queue: queue.Queue[Entry | object] = queue.Queue(maxsize=max_queue)
@@ -80,12 +106,12 @@ class TrafficLog:
             self.on_lost("queue_full", dropped)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far, then stop the writer."""
+        """Write everything queued so far, close (and ship) the last file, then stop the
+        writer."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._thread.is_alive():
+            logger.warning("traffic log: the writer did not finish within %.0f s", timeout)
 
     # -- the writer thread ---------------------------------------------------------------
     def _drain(self) -> None:
@@ -101,6 +127,7 @@ class TrafficLog:
             if entries:
                 self._write(entries)  # type: ignore[arg-type]
             if stop:
+                self._retire()
                 return
 
     def _write(self, entries: list[Entry]) -> None:
@@ -120,7 +147,7 @@ class TrafficLog:
             self.on_written(len(lines), self.depth)
         except OSError as err:
             logger.warning("traffic log: %d entries lost: %s", len(lines), err)
-            self._file = None
+            self._retire()
             self.on_lost("write_failed", len(lines))
 
     def _current_file(self) -> IO[str]:
@@ -128,15 +155,62 @@ class TrafficLog:
         handle = self._file
         if handle is not None and day == self._day and handle.tell() < self.max_bytes:
             return handle
-        if handle is not None:
-            handle.close()
+        self._retire()
         self._day = day
         folder = self.folder / day
         folder.mkdir(parents=True, exist_ok=True)
-        while (path := folder / f"traffic-{os.getpid()}-{self._sequence:04d}.jsonl").exists():
+        stem = f"traffic-{self.replica}-{os.getpid()}"
+        while (path := folder / f"{stem}-{self._sequence:04d}.jsonl").exists():
             self._sequence += 1
         self._file = path.open("a", encoding="utf-8")
         return self._file
+
+    def _retire(self) -> None:
+        """Close the current file, if any, and ship it with those a failure left behind."""
+        handle, self._file = self._file, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as err:  # its last lines were counted lost when their write failed
+                logger.warning("traffic log: closing %s: %s", handle.name, err)
+            if self.ship_to:
+                self.unshipped.append(Path(handle.name))
+        if self.ship_to:
+            self._ship(self.ship_to)
+
+    def _ship(self, destination: str) -> None:
+        while self.unshipped:
+            path = self.unshipped[0]
+            try:
+                _copy_whole(
+                    path, f"{destination}/{path.parent.name}/{path.name}", self.storage_options
+                )
+            # any failure of the destination (network, credentials, a full disk) is retried at
+            # the next rotation: the writer thread must outlive it
+            except Exception as err:
+                logger.warning(
+                    "traffic log: shipping %s to %s failed (%d files wait): %s",
+                    path.name,
+                    destination,
+                    len(self.unshipped),
+                    err,
+                )
+                self.on_shipped("failed", 1)
+                return
+            self.unshipped.pop(0)
+            self.on_shipped("shipped", 1)
+
+
+def _copy_whole(path: Path, url: str, storage_options: dict[str, Any]) -> None:
+    """Copy ``path`` to ``url`` so that a reader sees all of it or nothing."""
+    fs, target = fsspec.core.url_to_fs(url, **storage_options)
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(fs._parent(target), exist_ok=True)
+        partial = f"{target}.partial"  # not a traffic-*.jsonl name: readers pass it by
+        fs.put_file(str(path), partial)
+        fs.mv(partial, target)
+    else:  # an S3 object appears whole, whether put at once or in parts
+        fs.put_file(str(path), target)
 
 
 def _json_lines(entries: list[Entry]) -> list[str]:
@@ -150,25 +224,56 @@ def _json_lines(entries: list[Entry]) -> list[str]:
     return lines
 
 
-def traffic_files(folder: str | Path, start: str, end: str) -> Iterator[Path]:
-    """The log files of the days ``start``..``end`` (inclusive, ``YYYY-MM-DD``), in order."""
-    for day in sorted(p for p in Path(folder).glob("????-??-??") if start <= p.name <= end):
-        yield from sorted(day.glob("traffic-*.jsonl"))
+def traffic_files(
+    uri: str | Path, start: str, end: str, storage_options: dict[str, Any] | None = None
+) -> list[str]:
+    """The log files of every replica for the days ``start``..``end`` (inclusive,
+    ``YYYY-MM-DD``) under ``uri`` (a folder or an fsspec URL), day by day."""
+    fs, root = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
+    return _traffic_files(fs, root, start, end)
+
+
+def _traffic_files(fs: Any, root: str, start: str, end: str) -> list[str]:
+    fs.invalidate_cache()  # a long-lived reader (the dashboard) must see files shipped since
+    try:
+        days = fs.ls(root, detail=False)
+    except FileNotFoundError:
+        return []
+    files: list[str] = []
+    for day in sorted(days):
+        name = day.rstrip("/").rsplit("/", 1)[-1]
+        if _DAY.fullmatch(name) and start <= name <= end:
+            found = fs.ls(day, detail=False)
+            files += sorted(f for f in found if _is_traffic_file(f.rsplit("/", 1)[-1]))
+    return files
+
+
+def _is_traffic_file(name: str) -> bool:
+    return name.startswith("traffic-") and name.endswith(".jsonl")
 
 
 def read_traffic(
-    folder: str | Path, start: str, end: str, *, max_rows: int | None = None, seed: int = 0
+    uri: str | Path,
+    start: str,
+    end: str,
+    *,
+    max_rows: int | None = None,
+    seed: int = 0,
+    storage_options: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """Logged predictions of the days ``start``..``end``: one row per prediction, its features
-    flattened beside ``ts``, ``request_id``, ``model_version``, ``churn_probability`` and
-    ``churn``. Returns the frame and the number of entries in the window; when that passes
-    ``max_rows``, a uniform sample of ``max_rows`` is kept (reservoir sampling: memory stays
-    bounded by ``max_rows``, whatever the window holds)."""
+    """Logged predictions of the days ``start``..``end`` under ``uri`` (a folder, or an fsspec
+    URL such as the ``s3://`` prefix the replicas ship to, read with ``storage_options``): one
+    row per prediction, its features flattened beside ``ts``, ``request_id``,
+    ``model_version``, ``churn_probability`` and ``churn``. Returns the frame and the number of
+    entries in the window; when that passes ``max_rows``, a uniform sample of ``max_rows`` is
+    kept (reservoir sampling: memory stays bounded by ``max_rows``, whatever the window
+    holds)."""
+    fs, root = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
     chooser = random.Random(seed)
     kept: list[Entry] = []
     seen = 0
-    for path in traffic_files(folder, start, end):
-        with path.open(encoding="utf-8") as lines:
+    for path in _traffic_files(fs, root, start, end):
+        with fs.open(path, "rt", encoding="utf-8") as lines:
             for line in lines:
                 if not line.endswith("\n"):  # a line still being written
                     continue

@@ -84,11 +84,16 @@ def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
 def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
     last = datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
-    frame, seen = read_traffic(settings.traffic_log_uri, str(first), str(last), max_rows=max_rows)
+    source = settings.traffic_uri  # every replica's shipped files, or the local folder
+    frame, seen = read_traffic(
+        source,
+        str(first),
+        str(last),
+        max_rows=max_rows,
+        storage_options=settings.storage_options(source),
+    )
     if frame.empty:
-        return Answer(
-            problem=f"no predictions logged under {masked(settings.traffic_log_uri)} since {first}"
-        )
+        return Answer(problem=f"no predictions logged under {masked(source)} since {first}")
     frame["time"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
     return Answer(frame.sort_values("time", ignore_index=True))
 

@@ -1,8 +1,9 @@
 """Entry point ``drift``: served traffic of a window of days against the training reference.
 
-Reads: the traffic log (``KKBOX_TRAFFIC_LOG_URI``) of the ``days`` days ending ``end``, sampled
-to ``max_rows``; the reference sample (``evaluation/reference.parquet``) of the training run of
-the model version that served most of that traffic. Produces: Evidently's HTML report and a
+Reads: the traffic log of the ``days`` days ending ``end``, sampled to ``max_rows``: every
+replica's files shipped to ``KKBOX_TRAFFIC_SHIP_URI`` when set, else ``KKBOX_TRAFFIC_LOG_URI``;
+the reference sample (``evaluation/reference.parquet``) of the training run of the model version
+that served most of that traffic. Produces: Evidently's HTML report and a
 JSON summary (drift share, drifted columns, per-column method, statistic and threshold, row
 counts) in the lake (``monitoring/drift/<time>-<run>/``) and on this MLflow run, and a
 one-screen summary. Too few predictions in the window: a message and exit 0, never an alarm.
@@ -23,7 +24,7 @@ import mlflow
 import pandas as pd
 
 from churn_transform.drift import TooFewRows, compare, describe
-from churn_transform.settings import Settings
+from churn_transform.settings import Settings, masked
 from churn_transform.traffic import read_traffic
 from steps._cli import boolean, day, lake_of, start, tracked_run
 
@@ -76,13 +77,19 @@ def main(argv: list[str] | None = None) -> None:
     first, last = window(args.end, args.days)
     lake = lake_of(settings)
     with tracked_run(settings, "drift") as run:
-        traffic, seen = read_traffic(settings.traffic_log_uri, first, last, max_rows=args.max_rows)
+        traffic, seen = read_traffic(
+            settings.traffic_uri,
+            first,
+            last,
+            max_rows=args.max_rows,
+            storage_options=settings.storage_options(settings.traffic_uri),
+        )
         mlflow.log_metrics({"window_predictions": seen, "sampled_predictions": len(traffic)})
         mlflow.set_tags({"window": f"{first}..{last}"})
         if traffic.empty:
             print(
                 f"drift: no predictions logged from {first} to {last} under "
-                f"{settings.traffic_log_uri}: nothing to compare, no alarm"
+                f"{masked(settings.traffic_uri)}: nothing to compare, no alarm"
             )
             return
         version = str(traffic["model_version"].mode().iloc[0])

@@ -239,6 +239,25 @@ def test_the_service_and_the_drift_job_share_the_traffic_log() -> None:
         assert {"configMapRef": {"name": "kkbox-settings"}} in pod["containers"][0]["envFrom"]
 
 
+def test_each_pod_ships_its_traffic_under_its_own_name_where_the_drift_job_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    objects = render(BASE)
+    (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-settings"]
+    (container,) = _containers([_one(objects, "Deployment")])
+    env = {v["name"]: v for v in container["env"]}
+    assert env["KKBOX_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)  # to write to the lake
+    for key, value in config["data"].items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.traffic_uri == settings.traffic_ship_uri
+    assert (
+        settings.traffic_ship_uri == COMPOSE["x-platform"]["environment"]["KKBOX_TRAFFIC_SHIP_URI"]
+    )
+    assert settings.traffic_ship_uri.startswith(settings.lake_uri.rsplit("/", 1)[0] + "/")
+
+
 def _drift_exit() -> int:
     source = (PROJECT_ROOT / "steps" / "drift.py").read_text()
     return int(re.search(r"^DRIFT_EXIT = (\d+)$", source, re.M).group(1))  # type: ignore[union-attr]
@@ -293,7 +312,7 @@ def test_every_documented_secret_is_used() -> None:
         v["valueFrom"]["secretKeyRef"]["name"]
         for c in _containers(render(BASE))
         for v in c.get("env", [])
-        if "valueFrom" in v
+        if "secretKeyRef" in v.get("valueFrom", {})
     }
     assert set(_documented_secrets()) == used
 

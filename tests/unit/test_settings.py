@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 
@@ -5,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from churn_transform.settings import PROJECT_ROOT, Settings, masked
+from churn_transform.settings import PROJECT_ROOT, Settings, masked, replica_token
 
 
 def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,6 +56,8 @@ def test_mlflow_and_aws_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) 
         ("KKBOX_LAKE_URI", "http://elsewhere/lake", "lake_uri"),
         ("KKBOX_MAX_BATCH_SIZE", "0", "max_batch_size"),
         ("KKBOX_MAX_LATENCY_MS", "soon", "max_latency_ms"),
+        ("KKBOX_TRAFFIC_SHIP_URI", "gs://bucket/traffic", "traffic_ship_uri"),
+        ("KKBOX_REPLICA_ID", "...", "replica_id"),
     ],
 )
 def test_invalid_configuration_names_the_field(
@@ -63,6 +66,25 @@ def test_invalid_configuration_names_the_field(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match=field):
         Settings()
+
+
+def test_the_replica_id_is_the_host_name_made_a_file_name_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KKBOX_REPLICA_ID", raising=False)
+    assert Settings().replica_id == replica_token(socket.gethostname())
+    monkeypatch.setenv("KKBOX_REPLICA_ID", "service/pod 1")
+    assert Settings().replica_id == "service_pod_1"
+
+
+def test_readers_take_the_shipped_traffic_when_there_is_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KKBOX_TRAFFIC_LOG_URI", "/traffic")
+    monkeypatch.setenv("KKBOX_TRAFFIC_SHIP_URI", "")
+    assert Settings().traffic_uri == "/traffic"
+    monkeypatch.setenv("KKBOX_TRAFFIC_SHIP_URI", "s3://kkbox-lake/traffic/")
+    assert Settings().traffic_uri == "s3://kkbox-lake/traffic"
 
 
 def test_an_empty_experiment_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,15 +1,18 @@
-"""The traffic log: nothing blocks the caller, nothing is lost silently, files rotate."""
+"""The traffic log: nothing blocks the caller, nothing is lost silently, files rotate, closed
+files are shipped to one place where every replica's traffic is read."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from churn_transform.traffic import TrafficLog, read_traffic, traffic_files
+from churn_transform.traffic import TrafficLog, read_traffic, replica_token, traffic_files
 
 DAY = 1_795_737_600.0  # 2026-11-27 00:00:00 UTC
 
@@ -51,7 +54,7 @@ def test_a_new_file_each_day_and_past_the_size_limit(tmp_path: Path) -> None:
     log.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-27", "2026-11-28"]
     files = list(traffic_files(tmp_path, "2026-11-27", "2026-11-28"))
-    assert len(files) > 2 and all(f.stat().st_size < 2000 + 200 for f in files)
+    assert len(files) > 2 and all(Path(f).stat().st_size < 2000 + 200 for f in files)
     assert [e["request_id"] for e in _lines(tmp_path)] == [f"r{i}" for i in range(60)]
 
 
@@ -112,3 +115,98 @@ def test_reading_a_window_flattens_features_and_samples_to_a_bound(tmp_path: Pat
     assert sample["bd"].mean() == pytest.approx(500, abs=120)  # uniform, not the first 100
     empty, seen = read_traffic(tmp_path, "2026-11-28", "2026-11-30")
     assert seen == 0 and empty.empty
+
+
+@pytest.mark.parametrize(
+    ("name", "token"),
+    [
+        ("kkbox-churn-service-7d9f8-x2lq", "kkbox-churn-service-7d9f8-x2lq"),
+        ("host.example.com", "host.example.com"),
+        ("../etc/pass wd", "_etc_pass_wd"),
+        ("a/b\\c", "a_b_c"),
+    ],
+)
+def test_a_replica_id_becomes_a_safe_file_name_token(name: str, token: str) -> None:
+    assert replica_token(name) == token
+
+
+def test_a_replica_id_without_a_letter_or_digit_is_refused() -> None:
+    with pytest.raises(ValueError, match="replica id '...'"):
+        replica_token("...")
+
+
+def test_every_file_name_carries_the_replica_and_the_process(tmp_path: Path) -> None:
+    for replica in ("pod-a", "pod-b"):  # two pods on one volume, possibly with the same pid
+        log = TrafficLog(tmp_path, replica=replica, clock=lambda: DAY)
+        log.append([_entry(0)])
+        log.close()
+    names = sorted(p.name for p in (tmp_path / "2026-11-27").iterdir())
+    assert names == [f"traffic-pod-{r}-{os.getpid()}-0000.jsonl" for r in "ab"]
+
+
+def _shipped(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_each_closed_file_is_shipped_whole_and_the_open_one_at_close(tmp_path: Path) -> None:
+    shipped: list[tuple[str, int]] = []
+    local, lake = tmp_path / "local", tmp_path / "lake"
+    log = TrafficLog(
+        local,
+        replica="a",
+        max_bytes=500,
+        ship_to=str(lake),
+        clock=lambda: DAY,
+        on_shipped=lambda outcome, n: shipped.append((outcome, n)),
+    )
+    for i in range(20):
+        log.append([_entry(i)])
+        _settle(log, i + 1)
+    rotated = _shipped(lake)
+    assert rotated and len(rotated) == len(list(local.rglob("*.jsonl"))) - 1  # not the open one
+    log.close()
+    assert _shipped(lake) == _shipped(local)  # the local copies are kept
+    assert shipped == [("shipped", 1)] * len(_shipped(lake)) and not log.unshipped
+
+
+def test_a_failed_shipment_is_counted_and_retried_at_the_next_rotation(tmp_path: Path) -> None:
+    shipped: list[tuple[str, int]] = []
+    lake = tmp_path / "lake"
+    lake.write_text("a file where the destination folder should be")
+    now = [DAY]
+    log = TrafficLog(
+        tmp_path / "local",
+        replica="a",
+        ship_to=str(lake),
+        clock=lambda: now[0],
+        on_shipped=lambda outcome, n: shipped.append((outcome, n)),
+    )
+    log.append([_entry(0)])
+    _settle(log, 1)
+    now[0] += 86_400
+    log.append([_entry(1)])  # the day changes: the first file is closed, its shipment fails
+    _settle(log, 2)
+    assert shipped == [("failed", 1)] and len(log.unshipped) == 1
+    lake.unlink()
+    log.close()  # the retry: both files
+    assert shipped == [("failed", 1), ("shipped", 1), ("shipped", 1)]
+    assert sorted(_shipped(lake)) == [
+        f"{day}/traffic-a-{os.getpid()}-0000.jsonl" for day in ("2026-11-27", "2026-11-28")
+    ]
+
+
+def test_reading_an_fsspec_url_counts_every_replica(tmp_path: Path) -> None:
+    lake = f"memory://traffic-{uuid.uuid4().hex}"
+    for replica, count in (("a", 30), ("b", 12)):
+        log = TrafficLog(tmp_path / replica, replica=replica, ship_to=lake, clock=lambda: DAY)
+        log.append(_entry(i) for i in range(count))
+        log.close()
+    files = traffic_files(lake, "2026-11-27", "2026-11-27")
+    assert [f.rsplit("/", 1)[-1].split("-")[1] for f in files] == ["a", "b"]
+    everything, seen = read_traffic(lake, "2026-11-27", "2026-11-27")
+    assert seen == 42 and len(everything) == 42
+    sample, seen = read_traffic(lake, "2026-11-27", "2026-11-27", max_rows=10)
+    assert seen == 42 and len(sample) == 10
+    assert read_traffic(lake, "2026-11-28", "2026-11-28")[1] == 0
