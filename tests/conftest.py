@@ -277,6 +277,22 @@ class Champion:
         return pd.read_parquet(self.lake.current("gold", f"features_{cohort}"))
 
 
+def drift_command(**change: str) -> list[str]:
+    """``python -m steps.drift`` over today and yesterday, as the tests that send a few hundred
+    predictions run it; ``change`` overrides a parameter (``**{"min-rows": "200"}``)."""
+    arguments = {
+        "end": "today",
+        "days": "2",
+        "max-rows": "50000",
+        "min-rows": "100",
+        "drift-share": "0.5",
+        "fail-on-drift": "false",
+        **change,
+    }
+    flags = [part for name, value in arguments.items() for part in (f"--{name}", value)]
+    return [sys.executable, "-m", "steps.drift", *flags]
+
+
 def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) -> list[str]:
     """``steps.train``'s arguments for the cohorts February and March and a TrainConfig."""
     from dataclasses import asdict

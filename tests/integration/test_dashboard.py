@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,16 @@ from streamlit.testing.v1 import AppTest
 
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
-from tests.conftest import BIN, Champion, free_port, records_of, run_step, serve, stop
+from tests.conftest import (
+    BIN,
+    Champion,
+    drift_command,
+    free_port,
+    records_of,
+    run_step,
+    serve,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -37,23 +45,7 @@ def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         with requests.Session() as session:
             for record in records_of(champion.gold("2017-03"), slice(0, 300)):
                 session.post(f"{url}/predict", json={"records": [record]}, timeout=30)
-        command = [
-            sys.executable,
-            "-m",
-            "steps.drift",
-            "--end",
-            "today",
-            "--days",
-            "2",
-            "--max-rows",
-            "50000",
-            "--min-rows",
-            "100",
-            "--drift-share",
-            "0.5",
-            "--fail-on-drift",
-            "false",
-        ]
+        command = drift_command()
         for _ in range(50):  # the writer thread is asynchronous
             if sum(1 for p in traffic.rglob("*.jsonl") for _ in p.open()) == 300:
                 break

@@ -4,13 +4,12 @@ and of the month the generator's shift knob changed."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import Champion, records_of, run_step, serve, stop
+from tests.conftest import Champion, drift_command, records_of, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +38,7 @@ def traffic(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _drift(champion: Champion, folder: Path, expect: int, **change: str) -> str:
-    arguments = {
-        "end": "today",
-        "days": "2",
-        "max-rows": "50000",
-        "min-rows": "200",
-        "drift-share": "0.5",
-        "fail-on-drift": "true",
-        **change,
-    }
-    command = [sys.executable, "-m", "steps.drift"]
-    for name, value in arguments.items():
-        command += [f"--{name}", value]
+    command = drift_command(**{"min-rows": "200", "fail-on-drift": "true", **change})
     env = {**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(folder)}
     return run_step(env, *command, expect=expect)
 

@@ -5,7 +5,6 @@ scraping it, the drift job and the dashboard reading it all back."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import mlflow
@@ -18,6 +17,7 @@ from churn_transform.lake import lake_of
 from churn_transform.settings import PROJECT_ROOT, Settings
 from tests.conftest import (
     BIN,
+    drift_command,
     prometheus_query,
     records_of,
     run_step,
@@ -123,24 +123,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         stop(process)  # flushes the traffic log
 
     # the drift job reads the reference from the server's S3 artifacts, writes to the S3 lake
-    printed = run_step(
-        env,
-        sys.executable,
-        "-m",
-        "steps.drift",
-        "--end",
-        "today",
-        "--days",
-        "2",
-        "--max-rows",
-        "50000",
-        "--min-rows",
-        "100",
-        "--drift-share",
-        "0.5",
-        "--fail-on-drift",
-        "false",
-    )
+    printed = run_step(env, *drift_command())
     assert f"model version {champion.version}" in printed
     summaries = lake.fs.glob(lake.path_of(lake.url("monitoring", "drift")) + "/*/summary.json")
     assert len(summaries) == 1

@@ -4,13 +4,12 @@ ship their traffic-log files to one S3 prefix, and one drift run reads both."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import Champion, records_of, run_step, serve, stop
+from tests.conftest import Champion, drift_command, records_of, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +61,8 @@ def test_one_drift_run_reads_the_traffic_every_replica_shipped(
     assert {Path(p).name.split("-")[2] for p in shipped} == {"a", "b"}, shipped
     assert not list(s3.glob(f"{lake.removeprefix('s3://')}/**/*.partial"))
 
-    arguments = ["--end", "today", "--days", "2", "--max-rows", "50000", "--min-rows", "100"]
-    arguments += ["--drift-share", "0.5", "--fail-on-drift", "false"]
     env = {**env, "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "not-read")}  # the lake, not a folder
-    printed = run_step(env, sys.executable, "-m", "steps.drift", *arguments)
+    printed = run_step(env, *drift_command())
     assert "no predictions logged" not in printed, printed
     root = Path(champion.env["KKBOX_LAKE_URI"]) / "monitoring" / "drift"
     latest = max(root.glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
