@@ -12,7 +12,7 @@ number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import pandas as pd
 import pandera.pandas as pa
@@ -75,8 +75,8 @@ FeatureRecord = record_model(gold_schema(scoring=True), ("msno", *FEATURES))
 def as_records(gold: pd.DataFrame) -> list[dict[str, Any]]:
     """Gold rows as the service's JSON records: ``msno`` and the features, nulls as None."""
     frame = gold[["msno", *FEATURES]].astype(object)
-    records = frame.where(frame.notna(), None).to_dict("records")
-    return [{str(name): value for name, value in record.items()} for record in records]
+    # the column names are the strings above; pandas' stubs type them as any Hashable
+    return cast(list[dict[str, Any]], frame.where(frame.notna(), None).to_dict("records"))
 
 
 class Prediction(BaseModel):
