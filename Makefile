@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-increment bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
 	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(USERS))
+
+bench-increment: setup ## One month's increment against a whole ingest (RAW=folder, or USERS=N to generate)
+	$(BIN)/python benchmarks/increment.py $(if $(RAW),--raw $(RAW),--users $(USERS))
 
 fidelity: setup ## How closely a raw folder matches the real KKBox data (RAW=folder, default data/raw)
 	$(BIN)/python benchmarks/fidelity.py --raw $(or $(RAW),data/raw)
