@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of the service.")
+    champion_poll_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the service checks the registry's champion alias and switches to "
+        "a newly promoted version; 0: serve the model it started with (image-bound).",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="The key the dashboard and the load tests send to the service."
     )
