@@ -126,6 +126,10 @@ MSNO_LENGTH: Final[int] = 44
 
 #: The cohort whose label is unknown: the month the challenge asks to predict.
 SCORING_COHORT: Final[str] = LABEL_FILES["sample_submission_v2.csv"]
+#: The cohorts the challenge gives labels for: always labelled.
+TRAINING_COHORTS: Final[tuple[str, ...]] = tuple(
+    cohort for cohort in LABEL_FILES.values() if cohort != SCORING_COHORT
+)
 
 #: Values of ``gender`` when known (empty in the raw file when unknown).
 GENDERS: Final[tuple[str, ...]] = ("male", "female")

@@ -76,6 +76,10 @@ def _ingest(lake: Lake, raw: Path) -> str:
         return ingest(lake, str(raw), {}, buckets=BUCKETS).version
 
 
+def read_gold_table(lake: Lake, url: str) -> pd.DataFrame:
+    return pd.read_parquet(lake.path_of(url), filesystem=lake.fs)
+
+
 def _table(lake: Lake, table: str) -> pd.DataFrame:
     frame = pd.concat([read_bucket(lake, table, b) for b in range(BUCKETS)], ignore_index=True)
     return frame.sort_values(list(frame.columns), ignore_index=True)
@@ -185,3 +189,9 @@ def test_labels_arrive_with_a_later_month(landed: dict[str, Path], tmp_path: Pat
     assert (got["is_churn"].astype(int) == expected.reindex(got.index)).all()
     later = table[table["cohort"] == "2017-05"]
     assert len(later) == 10 and later["is_churn"].isna().all()
+    # gold of both: April now labelled, May still to score (each validated before publishing)
+    with dask.config.set(scheduler="threads"):
+        april_gold = read_gold_table(lake, build_gold(lake, "2017-04")[0])
+        may_gold = read_gold_table(lake, build_gold(lake, "2017-05")[0])
+    assert april_gold["is_churn"].notna().all() and len(april_gold) == len(april)
+    assert may_gold["is_churn"].isna().all() and len(may_gold) == 10
