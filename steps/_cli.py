@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import mlflow
@@ -126,6 +126,15 @@ def day(value: str) -> str:
         return str(datetime.date.fromisoformat(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a day like 2017-03-01, got {value!r}") from None
+
+
+def optional(kind: Callable[[str], str]) -> Callable[[str], str | None]:
+    """argparse type: ``kind``, or None for ``none`` (MLproject's way of leaving one out)."""
+
+    def parse(value: str) -> str | None:
+        return None if value.lower() == "none" else kind(value)
+
+    return parse
 
 
 def size(value: str) -> str:

@@ -328,10 +328,17 @@ def test_prometheus_scrapes_each_pod_of_the_service_like_compose_s_job() -> None
     objects = render(BASE)
     (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-prometheus"]
     prometheus = yaml.safe_load(config["data"]["prometheus.yml"])
-    compose_job = yaml.safe_load(
+    compose_jobs = yaml.safe_load(
         (PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
-    )["scrape_configs"][0]
-    (job,) = prometheus["scrape_configs"]
+    )["scrape_configs"]
+    compose_job = compose_jobs[0]
+    job, quality = prometheus["scrape_configs"]
+    # the Pushgateway's job is compose's, the cluster's Pushgateway named as settings name it
+    assert quality == compose_jobs[1] and quality["honor_labels"] is True
+    (settings,) = [o["data"] for o in objects if o["metadata"]["name"] == "kkbox-settings"]
+    assert (
+        settings["KKBOX_PUSHGATEWAY_URL"] == f"http://{quality['static_configs'][0]['targets'][0]}"
+    )
     assert job["job_name"] == compose_job["job_name"]
     assert job["metrics_path"] == compose_job["metrics_path"]
     assert [sd["role"] for sd in job["kubernetes_sd_configs"]] == ["pod"]
