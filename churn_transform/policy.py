@@ -57,7 +57,8 @@ def months_between(earlier: str, later: str) -> int:
 
 def decide(policy: Policy, evidence: Evidence) -> Decision:
     """Whether to retrain this month, and every reason that says so (or why not)."""
-    reasons, calm = [], []
+    reasons: list[str] = []
+    calm: list[str] = []
     realized, own = evidence.realized_auc, evidence.evaluated_auc
     if realized is not None and own is not None:
         drop = own - realized
