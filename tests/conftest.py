@@ -183,6 +183,7 @@ def step_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "KKBOX_DATA_DIR": str(tmp_path / "data"),
         "KKBOX_LAKE_URI": str(tmp_path / "lake"),
+        "KKBOX_FEATURE_REPO": str(tmp_path / "feature_store"),
         **settings,
     }
 
