@@ -34,7 +34,7 @@ calls it and its ASGI app with a model fitted in the test.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
@@ -49,14 +49,12 @@ from churn_transform.access import (
 )
 from churn_transform.artifact import load_model
 from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
+from churn_transform.online_store import OnlineFeatures, UnknownCohortError, online_store
 from churn_transform.records import Prediction
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
 from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
-
-if TYPE_CHECKING:
-    from churn_transform.online_store import OnlineFeatures
 
 log = logging.getLogger(__name__)
 #: A subscriber id as the raw files spell it; a longer one cannot be a KKBox id.
@@ -109,8 +107,9 @@ class ChurnService:
         settings: Settings | None = None,
         online: OnlineFeatures | None = None,
     ) -> None:
-        """BentoML calls this without arguments (the store's champion, the module's settings);
-        a test passes a model it fitted and settings of its own."""
+        """BentoML calls this without arguments (the store's champion, the module's settings,
+        the online store they name); a test passes a model it fitted, settings and an online
+        store of its own."""
         self.settings = settings or SETTINGS
         self._online = online
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
@@ -183,8 +182,6 @@ class ChurnService:
 
     def lookup(self, ids: list[str], cohort: str | None) -> list[dict[str, Any]]:
         """The features of every id, or the refusal naming the ids and the cohort."""
-        from churn_transform.online_store import UnknownCohortError
-
         try:
             with self.metrics["lookup"].time():
                 found = self.online.lookup(ids, cohort)
@@ -204,8 +201,6 @@ class ChurnService:
     def online(self) -> OnlineFeatures:
         """The online feature store the settings name, opened at the first use."""
         if self._online is None:
-            from churn_transform.online_store import OnlineFeatures, online_store
-
             self._online = OnlineFeatures(
                 online_store(self.settings), self.settings.feature_registry_ttl
             )

@@ -1,5 +1,5 @@
 """The feature store: Feast's definitions over the gold tables, its configuration built from the
-settings, the loading of a cohort into the online store, and lookups by subscriber id.
+settings, and the loading of a cohort into the online store (lookups: ``online_store.py``).
 
 One Feast project holds one entity, ``subscriber`` (join key ``msno``), and per cohort:
 
@@ -20,6 +20,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -91,8 +92,6 @@ def repo_config(settings: Settings) -> RepoConfig:
 
 def feature_store(settings: Settings) -> FeatureStore:
     """The platform's Feast store (its folder is created if missing)."""
-    from pathlib import Path
-
     Path(settings.feature_repo).mkdir(parents=True, exist_ok=True)
     return FeatureStore(config=repo_config(settings))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from bentoml.exceptions import NotFound
+from bentoml.exceptions import NotFound, ServiceUnavailable
 
 import service
 from churn_transform.feature_store import feature_store, offline_frame, publish_cohort
@@ -26,7 +26,7 @@ from churn_transform.serving import Champion as Served
 from churn_transform.serving import Record
 from churn_transform.settings import Settings
 from churn_transform.traffic import read_traffic
-from tests.conftest import Champion, run_step, serve, stop
+from tests.conftest import Champion, free_port, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
 COHORT = "2017-04"
@@ -93,6 +93,23 @@ def test_unknown_ids_are_refused_naming_them_and_nothing_is_scored(
     finally:
         served.flush_traffic_log()
     assert read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")[1] == 0
+
+
+def test_an_unreachable_online_store_is_a_503_not_a_500(
+    served_model: Served, tmp_path: Path
+) -> None:
+    nobody_listens = f"127.0.0.1:{free_port()}"
+    settings = Settings(
+        traffic_log_uri=str(tmp_path / "traffic"),
+        online_store="redis",
+        redis_connection=nobody_listens,
+    )
+    served = service.ChurnService.inner(served_model, settings)  # the store named by settings
+    try:
+        with pytest.raises(ServiceUnavailable, match="feature store did not answer"):
+            served.predict_ids(["x" * 44], None)
+    finally:
+        served.flush_traffic_log()
 
 
 # -- the real chain: the step into Redis, `bentoml serve` over HTTP ----------------------------
