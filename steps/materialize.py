@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cohort", type=cohort, required=True, help="cohort month, e.g. 2017-04")
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    with tracked_run(settings, f"materialize-{args.cohort}"), dask_cluster(settings):
-        with refusals("materialize"):
+    with tracked_run(settings, f"materialize-{args.cohort}"):
+        with refusals("materialize"), dask_cluster(settings):
             url, digest, rows = offline_source(lake, args.cohort)
+        # Feast reads its offline source with Dask in this process: not on the settings' cluster
         store = feature_store(settings)
         online = online_store(settings)
         published = publish_cohort(

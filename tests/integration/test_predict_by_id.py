@@ -37,13 +37,16 @@ COHORT = "2017-04"
 
 @pytest.fixture(scope="module")
 def served_model(champion: Champion) -> Served:
-    from service import load_champion
+    """The registered champion, as the service holds it (the threshold is the test's own)."""
+    from steps._cli import load_registered
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BENTOML_HOME", champion.env["BENTOML_HOME"])
-        import bentoml
-
-        return load_champion(bentoml.models.BentoModel("kkbox-churn:latest"))
+    mlflow.set_tracking_uri(champion.env["MLFLOW_TRACKING_URI"])
+    return Served(
+        model=load_registered("models:/kkbox-churn@champion"),
+        tag="kkbox-churn:test",
+        labels={"registry_version": "1", "run_id": "run", "data_version": "gold"},
+        about={"metrics": {"threshold": 0.5}},
+    )
 
 
 def _sqlite(tmp_path: Path, gold: pd.DataFrame) -> Settings:
