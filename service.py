@@ -15,9 +15,12 @@ is over ``KKBOX_MAX_BODY_BYTES`` (413) is refused before BentoML reads it, and o
 (``KKBOX_API_KEYS``), every call but the health and docs endpoints needs one (401 otherwise),
 and ``KKBOX_RATE_LIMIT`` bounds each key's rate (429 with ``Retry-After``); the service refuses
 to serve a network address without keys. ``POST /metadata``
-describes the model; ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's. A worker dies with
-the ``bentoml serve`` that started it (Linux), and SIGTERM answers the requests in flight
-first. Every prediction is appended to the traffic log off the request path
+describes the model. ``POST /predict_ids`` takes ``{"ids": [...], "cohort": "2017-04"}`` (the
+cohort optional) and answers the same ``Prediction`` per id from the features the
+``materialize`` step loaded into the online feature store (``churn_transform.online_store``);
+unknown ids are a 404 that names them. ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's.
+A worker dies with the ``bentoml serve`` that started it (Linux), and SIGTERM answers the
+requests in flight first. Every prediction is appended to the traffic log off the request path
 (``churn_transform.traffic``). Every ``KKBOX_CHAMPION_POLL_SECONDS`` each worker checks the
 registry's champion alias and, when it names a new version, loads it (trusted types only) and
 swaps it in between two batches, without a restart (``churn_transform.follow``); 0 keeps the
@@ -33,11 +36,12 @@ calls it and its ASGI app with a model fitted in the test.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Annotated, Any
 
 import bentoml
-from bentoml.exceptions import ServiceUnavailable
+from bentoml.exceptions import NotFound, ServiceUnavailable
 from pydantic import Field
 
 from churn_transform.access import (
@@ -50,12 +54,17 @@ from churn_transform.access import (
 from churn_transform.artifact import load_model
 from churn_transform.follow import FollowChampion
 from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
+from churn_transform.online_store import OnlineFeatures, UnknownCohortError, online_store
 from churn_transform.records import Prediction
 from churn_transform.registry import Registered, aliased, fetch
-from churn_transform.schema import EXAMPLE_RECORD
+from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
 from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
+
+log = logging.getLogger(__name__)
+#: A subscriber id as the raw files spell it; a longer one cannot be a KKBox id.
+SubscriberId = Annotated[str, Field(min_length=1, max_length=MSNO_LENGTH)]
 
 # The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
@@ -98,10 +107,17 @@ class ChurnService:
     # A reference, read when the service starts: declared here so that `bentoml build` packs it.
     model_ref = bentoml.models.BentoModel(f"{SETTINGS.model_name}:latest")
 
-    def __init__(self, champion: Champion | None = None, settings: Settings | None = None) -> None:
-        """BentoML calls this without arguments (the store's champion, the module's settings);
-        a test passes a model it fitted and settings of its own."""
+    def __init__(
+        self,
+        champion: Champion | None = None,
+        settings: Settings | None = None,
+        online: OnlineFeatures | None = None,
+    ) -> None:
+        """BentoML calls this without arguments (the store's champion, the module's settings,
+        the online store they name); a test passes a model it fitted, settings and an online
+        store of its own."""
         self.settings = settings or SETTINGS
+        self._online = online
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
             die_with_parent()
             # the socket it was handed: the check below, seen from inside, in case it was missed
@@ -178,6 +194,56 @@ class ChurnService:
             ),
         ],
     ) -> list[Prediction]:
+        return self._answer(records)
+
+    @bentoml.api
+    def predict_ids(
+        self,
+        ids: Annotated[
+            list[SubscriberId],
+            Field(
+                min_length=1,
+                max_length=SETTINGS.max_request_records,
+                examples=[[EXAMPLE_RECORD["msno"]]],
+            ),
+        ],
+        cohort: Annotated[str | None, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    ) -> list[Prediction]:
+        """Churn probabilities of subscribers by id (``msno``), from the gold features of
+        ``cohort`` (default: the newest one served) in the online feature store, answered as
+        ``/predict`` answers them. Any id the cohort does not hold: 404 naming every such id,
+        and nothing scored; a cohort not in the store: 404; the store unreachable: 503."""
+        found = self.lookup(ids, cohort)
+        return self._answer([Record(**features) for features in found])
+
+    def lookup(self, ids: list[str], cohort: str | None) -> list[dict[str, Any]]:
+        """The features of every id, or the refusal naming the ids and the cohort."""
+        try:
+            with self.metrics["lookup"].time():
+                found = self.online.lookup(ids, cohort)
+        except UnknownCohortError as unknown:
+            raise NotFound(str(unknown)) from None
+        except Exception as failed:
+            log.exception("feature store lookup failed")
+            raise ServiceUnavailable(f"the feature store did not answer: {failed}") from failed
+        if found.unknown:
+            self.metrics["unknown_ids"].inc(len(found.unknown))
+            raise NotFound(
+                f"unknown subscriber ids in cohort {found.cohort}: {', '.join(found.unknown)}"
+            )
+        return found.found
+
+    @property
+    def online(self) -> OnlineFeatures:
+        """The online feature store the settings name, opened at the first use."""
+        if self._online is None:
+            self._online = OnlineFeatures(
+                online_store(self.settings), self.settings.feature_registry_ttl
+            )
+        return self._online
+
+    def _answer(self, records: list[Record]) -> list[Prediction]:
+        """Score, count and log: the same for records sent and records looked up."""
         champion = self.champion  # the one this batch is scored and logged with
         answers = champion.predict(records)
         for answer in answers:

@@ -147,6 +147,14 @@ def metrics() -> dict[str, Any]:
             "attempts, retried at the next rotation (outcome=failed)",
             ["outcome"],
         ),
+        "lookup": Histogram(
+            "kkbox_feature_lookup_seconds",
+            "Time of one request's read of the online feature store (requests by id)",
+            buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+        ),
+        "unknown_ids": Counter(
+            "kkbox_unknown_ids", "Subscriber ids asked for that the feature store does not hold"
+        ),
         "unauthorized": Counter(
             "kkbox_unauthorized", "Requests refused 401, by reason (missing, wrong)", ["reason"]
         ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -167,6 +168,34 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="The key the dashboard and the load tests send to the service."
     )
+    feature_repo: str = Field(
+        default_factory=lambda: _under_root("data/feature_store"),
+        description="Local folder of the Feast feature store (its registry and SQLite online "
+        "store by default).",
+    )
+    feature_registry: str | None = Field(
+        default=None,
+        description="Feast's registry file, a path or s3:// URI; default "
+        "<feature_repo>/registry.db.",
+    )
+    feature_project: str = Field(default="kkbox_churn", description="The Feast project.")
+    feature_registry_ttl: int = Field(
+        default=60,
+        ge=0,
+        description="Seconds Feast caches its registry, and the service its map of the cohorts "
+        "served (a newly loaded cohort is served after at most this long).",
+    )
+    online_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="Feast's online store: embedded SQLite, or Redis."
+    )
+    online_store_path: str | None = Field(
+        default=None,
+        description="The SQLite online store's file; default <feature_repo>/online.db.",
+    )
+    redis_connection: str = Field(
+        default="127.0.0.1:6379",
+        description="Feast's Redis connection string: host:port[,password=...][,ssl=true].",
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "traffic_ship_uri", "data_dir")
     @classmethod
@@ -185,6 +214,8 @@ class Settings(BaseSettings):
         "api_key",
         "traffic_ship_uri",
         "pushgateway_url",
+        "feature_registry",
+        "online_store_path",
         mode="before",
     )
     @classmethod
@@ -201,6 +232,16 @@ class Settings(BaseSettings):
     def _empty_is_the_default(cls, value: str) -> str:
         # as for `mlflow run`, whose option reads MLFLOW_EXPERIMENT_NAME: empty is unset
         return value or str(cls.model_fields["experiment_name"].default)
+
+    @property
+    def registry_path(self) -> str:
+        """Feast's registry file."""
+        return self.feature_registry or f"{self.feature_repo}/registry.db"
+
+    @property
+    def online_path(self) -> str:
+        """The SQLite online store's file."""
+        return self.online_store_path or f"{self.feature_repo}/online.db"
 
     @property
     def raw_dir(self) -> str:

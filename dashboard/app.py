@@ -127,17 +127,26 @@ def drift() -> None:
 def score_one_user() -> None:
     st.header("Score one user")
     with st.form("score"):
-        text = st.text_area("gold record (JSON)", json.dumps(EXAMPLE_RECORD, indent=1), height=300)
+        msno = st.text_input("subscriber id (msno), its features read from the feature store")
+        cohort = st.text_input("cohort of the id, e.g. 2017-04 (empty: the newest served)")
+        text = st.text_area(
+            "or a gold record (JSON), when no id is given",
+            json.dumps(EXAMPLE_RECORD, indent=1),
+            height=300,
+        )
         sent = st.form_submit_button("Score")
     if not sent:
         return
     try:
-        record = json.loads(text)
+        record = None if msno.strip() else json.loads(text)
     except json.JSONDecodeError as err:
         st.error(f"not JSON: {err}")
         return
     try:
-        status, answer = client.score(settings, record)
+        if record is None:
+            status, answer = client.score_id(settings, msno.strip(), cohort.strip() or None)
+        else:
+            status, answer = client.score(settings, record)
     except Exception as err:  # noqa: BLE001 (show any connection failure to the user)
         st.error(
             f"the service at {masked(settings.service_url)} does not answer "
@@ -150,7 +159,7 @@ def score_one_user() -> None:
             f"{'churn' if answer[0]['churn'] else 'stays'}"
         )
     else:
-        st.error(f"the service refused the record ({status})")
+        st.error(f"the service refused the {'id' if record is None else 'record'} ({status})")
     st.json(answer)
 
 

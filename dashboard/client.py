@@ -81,6 +81,22 @@ def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
         return answer.status_code, answer.text
 
 
+def score_id(settings: Settings, msno: str, cohort: str | None) -> tuple[int, Any]:
+    """The service's status and answer for one subscriber id, its features looked up in the
+    online feature store (in ``cohort``, or the newest served)."""
+    body: dict[str, Any] = {"ids": [msno], **({"cohort": cohort} if cohort else {})}
+    answer = requests.post(
+        f"{settings.service_url}/predict_ids",
+        json=body,
+        headers=settings.service_headers(),
+        timeout=10,
+    )
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, answer.text
+
+
 def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
     last = datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)

@@ -6,7 +6,9 @@
 cohort's gold table). Each request carries one record, or, with probability ``--batch-share``,
 a small batch of 2 to 10. ``--rps`` paces the whole run at that many requests per second
 (Locust's ``constant_throughput`` per user); 0 sends as fast as the users can. Their defaults
-are the harness's, from ``defaults.py``.
+are the harness's, from ``defaults.py``. With ``--by-id-share``, that share of the requests names
+one subscriber (the record's ``msno``) to ``POST /predict_ids`` instead, in ``--id-cohort``
+(default: the service's newest): the two kinds are reported apart, from the same run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def _options(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument(
         "--rps", type=float, default=RPS, help="requests/s of the whole run; 0: flat out"
     )
+    parser.add_argument(
+        "--by-id-share", type=float, default=0.0, help="share of requests sent by id"
+    )
+    parser.add_argument("--id-cohort", default="", help="the cohort of requests by id")
 
 
 @events.init.add_listener
@@ -61,6 +67,12 @@ class ServiceUser(FastHttpUser):
     @task
     def predict(self) -> None:
         options = self.environment.parsed_options
+        if options.by_id_share and random.random() < options.by_id_share:
+            body: dict[str, object] = {"ids": [random.choice(RECORDS)["msno"]]}
+            if options.id_cohort:
+                body["cohort"] = options.id_cohort
+            self.client.post("/predict_ids", json=body, name="/predict_ids (1 id)", headers=HEADERS)
+            return
         size = random.randint(2, 10) if random.random() < options.batch_share else 1
         start = random.randrange(len(RECORDS))
         records = [RECORDS[(start + i) % len(RECORDS)] for i in range(size)]

@@ -5,6 +5,7 @@
     python loadtests/run.py compare --users 32 --duration 60       # starts its own services
     python loadtests/run.py sweep --latencies 5,20,100,1000         # starts its own services
     python loadtests/run.py workers --rps 300 --duration 20         # starts its own services
+    python loadtests/run.py by-id --host http://127.0.0.1:3000 --cohort 2017-04 --rps 300
 
 ``run`` and ``capacity`` only talk to the service at ``--host``: they start nothing. ``run``
 reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
@@ -14,7 +15,11 @@ rate served with p95 under ``--p95-ms`` and no failure. ``compare``, ``sweep`` a
 say so and start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
 against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of ``KKBOX_MAX_LATENCY_MS`` showing where
 BentoML starts shedding load (503); ``workers`` serves with 1 and then 2 worker processes
-(``KKBOX_WORKERS``) at the same pace. Every request carries ``KKBOX_API_KEY`` when it is set.
+(``KKBOX_WORKERS``) at the same pace. ``by-id`` sends half the requests by subscriber id
+(``/predict_ids``, one id of ``--cohort``, which must be materialized) and half with the
+features, paced together at ``--rps``, prints both kinds' figures from that one run and the ratio
+of their p95, then raises each kind's rate alone, as ``capacity`` does, and prints each kind's
+highest rate with p95 under ``--p95-ms``. Every request carries ``KKBOX_API_KEY`` when it is set.
 Payloads are real gold rows of ``--cohort``. Locust and
 the service share this machine's cores: every summary says how many there are. Summaries are
 saved under ``--results`` as JSON.
@@ -31,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -66,10 +73,30 @@ def batch_counters(host: str) -> tuple[float, float]:
     return total["sum"], total["count"]
 
 
+def _figures(row: dict[str, str]) -> dict[str, float]:
+    return {
+        "requests_per_s": float(row["Requests/s"]),
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+    }
+
+
 def locust(
-    host: str, payloads: Path, users: int, duration: int, rps: float, batch_share: float
-) -> dict[str, float]:
-    """One headless Locust run; its aggregated figures and the service's mean batch size."""
+    host: str,
+    payloads: Path,
+    users: int,
+    duration: int,
+    rps: float,
+    batch_share: float,
+    by_id_share: float = 0.0,
+    id_cohort: str = "",
+) -> dict[str, Any]:
+    """One headless Locust run; its aggregated figures, the service's mean batch size, and under
+    ``kinds`` the figures of each request name (``/predict (1 record)``,
+    ``/predict_ids (1 id)``)."""
     before = batch_counters(host)
     with tempfile.TemporaryDirectory() as folder:
         prefix = str(Path(folder) / "run")
@@ -95,21 +122,21 @@ def locust(
             str(rps),
             "--batch-share",
             str(batch_share),
+            "--by-id-share",
+            str(by_id_share),
+            "--id-cohort",
+            id_cohort,
             "--stop-timeout",
             "5",
         ]
         subprocess.run(command, capture_output=True, text=True, check=False)
         with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
-            row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+            rows = {r["Name"]: r for r in csv.DictReader(handle)}
     after = batch_counters(host)
     batches = after[1] - before[1]
     return {
-        "requests_per_s": float(row["Requests/s"]),
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]),
-        "p99_ms": float(row["99%"]),
+        **_figures(rows["Aggregated"]),
+        "kinds": {name: _figures(r) for name, r in rows.items() if name != "Aggregated"},
         "mean_batch_size": (after[0] - before[0]) / batches if batches else float("nan"),
         "users": users,
         "paced_rps": rps,
@@ -180,7 +207,7 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["run", "capacity", "compare", "sweep", "workers"])
+    parser.add_argument("mode", choices=["run", "capacity", "compare", "sweep", "workers", "by-id"])
     parser.add_argument("--host", default=Settings().service_url)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=int, default=60, help="seconds per Locust run")
@@ -200,6 +227,44 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+Runner = Callable[..., dict[str, Any]]
+
+
+def capacity(
+    args: argparse.Namespace, run: Runner, by_id: float = 0.0
+) -> tuple[list[dict[str, Any]], float]:
+    """Paced runs at a rate raised by ``--step`` until one fails, breaks the p95 bound or falls
+    short of its pace; the runs, and the highest rate served within the bound."""
+    rows, rps = [], args.start_rps
+    while True:
+        row = {"label": f"{rps:g}/s", **run(args.host, args.users, rps, by_id)}
+        rows.append(row)
+        if row["failures"] or row["p95_ms"] >= args.p95_ms or row["requests_per_s"] < 0.9 * rps:
+            break
+        rps += args.step
+    # the rate actually served counts, paced or not: past saturation Locust (on the same
+    # cores) may fall short of the pace while the service still meets the bound
+    good = [r for r in rows if not r["failures"] and r["p95_ms"] < args.p95_ms]
+    return rows, max((r["requests_per_s"] for r in good), default=0.0)
+
+
+def by_id(args: argparse.Namespace, run: Runner) -> list[dict[str, Any]]:
+    """Both kinds of request in one paced run, then each kind's capacity on its own."""
+    mixed = run(args.host, args.users, args.rps, 0.5)
+    rows = [{"label": name.split(" ")[0], **figures} for name, figures in mixed["kinds"].items()]
+    for row in rows:
+        row["mean_batch_size"] = float("nan")
+    show(f"{args.host}, {args.users} users, both kinds paced together at {args.rps:g}/s", rows, "")
+    p95 = {row["label"]: row["p95_ms"] for row in rows}
+    print(f"p95 by id / with features: {p95['/predict_ids'] / p95['/predict']:.2f}x")
+    for label, share in (("/predict", 0.0), ("/predict_ids", 1.0)):
+        steps, best = capacity(args, run, share)
+        show(f"capacity of {label} alone, {args.users} users", steps, "paced at")
+        print(f"{label}: highest rate with p95 < {args.p95_ms:g} ms, no failure: {best:.0f}/s")
+        rows += [{**step, "kind": label, "best": best} for step in steps]
+    return rows
+
+
 def main() -> None:
     args = _arguments()
     settings = Settings()
@@ -207,11 +272,15 @@ def main() -> None:
     count = write_payloads(settings, args.cohort, payloads)
     print(f"{count:,} gold records of {args.cohort} as payloads")
 
-    def run(host: str, users: int, rps: float) -> dict[str, float]:
-        return locust(host, payloads, users, args.duration, rps, args.batch_share)
+    def run(host: str, users: int, rps: float, by_id: float = 0.0) -> dict[str, Any]:
+        return locust(
+            host, payloads, users, args.duration, rps, args.batch_share, by_id, args.cohort
+        )
 
     rows: list[dict] = []
-    if args.mode == "run":
+    if args.mode == "by-id":
+        rows = by_id(args, run)
+    elif args.mode == "run":
         rows.append(
             {
                 "label": f"{args.rps:g}/s" if args.rps else "flat out",
@@ -220,18 +289,8 @@ def main() -> None:
         )
         show(f"{args.host}, {args.users} users, {args.duration} s", rows, "paced at")
     elif args.mode == "capacity":
-        rps = args.start_rps
-        while True:
-            row = {"label": f"{rps:g}/s", **run(args.host, args.users, rps)}
-            rows.append(row)
-            if row["failures"] or row["p95_ms"] >= args.p95_ms or row["requests_per_s"] < 0.9 * rps:
-                break
-            rps += args.step
-        # the rate actually served counts, paced or not: past saturation Locust (on the same
-        # cores) may fall short of the pace while the service still meets the bound
-        good = [r for r in rows if not r["failures"] and r["p95_ms"] < args.p95_ms]
+        rows, best = capacity(args, run)
         show(f"capacity of {args.host}, {args.users} users", rows, "paced at")
-        best = max((r["requests_per_s"] for r in good), default=0.0)
         print(f"highest rate with p95 < {args.p95_ms:g} ms and no failure: {best:.0f} requests/s")
     elif args.mode == "compare":
         for label, size in (("batching on", str(settings.max_batch_size)), ("batching off", "1")):

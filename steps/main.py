@@ -1,7 +1,8 @@
 """Entry point ``main``: the whole chain, each step a nested MLflow Projects run.
 
 generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
-version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store). A step
+version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store) ->
+materialize (the served cohort's features into the online feature store). A step
 that fails stops the chain (validation stops it before training). The environment manager
 and the settings' MLflow experiment are passed to every nested run explicitly, since
 ``mlflow.projects.run`` does not inherit them.
@@ -35,6 +36,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--train-cohort", type=cohort, required=True)
     parser.add_argument("--eval-cohort", type=cohort, required=True)
+    parser.add_argument("--materialize-cohort", type=cohort, required=True)
     return parser.parse_args(argv)
 
 
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             min_oracle_share=args.min_oracle_share,
         )
         step("import")
+        step("materialize", cohort=args.materialize_cohort)
 
 
 if __name__ == "__main__":

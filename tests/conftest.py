@@ -93,6 +93,36 @@ def s3_options(s3_endpoint: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A Redis server (Debian's ``redis-server``) on 127.0.0.1, in memory: Feast's connection
+    string ``host:port``."""
+    import shutil
+
+    port = free_port()
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
 def dask_scheduler() -> Iterator[str]:
     """A Dask scheduler and two single-threaded workers, as separate processes on 127.0.0.1."""
     from distributed import Client
@@ -153,6 +183,7 @@ def step_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "KKBOX_DATA_DIR": str(tmp_path / "data"),
         "KKBOX_LAKE_URI": str(tmp_path / "lake"),
+        "KKBOX_FEATURE_REPO": str(tmp_path / "feature_store"),
         **settings,
     }
 

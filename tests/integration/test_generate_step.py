@@ -23,6 +23,7 @@ def _env(tmp_path: Path, entry_point: str) -> dict[str, str]:
         # `mlflow run --env-manager local` runs `python` from PATH: this environment's.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "KKBOX_DATA_DIR": str(tmp_path / "data"),
+        "KKBOX_FEATURE_REPO": str(tmp_path / "feature_store"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         # `make generate` exports the experiment for `mlflow run`; `main` passes it on itself

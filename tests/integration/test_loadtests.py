@@ -77,3 +77,29 @@ def test_workers_serves_with_one_then_two_workers_and_prints_both_rows(
     one, two = saved["rows"]
     assert (one["label"], two["label"]) == ("1 worker(s)", "2 worker(s)")
     assert one["requests"] > 0 and two["requests"] > 0 and "2 worker(s)" in printed
+
+
+def test_by_id_reports_both_kinds_from_one_run_and_each_kind_s_capacity(
+    champion: Champion, service: str, tmp_path: Path
+) -> None:
+    run_step(champion.env, sys.executable, "-m", "steps.materialize", "--cohort", "2017-04")
+    pace = ["--users", "4", "--rps", "40", "--duration", "4", "--start-rps", "10"]
+    printed, saved = _harness(
+        champion,
+        tmp_path,
+        "by-id",
+        "--host",
+        service,
+        "--cohort",
+        "2017-04",
+        *pace,
+        "--p95-ms",
+        "0.01",
+    )
+    features, by_id = saved["rows"][:2]
+    assert (features["label"], by_id["label"]) == ("/predict", "/predict_ids")
+    for kind in (features, by_id):  # an id of another cohort would have failed (404)
+        assert kind["requests"] > 0 and kind["failures"] == 0
+    assert "p95 by id / with features:" in printed
+    assert "/predict_ids: highest rate with p95 < 0.01 ms, no failure: 0/s" in printed
+    assert {row.get("kind") for row in saved["rows"][2:]} == {"/predict", "/predict_ids"}
