@@ -15,7 +15,7 @@ import argparse
 import json
 import subprocess
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
@@ -26,10 +26,13 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
 from churn_transform import artifact
+from churn_transform.explanation import explain
 from churn_transform.gold import read_gold
 from churn_transform.schema import FEATURES
+from churn_transform.segments import segment_metrics, segment_regressions
 from churn_transform.settings import PROJECT_ROOT, Settings
-from churn_transform.synthetic.report import oracle_answers
+from churn_transform.synthetic.agreement import agreement
+from churn_transform.synthetic.report import oracle_answers, oracle_terms
 from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal
 from steps._cli import cohort, lake_of, load_registered, start, tracked_run
 
@@ -78,6 +81,31 @@ def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[s
     return {"oracle_roc_auc": roc_auc_score(truth, p), "oracle_log_loss": log_loss(truth, p)}
 
 
+def explanation_agreement(
+    settings: Settings, cohort: str, gold: pd.DataFrame, fitted: Fitted
+) -> dict[str, float]:
+    """How far the model's reasons agree with the oracle's terms, when the data is synthetic."""
+    terms = oracle_terms(settings.oracle_dir, cohort, gold["msno"])
+    if terms is None:
+        return {}
+    return agreement(explain(fitted.model, gold[list(FEATURES)]).contributions, terms).as_metrics()
+
+
+def segments_of(model: object, gold: pd.DataFrame) -> pd.DataFrame:
+    """The model's metrics per segment of the labelled cohort ``gold``."""
+    probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
+    return segment_metrics(gold, gold["is_churn"].astype(int).to_numpy(), probability)
+
+
+@dataclass(frozen=True)
+class SegmentGate:
+    """The candidate's segment metrics, and how far below the champion's a segment may fall."""
+
+    candidate: pd.DataFrame
+    min_users: int
+    max_auc_drop: float
+
+
 def log_model(
     fitted: Fitted, train: pd.DataFrame, settings: Settings
 ) -> mlflow.entities.model_registry.ModelVersion:
@@ -109,27 +137,36 @@ def promote(
     eval_gold: pd.DataFrame,
     margin: float,
     floor: Floor,
+    segments: SegmentGate,
 ) -> str:
     """Move the champion alias to ``version`` if it clears the floor and beats the champion on
-    the same cohort; a candidate below the floor is tagged ``refused`` with its reason."""
+    the same cohort; a candidate below the floor, or far below the champion on a segment with
+    enough users, is tagged ``refused`` with its reason."""
     client = mlflow.MlflowClient()
     name, alias = settings.model_name, settings.champion_alias
     reason = refusal(scores, floor)
+    try:
+        champion = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        champion = None
+    champion_scores = None
+    if champion is not None and reason is None:
+        model = load_registered(f"models:/{name}@{alias}")
+        threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
+        champion_scores = evaluate(model, eval_gold, threshold)
+        worse = segment_regressions(
+            segments.candidate,
+            segments_of(model, eval_gold),
+            segments.min_users,
+            segments.max_auc_drop,
+        )
+        reason = "; ".join(worse) if worse else None
     if reason is not None:
         client.set_model_version_tag(name, version, "role", "refused")
         client.set_model_version_tag(name, version, "refusal", reason)
         decision = f"version {version} is refused and will not serve: {reason}"
         mlflow.set_tag("promotion", decision)
         return decision
-    try:
-        champion = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        champion = None
-    champion_scores = None
-    if champion is not None:
-        model = load_registered(f"models:/{name}@{alias}")
-        threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
-        champion_scores = evaluate(model, eval_gold, threshold)
     promoted = beats(scores, champion_scores, margin)
     comparison = {
         "candidate": scores,
@@ -157,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
+    parser.add_argument("--min-segment-users", type=int, required=True)
+    parser.add_argument("--max-segment-auc-drop", type=float, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
@@ -178,10 +217,13 @@ def main(argv: list[str] | None = None) -> None:
         if oracle:
             scores["auc_gap_to_oracle"] = oracle["oracle_roc_auc"] - scores["roc_auc"]
             scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
+        segments = segments_of(fitted.model, held_out)
+        mlflow.log_table(segments, "evaluation/segments.json")
         mlflow.log_metrics(
             {
                 **scores,
                 **oracle,
+                **explanation_agreement(settings, args.eval_cohort, held_out, fitted),
                 "threshold": fitted.threshold,
                 "best_iteration": fitted.best_iteration,
                 **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
@@ -196,8 +238,9 @@ def main(argv: list[str] | None = None) -> None:
             mlflow.log_artifacts(folder, "evaluation")
         version = log_model(fitted, train, settings)
         floor = Floor(args.min_auc, args.min_oracle_share)
+        gate = SegmentGate(segments, args.min_segment_users, args.max_segment_auc_drop)
         decision = promote(
-            settings, version.version, {**scores, **oracle}, held_out, args.margin, floor
+            settings, version.version, {**scores, **oracle}, held_out, args.margin, floor, gate
         )
     shown = {k: round(v, 4) for k, v in {**scores, **oracle}.items()}
     print(json.dumps(shown, indent=1))
