@@ -30,7 +30,7 @@ calls it and its ASGI app with a model fitted in the test.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
@@ -45,11 +45,13 @@ from churn_transform.access import (
 )
 from churn_transform.artifact import load_model
 from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
-from churn_transform.records import Prediction
+from churn_transform.records import Explained, Prediction
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
+
+Answer = TypeVar("Answer", bound=Prediction)
 
 # The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
@@ -142,7 +144,25 @@ class ChurnService:
             ),
         ],
     ) -> list[Prediction]:
-        answers = self.champion.predict(records)
+        return self._answered(records, self.champion.predict(records))
+
+    @bentoml.api
+    def explain(
+        self,
+        records: Annotated[
+            list[Record],
+            Field(
+                min_length=1,
+                max_length=SETTINGS.max_request_records,
+                examples=[[EXAMPLE_RECORD]],
+            ),
+        ],
+    ) -> list[Explained]:
+        """``/predict``'s answers with the reason of every feature (exact log-odds shares)."""
+        return self._answered(records, self.champion.explain(records))
+
+    def _answered(self, records: list[Record], answers: list[Answer]) -> list[Answer]:
+        """Count and log answers, as every prediction is."""
         for answer in answers:
             self.metrics["probability"].observe(answer.churn_probability)
             self.metrics["predictions"].labels(decision="churn" if answer.churn else "stay").inc()

@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="The key the dashboard and the load tests send to the service."
     )
+    offer_cost: float = Field(default=10.0, ge=0, description="Cost of one retention offer.")
+    offer_acceptance: float = Field(
+        default=0.3, ge=0, le=1, description="Share of offered churners the offer keeps."
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "traffic_ship_uri", "data_dir")
     @classmethod
