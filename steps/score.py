@@ -2,8 +2,10 @@
 
 Reads: the champion (``models:/<name>@<alias>``) and the gold table of ``--cohort`` (built first
 if missing, from the current silver). Produces: ``predictions/<cohort>/<run id>/submission.csv``
-in the lake, in the competition's format (``msno,is_churn`` with is_churn a probability); on
-synthetic data, the AUC and log loss of those scores against the cohort's hidden labels.
+in the lake, in the competition's format (``msno,is_churn`` with is_churn a probability), and
+beside it ``campaign.csv``, the ranked campaign list (``churn_transform.campaign``: probability,
+decision, revenue at risk, whether to target, the top three reasons), whose chosen size and
+reason are logged; on synthetic data, the AUC and log loss against the cohort's hidden labels.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.metrics import log_loss, roc_auc_score
 
+from churn_transform.campaign import campaign_list
+from churn_transform.explanation import explain
 from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
+from churn_transform.model import ChurnModel
 from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
@@ -32,15 +37,30 @@ from steps._cli import (
     tracked_run,
 )
 
+REASONS = 3
 
-def _score_part(lake: Lake, path: str, model: object) -> pd.DataFrame:
+
+def _score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
     gold = pq.read_table(path, filesystem=lake.fs).to_pandas()
-    probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
-    return pd.DataFrame({"msno": gold["msno"].astype(str), "is_churn": probability})
+    features = gold[list(FEATURES)]
+    probability = model.predict_proba(features)[:, 1]
+    top = explain(model, features).top(REASONS)
+    reasons = {f"reason_{i + 1}": [r[i] if i < len(r) else "" for r in top] for i in range(REASONS)}
+    return pd.DataFrame(
+        {
+            "msno": gold["msno"].astype(str),
+            "is_churn": probability,
+            "churn": probability >= model.threshold_,
+            **reasons,
+            "last_list_price": gold["last_list_price"],
+            "last_plan_days": gold["last_plan_days"],
+        }
+    )
 
 
-def score(lake: Lake, cohort: str, model: object) -> pd.DataFrame:
-    """Scores of every user of the cohort's gold table, one Dask task per part file."""
+def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
+    """Scores, decisions, top reasons and plan prices of every user of the cohort's gold table,
+    one Dask task per part file."""
     url, _, _ = build_gold(lake, cohort)
     parts = sorted(lake.fs.glob(posixpath.join(lake.path_of(url), "part-*.parquet")))
     tasks = [dask.delayed(_score_part)(lake, path, model) for path in parts]
@@ -71,19 +91,37 @@ def main(argv: list[str] | None = None) -> None:
         with refusals("score"):
             scores = score(lake, args.cohort, model)
         target = lake.write_bytes(
-            scores.to_csv(index=False).encode(),
+            scores[["msno", "is_churn"]].to_csv(index=False).encode(),
             "predictions",
             args.cohort,
             run.info.run_id,
             "submission.csv",
         )
+        ranked, choice = campaign_list(
+            scores.rename(columns={"is_churn": "churn_probability"}),
+            scores,
+            settings.offer_cost,
+            settings.offer_acceptance,
+        )
+        shown = ranked.drop(columns=["last_list_price", "last_plan_days"])
+        campaign = lake.write_bytes(
+            shown.to_csv(index=False).encode(),
+            "predictions",
+            args.cohort,
+            run.info.run_id,
+            "campaign.csv",
+        )
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri, "submission": target})
+        mlflow.log_params({"campaign": campaign, "campaign_size": choice.size})
+        mlflow.set_tag("campaign_reason", choice.reason)
+        mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
         mlflow.log_metrics({"rows": len(scores), "mean_probability": scores["is_churn"].mean()})
         quality = hidden_label_quality(settings, args.cohort, scores)
         if quality:
             mlflow.log_metrics(quality)
             print(quality)
     print(f"scored {len(scores):,} users of {args.cohort} with {uri}: {target}")
+    print(f"campaign list: {campaign}; {choice.reason}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
 from churn_transform import artifact
+from churn_transform.campaign import gains, monthly_price, targeting_value
 from churn_transform.explanation import explain
 from churn_transform.gold import read_gold
 from churn_transform.schema import FEATURES
@@ -70,6 +71,27 @@ def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
     plt.tight_layout()
     plt.savefig(folder / "feature_importance.png", dpi=80)
     plt.close("all")
+
+
+def _campaign(fitted: Fitted, gold: pd.DataFrame, folder: Path, settings: Settings) -> dict:
+    """Cumulative gains and lift charts on the evaluation cohort, and the value of the campaign
+    the model would choose there against contacting as many users at random."""
+    import matplotlib.pyplot as plt
+
+    label = gold["is_churn"].astype(int).to_numpy()
+    probability = fitted.model.predict_proba(gold[list(FEATURES)])[:, 1]
+    curve = gains(label, probability)
+    for column, baseline in (("captured", curve["contacted"]), ("lift", 1.0 + 0 * curve["lift"])):
+        axes = curve.plot(x="contacted", y=column, label="model", figsize=(6, 4))
+        axes.plot(curve["contacted"], baseline, linestyle="--", label="random")
+        axes.set_xlabel("share of users contacted, highest probability first")
+        axes.legend()
+        name = "cumulative_gains" if column == "captured" else "lift"
+        plt.savefig(folder / f"{name}.png", dpi=80)
+        plt.close("all")
+    return targeting_value(
+        label, probability, monthly_price(gold), settings.offer_cost, settings.offer_acceptance
+    )
 
 
 def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[str, float]:
@@ -232,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tag("threshold_reason", fitted.threshold_reason)
         with tempfile.TemporaryDirectory() as folder:
             _plots(fitted, held_out, Path(folder))
+            mlflow.log_metrics(_campaign(fitted, held_out, Path(folder), settings))
             train[list(FEATURES)].sample(
                 min(REFERENCE_ROWS, len(train)), random_state=0
             ).to_parquet(Path(folder) / "reference.parquet")

@@ -141,7 +141,12 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
         "evaluation/calibration.png",
         "evaluation/reference.parquet",
         "evaluation/feature_importance.csv",
+        "evaluation/cumulative_gains.png",
+        "evaluation/lift.png",
+        "evaluation/segments.json",
     } <= artifacts
+    assert run.data.metrics["campaign_size"] > 0
+    assert run.data.metrics["campaign_value_model"] > run.data.metrics["campaign_value_random"]
 
     # The registered champion predicts exactly what the same pipeline fitted here predicts.
     march = _gold(lake_, "2017-03")
@@ -197,6 +202,30 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
     champion = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
     expected = champion.predict_proba(april[list(FEATURES)])[:, 1]
     np.testing.assert_allclose(written["is_churn"], expected, rtol=1e-12)
+
+    campaign = pd.read_csv(submissions[0].with_name("campaign.csv"), keep_default_na=False)
+    assert campaign.columns.tolist() == [
+        "msno",
+        "churn_probability",
+        "churn",
+        "target",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+        "revenue_at_risk",
+        "offer_value",
+    ]
+    assert sorted(campaign["msno"]) == written["msno"].tolist()
+    assert campaign["churn_probability"].is_monotonic_decreasing
+    targeted = campaign["target"]
+    assert 0 < targeted.sum() < len(campaign) and targeted.iloc[: targeted.sum()].all()
+    assert (campaign.loc[targeted, "offer_value"].sum() > 0) and campaign["reason_1"].ne("").any()
+    run = mlflow.search_runs(
+        experiment_names=["kkbox-churn"], filter_string="tags.campaign_reason != ''"
+    )
+    assert (
+        run["tags.campaign_reason"].iloc[0].startswith(f"contacting the {targeted.sum():,} users")
+    )
 
 
 @pytest.mark.integration
