@@ -27,6 +27,7 @@ from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, r
 
 from churn_transform import artifact
 from churn_transform.campaign import gains, monthly_price, targeting_value
+from churn_transform.card import CardFacts, model_card
 from churn_transform.explanation import explain
 from churn_transform.gold import read_gold
 from churn_transform.schema import FEATURES
@@ -152,6 +153,12 @@ def log_model(
     )
 
 
+def attach_card(settings: Settings, version: str, card: str) -> None:
+    """The model card as the version's description in the registry and ``model_card.md``."""
+    mlflow.log_text(card, "model_card.md")
+    mlflow.MlflowClient().update_model_version(settings.model_name, version, description=card)
+
+
 def promote(
     settings: Settings,
     version: str,
@@ -241,11 +248,12 @@ def main(argv: list[str] | None = None) -> None:
             scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
         segments = segments_of(fitted.model, held_out)
         mlflow.log_table(segments, "evaluation/segments.json")
+        agreement = explanation_agreement(settings, args.eval_cohort, held_out, fitted)
         mlflow.log_metrics(
             {
                 **scores,
                 **oracle,
-                **explanation_agreement(settings, args.eval_cohort, held_out, fitted),
+                **agreement,
                 "threshold": fitted.threshold,
                 "best_iteration": fitted.best_iteration,
                 **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
@@ -254,12 +262,27 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tag("threshold_reason", fitted.threshold_reason)
         with tempfile.TemporaryDirectory() as folder:
             _plots(fitted, held_out, Path(folder))
-            mlflow.log_metrics(_campaign(fitted, held_out, Path(folder), settings))
+            campaign = _campaign(fitted, held_out, Path(folder), settings)
+            mlflow.log_metrics(campaign)
             train[list(FEATURES)].sample(
                 min(REFERENCE_ROWS, len(train)), random_state=0
             ).to_parquet(Path(folder) / "reference.parquet")
             mlflow.log_artifacts(folder, "evaluation")
         version = log_model(fitted, train, settings)
+        card = CardFacts(
+            name=settings.model_name,
+            version=str(version.version),
+            train_cohort=args.train_cohort,
+            eval_cohort=args.eval_cohort,
+            data_versions={"train": train_hash, "eval": eval_hash},
+            scores={**scores, **oracle, **agreement},
+            segments=segments,
+            threshold=fitted.threshold,
+            threshold_reason=fitted.threshold_reason,
+            campaign=campaign,
+            min_segment_users=args.min_segment_users,
+        )
+        attach_card(settings, str(version.version), model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)
         gate = SegmentGate(segments, args.min_segment_users, args.max_segment_auc_drop)
         decision = promote(

@@ -146,6 +146,8 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
         "evaluation/segments.json",
     } <= artifacts
     assert run.data.metrics["campaign_size"] > 0
+    assert "model_card.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert challenger.description.startswith("# kkbox-churn version 2\n\n## Intended use")
     assert run.data.metrics["campaign_value_model"] > run.data.metrics["campaign_value_random"]
 
     # The registered champion predicts exactly what the same pipeline fitted here predicts.
