@@ -83,12 +83,16 @@ class Explanation:
     def log_odds(self) -> np.ndarray:
         return self.base + self.contributions.to_numpy().sum(axis=1)
 
-    def top(self, n: int = 3) -> list[list[str]]:
-        """Each row's ``n`` readable reasons that push its risk up most, largest first."""
+    def top(self, n: int = 3, sent: pd.DataFrame | None = None) -> list[list[str]]:
+        """Each row's ``n`` readable reasons that push its risk up most, largest first; with the
+        rows ``sent``, each reason says the value too ("auto-renew on the last plan: 0")."""
         values = self.contributions.to_numpy()
-        names = np.array([READABLE[f] for f in self.contributions.columns])
+        columns = list(self.contributions.columns)
         order = np.argsort(-values, axis=1, kind="stable")[:, :n]
-        return [[names[j] for j in row if values[i, j] > 0] for i, row in enumerate(order)]
+        return [
+            [_said(columns[j], sent, i) for j in row if values[i, j] > 0]
+            for i, row in enumerate(order)
+        ]
 
     def records(self, values: pd.DataFrame | dict[str, Any]) -> list[list[dict[str, Any]]]:
         """Per row, every feature's reason as JSON, largest effect (either way) first."""
@@ -110,6 +114,15 @@ class Explanation:
                 ]
             )
         return rows
+
+
+def _said(feature: str, sent: pd.DataFrame | None, row: int) -> str:
+    """A reason in words, with the value sent when there is one."""
+    if sent is None:
+        return READABLE[feature]
+    value = _json(sent[feature].iloc[row])
+    shown = "unknown" if value is None else f"{value:g}" if isinstance(value, float) else value
+    return f"{READABLE[feature]}: {shown}"
 
 
 def _json(value: Any) -> Any:

@@ -44,7 +44,7 @@ def _score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
     gold = pq.read_table(path, filesystem=lake.fs).to_pandas()
     features = gold[list(FEATURES)]
     probability = model.predict_proba(features)[:, 1]
-    top = explain(model, features).top(REASONS)
+    top = explain(model, features).top(REASONS, features)
     reasons = {f"reason_{i + 1}": [r[i] if i < len(r) else "" for r in top] for i in range(REASONS)}
     return pd.DataFrame(
         {

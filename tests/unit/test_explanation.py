@@ -72,5 +72,19 @@ def test_top_reasons_are_readable_and_only_those_raising_the_risk(model: ChurnMo
         assert reasons == [READABLE[f] for f in raising.index[:3]]
 
 
+def test_top_reasons_can_say_the_value_sent(model: ChurnModel) -> None:
+    rows, _ = _gold(5, seed=5)
+    rows.loc[0, "last_is_auto_renew"] = 0.0
+    rows["city"] = np.nan
+    explanation = explain(model, rows)
+    plain, said = explanation.top(40), explanation.top(40, rows)
+    for names, texts in zip(plain, said, strict=True):
+        assert [t.split(": ")[0] for t in texts] == names
+    assert (
+        "auto-renew on the last plan: 0" in said[0] or "auto-renew on the last plan" not in plain[0]
+    )
+    assert all(t == "city: unknown" for r in said for t in r if t.startswith("city"))
+
+
 def test_every_gold_feature_has_a_readable_name() -> None:
     assert set(READABLE) == set(FEATURES)
