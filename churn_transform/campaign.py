@@ -55,17 +55,17 @@ def choose(
 def campaign_list(
     scores: pd.DataFrame, gold: pd.DataFrame, offer_cost: float, acceptance: float
 ) -> tuple[pd.DataFrame, Choice]:
-    """The ranked list: ``scores`` (msno, churn_probability, churn, reasons...) in the order of
-    ``gold``'s rows, with revenue at risk, expected net value of an offer and ``target``."""
+    """The ranked list: ``scores`` (msno, churn_probability, churn, then any columns) in the
+    order of ``gold``'s rows, with ``target``, revenue at risk and the expected net value of an
+    offer after the first three columns."""
     probability = scores["churn_probability"].to_numpy(float)
     monthly = monthly_price(gold)
     order, choice = choose(probability, monthly, offer_cost, acceptance)
-    listed = scores.assign(
-        revenue_at_risk=probability * monthly,
-        offer_value=acceptance * probability * monthly - offer_cost,
-    ).iloc[order]
+    listed = scores.iloc[order].reset_index(drop=True)
     listed.insert(3, "target", np.arange(len(listed)) < choice.size)
-    return listed.reset_index(drop=True), choice
+    listed.insert(4, "revenue_at_risk", (probability * monthly)[order])
+    listed.insert(5, "offer_value", (acceptance * probability * monthly - offer_cost)[order])
+    return listed, choice
 
 
 def targeting_value(

@@ -25,6 +25,7 @@ from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
 from churn_transform.model import ChurnModel
 from churn_transform.schema import FEATURES
+from churn_transform.segments import SEGMENTS, segment_labels
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from steps._cli import (
@@ -55,7 +56,7 @@ def _score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
             "last_list_price": gold["last_list_price"],
             "last_plan_days": gold["last_plan_days"],
         }
-    )
+    ).join(segment_labels(gold))
 
 
 def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
@@ -65,6 +66,23 @@ def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
     parts = sorted(lake.fs.glob(posixpath.join(lake.path_of(url), "part-*.parquet")))
     tasks = [dask.delayed(_score_part)(lake, path, model) for path in parts]
     return pd.concat(dask.compute(*tasks), ignore_index=True).sort_values("msno", ignore_index=True)
+
+
+def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Per segment and value: users, how many the campaign targets, mean probability and the
+    revenue at risk (the same segments as training's metrics)."""
+    parts = []
+    for name in SEGMENTS:
+        groups = ranked.groupby(name, sort=True)
+        part = groups.agg(
+            users=("msno", "size"),
+            targeted=("target", "sum"),
+            mean_probability=("churn_probability", "mean"),
+            revenue_at_risk=("revenue_at_risk", "sum"),
+        )
+        parts.append(part.rename_axis("value").reset_index().assign(segment=name))
+    table = pd.concat(parts, ignore_index=True)
+    return table[["segment", "value", "users", "targeted", "mean_probability", "revenue_at_risk"]]
 
 
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
@@ -115,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_params({"campaign": campaign, "campaign_size": choice.size})
         mlflow.set_tag("campaign_reason", choice.reason)
         mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
+        mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
         mlflow.log_metrics({"rows": len(scores), "mean_probability": scores["is_churn"].mean()})
         quality = hidden_label_quality(settings, args.cohort, scores)
         if quality:

@@ -19,6 +19,7 @@ from churn_transform.gold import build_gold
 from churn_transform.ingest import ingest
 from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES
+from churn_transform.segments import SEGMENTS
 from churn_transform.settings import PROJECT_ROOT
 from churn_transform.silver import SOURCES, read_bucket
 from churn_transform.synthetic import GeneratorConfig, generate
@@ -211,11 +212,12 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
         "churn_probability",
         "churn",
         "target",
+        "revenue_at_risk",
+        "offer_value",
         "reason_1",
         "reason_2",
         "reason_3",
-        "revenue_at_risk",
-        "offer_value",
+        *SEGMENTS,
     ]
     assert sorted(campaign["msno"]) == written["msno"].tolist()
     assert campaign["churn_probability"].is_monotonic_decreasing
