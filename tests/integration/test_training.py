@@ -350,15 +350,19 @@ def _lake_losing_a_segment_s_signal(lake: Lake, root: Path, folder: Path) -> Pat
     off = (february["last_is_auto_renew"] == 0).to_numpy()
     shuffled = np.random.default_rng(0).permutation(february.loc[off, "is_churn"].to_numpy())
     february.loc[off, "is_churn"] = shuffled
+    _publish(copy, "features_2017-02", february)
+    return copy
+
+
+def _publish(lake: Path, table: str, gold: pd.DataFrame) -> None:
+    """``gold`` as the current version of a gold table of the lake at ``lake``."""
 
     def write(url: str) -> None:
         Path(url).mkdir(parents=True, exist_ok=True)
-        february.to_parquet(f"{url}/part-0.parquet", index=False)
-        summary = {"rows": len(february), "hash": "shuffled"}
-        Path(url, "_content_hash").write_text(json.dumps(summary))
+        gold.to_parquet(f"{url}/part-0.parquet", index=False)
+        Path(url, "_content_hash").write_text(json.dumps({"rows": len(gold), "hash": "edited"}))
 
-    Lake(str(copy)).publish("gold", "features_2017-02", "shuffled", write)
-    return copy
+    Lake(str(lake)).publish("gold", table, "edited", write)
 
 
 @pytest.mark.integration
