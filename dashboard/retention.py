@@ -44,25 +44,36 @@ def campaign(settings: Settings) -> None:
     )
 
 
+def _label(reason: dict[str, Any]) -> str:
+    value = reason["value"]
+    shown = "unknown" if value is None else f"{value:g}" if isinstance(value, float) else value
+    return f"{reason['name']}: {shown}"
+
+
 def waterfall(answer: dict[str, Any], shown: int = 10) -> Any:
     """The reasons as a waterfall from the base log-odds to the subscriber's, largest first."""
     import matplotlib.pyplot as plt
 
     reasons = answer["reasons"]
-    steps = [(r["name"], r["contribution"]) for r in reasons[:shown]]
-    rest = sum(r["contribution"] for r in reasons[shown:])
-    steps.append((f"{len(reasons) - shown} other features", rest))
+    steps = [(_label(r), r["contribution"]) for r in reasons[:shown]]
+    steps.append(
+        (f"{len(reasons) - shown} other features", sum(r["contribution"] for r in reasons[shown:]))
+    )
     figure, axes = plt.subplots(figsize=(8, 0.45 * len(steps) + 1.2))
-    level = answer["base_log_odds"]
-    start = level
+    base = start = answer["base_log_odds"]
+    ends = [start]
     for index, (_, size) in enumerate(steps):  # the largest at the top
-        row = len(steps) - 1 - index
-        axes.barh(row, size, left=start, color="tab:red" if size > 0 else "tab:green")
+        axes.barh(
+            len(steps) - 1 - index, size, left=start, color="tab:red" if size > 0 else "tab:green"
+        )
         start += size
+        ends.append(start)
     axes.set_yticks(range(len(steps)), [name for name, _ in reversed(steps)])
-    axes.axvline(level, color="grey", linestyle=":")
+    axes.axvline(base, color="grey", linestyle=":")
+    pad = 0.05 * (max(ends) - min(ends) or 1.0)
+    axes.set_xlim(min(ends) - pad, max(ends) + pad)
     axes.set_xlabel(
-        f"log-odds of churn: {level:.2f} on average, {level + sum(s for _, s in steps):.2f} here "
+        f"log-odds of churn: {base:.2f} on average, {start:.2f} here "
         f"(probability {answer['churn_probability']:.3f})"
     )
     figure.tight_layout()
