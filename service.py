@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
@@ -55,7 +55,7 @@ from churn_transform.artifact import load_model
 from churn_transform.follow import FollowChampion
 from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
 from churn_transform.online_store import OnlineFeatures, UnknownCohortError, online_store
-from churn_transform.records import Prediction
+from churn_transform.records import Explained, Prediction
 from churn_transform.registry import Registered, aliased, fetch
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
 from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
@@ -65,6 +65,7 @@ from churn_transform.traffic import TrafficLog
 log = logging.getLogger(__name__)
 #: A subscriber id as the raw files spell it; a longer one cannot be a KKBox id.
 SubscriberId = Annotated[str, Field(min_length=1, max_length=MSNO_LENGTH)]
+Answer = TypeVar("Answer", bound=Prediction)
 
 # The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
@@ -194,7 +195,7 @@ class ChurnService:
             ),
         ],
     ) -> list[Prediction]:
-        return self._answer(records)
+        return self._answered(records, self.champion.predict(records))
 
     @bentoml.api
     def predict_ids(
@@ -213,8 +214,8 @@ class ChurnService:
         ``cohort`` (default: the newest one served) in the online feature store, answered as
         ``/predict`` answers them. Any id the cohort does not hold: 404 naming every such id,
         and nothing scored; a cohort not in the store: 404; the store unreachable: 503."""
-        found = self.lookup(ids, cohort)
-        return self._answer([Record(**features) for features in found])
+        records = [Record(**features) for features in self.lookup(ids, cohort)]
+        return self._answered(records, self.champion.predict(records))
 
     def lookup(self, ids: list[str], cohort: str | None) -> list[dict[str, Any]]:
         """The features of every id, or the refusal naming the ids and the cohort."""
@@ -242,14 +243,29 @@ class ChurnService:
             )
         return self._online
 
-    def _answer(self, records: list[Record]) -> list[Prediction]:
-        """Score, count and log: the same for records sent and records looked up."""
-        champion = self.champion  # the one this batch is scored and logged with
-        answers = champion.predict(records)
+    @bentoml.api
+    def explain(
+        self,
+        records: Annotated[
+            list[Record],
+            Field(
+                min_length=1,
+                max_length=SETTINGS.max_request_records,
+                examples=[[EXAMPLE_RECORD]],
+            ),
+        ],
+    ) -> list[Explained]:
+        """``/predict``'s answers with the reason of every feature (exact log-odds shares)."""
+        return self._answered(records, self.champion.explain(records))
+
+    def _answered(self, records: list[Record], answers: list[Answer]) -> list[Answer]:
+        """Count and log answers, as every prediction is: records sent, records looked up by
+        id, records explained."""
         for answer in answers:
             self.metrics["probability"].observe(answer.churn_probability)
             self.metrics["predictions"].labels(decision="churn" if answer.churn else "stay").inc()
-        self.traffic.append(traffic_entries(records, answers, champion.version))
+        # the version that answered: the champion may have been swapped in since
+        self.traffic.append(traffic_entries(records, answers, answers[0].model_version))
         self.metrics["queue"].set(self.traffic.depth)
         return answers
 

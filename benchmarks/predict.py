@@ -6,7 +6,9 @@
 Single-row latency (median and p99 over ``--repeats`` calls) and rows/s at batches of 64 and
 1024 rows, for the full model (ChurnFeatures + LightGBM + calibration, as served) and for the
 Booster alone on already-transformed rows. "model, lists" feeds the same model a mapping of
-column name to Python list, as the service does with JSON records. Rows are real gold rows.
+column name to Python list, as the service does with JSON records; "with reasons" is what
+``/explain`` adds: every feature's reason (``churn_transform.explanation``) as JSON records.
+Rows are real gold rows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import mlflow
 import numpy as np
 
 from churn_transform.artifact import load_model
+from churn_transform.explanation import explain
 from churn_transform.gold import read_gold
 from churn_transform.lake import lake_of
 from churn_transform.schema import FEATURES
@@ -55,6 +58,7 @@ def main() -> None:
         "full model": lambda n: model.predict_proba(frames[n]),
         "model, lists": lambda n: model.predict_proba(records[n]),
         "bare Booster": lambda n: booster.predict(numeric[:n]),
+        "with reasons": lambda n: explain(model, records[n]).records(records[n]),
     }
     print(f"{len(gold):,} gold rows of {args.cohort}; model {args.model_uri}")
     print(f"{'':<14}{'1 row p50 ms':>14}{'1 row p99 ms':>14}{'rows/s @64':>12}{'rows/s @1024':>14}")

@@ -86,3 +86,20 @@ class Prediction(BaseModel):
     churn_probability: float = Field(ge=0, le=1)
     churn: bool = Field(description="churn_probability >= the threshold chosen in training")
     model_version: str
+
+
+class Reason(BaseModel):
+    """One gold feature's share of a prediction, on the calibrated log-odds scale."""
+
+    feature: str
+    name: str = Field(description="What the feature means, in words")
+    value: float | str | None = Field(description="The value sent")
+    contribution: float = Field(description="Log-odds it adds (positive: raises the risk)")
+
+
+class Explained(Prediction):
+    """An answer with its reasons: ``base_log_odds`` plus every contribution is the log-odds of
+    ``churn_probability``; reasons are ordered by size, either way."""
+
+    base_log_odds: float
+    reasons: list[Reason]

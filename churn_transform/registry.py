@@ -50,13 +50,15 @@ def labels_of(champion: ModelVersion, run: Run) -> dict[str, str]:
     }
 
 
-def metadata_of(model_uri: str, run: Run) -> dict[str, Any]:
-    """What the service's ``/metadata`` returns: the reported metrics, when and what trained it."""
+def metadata_of(model_uri: str, run: Run, version: ModelVersion) -> dict[str, Any]:
+    """What the service's ``/metadata`` returns: the reported metrics, when and what trained it,
+    and the version's model card (its description, written by ``train``)."""
     return {
         "metrics": {k: run.data.metrics[k] for k in REPORTED if k in run.data.metrics},
         "trained_at": run.info.start_time,
         "git_commit": run.data.tags.get("git_commit", ""),
         "model_uri": model_uri,
+        "model_card": version.description or "",
     }
 
 
@@ -82,4 +84,4 @@ def fetch(tracking_uri: str, name: str, version: str) -> tuple[str, dict[str, st
         dst_path=tempfile.mkdtemp(prefix="champion-"),
         tracking_uri=tracking_uri,
     )
-    return folder, labels_of(found, run), metadata_of(model_uri, run)
+    return folder, labels_of(found, run), metadata_of(model_uri, run, found)

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from pydantic import PrivateAttr
 
-from churn_transform.records import FeatureRecord, Prediction
+from churn_transform.explanation import explain
+from churn_transform.records import Explained, FeatureRecord, Prediction, Reason
 from churn_transform.schema import FEATURES
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,7 @@ class Champion:
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
         """One answer per record, in order; the model's own transformer does the feature work."""
-        columns = {name: [getattr(r, name) for r in records] for name in FEATURES}
-        churn = self.model.predict_proba(columns)[:, 1].tolist()
+        churn = self.model.predict_proba(_columns(records))[:, 1].tolist()
         return [
             Prediction(
                 msno=r.msno,
@@ -91,6 +91,24 @@ class Champion:
             )
             for r, p in zip(records, churn, strict=True)
         ]
+
+    def explain(self, records: Sequence[Record]) -> list[Explained]:
+        """``predict``'s answers with every feature's reason (``churn_transform.explanation``)."""
+        columns = _columns(records)
+        explanation = explain(self.model, columns)  # type: ignore[arg-type]
+        reasons = explanation.records(columns)
+        return [
+            Explained(
+                **answer.model_dump(),
+                base_log_odds=explanation.base,
+                reasons=[Reason(**reason) for reason in why],
+            )
+            for answer, why in zip(self.predict(records), reasons, strict=True)
+        ]
+
+
+def _columns(records: Sequence[Record]) -> dict[str, list[Any]]:
+    return {name: [getattr(r, name) for r in records] for name in FEATURES}
 
 
 def traffic_entries(

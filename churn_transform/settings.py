@@ -196,6 +196,10 @@ class Settings(BaseSettings):
         default="127.0.0.1:6379",
         description="Feast's Redis connection string: host:port[,password=...][,ssl=true].",
     )
+    offer_cost: float = Field(default=10.0, ge=0, description="Cost of one retention offer.")
+    offer_acceptance: float = Field(
+        default=0.3, ge=0, le=1, description="Share of offered churners the offer keeps."
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "traffic_ship_uri", "data_dir")
     @classmethod

@@ -1,4 +1,6 @@
-"""The platform's dashboard: the champion, live predictions, drift, and scoring one user.
+"""The platform's dashboard: the champion, live predictions, drift, scoring one user, then
+what the retention team acts on: the model card, the campaign list, one subscriber's reasons,
+the metrics per segment.
 
     streamlit run dashboard/app.py      # or: make dashboard
 
@@ -21,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from churn_transform.schema import EXAMPLE_RECORD  # noqa: E402
 from churn_transform.settings import Settings, masked  # noqa: E402
-from dashboard import client  # noqa: E402
+from dashboard import client, retention  # noqa: E402
 
 st.set_page_config(page_title="KKBox churn platform", layout="wide")
 settings = Settings()
@@ -167,3 +169,4 @@ champion_card()
 live_predictions()
 drift()
 score_one_user()
+retention.sections(settings)

@@ -136,3 +136,51 @@ def report_html(settings: Settings, path: str) -> str:
     lake = lake_of(settings)
     with lake.fs.open(path, "rb") as handle:
         return handle.read().decode()
+
+
+def explain(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
+    """The service's answer with reasons for one record (``POST /explain``)."""
+    answer = requests.post(
+        f"{settings.service_url}/explain",
+        json={"records": [record]},
+        headers=settings.service_headers(),
+        timeout=10,
+    )
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, answer.text
+
+
+def latest_campaign(settings: Settings) -> Answer:
+    """The newest campaign list ``score`` wrote in the lake, and where it lies."""
+    lake = lake_of(settings)
+    root = lake.path_of(lake.url("predictions"))
+    try:
+        paths = lake.fs.glob(f"{root}/*/*/campaign.csv")
+    except FileNotFoundError:
+        paths = []
+    if not paths:
+        return Answer(problem=f"no campaign list in {lake.url('predictions')}")
+    newest = max(paths, key=lambda path: lake.fs.modified(path))
+    with lake.fs.open(newest) as handle:
+        listed = pd.read_csv(handle, keep_default_na=False, na_values=[""])
+    return Answer((newest, listed))
+
+
+def champion_segments(settings: Settings) -> Answer:
+    """The champion's metrics per segment on its evaluation cohort, logged by ``train``."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(settings.tracking_uri)
+        version = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+        path = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path="evaluation/segments.json",
+            tracking_uri=settings.tracking_uri,
+        )
+    except Exception as err:  # noqa: BLE001 (any failure means: nothing to show)
+        reason = str(err).splitlines()[0][:120]
+        return Answer(problem=masked(f"no segment metrics of the champion ({reason})"))
+    return Answer(pd.read_json(path, orient="split"))

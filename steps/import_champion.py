@@ -3,7 +3,8 @@
 Reads ``models:/<model_name>@<champion_alias>`` and its training run, and imports the model with
 ``bentoml.mlflow.import_model`` under the same name, labelled with the registry version, run id
 and the content hash of the gold tables it was trained and judged on; the run's evaluation
-metrics and decision threshold go in the metadata that the service's ``/metadata`` returns.
+metrics, decision threshold and model card go in the metadata that the service's ``/metadata``
+returns.
 Importing the version (and run) that is already the store's latest does nothing.
 
 The module is not named like its entry point because ``import`` is a Python keyword.
@@ -65,7 +66,7 @@ def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
         settings.model_name,
         model_uri,
         labels=labels_of(champion, run),
-        metadata=metadata_of(model_uri, run),
+        metadata=metadata_of(model_uri, run, champion),
     )
     return model, True
 

@@ -2,8 +2,10 @@
 
 Reads: the champion (``models:/<name>@<alias>``) and the gold table of ``--cohort`` (built first
 if missing, from the current silver). Produces: ``predictions/<cohort>/<run id>/submission.csv``
-in the lake, in the competition's format (``msno,is_churn`` with is_churn a probability); on
-synthetic data, the AUC and log loss of those scores against the cohort's hidden labels.
+in the lake, in the competition's format (``msno,is_churn`` with is_churn a probability), and
+beside it ``campaign.csv``, the ranked campaign list (``churn_transform.campaign``: probability,
+decision, revenue at risk, whether to target, the top three reasons), whose chosen size and
+reason are logged; on synthetic data, the AUC and log loss against the cohort's hidden labels.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.metrics import log_loss, roc_auc_score
 
+from churn_transform.campaign import campaign_list
+from churn_transform.explanation import explain
 from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
+from churn_transform.model import ChurnModel
 from churn_transform.schema import FEATURES
+from churn_transform.segments import SEGMENTS, segment_labels
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from steps._cli import (
@@ -32,19 +38,51 @@ from steps._cli import (
     tracked_run,
 )
 
+REASONS = 3
 
-def _score_part(lake: Lake, path: str, model: object) -> pd.DataFrame:
+
+def _score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
     gold = pq.read_table(path, filesystem=lake.fs).to_pandas()
-    probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
-    return pd.DataFrame({"msno": gold["msno"].astype(str), "is_churn": probability})
+    features = gold[list(FEATURES)]
+    probability = model.predict_proba(features)[:, 1]
+    top = explain(model, features).top(REASONS, features)
+    reasons = {f"reason_{i + 1}": [r[i] if i < len(r) else "" for r in top] for i in range(REASONS)}
+    return pd.DataFrame(
+        {
+            "msno": gold["msno"].astype(str),
+            "is_churn": probability,
+            "churn": probability >= model.threshold_,
+            **reasons,
+            "last_list_price": gold["last_list_price"],
+            "last_plan_days": gold["last_plan_days"],
+        }
+    ).join(segment_labels(gold))
 
 
-def score(lake: Lake, cohort: str, model: object) -> pd.DataFrame:
-    """Scores of every user of the cohort's gold table, one Dask task per part file."""
+def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
+    """Scores, decisions, top reasons and plan prices of every user of the cohort's gold table,
+    one Dask task per part file."""
     url, _, _ = build_gold(lake, cohort)
     parts = sorted(lake.fs.glob(posixpath.join(lake.path_of(url), "part-*.parquet")))
     tasks = [dask.delayed(_score_part)(lake, path, model) for path in parts]
     return pd.concat(dask.compute(*tasks), ignore_index=True).sort_values("msno", ignore_index=True)
+
+
+def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Per segment and value: users, how many the campaign targets, mean probability and the
+    revenue at risk (the same segments as training's metrics)."""
+    parts = []
+    for name in SEGMENTS:
+        groups = ranked.groupby(name, sort=True)
+        part = groups.agg(
+            users=("msno", "size"),
+            targeted=("target", "sum"),
+            mean_probability=("churn_probability", "mean"),
+            revenue_at_risk=("revenue_at_risk", "sum"),
+        )
+        parts.append(part.rename_axis("value").reset_index().assign(segment=name))
+    table = pd.concat(parts, ignore_index=True)
+    return table[["segment", "value", "users", "targeted", "mean_probability", "revenue_at_risk"]]
 
 
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
@@ -71,19 +109,38 @@ def main(argv: list[str] | None = None) -> None:
         with refusals("score"):
             scores = score(lake, args.cohort, model)
         target = lake.write_bytes(
-            scores.to_csv(index=False).encode(),
+            scores[["msno", "is_churn"]].to_csv(index=False).encode(),
             "predictions",
             args.cohort,
             run.info.run_id,
             "submission.csv",
         )
+        ranked, choice = campaign_list(
+            scores.rename(columns={"is_churn": "churn_probability"}),
+            scores,
+            settings.offer_cost,
+            settings.offer_acceptance,
+        )
+        shown = ranked.drop(columns=["last_list_price", "last_plan_days"])
+        campaign = lake.write_bytes(
+            shown.to_csv(index=False).encode(),
+            "predictions",
+            args.cohort,
+            run.info.run_id,
+            "campaign.csv",
+        )
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri, "submission": target})
+        mlflow.log_params({"campaign": campaign, "campaign_size": choice.size})
+        mlflow.set_tag("campaign_reason", choice.reason)
+        mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
+        mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
         mlflow.log_metrics({"rows": len(scores), "mean_probability": scores["is_churn"].mean()})
         quality = hidden_label_quality(settings, args.cohort, scores)
         if quality:
             mlflow.log_metrics(quality)
             print(quality)
     print(f"scored {len(scores):,} users of {args.cohort} with {uri}: {target}")
+    print(f"campaign list: {campaign}; {choice.reason}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import json
 import subprocess
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
@@ -26,10 +26,15 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
 from churn_transform import artifact
+from churn_transform.campaign import gains, monthly_price, targeting_value
+from churn_transform.card import CardFacts, model_card
+from churn_transform.explanation import explain
 from churn_transform.gold import read_gold
 from churn_transform.schema import FEATURES
+from churn_transform.segments import segment_metrics, segment_regressions
 from churn_transform.settings import PROJECT_ROOT, Settings
-from churn_transform.synthetic.report import oracle_answers
+from churn_transform.synthetic.agreement import agreement
+from churn_transform.synthetic.report import oracle_answers, oracle_terms
 from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal
 from steps._cli import cohort, lake_of, load_registered, start, tracked_run
 
@@ -69,6 +74,27 @@ def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
     plt.close("all")
 
 
+def _campaign(fitted: Fitted, gold: pd.DataFrame, folder: Path, settings: Settings) -> dict:
+    """Cumulative gains and lift charts on the evaluation cohort, and the value of the campaign
+    the model would choose there against contacting as many users at random."""
+    import matplotlib.pyplot as plt
+
+    label = gold["is_churn"].astype(int).to_numpy()
+    probability = fitted.model.predict_proba(gold[list(FEATURES)])[:, 1]
+    curve = gains(label, probability)
+    for column, baseline in (("captured", curve["contacted"]), ("lift", 1.0 + 0 * curve["lift"])):
+        axes = curve.plot(x="contacted", y=column, label="model", figsize=(6, 4))
+        axes.plot(curve["contacted"], baseline, linestyle="--", label="random")
+        axes.set_xlabel("share of users contacted, highest probability first")
+        axes.legend()
+        name = "cumulative_gains" if column == "captured" else "lift"
+        plt.savefig(folder / f"{name}.png", dpi=80)
+        plt.close("all")
+    return targeting_value(
+        label, probability, monthly_price(gold), settings.offer_cost, settings.offer_acceptance
+    )
+
+
 def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[str, float]:
     """The generator's true probabilities on the same users, when the data is synthetic."""
     oracle = oracle_answers(settings.oracle_dir, cohort, gold["msno"])
@@ -76,6 +102,31 @@ def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[s
         return {}
     truth, p = gold["is_churn"].astype(int).to_numpy(), oracle["churn_probability"].to_numpy()
     return {"oracle_roc_auc": roc_auc_score(truth, p), "oracle_log_loss": log_loss(truth, p)}
+
+
+def explanation_agreement(
+    settings: Settings, cohort: str, gold: pd.DataFrame, fitted: Fitted
+) -> dict[str, float]:
+    """How far the model's reasons agree with the oracle's terms, when the data is synthetic."""
+    terms = oracle_terms(settings.oracle_dir, cohort, gold["msno"])
+    if terms is None:
+        return {}
+    return agreement(explain(fitted.model, gold[list(FEATURES)]).contributions, terms).as_metrics()
+
+
+def segments_of(model: object, gold: pd.DataFrame) -> pd.DataFrame:
+    """The model's metrics per segment of the labelled cohort ``gold``."""
+    probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
+    return segment_metrics(gold, gold["is_churn"].astype(int).to_numpy(), probability)
+
+
+@dataclass(frozen=True)
+class SegmentGate:
+    """The candidate's segment metrics, and how far below the champion's a segment may fall."""
+
+    candidate: pd.DataFrame
+    min_users: int
+    max_auc_drop: float
 
 
 def log_model(
@@ -102,6 +153,12 @@ def log_model(
     )
 
 
+def attach_card(settings: Settings, version: str, card: str) -> None:
+    """The model card as the version's description in the registry and ``model_card.md``."""
+    mlflow.log_text(card, "model_card.md")
+    mlflow.MlflowClient().update_model_version(settings.model_name, version, description=card)
+
+
 def promote(
     settings: Settings,
     version: str,
@@ -109,27 +166,36 @@ def promote(
     eval_gold: pd.DataFrame,
     margin: float,
     floor: Floor,
+    segments: SegmentGate,
 ) -> str:
     """Move the champion alias to ``version`` if it clears the floor and beats the champion on
-    the same cohort; a candidate below the floor is tagged ``refused`` with its reason."""
+    the same cohort; a candidate below the floor, or far below the champion on a segment with
+    enough users, is tagged ``refused`` with its reason."""
     client = mlflow.MlflowClient()
     name, alias = settings.model_name, settings.champion_alias
     reason = refusal(scores, floor)
+    try:
+        champion = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        champion = None
+    champion_scores = None
+    if champion is not None and reason is None:
+        model = load_registered(f"models:/{name}@{alias}")
+        threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
+        champion_scores = evaluate(model, eval_gold, threshold)
+        worse = segment_regressions(
+            segments.candidate,
+            segments_of(model, eval_gold),
+            segments.min_users,
+            segments.max_auc_drop,
+        )
+        reason = "; ".join(worse) if worse else None
     if reason is not None:
         client.set_model_version_tag(name, version, "role", "refused")
         client.set_model_version_tag(name, version, "refusal", reason)
         decision = f"version {version} is refused and will not serve: {reason}"
         mlflow.set_tag("promotion", decision)
         return decision
-    try:
-        champion = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        champion = None
-    champion_scores = None
-    if champion is not None:
-        model = load_registered(f"models:/{name}@{alias}")
-        threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
-        champion_scores = evaluate(model, eval_gold, threshold)
     promoted = beats(scores, champion_scores, margin)
     comparison = {
         "candidate": scores,
@@ -157,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
+    parser.add_argument("--min-segment-users", type=int, required=True)
+    parser.add_argument("--max-segment-auc-drop", type=float, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
@@ -178,10 +246,14 @@ def main(argv: list[str] | None = None) -> None:
         if oracle:
             scores["auc_gap_to_oracle"] = oracle["oracle_roc_auc"] - scores["roc_auc"]
             scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
+        segments = segments_of(fitted.model, held_out)
+        mlflow.log_table(segments, "evaluation/segments.json")
+        agreement = explanation_agreement(settings, args.eval_cohort, held_out, fitted)
         mlflow.log_metrics(
             {
                 **scores,
                 **oracle,
+                **agreement,
                 "threshold": fitted.threshold,
                 "best_iteration": fitted.best_iteration,
                 **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
@@ -190,14 +262,31 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tag("threshold_reason", fitted.threshold_reason)
         with tempfile.TemporaryDirectory() as folder:
             _plots(fitted, held_out, Path(folder))
+            campaign = _campaign(fitted, held_out, Path(folder), settings)
+            mlflow.log_metrics(campaign)
             train[list(FEATURES)].sample(
                 min(REFERENCE_ROWS, len(train)), random_state=0
             ).to_parquet(Path(folder) / "reference.parquet")
             mlflow.log_artifacts(folder, "evaluation")
         version = log_model(fitted, train, settings)
+        card = CardFacts(
+            name=settings.model_name,
+            version=str(version.version),
+            train_cohort=args.train_cohort,
+            eval_cohort=args.eval_cohort,
+            data_versions={"train": train_hash, "eval": eval_hash},
+            scores={**scores, **oracle, **agreement},
+            segments=segments,
+            threshold=fitted.threshold,
+            threshold_reason=fitted.threshold_reason,
+            campaign=campaign,
+            min_segment_users=args.min_segment_users,
+        )
+        attach_card(settings, str(version.version), model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)
+        gate = SegmentGate(segments, args.min_segment_users, args.max_segment_auc_drop)
         decision = promote(
-            settings, version.version, {**scores, **oracle}, held_out, args.margin, floor
+            settings, version.version, {**scores, **oracle}, held_out, args.margin, floor, gate
         )
     shown = {k: round(v, 4) for k, v in {**scores, **oracle}.items()}
     print(json.dumps(shown, indent=1))

@@ -324,7 +324,9 @@ def drift_command(**change: str) -> list[str]:
     return [sys.executable, "-m", "steps.drift", *flags]
 
 
-def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) -> list[str]:
+def train_arguments(
+    config: Any, margin: float = 0.005, min_auc: float = 0.6, max_segment_auc_drop: float = 0.05
+) -> list[str]:
     """``steps.train``'s arguments for the cohorts February and March and a TrainConfig."""
     from dataclasses import asdict
 
@@ -339,6 +341,10 @@ def train_arguments(config: Any, margin: float = 0.005, min_auc: float = 0.6) ->
         str(min_auc),
         "--min-oracle-share",
         "0.9",
+        "--min-segment-users",
+        "500",
+        "--max-segment-auc-drop",
+        str(max_segment_auc_drop),
     ]
     for name, value in asdict(config).items():
         arguments += [f"--{name.replace('_', '-')}", str(value)]

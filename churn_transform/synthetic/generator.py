@@ -21,12 +21,15 @@ from tqdm import tqdm
 
 from churn_transform.dates import day
 from churn_transform.schema import LABEL_FILES, RAW_FILES
+from churn_transform.synthetic.oracle import WEIGHTS
 from churn_transform.synthetic.simulate import ChunkConfig, cohort_labels, simulate_chunk
 from churn_transform.synthetic.writer import transactions_files, user_logs_files
 
 log = logging.getLogger(__name__)
 
 ORACLE_FILE = "oracle.csv"
+#: Each cohort user's term of each oracle driver: the true reasons behind the probability.
+ORACLE_TERMS_FILE = "oracle_terms.csv"
 FUTURE_FILE = "transactions_future.csv"
 _LATEST_LOG_START = day("2016-12-01")
 
@@ -107,6 +110,7 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
     sinks[ORACLE_FILE] = _CsvSink(
         answers / ORACLE_FILE, ("cohort", "msno", "churn_probability", "is_churn")
     )
+    sinks[ORACLE_TERMS_FILE] = _CsvSink(answers / ORACLE_TERMS_FILE, ("cohort", "msno", *WEIGHTS))
     sinks[FUTURE_FILE] = _CsvSink(answers / FUTURE_FILE, RAW_FILES["transactions.csv"])
     summary = Summary()
     churners: dict[str, int] = {}
@@ -157,7 +161,9 @@ def _write_chunk(
         summary.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
         public = truth if file_name != "sample_submission_v2.csv" else truth.assign(is_churn=0)
         sinks[file_name].write(public)
-        sinks[ORACLE_FILE].write(decided.assign(cohort=cohort).dropna(subset=["is_churn"]))
+        answered = decided.assign(cohort=cohort).dropna(subset=["is_churn"])
+        sinks[ORACLE_FILE].write(answered)
+        sinks[ORACLE_TERMS_FILE].write(answered)
         summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + len(truth)
         churners[cohort] = churners.get(cohort, 0) + int(truth["is_churn"].sum())
 

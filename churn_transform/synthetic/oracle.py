@@ -107,3 +107,12 @@ def churn_probability(drivers: pd.DataFrame) -> np.ndarray:
     """The oracle: sigmoid of the fixed weighted sum of the drivers."""
     logit = INTERCEPT + sum(weight * drivers[name].to_numpy() for name, weight in WEIGHTS.items())
     return 1.0 / (1.0 + np.exp(-logit))
+
+
+def oracle_terms(drivers: pd.DataFrame) -> pd.DataFrame:
+    """Each user's term of each driver in the oracle's logit (weight times driver): the true
+    reasons, which ``INTERCEPT`` plus their sum turns into ``churn_probability``."""
+    return pd.DataFrame(
+        {name: weight * drivers[name].to_numpy(float) for name, weight in WEIGHTS.items()},
+        index=drivers.index,
+    )

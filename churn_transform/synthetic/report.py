@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.schema import LABEL_FILES, RAW_FILES
-from churn_transform.synthetic.generator import ORACLE_FILE
+from churn_transform.synthetic.generator import ORACLE_FILE, ORACLE_TERMS_FILE
 
 
 @dataclass
@@ -53,6 +53,18 @@ def oracle_answers(oracle_dir: str, cohort: str, msno: pd.Series) -> pd.DataFram
     answers = pd.read_csv(path)
     answers = answers[answers["cohort"] == cohort].set_index("msno").reindex(msno)
     return None if answers["is_churn"].isna().any() else answers
+
+
+def oracle_terms(oracle_dir: str, cohort: str, msno: pd.Series) -> pd.DataFrame | None:
+    """The oracle's per-driver terms of these users' logits, in their order (one column per
+    driver); None as ``oracle_answers`` when there are none for every one of them."""
+    path = Path(oracle_dir) / ORACLE_TERMS_FILE
+    if "://" in oracle_dir or not path.exists():
+        return None
+    terms = pd.read_csv(path)
+    terms = terms[terms["cohort"] == cohort].drop(columns="cohort").set_index("msno")
+    terms = terms.reindex(msno)
+    return None if terms.isna().any().any() else terms
 
 
 def _count_rows(path: Path) -> int:

@@ -14,7 +14,7 @@ import pandas as pd
 from churn_transform.dates import day, month_bounds
 from churn_transform.labels import churn_labels
 from churn_transform.synthetic.listening import Listening, subscribed_days
-from churn_transform.synthetic.oracle import churn_probability, observed_drivers
+from churn_transform.synthetic.oracle import churn_probability, observed_drivers, oracle_terms
 from churn_transform.synthetic.population import Users, draw_users, members_frame
 from churn_transform.synthetic.subscriptions import Chain
 
@@ -39,7 +39,7 @@ class Chunk:
     members: pd.DataFrame
     transactions: pd.DataFrame  # the whole history, including rows after the files end
     logs: pd.DataFrame
-    oracle: pd.DataFrame  # cohort, user, churn_probability, decided_churn
+    oracle: pd.DataFrame  # cohort, user, churn_probability, decided_churn, the oracle's terms
 
 
 def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
@@ -89,7 +89,7 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
                     "churn_probability": probability,
                     "decided_churn": churned.astype(int),
                 }
-            )
+            ).join(oracle_terms(drivers).reset_index(drop=True))
         )
     chain.advance(HISTORY_END)
     subscribed = _subscribed(chain, len(users), config.log_start)

@@ -135,3 +135,16 @@ def test_no_single_raw_column_reaches_the_oracle(dataset: Dataset) -> None:
         values = views[column].fillna(views[column].min() - 1 if views[column].notna().any() else 0)
         auc = roc_auc_score(march["is_churn"], values)
         assert max(auc, 1 - auc) < best - 0.05, column
+
+
+def test_the_oracle_s_terms_add_up_to_its_probability(dataset: Dataset) -> None:
+    import numpy as np
+
+    from churn_transform.synthetic.oracle import INTERCEPT, WEIGHTS
+
+    oracle = dataset.oracle().set_index(["cohort", "msno"])
+    terms = pd.read_csv(dataset.root / "oracle" / "oracle_terms.csv").set_index(["cohort", "msno"])
+    assert list(terms.columns) == list(WEIGHTS) and terms.index.equals(oracle.index)
+    logit = INTERCEPT + terms.sum(axis=1)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), oracle["churn_probability"], rtol=1e-9)
+    assert (terms["no_auto_renew"].isin([0.0, WEIGHTS["no_auto_renew"]])).all()

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,8 @@ SETTINGS = ("MLFLOW_TRACKING_URI", "KKBOX_LAKE_URI", "KKBOX_TRAFFIC_LOG_URI", "K
 
 @pytest.fixture(scope="module")
 def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A running service that has answered 300 requests, and a drift report of them."""
+    """A running service that has answered 300 requests, a drift report of them, and the
+    campaign list of April."""
     traffic = tmp_path_factory.mktemp("dashboard-traffic")
     env = {**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(traffic)}
     process, url = serve(env)
@@ -51,6 +53,7 @@ def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 break
             time.sleep(0.1)
         run_step(env, *command)
+        run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-04")
         yield {**env, "KKBOX_SERVICE_URL": url}
     finally:
         stop(process)
@@ -127,6 +130,33 @@ def test_the_form_shows_the_service_s_answer_and_its_errors(
     assert app.success[0].value.startswith("churn probability")
 
 
+def test_it_shows_the_campaign_a_subscriber_s_reasons_and_the_segments(
+    monkeypatch: pytest.MonkeyPatch, live: dict[str, str]
+) -> None:
+    app = _app(monkeypatch, live)
+    assert not app.exception and not app.info
+    headers = {h.value for h in app.header}
+    assert {"Campaign list", "Why this subscriber", "Metrics per segment"} <= headers
+    assert "## Intended use" in app.expander[-1].markdown[0].value  # the model card
+    listed = app.dataframe[2].value
+    assert len(listed) and listed["target"].all()
+    assert listed["churn_probability"].is_monotonic_decreasing
+    app.checkbox[0].uncheck().run()
+    everyone = app.dataframe[2].value
+    assert len(everyone) > len(listed) and not everyone["target"].all()
+    app.selectbox[1].set_value("revenue_at_risk").run()
+    assert app.dataframe[2].value["revenue_at_risk"].is_monotonic_decreasing
+    reason = app.selectbox[0].options[1]
+    app.selectbox[0].set_value(reason).run()
+    kept = app.dataframe[2].value
+    assert kept[["reason_1", "reason_2", "reason_3"]].eq(reason).any(axis=1).all()
+    segments = app.dataframe[3].value
+    assert {"value", "users", "roc_auc"} <= set(segments.columns)
+    app.button[1].click().run()  # explain the example record
+    assert app.success[0].value.startswith("churn probability")
+    assert not app.exception
+
+
 def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -175,6 +205,10 @@ def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_text("drift share of every report").wait_for(timeout=60_000)
             page.get_by_text("most recent requests").wait_for(timeout=60_000)
+            page.get_by_text("Download the list (CSV)").wait_for(timeout=60_000)
+            page.get_by_role("button", name="Explain").click()
+            page.get_by_text("red raises the risk").wait_for(timeout=60_000)
+            page.locator("img").last.wait_for(timeout=60_000)  # the waterfall
             text = page.inner_text("body")
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -182,4 +216,5 @@ def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -
     finally:
         stop(process)
     assert "served by the service" in text and "Traceback" not in text
+    assert "Campaign list" in text and "Metrics per segment" in text
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one

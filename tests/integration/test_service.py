@@ -71,6 +71,24 @@ def test_answers_are_the_registered_champion_s_probabilities(
     assert about["metrics"]["roc_auc"] > 0.7 and len(about["data_version"]) == 12
     one = requests.post(f"{service}/predict", json={"records": records[7:8]}, timeout=30).json()
     assert one[0]["churn_probability"] == pytest.approx(served[7], rel=1e-12)
+    card = mlflow.MlflowClient().get_model_version("kkbox-churn", "1").description
+    assert about["model_card"] == card and "## Known limits" in card
+
+
+def test_explain_gives_the_answer_and_reasons_that_add_up_to_it(
+    champion: Champion, service: str
+) -> None:
+    records = records_of(champion.gold("2017-03"), slice(0, 20))
+    explained = requests.post(f"{service}/explain", json={"records": records}, timeout=30)
+    predicted = requests.post(f"{service}/predict", json={"records": records}, timeout=30)
+    assert explained.status_code == predicted.status_code == 200, explained.text
+    for answer, plain in zip(explained.json(), predicted.json(), strict=True):
+        assert answer["churn_probability"] == pytest.approx(plain["churn_probability"])
+        total = answer["base_log_odds"] + sum(r["contribution"] for r in answer["reasons"])
+        p = plain["churn_probability"]
+        assert total == pytest.approx(np.log(p / (1 - p)), abs=1e-9)
+    metrics = requests.get(f"{service}/metrics", timeout=5).text
+    assert 'endpoint="/explain"' in metrics  # BentoML's own request metrics see it
 
 
 def _with(field: str, number: str) -> str:

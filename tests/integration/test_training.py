@@ -19,6 +19,7 @@ from churn_transform.gold import build_gold
 from churn_transform.ingest import ingest
 from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES
+from churn_transform.segments import SEGMENTS
 from churn_transform.settings import PROJECT_ROOT
 from churn_transform.silver import SOURCES, read_bucket
 from churn_transform.synthetic import GeneratorConfig, generate
@@ -131,13 +132,24 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     assert str(json.loads(challenger.tags["comparison"])["champion_version"]) == "1"
     run = client.get_run(challenger.run_id)
     assert run.data.tags["gold_hash.eval"] and run.data.metrics["auc_gap_to_oracle"] < 0.1
+    # The reasons agree with the oracle's own terms far beyond chance (1 in 13 drivers).
+    assert run.data.metrics["explanation_rank_correlation"] > 0.5
+    assert run.data.metrics["explanation_top_reason_agreement"] > 0.25
+    assert run.data.metrics["explanation_top_reason_in_oracle_top3"] > 0.5
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {
         "evaluation/roc.png",
         "evaluation/calibration.png",
         "evaluation/reference.parquet",
         "evaluation/feature_importance.csv",
+        "evaluation/cumulative_gains.png",
+        "evaluation/lift.png",
+        "evaluation/segments.json",
     } <= artifacts
+    assert run.data.metrics["campaign_size"] > 0
+    assert "model_card.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert challenger.description.startswith("# kkbox-churn version 2\n\n## Intended use")
+    assert run.data.metrics["campaign_value_model"] > run.data.metrics["campaign_value_random"]
 
     # The registered champion predicts exactly what the same pipeline fitted here predicts.
     march = _gold(lake_, "2017-03")
@@ -193,6 +205,31 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
     champion = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
     expected = champion.predict_proba(april[list(FEATURES)])[:, 1]
     np.testing.assert_allclose(written["is_churn"], expected, rtol=1e-12)
+
+    campaign = pd.read_csv(submissions[0].with_name("campaign.csv"), keep_default_na=False)
+    assert campaign.columns.tolist() == [
+        "msno",
+        "churn_probability",
+        "churn",
+        "target",
+        "revenue_at_risk",
+        "offer_value",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+        *SEGMENTS,
+    ]
+    assert sorted(campaign["msno"]) == written["msno"].tolist()
+    assert campaign["churn_probability"].is_monotonic_decreasing
+    targeted = campaign["target"]
+    assert 0 < targeted.sum() < len(campaign) and targeted.iloc[: targeted.sum()].all()
+    assert (campaign.loc[targeted, "offer_value"].sum() > 0) and campaign["reason_1"].ne("").any()
+    run = mlflow.search_runs(
+        experiment_names=["kkbox-churn"], filter_string="tags.campaign_reason != ''"
+    )
+    assert (
+        run["tags.campaign_reason"].iloc[0].startswith(f"contacting the {targeted.sum():,} users")
+    )
 
 
 @pytest.mark.integration
@@ -300,3 +337,59 @@ def test_a_tampered_champion_is_refused_by_import_and_score_without_running_it(
         assert "saved as 'cloudpickle', which runs code" in result.stderr
     assert not marker.exists()
     assert not (tmp_path / "bentoml" / "models" / "kkbox-churn").exists()
+
+
+def _lake_losing_a_segment_s_signal(lake: Lake, root: Path, folder: Path) -> Path:
+    """A copy of the lake whose training cohort has the labels of the auto-renew-off users
+    shuffled among them: a model trained on it ranks nobody in that segment."""
+    import shutil
+
+    copy = folder / "lake"
+    shutil.copytree(root / "lake", copy)
+    february = _gold(lake, "2017-02")
+    off = (february["last_is_auto_renew"] == 0).to_numpy()
+    shuffled = np.random.default_rng(0).permutation(february.loc[off, "is_churn"].to_numpy())
+    february.loc[off, "is_churn"] = shuffled
+    _publish(copy, "features_2017-02", february)
+    return copy
+
+
+def _publish(lake: Path, table: str, gold: pd.DataFrame) -> None:
+    """``gold`` as the current version of a gold table of the lake at ``lake``."""
+
+    def write(url: str) -> None:
+        Path(url).mkdir(parents=True, exist_ok=True)
+        gold.to_parquet(f"{url}/part-0.parquet", index=False)
+        Path(url, "_content_hash").write_text(json.dumps({"rows": len(gold), "hash": "edited"}))
+
+    Lake(str(lake)).publish("gold", table, "edited", write)
+
+
+@pytest.mark.integration
+def test_a_candidate_far_below_the_champion_on_a_segment_is_refused(
+    lake: tuple[Lake, Path], tmp_path: Path
+) -> None:
+    lake_, root = lake
+    assert "is the new champion" in _train(root, tmp_path, margin=0.005).stdout
+    copy = _lake_losing_a_segment_s_signal(lake_, root, tmp_path)
+    arguments = train_arguments(SMALL, margin=-1.0)  # it would otherwise be promoted
+    env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(copy))
+    result = subprocess.run(
+        [sys.executable, "-m", "steps.train", *arguments],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "version 2 is refused and will not serve: auto_renew=off" in result.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("kkbox-churn", "champion").version) == "1"
+    run = client.get_run(client.get_model_version("kkbox-churn", "2").run_id)
+    segments = pd.read_json(
+        client.download_artifacts(run.info.run_id, "evaluation/segments.json", str(tmp_path)),
+        orient="split",
+    )
+    assert set(segments["segment"]) >= {"payment_method", "auto_renew", "tenure_band"}

@@ -118,6 +118,31 @@ def test_every_prediction_is_logged_with_its_features(champion: Champion, tmp_pa
     assert set(FEATURES) <= set(logged.columns) and logged["model_version"].eq("7").all()
 
 
+def test_explain_answers_predict_s_answers_with_reasons_that_add_up(
+    champion: Champion, tmp_path: Path
+) -> None:
+    served = ChurnService.inner(champion, _settings(tmp_path))
+    records = [Record.model_validate(r) for r in RECORDS]
+    try:
+        explained = served.explain(records)
+        predicted = served.predict(records)
+    finally:
+        served.flush_traffic_log()
+    for answer, plain in zip(explained, predicted, strict=True):
+        assert answer.model_dump(exclude={"base_log_odds", "reasons"}) == plain.model_dump()
+        total = answer.base_log_odds + sum(r.contribution for r in answer.reasons)
+        assert total == pytest.approx(
+            np.log(plain.churn_probability / (1 - plain.churn_probability))
+        )
+        assert {r.feature for r in answer.reasons} == set(FEATURES)
+        sizes = [abs(r.contribution) for r in answer.reasons]
+        assert sizes == sorted(sizes, reverse=True)
+    sent = {r.feature: r.value for r in explained[1].reasons}
+    assert sent["cancel_count"] == 40.0 and sent["gender"] is None
+    logged, seen = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
+    assert seen == 6  # explained answers are logged as every prediction is
+
+
 def test_metadata_describes_the_champion_and_the_batching(
     champion: Champion, tmp_path: Path
 ) -> None:
@@ -248,6 +273,19 @@ def test_a_prediction_needs_a_configured_key(
         expected = access.MISSING if not headers else access.WRONG
         assert answer.json() == {"error": expected}
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_explain_needs_a_key_as_predict_does(
+    app: object, champion: Champion, tmp_path: Path
+) -> None:
+    keyed = RequireKeys(app, keys=_ring())
+    with _client(keyed, champion, _settings(tmp_path)) as client:
+        refused = client.post("/explain", json={"records": RECORDS[:1]})
+        answered = client.post(
+            "/explain", json={"records": RECORDS[:1]}, headers={"X-API-Key": KEYS["bob"]}
+        )
+    assert refused.status_code == 401 and answered.status_code == 200, answered.text
+    assert answered.json()[0]["reasons"][0]["name"]
 
 
 def test_health_and_docs_stay_open(app: object, champion: Champion, tmp_path: Path) -> None:

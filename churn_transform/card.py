@@ -1,0 +1,103 @@
+"""The model card of a registered version: what it is for, what it was trained and judged on,
+how good it is beside the oracle, per segment, how it decides, and what it cannot do.
+
+Pure text from what ``train`` measured; ``train`` attaches it to the version in MLflow (its
+description, and ``model_card.md`` in the run), and the service's ``/metadata`` returns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+INTENDED_USE = (
+    "Ranks the KKBox subscribers whose plan expires in a month by their probability of not "
+    "renewing within 30 days, so that the retention team can choose whom to make an offer "
+    "(the campaign list of `score`) and see why (`/explain`). It is not for judging a single "
+    "person's intent, pricing, or any decision about a subscriber without a human in the loop."
+)
+LIMITS = (
+    "Trained on one month of one service's subscribers: behaviour that changes (new payment "
+    "methods, a new price) moves it away from what it learned; the drift report watches for it.",
+    "Probabilities are calibrated on the training month; a month with another churn rate shifts "
+    "them, while the ranking holds better.",
+    "Reasons are exact shares of the model's log-odds, not causes: correlated features share "
+    "credit, and a derived feature's share is split equally among the features it comes from.",
+    "Segments with few users (below the gate's minimum) have noisy metrics and are not gated.",
+    "Users with no profile (city, age, gender unknown) are scored from behaviour alone.",
+)
+SHOWN = ("roc_auc", "log_loss", "pr_auc", "brier", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    name: str
+    version: str
+    train_cohort: str
+    eval_cohort: str
+    data_versions: dict[str, str]
+    scores: dict[str, float]  # the model's, and the oracle's as oracle_roc_auc, oracle_log_loss
+    segments: pd.DataFrame
+    threshold: float
+    threshold_reason: str
+    campaign: dict[str, float]
+    min_segment_users: int
+
+
+def _metrics(scores: dict[str, float]) -> list[str]:
+    lines = ["| metric | model | oracle |", "|---|---|---|"]
+    for name in SHOWN:
+        oracle = scores.get(f"oracle_{name}")
+        lines.append(
+            f"| {name} | {scores[name]:.4f} | {'' if oracle is None else f'{oracle:.4f}'} |"
+        )
+    return lines
+
+
+def _segments(segments: pd.DataFrame, min_users: int) -> list[str]:
+    shown = segments[segments["users"] >= min_users].sort_values(["segment", "roc_auc"])
+    lines = ["| segment | value | users | churn rate | ROC AUC |", "|---|---|---|---|---|"]
+    for row in shown.itertuples():
+        lines.append(
+            f"| {row.segment} | {row.value} | {row.users:,} | {row.churn_rate:.2%} | "
+            f"{row.roc_auc:.4f} |"
+        )
+    return lines
+
+
+def model_card(facts: CardFacts) -> str:
+    """The card as Markdown."""
+    versions = ", ".join(f"{k} `{v[:12]}`" for k, v in facts.data_versions.items())
+    agreement = {k: v for k, v in facts.scores.items() if k.startswith("explanation_")}
+    lines = [
+        f"# {facts.name} version {facts.version}",
+        "",
+        "## Intended use",
+        INTENDED_USE,
+        "",
+        "## Data",
+        f"Trained on cohort {facts.train_cohort}, judged on the later cohort {facts.eval_cohort}. "
+        f"Gold content hashes: {versions}.",
+        "",
+        f"## Metrics on {facts.eval_cohort}, beside the oracle (synthetic data only)",
+        *_metrics(facts.scores),
+        "",
+        f"## Metrics per segment (at least {facts.min_segment_users:,} users)",
+        *_segments(facts.segments, facts.min_segment_users),
+        "",
+        "## Decision rule",
+        f"Churn when the probability reaches {facts.threshold:.3f}: the cut that "
+        f"{facts.threshold_reason}. The campaign size is chosen separately, by expected value: "
+        f"on {facts.eval_cohort} it would contact {facts.campaign.get('campaign_size', 0):,.0f} "
+        f"users for {facts.campaign.get('campaign_value_model', 0):,.0f} against "
+        f"{facts.campaign.get('campaign_value_random', 0):,.0f} at random.",
+    ]
+    if agreement:
+        lines += [
+            "",
+            "## Reasons against the oracle's",
+            *(f"- {k.removeprefix('explanation_')}: {v:.3f}" for k, v in agreement.items()),
+        ]
+    lines += ["", "## Known limits", *(f"- {limit}" for limit in LIMITS)]
+    return "\n".join(lines) + "\n"
