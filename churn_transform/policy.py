@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Policy:
-    max_auc_drop: float = 0.03
-    max_age_months: int = 6
-    retrain_on_drift: bool = True
+    """The limits (MLproject's ``cycle`` parameters give their defaults)."""
+
+    max_auc_drop: float
+    max_age_months: int
+    retrain_on_drift: bool
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,13 @@ def months_between(earlier: str, later: str) -> int:
     """Whole months from ``earlier`` to ``later`` (both YYYY-MM)."""
     (y0, m0), (y1, m1) = (map(int, earlier.split("-")), map(int, later.split("-")))
     return (y1 - y0) * 12 + (m1 - m0)
+
+
+def shift_month(month: str, months: int) -> str:
+    """``month`` (YYYY-MM) moved by ``months`` (negative: back)."""
+    year, number = map(int, month.split("-"))
+    index = year * 12 + number - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def decide(policy: Policy, evidence: Evidence) -> Decision:
