@@ -32,7 +32,7 @@ import pandas as pd
 
 from churn_transform.synthetic.listening import Listening
 
-INTERCEPT = -5.4
+INTERCEPT = -5.05
 WEIGHTS: dict[str, float] = {
     "no_auto_renew": 2.4,
     "last_is_cancel": 1.8,
