@@ -45,7 +45,7 @@ WEIGHTS: dict[str, float] = {
     "trend": -0.9,
     "silent_days": 0.042,
     "active_30": -0.04,
-    "no_profile": -0.9,
+    "no_profile": -0.6,
     "days_to_expiry": 0.015,
 }
 
