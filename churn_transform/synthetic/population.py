@@ -153,7 +153,7 @@ def draw_users(rng: np.random.Generator, n: int) -> Users:
     promo = np.zeros(n, dtype=bool)
     promo[np.flatnonzero(newcomer)[promo_arrival]] = True
     registered[newcomer] = arrivals.astype(np.int64)
-    stacker = ~dormant & ~promo & (rng.random(n) < 0.04)
+    stacker = ~dormant & ~promo & (rng.random(n) < 0.033)
     plan = np.where(stacker, 410, _pick(rng, PLANS, _PLAN_WEIGHTS, n))
     start = np.full(n, NEVER, dtype=np.int64)
     # Veterans were already subscribed in 2015: their first payment comes at any point of
@@ -161,7 +161,7 @@ def draw_users(rng: np.random.Generator, n: int) -> Users:
     start[veteran] = TX_START + rng.integers(0, np.maximum(45, plan[veteran]))
     start[newcomer] = registered[newcomer] + rng.integers(0, 4, int(newcomer.sum()))
 
-    auto = stacker | (rng.random(n) < 0.74)
+    auto = stacker | (rng.random(n) < 0.79)
     payment_method = np.where(
         auto, _pick(rng, _PM_AUTO, _PM_AUTO_W, n), _pick(rng, _PM_MANUAL, _PM_MANUAL_W, n)
     )

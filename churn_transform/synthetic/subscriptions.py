@@ -88,8 +88,8 @@ class Chain:
         price = price_of(rng, plan)
         if paid is None:
             # Discounts and free renewals are rare (about 1% of rows in transactions_v2).
-            shifted = 0.3 * self.shift * (date >= SHIFT_START)
-            discounted = rng.random(len(idx)) < 0.05 * users.price_sensitivity[idx] + shifted
+            extra = 0.3 * self.shift * (date >= SHIFT_START)
+            discounted = rng.random(len(idx)) < 0.05 * users.price_sensitivity[idx] + extra
             paid = np.where(discounted, (price * rng.uniform(0.5, 0.9, len(idx))).round(), price)
             free = rng.random(len(idx)) < 0.015 * users.price_sensitivity[idx]
             paid = np.where(free, 0, paid).astype(np.int64)
@@ -175,7 +175,7 @@ class Chain:
 
     def _sync_expiry(self, before: int) -> None:
         for rows in self._rows[before:]:
-            if rows["cancel"][0] == 0:
+            if len(rows["cancel"]) and rows["cancel"][0] == 0:
                 self.expiry[rows["user"]] = np.maximum(self.expiry[rows["user"]], rows["expire"])
 
     def renew(self, idx: np.ndarray, floor: np.ndarray) -> None:
@@ -221,14 +221,17 @@ class Chain:
         if cancels.any():
             c = idx[cancels]
             when = np.maximum(expiry[cancels] - rng.integers(0, 21, len(c)), floor[cancels])
-            ends_now = rng.random(len(c)) < 0.6
+            ends_now = rng.random(len(c)) < 0.7
             expire = np.where(ends_now, when - rng.integers(1, 4, len(c)), expiry[cancels])
             self._emit(c, when, self.users.plan[c], expire, 1)
             cut = expire < self.expiry[c]
             self.blocked.append((c[cut], when[cut], self.expiry[c][cut]))
             self.expiry[c] = np.minimum(self.expiry[c], expire)
         self.alive[idx] = False
-        returns = rng.random(len(idx)) < self.users.return_chance[idx]
+        # A user who has stopped listening seldom comes back: a returning user who never logs
+        # would keep paying, unseen, for months.
+        engaged = self.users.decay_at(idx, self.expiry[idx])
+        returns = rng.random(len(idx)) < self.users.return_chance[idx] * engaged
         gap = 30 + rng.exponential(150.0, len(idx)).astype(np.int64) + 1
         later = np.maximum(self.expiry[idx] + gap, self.last_date[idx] + 1)
         self.comeback[idx] = np.where(returns, later, NEVER)
@@ -240,7 +243,7 @@ class Chain:
             -3.4
             + 1.7 * ~users.auto[idx]
             + 2.0 * users.price_sensitivity[idx]
-            + 1.8 * (1.0 - users.decay_at(idx, self.expiry[idx]))
+            + 2.2 * (1.0 - users.decay_at(idx, self.expiry[idx]))
             + 0.8 * (self.periods[idx] < 2)
             - 0.8 * (users.plan[idx] >= 90)
         )
