@@ -92,22 +92,22 @@ def test_ingest_counts_every_quirk(raw: Path, tmp_path: Path) -> None:
 #: of the ETL must not move them; a new pyarrow or a generator change may (Parquet records its
 #: writer's version), and then they are recomputed.
 SILVER_REFERENCE = {
-    "labels/_counts.json": "a6f1fcf804cd875d",
-    "labels/part-00000.parquet": "3df54e655a687b46",
-    "labels/part-00001.parquet": "f68cfb06e10a8e55",
-    "labels/part-00002.parquet": "d939c8feae8e785d",
+    "labels/_counts.json": "f7968bcedb443bd9",
+    "labels/part-00000.parquet": "2ebdaa9756603bbd",
+    "labels/part-00001.parquet": "942f6d9b8f2d328c",
+    "labels/part-00002.parquet": "9d7f1ebfaa9e6f5f",
     "members/_counts.json": "ad6753dce23cb9d9",
     "members/part-00000.parquet": "9666c9d4c895ffc5",
     "members/part-00001.parquet": "35df5f10ebaaf3f7",
     "members/part-00002.parquet": "4f3eef70752a41b2",
-    "transactions/_counts.json": "aee25b3ca694e77e",
-    "transactions/part-00000.parquet": "200c9f172f7eb5af",
-    "transactions/part-00001.parquet": "b3f174a0e88b7170",
-    "transactions/part-00002.parquet": "9c99caee8ad6a91c",
-    "user_logs/_counts.json": "0ee6fc4afd387c0d",
-    "user_logs/part-00000.parquet": "49c8cf8597565a0e",
-    "user_logs/part-00001.parquet": "2d853fe4dba722b4",
-    "user_logs/part-00002.parquet": "e8ecc3f587d239f6",
+    "transactions/_counts.json": "1e7feeff6aa307b6",
+    "transactions/part-00000.parquet": "78a5f6bccb436504",
+    "transactions/part-00001.parquet": "793a4c8096f493ff",
+    "transactions/part-00002.parquet": "6452c6bd0fa80210",
+    "user_logs/_counts.json": "4b93cd8c6929a400",
+    "user_logs/part-00000.parquet": "8670686400ea1617",
+    "user_logs/part-00001.parquet": "9cf1481f6da042bc",
+    "user_logs/part-00002.parquet": "89325353efbb659a",
 }
 
 
