@@ -32,21 +32,21 @@ import pandas as pd
 
 from churn_transform.synthetic.listening import Listening
 
-INTERCEPT = -5.4
+INTERCEPT = -5.1
 WEIGHTS: dict[str, float] = {
-    "no_auto_renew": 2.4,
-    "last_is_cancel": 1.8,
-    "cancels_365": 0.55,
-    "long_plan": -1.0,
-    "free_last": 1.4,
-    "discount_last": 0.6,
-    "method_41": -0.5,
-    "newness": 1.5,
-    "trend": -0.9,
-    "silent_days": 0.042,
-    "active_30": -0.04,
-    "no_profile": -0.9,
-    "days_to_expiry": 0.015,
+    "no_auto_renew": 2.88,
+    "last_is_cancel": 2.16,
+    "cancels_365": 0.66,
+    "long_plan": -1.2,
+    "free_last": 1.68,
+    "discount_last": 0.72,
+    "method_41": -0.6,
+    "newness": 1.8,
+    "trend": -1.08,
+    "silent_days": 0.05,
+    "active_30": -0.048,
+    "no_profile": -1.2,
+    "days_to_expiry": 0.018,
 }
 
 

@@ -53,7 +53,7 @@ _VIA = np.array([7, 9, 3, 4, 13])
 _VIA_WEIGHTS = np.array([54, 27, 12, 6.3, 0.7])
 _PM_AUTO = np.array([41, 40, 39, 38, 37, 36, 34, 33, 31, 30, 29, 28, 27, 23, 22, 21, 20, 19, 18])
 _PM_AUTO_W = np.array(
-    [62, 3, 12, 5, 3, 5, 2, 1.5, 1, 1, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.4, 0.3, 0.4]
+    [56, 3, 12, 5, 3, 5, 2, 1.5, 1, 1, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.4, 0.3, 0.4]
 )
 _PM_MANUAL = np.array(
     [38, 32, 36, 39, 40, 41, 35, 26, 25, 17, 16, 15, 14, 13, 12, 11, 10, 8, 6, 3, 1]
@@ -63,19 +63,22 @@ _PM_MANUAL_W = np.array(
 )
 PLANS = np.array([30, 7, 90, 100, 180, 195, 360, 365, 410])
 _PLAN_WEIGHTS = np.array([89.5, 1.0, 2.0, 0.8, 2.0, 0.5, 1.6, 0.9, 1.7])
-#: List prices (NTD) offered for each plan length.
-PRICES: dict[int, tuple[int, ...]] = {
-    0: (0, 149, 129),
-    7: (35,),
-    30: (149, 149, 149, 149, 129, 129, 99, 180, 100, 119, 150),
-    90: (477, 480, 447),
-    100: (298, 300),
-    180: (536, 894),
-    195: (894,),
-    360: (1200, 1788),
-    365: (1299, 1200),
-    410: (1788, 1599),
+#: List prices (NTD) offered for each plan length, each with its weight. 0-day rows and
+#: promotional free months are listed at 0 (they are not discounts).
+PRICES: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
+    0: ((0,), (1,)),
+    7: ((35,), (1,)),
+    30: ((149, 99, 180, 129, 100, 119, 150), (58, 12, 11, 7, 4, 4, 4)),
+    90: ((477, 480, 447), (1, 1, 1)),
+    100: ((298, 300), (1, 1)),
+    180: ((536, 894), (1, 1)),
+    195: ((894,), (1,)),
+    360: ((1200, 1788), (1, 1)),
+    365: ((1299, 1200), (1, 1)),
+    410: ((1788,), (1,)),
 }
+#: Stackers pay every month, most months for a 410-day plan: their expiry runs years ahead.
+STACK_PLAN_SHARE = 0.75
 
 
 def _pick(rng: np.random.Generator, values: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
@@ -98,6 +101,7 @@ class Users:
     msno: np.ndarray
     start: np.ndarray  # first subscription day, NEVER for a dormant member
     promo: np.ndarray  # joined in the February 2017 promotion: first month free
+    stacker: np.ndarray  # pays every month for long plans: expiry years ahead, in no cohort
     registered: np.ndarray
     has_profile: np.ndarray
     auto: np.ndarray  # pays by auto-renewal
@@ -128,28 +132,36 @@ class Users:
 
 
 def draw_users(rng: np.random.Generator, n: int) -> Users:
-    """Draw ``n`` users: 30% dormant members, the rest subscribe at some point from 2015 on."""
+    """Draw ``n`` users: 30% dormant members, the rest subscribe at some point from 2015 on.
+
+    Most subscribers are veterans on monthly plans, so that, as in the real data, most of one
+    cohort month's users are in the next one too; newcomers arrive at a steady rate, with a
+    small promotion wave in February 2017.
+    """
     dormant = rng.random(n) < 0.30
-    veteran = ~dormant & (rng.random(n) < 0.35)
+    veteran = ~dormant & (rng.random(n) < 0.75)
     newcomer = ~dormant & ~veteran
     registered = np.empty(n, dtype=np.int64)
     registered[dormant | veteran] = rng.integers(
         FIRST_REGISTRATION, TX_START, size=int((dormant | veteran).sum())
     )
-    # Newcomers arrive at a rising rate, with a promotion wave in February 2017.
-    arrivals = TX_START + ((LAST_REGISTRATION - TX_START) * rng.power(1.3, int(newcomer.sum())))
-    promo_arrival = rng.random(int(newcomer.sum())) < 0.12
+    arrivals = TX_START + ((LAST_REGISTRATION - TX_START) * rng.random(int(newcomer.sum())))
+    promo_arrival = rng.random(int(newcomer.sum())) < 0.07
     arrivals[promo_arrival] = rng.integers(
         day("2017-02-01"), day("2017-03-01"), int(promo_arrival.sum())
     )
     promo = np.zeros(n, dtype=bool)
     promo[np.flatnonzero(newcomer)[promo_arrival]] = True
     registered[newcomer] = arrivals.astype(np.int64)
+    stacker = ~dormant & ~promo & (rng.random(n) < 0.033)
+    plan = np.where(stacker, 410, _pick(rng, PLANS, _PLAN_WEIGHTS, n))
     start = np.full(n, NEVER, dtype=np.int64)
-    start[veteran] = TX_START + rng.integers(0, 45, int(veteran.sum()))
+    # Veterans were already subscribed in 2015: their first payment comes at any point of
+    # their plan, so long plans do not all expire in the same month.
+    start[veteran] = TX_START + rng.integers(0, np.maximum(45, plan[veteran]))
     start[newcomer] = registered[newcomer] + rng.integers(0, 4, int(newcomer.sum()))
 
-    auto = rng.random(n) < 0.74
+    auto = stacker | (rng.random(n) < 0.79)
     payment_method = np.where(
         auto, _pick(rng, _PM_AUTO, _PM_AUTO_W, n), _pick(rng, _PM_MANUAL, _PM_MANUAL_W, n)
     )
@@ -163,11 +175,12 @@ def draw_users(rng: np.random.Generator, n: int) -> Users:
         msno=make_msno(rng, n),
         start=start,
         promo=promo,
+        stacker=stacker,
         registered=registered,
         has_profile=dormant | (rng.random(n) >= 0.11),
         auto=auto,
         payment_method=payment_method,
-        plan=_pick(rng, PLANS, _PLAN_WEIGHTS, n),
+        plan=plan,
         price_sensitivity=rng.beta(1.0, 5.0, n),
         engagement=engagement,
         volume=volume,

@@ -65,7 +65,7 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
         )
         disengaged = 1.0 - users.decay_at(in_cohort, cutoff)
         switch_off = 1.0 / (
-            1.0 + np.exp(4.0 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort])
+            1.0 + np.exp(4.9 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort])
         )
         chain.pre_cutoff_cancels(in_cohort, cutoff, switch_off)
         subscribed = _subscribed(chain, len(users), config.log_start)

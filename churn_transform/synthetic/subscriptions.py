@@ -13,11 +13,18 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import day
-from churn_transform.synthetic.population import NEVER, PRICES, SHIFT_START, Users
+from churn_transform.synthetic.population import (
+    NEVER,
+    PRICES,
+    SHIFT_START,
+    STACK_PLAN_SHARE,
+    Users,
+)
 
 LAST_EXPIRY = 24394  # 2036-10-15, the latest expiry in the real files
 NEW_PAYMENT_METHOD = 42  # appears only with the shift knob on
 _STACK_BEFORE = day("2017-01-10")
+_FEWER_SWITCHES_FROM = day("2016-12-01")
 _TX_FIELDS = ("user", "date", "plan", "price", "paid", "auto", "expire", "cancel", "method")
 
 
@@ -28,10 +35,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def price_of(rng: np.random.Generator, plans: np.ndarray) -> np.ndarray:
     """A list price for each plan length."""
     prices = np.zeros(len(plans), dtype=np.int64)
-    for plan_days, options in PRICES.items():
+    for plan_days, (options, weights) in PRICES.items():
         hit = plans == plan_days
-        prices[hit] = rng.choice(np.array(options), size=int(hit.sum()))
+        p = np.array(weights) / sum(weights)
+        prices[hit] = rng.choice(np.array(options), size=int(hit.sum()), p=p)
     return prices
+
+
+def _later(start: np.ndarray, plan: np.ndarray) -> np.ndarray:
+    """The expiry of a plan bought from ``start``: monthly plans run to the same day next month
+    (the last day of a shorter month), so a monthly subscriber expires once in every month."""
+    month = start.astype("datetime64[D]").astype("datetime64[M]")
+    next_month = month + 1
+    length = ((next_month + 1).astype("datetime64[D]") - next_month.astype("datetime64[D]")).astype(
+        np.int64
+    )
+    day_of_month = (start.astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)
+    monthly = next_month.astype("datetime64[D]").astype(np.int64) + np.minimum(
+        day_of_month, length - 1
+    )
+    return np.where(plan == 30, monthly, start + plan)
 
 
 class Chain:
@@ -46,6 +69,7 @@ class Chain:
         self.last_date = np.full(n, -1, dtype=np.int64)
         self.periods = np.zeros(n, dtype=np.int64)
         self.first_date = np.full(n, NEVER, dtype=np.int64)
+        self.next_bill = np.full(n, NEVER, dtype=np.int64)  # stackers' next monthly payment
         self._rows: list[dict[str, np.ndarray]] = []
         #: (users, from, to): days a cancel took away from a paid period (no listening).
         self.blocked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -63,14 +87,19 @@ class Chain:
         rng, users = self.rng, self.users
         price = price_of(rng, plan)
         if paid is None:
-            sens = users.price_sensitivity[idx] + 0.35 * self.shift * (date >= SHIFT_START)
-            discounted = rng.random(len(idx)) < 0.45 * sens
+            # Discounts and free renewals are rare (about 1% of rows in transactions_v2).
+            extra = 0.3 * self.shift * (date >= SHIFT_START)
+            discounted = rng.random(len(idx)) < 0.05 * users.price_sensitivity[idx] + extra
             paid = np.where(discounted, (price * rng.uniform(0.5, 0.9, len(idx))).round(), price)
-            paid = np.where(rng.random(len(idx)) < 0.08 * sens, 0, paid).astype(np.int64)
+            free = rng.random(len(idx)) < 0.015 * users.price_sensitivity[idx]
+            paid = np.where(free, 0, paid).astype(np.int64)
+        else:
+            price = np.where(paid == 0, 0, price)  # promotional free months are listed at 0
         method = users.payment_method[idx].copy()
         shifted = (date >= SHIFT_START) & (rng.random(len(idx)) < 0.4 * self.shift)
         method[shifted] = NEW_PAYMENT_METHOD
-        auto = users.auto[idx] & (cancel == 0)
+        # Free months (promotions, trials, 0-day rows) do not renew by themselves.
+        auto = users.auto[idx] & (cancel == 0) & (paid > 0)
         auto &= ~((date >= SHIFT_START) & (rng.random(len(idx)) < 0.25 * self.shift))
         auto ^= rng.random(len(idx)) < 0.01
         self._rows.append(
@@ -95,9 +124,10 @@ class Chain:
         paid = None
         if newcomer.any():
             trial = newcomer & ((rng.random(len(idx)) < 0.10) | users.promo[idx])
+            trial &= ~users.stacker[idx]
             plan[trial & ~users.promo[idx] & (rng.random(len(idx)) < 0.3)] = 7
             paid = np.where(trial, 0, -1)
-        expire = np.minimum(expire_base + plan, LAST_EXPIRY)
+        expire = np.minimum(_later(expire_base, plan), LAST_EXPIRY)
         if paid is not None and (paid == 0).any():
             self._emit(
                 idx[paid == 0],
@@ -131,10 +161,21 @@ class Chain:
         self._sync_expiry(before)
         self.alive[idx], self.comeback[idx] = True, NEVER
         self.periods[idx] += 1
+        stackers = idx[self.users.stacker[idx]]
+        self.next_bill[stackers] = self.last_date[stackers] + 30
+
+    def _bill(self, idx: np.ndarray) -> None:
+        """Stackers' monthly payment, most often for a 410-day plan, added to their expiry."""
+        date = np.maximum(self.next_bill[idx], self.last_date[idx] + 1)
+        plan = np.where(self.rng.random(len(idx)) < STACK_PLAN_SHARE, 410, 30)
+        expire = np.minimum(self.expiry[idx] + plan, LAST_EXPIRY)
+        self._emit(idx, date, plan, expire, 0)
+        self.expiry[idx] = expire
+        self.next_bill[idx] = date + 30
 
     def _sync_expiry(self, before: int) -> None:
         for rows in self._rows[before:]:
-            if rows["cancel"][0] == 0:
+            if len(rows["cancel"]) and rows["cancel"][0] == 0:
                 self.expiry[rows["user"]] = np.maximum(self.expiry[rows["user"]], rows["expire"])
 
     def renew(self, idx: np.ndarray, floor: np.ndarray) -> None:
@@ -149,7 +190,9 @@ class Chain:
         )
         # A few cancel auto-renew, then re-subscribe anyway: the cancel keeps the expiry.
         when = date - rng.integers(3, 12, len(idx))
-        switch = (rng.random(len(idx)) < 0.02) & (when >= floor) & (when > self.last_date[idx])
+        # Such switches were common until late 2016 (about 4% of v1 rows are cancels, 2.5% of v2).
+        chance = np.where(date < _FEWER_SWITCHES_FROM, 0.035, 0.005)
+        switch = (rng.random(len(idx)) < chance) & (when >= floor) & (when > self.last_date[idx])
         if switch.any():
             s = idx[switch]
             self._emit(s, when[switch], self.users.plan[s], expiry[switch], 1)
@@ -174,18 +217,21 @@ class Chain:
     def churn(self, idx: np.ndarray, floor: np.ndarray) -> None:
         """Churned: auto payers cancel (often ending the membership at once); some return later."""
         rng, expiry = self.rng, self.expiry[idx]
-        cancels = self.users.auto[idx] & (rng.random(len(idx)) < 0.45)
+        cancels = self.users.auto[idx] & (rng.random(len(idx)) < 0.2)
         if cancels.any():
             c = idx[cancels]
             when = np.maximum(expiry[cancels] - rng.integers(0, 21, len(c)), floor[cancels])
-            ends_now = rng.random(len(c)) < 0.6
+            ends_now = rng.random(len(c)) < 0.7
             expire = np.where(ends_now, when - rng.integers(1, 4, len(c)), expiry[cancels])
             self._emit(c, when, self.users.plan[c], expire, 1)
             cut = expire < self.expiry[c]
             self.blocked.append((c[cut], when[cut], self.expiry[c][cut]))
             self.expiry[c] = np.minimum(self.expiry[c], expire)
         self.alive[idx] = False
-        returns = rng.random(len(idx)) < self.users.return_chance[idx]
+        # A user who has stopped listening seldom comes back: a returning user who never logs
+        # would keep paying, unseen, for months.
+        engaged = self.users.decay_at(idx, self.expiry[idx])
+        returns = rng.random(len(idx)) < self.users.return_chance[idx] * engaged
         gap = 30 + rng.exponential(150.0, len(idx)).astype(np.int64) + 1
         later = np.maximum(self.expiry[idx] + gap, self.last_date[idx] + 1)
         self.comeback[idx] = np.where(returns, later, NEVER)
@@ -197,20 +243,25 @@ class Chain:
             -3.4
             + 1.7 * ~users.auto[idx]
             + 2.0 * users.price_sensitivity[idx]
-            + 1.8 * (1.0 - users.decay_at(idx, self.expiry[idx]))
+            + 2.2 * (1.0 - users.decay_at(idx, self.expiry[idx]))
             + 0.8 * (self.periods[idx] < 2)
             - 0.8 * (users.plan[idx] >= 90)
         )
         return _sigmoid(logit)
 
     def advance(self, until: int) -> None:
-        """Play every start, renewal and return that happens before day ``until``."""
+        """Play every start, payment, renewal and return that happens before day ``until``."""
         while True:
             starting = np.flatnonzero(~self.alive & (self.comeback < until))
             if len(starting):
                 self._start(starting)
-            due = np.flatnonzero(self.alive & (self.expiry < until))
-            if not len(due) and not len(starting):
+            billing = self.alive & (self.next_bill < until)
+            # A stacker's payments come before its expiry: it is never due while it pays.
+            due = np.flatnonzero(self.alive & (self.expiry < until) & ~billing)
+            billed = np.flatnonzero(billing)
+            if len(billed):
+                self._bill(billed)
+            if not len(due) and not len(starting) and not len(billed):
                 return
             if len(due):
                 churned = self.rng.random(len(due)) < self.latent_churn_chance(due)

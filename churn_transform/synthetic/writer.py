@@ -37,7 +37,7 @@ def transactions_files(
     date = transactions["date"].to_numpy()
     expire = transactions["expire"].to_numpy()
     draw = rng.random(len(rows))
-    epoch = (date < _EPOCH_QUIRK_BEFORE) & (expire < _EPOCH_QUIRK_BEFORE) & (draw < 0.0001)
+    epoch = (date < _EPOCH_QUIRK_BEFORE) & (expire < _EPOCH_QUIRK_BEFORE) & (draw < 0.0003)
     rows.loc[epoch, "membership_expire_date"] = 19700101
     late = (date >= day("2017-01-01")) & (date < V2_START) & (draw > 0.998)
     duplicate = (date >= day("2017-02-01")) & (date < V2_START) & (draw < 0.03)
