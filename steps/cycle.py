@@ -1,20 +1,20 @@
 """Entry point ``cycle``: one month of the platform's life, after that month's increment landed.
 
 For ``--month M`` (its data in ``<raw>/increments/M/``, with the list of cohort M+1 to score and
-the labels of cohort M, as the challenge's files deliver March's labels with March's data):
+the labels of cohort M-1, known once the 30 days after its expiries passed; docs/generator.md):
 
 1. ``ingest``: the increment becomes a layer of silver (nothing, if it already is);
 2. ``feature`` and ``validate``: gold of the cohort to score (M+1) and of the newly labelled
-   cohort (M);
+   cohort (M-1);
 3. ``score`` cohort M+1 with the champion (once per champion version), and ``materialize`` its
    features into the online store, so answers by id serve the new cohort;
-4. ``quality`` of cohort M: the predictions made for it a month ago (batch and, over
-   ``--drift-days``, the service's traffic) against its labels, per version and segment;
+4. ``quality`` of cohort M-1: the predictions made for it two cycles ago against its labels,
+   per model version and segment;
 5. ``drift`` of the service's recent traffic against the champion's training data;
 6. the written policy (``churn_transform.policy``) decides whether to retrain; if so,
-   ``train`` on cohort M-1 judged on cohort M, whose gate promotes the candidate only if it beats
-   the champion there by the margin with no segment regressing, then ``import``. A running
-   service follows the new champion by itself.
+   ``train`` on cohort M-2 judged on cohort M-1 (the newest labelled), whose gate promotes the
+   candidate only if it beats the champion there by the margin with no segment regressing, then
+   ``import``. A running service follows the new champion by itself.
 
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
 ``cycles/M.json`` in the lake. Idempotent: each step is, and a month whose retraining already
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = start("cycle")
     args = _arguments(argv)
     lake = lake_of(settings)
-    month, scoring, previous = args.month, shift_month(args.month, 1), shift_month(args.month, -1)
+    month, scoring = args.month, shift_month(args.month, 1)
+    labelled, before = shift_month(month, -1), shift_month(month, -2)
     policy = Policy(args.max_auc_drop, args.max_age_months, args.retrain_on_drift)
     record_path = lake.path_of(lake.url("cycles", f"{month}.json"))
 
@@ -79,16 +80,16 @@ def main(argv: list[str] | None = None) -> None:
 
     with tracked_run(settings, f"cycle-{month}") as run:
         step("ingest", buckets=0, blocksize="32MB", allow_shrink="false")
-        for each in (month, scoring):
+        for each in (labelled, scoring):
             step("feature", cohort=each)
-        step("validate", cohorts=f"{month},{scoring}")
+        step("validate", cohorts=f"{labelled},{scoring}")
         version, own, params = _champion(settings)
         step("score", cohort=scoring)
         step("materialize", cohort=scoring)  # answers by id serve the new cohort
         quality = _metrics(
             step(
                 "quality",
-                cohort=month,
+                cohort=labelled,
                 traffic_start="none",
                 traffic_end="none",
                 min_segment_users=args.min_segment_users,
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         drift = _metrics(step("drift", end="today", days=args.drift_days, fail_on_drift="false"))
         evidence = Evidence(
-            cohort=month,
+            cohort=labelled,
             realized_auc=quality.get(f"batch.v{version}.roc_auc"),
             evaluated_auc=own.get("roc_auc"),
             evaluated_cohort=params.get("eval_cohort"),
@@ -110,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         elif decision.retrain:
             train_run = step(
                 "train",
-                train_cohort=previous,
-                eval_cohort=month,
+                train_cohort=before,
+                eval_cohort=labelled,
                 margin=args.margin,
                 min_auc=args.min_auc,
                 min_oracle_share=args.min_oracle_share,
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         record = {
             "month": month,
             "scored": scoring,
+            "labelled": labelled,
             "champion_before": version,
             "champion_after": served,
             "realized_roc_auc": evidence.realized_auc,

@@ -498,7 +498,7 @@ def prometheus_query(prometheus: str, expr: str, timeout: float = 30) -> list[di
             ).json()
             if answer["data"]["result"]:
                 return answer["data"]["result"]
-        except requests.ConnectionError:  # not listening yet
+        except (requests.ConnectionError, ValueError):  # not listening, or not ready, yet
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{expr} returned nothing in {timeout} s")

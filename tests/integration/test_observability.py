@@ -167,7 +167,7 @@ def test_every_alert_rule_loads_and_evaluates(prometheus: str) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 5
+    assert len(rules) == 6
     assert all(rule["health"] == "ok" for rule in rules), rules
     firing = {rule["name"] for rule in rules if rule["state"] != "inactive"}
     assert "ChurnServiceDown" not in firing and "ChurnTrafficLogDrops" not in firing
