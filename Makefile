@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-increment bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo cycle generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-increment bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ lock: | $(UV) ## Refresh uv.lock to the newest allowed versions, and the Bento's
 
 demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 	$(BIN)/mlflow run . -e main --env-manager local -P users=$(USERS)
+
+cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
+	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
 
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
@@ -78,7 +81,10 @@ format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
+bench-cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
+	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
+
+generate: setup ## Generator throughput and peak memory (USERS=20000)
 	$(BIN)/python benchmarks/generate.py --users $(USERS)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)

@@ -22,6 +22,7 @@ import posixpath
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from churn_transform.gold import build_gold, read_gold
 from churn_transform.lake import Lake
@@ -60,11 +61,15 @@ def served(settings: Settings, start: str, end: str) -> pd.DataFrame:
 
 
 def evaluated_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
-    """Each model version's ROC AUC on its own evaluation cohort, from its training run."""
+    """Each model version's ROC AUC on its own evaluation cohort, from its training run (versions
+    the registry does not hold are left out)."""
     client = mlflow.MlflowClient(settings.tracking_uri)
     found = {}
     for version in versions:
-        registered = client.get_model_version(settings.model_name, version)
+        try:
+            registered = client.get_model_version(settings.model_name, version)
+        except MlflowException:  # a version this registry does not hold (or no longer)
+            continue
         metrics = client.get_run(str(registered.run_id)).data.metrics
         if "roc_auc" in metrics:
             found[version] = metrics["roc_auc"]

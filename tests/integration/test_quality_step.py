@@ -4,17 +4,23 @@ and pushes the overall figures to a real Prometheus Pushgateway."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import requests
+from sklearn.metrics import roc_auc_score
 
-from tests.conftest import Champion, run_step, start_pushgateway, stop
+from churn_transform.records import Prediction
+from churn_transform.serving import Record, traffic_entries
+from churn_transform.traffic import TrafficLog
+from tests.conftest import Champion, records_of, run_step, start_pushgateway, stop
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +67,49 @@ def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
     assert (table.loc[table["segment"] != "all", "users"] >= 200).all()
     assert 'kkbox_realized_roc_auc{cohort="2017-03",instance="",job="kkbox-quality",' in pushed
     assert 'kkbox_evaluated_roc_auc{instance="",job="kkbox-quality",model_version="1"}' in pushed
+
+
+def test_the_service_s_answers_are_measured_per_version_beside_the_batch(
+    champion: Champion, tmp_path: Path
+) -> None:
+    """Traffic-log lines (as the service writes them, each with its model version) over a window
+    of days count as a source of their own."""
+    lake, traffic = tmp_path / "lake", tmp_path / "traffic"
+    shutil.copytree(champion.env["KKBOX_LAKE_URI"], lake)
+    march = champion.gold("2017-03")
+    records = [Record(**r) for r in records_of(march)]
+    log = TrafficLog(str(traffic))
+    for version, part in (("1", records[:600]), ("7", records[600:])):
+        answers = [
+            Prediction(msno=r.msno, churn_probability=p, churn=p > 0.5, model_version=version)
+            for r, p in zip(part, np.linspace(0.01, 0.99, len(part)), strict=True)
+        ]
+        log.append(traffic_entries(part, answers, version))
+    log.close()
+    env = {**champion.env, "KKBOX_LAKE_URI": str(lake), "KKBOX_TRAFFIC_LOG_URI": str(traffic)}
+    today = datetime.date.today().isoformat()
+    run_step(
+        env,
+        sys.executable,
+        "-m",
+        "steps.quality",
+        "--cohort",
+        "2017-03",
+        "--traffic-start",
+        today,
+        "--traffic-end",
+        today,
+        "--min-segment-users",
+        "100",
+    )
+    table = pd.read_parquet(lake / "quality" / "2017-03" / "quality.parquet")
+    overall = table[table["segment"] == "all"].set_index(["source", "model_version"])
+    assert overall.loc[("traffic", "1"), "users"] == 600
+    assert overall.loc[("traffic", "7"), "users"] == len(records) - 600
+    labels = march.set_index("msno")["is_churn"]
+    first = [r.msno for r in records[:600]]
+    expected = roc_auc_score(labels.reindex(first), np.linspace(0.01, 0.99, 600))
+    assert overall.loc[("traffic", "1"), "roc_auc"] == pytest.approx(expected)
 
 
 def test_a_cohort_without_predictions_or_labels_measures_nothing(
