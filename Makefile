@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo cycle generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-increment bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ lock: | $(UV) ## Refresh uv.lock to the newest allowed versions, and the Bento's
 demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 	$(BIN)/mlflow run . -e main --env-manager local -P users=$(USERS)
 
+cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
+	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
+
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
 
@@ -55,10 +58,11 @@ dashboard: setup ## The Streamlit dashboard on http://127.0.0.1:8501
 bento: setup ## Build the service's Bento (and its Dockerfile) from bentofile.yaml
 	$(BIN)/bentoml build
 
-system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus, Redis, Chromium); needs root
+system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus and its Pushgateway, Redis, Chromium); needs root
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ "$$KKBOX_TEST_BROWSER" = playwright ] || command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
@@ -77,11 +81,17 @@ format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
+bench-cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
+	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
+
+generate: setup ## Generator throughput and peak memory (USERS=20000)
 	$(BIN)/python benchmarks/generate.py --users $(USERS)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
 	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(USERS))
+
+bench-increment: setup ## One month's increment against a whole ingest (RAW=folder, or USERS=N to generate)
+	$(BIN)/python benchmarks/increment.py $(if $(RAW),--raw $(RAW),--users $(USERS))
 
 fidelity: setup ## How closely a raw folder matches the real KKBox data (RAW=folder, default data/raw)
 	$(BIN)/python benchmarks/fidelity.py --raw $(or $(RAW),data/raw)

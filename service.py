@@ -21,7 +21,10 @@ cohort optional) and answers the same ``Prediction`` per id from the features th
 unknown ids are a 404 that names them. ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's.
 A worker dies with the ``bentoml serve`` that started it (Linux), and SIGTERM answers the
 requests in flight first. Every prediction is appended to the traffic log off the request path
-(``churn_transform.traffic``). The service does no feature work of its own: the model's
+(``churn_transform.traffic``). Every ``KKBOX_CHAMPION_POLL_SECONDS`` each worker checks the
+registry's champion alias and, when it names a new version, loads it (trusted types only) and
+swaps it in between two batches, without a restart (``churn_transform.follow``); 0 keeps the
+model the service started with. The service does no feature work of its own: the model's
 transformer does it, exactly as in training.
 
 This module only wires BentoML up: the champion, the request record and the metrics are in
@@ -34,6 +37,7 @@ calls it and its ASGI app with a model fitted in the test.
 from __future__ import annotations
 
 import logging
+import shutil
 from typing import Annotated, Any, TypeVar
 
 import bentoml
@@ -48,9 +52,11 @@ from churn_transform.access import (
     refuse_open_bind,
 )
 from churn_transform.artifact import load_model
+from churn_transform.follow import FollowChampion
 from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
 from churn_transform.online_store import OnlineFeatures, UnknownCohortError, online_store
 from churn_transform.records import Explained, Prediction
+from churn_transform.registry import Registered, aliased, fetch
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
 from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
 from churn_transform.settings import Settings
@@ -120,12 +126,20 @@ class ChurnService:
         quiet_refusals("bentoml._internal.server.http_app", ServiceUnavailable)
         self.champion = champion or load_champion(type(self).model_ref)
         self.metrics = metrics()
-        labels = self.champion.labels
-        self.metrics["model"].labels(
-            version=self.champion.version,
-            run_id=labels["run_id"],
-            data_version=labels["data_version"],
-        ).set(1)
+        self._announce(self.champion, 1)
+        settings = self.settings
+        self.follower = FollowChampion(
+            served=lambda: Registered(self.champion.version, self.champion.labels["run_id"]),
+            aliased=lambda: aliased(
+                settings.tracking_uri, settings.model_name, settings.champion_alias
+            ),
+            load=self._fetch,
+            swap=self._serve,
+            # a model handed over by a test is not the registry's: it is not followed
+            interval=settings.champion_poll_seconds if champion is None else 0,
+            count=lambda outcome: self.metrics["switches"].labels(outcome=outcome).inc(),
+        )
+        self.follower.start()
         ship = self.settings.traffic_ship_uri
         self.traffic = TrafficLog(
             self.settings.traffic_log_uri,
@@ -142,6 +156,28 @@ class ChurnService:
     def refuse_an_open_network_bind() -> None:
         """In ``bentoml serve`` itself, once, before it binds its socket: no key, no network."""
         refuse_open_bind(keyring(SETTINGS), command_line_host())
+
+    def _announce(self, champion: Champion, value: int) -> None:
+        labels = champion.labels
+        self.metrics["model"].labels(
+            version=champion.version, run_id=labels["run_id"], data_version=labels["data_version"]
+        ).set(value)
+
+    def _fetch(self, wanted: Registered) -> Champion:
+        """A registry version as a Champion, read with the project's trusted types only."""
+        settings = self.settings
+        folder, labels, about = fetch(settings.tracking_uri, settings.model_name, wanted.version)
+        try:
+            model = load_model(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return Champion(model, f"{settings.model_name}:v{wanted.version}", labels, about)
+
+    def _serve(self, champion: Champion) -> None:
+        """Swap the champion in: one assignment, so a batch scores with one model throughout."""
+        previous, self.champion = self.champion, champion
+        self._announce(previous, 0)
+        self._announce(champion, 1)
 
     def _logged(self, count: int, depth: int) -> None:
         self.metrics["logged"].inc(count)
@@ -228,7 +264,8 @@ class ChurnService:
         for answer in answers:
             self.metrics["probability"].observe(answer.churn_probability)
             self.metrics["predictions"].labels(decision="churn" if answer.churn else "stay").inc()
-        self.traffic.append(traffic_entries(records, answers, self.champion.version))
+        # the version that answered: the champion may have been swapped in since
+        self.traffic.append(traffic_entries(records, answers, answers[0].model_version))
         self.metrics["queue"].set(self.traffic.depth)
         return answers
 
@@ -245,6 +282,7 @@ class ChurnService:
 
     @bentoml.on_shutdown
     def flush_traffic_log(self) -> None:
+        self.follower.stop()
         self.traffic.close()
 
 

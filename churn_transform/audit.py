@@ -10,12 +10,13 @@ stays unpublished, its report kept beside it and under ``reports/audit/``.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fsspec.core import url_to_fs
 
-from churn_transform.schema import RAW_FILES
+from churn_transform.schema import RAW_FILES, raw_columns
 from churn_transform.snapshot import Snapshot
 
 #: Enough of a file to hold its header and the start of its first row.
@@ -55,11 +56,13 @@ def parse_head(head: bytes) -> RawHead:
     return RawHead(columns, any(line.strip() for line in lines[1:]))
 
 
-def read_heads(raw_url: str, storage_options: dict[str, object]) -> dict[str, RawHead]:
-    """The head of every raw file (a few kilobytes each)."""
+def read_heads(
+    raw_url: str, storage_options: dict[str, object], names: Iterable[str] = RAW_FILES
+) -> dict[str, RawHead]:
+    """The head of every raw file (or of ``names``, under ``raw_url``): a few kilobytes each."""
     fs, root = url_to_fs(raw_url, **storage_options)
     heads = {}
-    for name in RAW_FILES:
+    for name in names:
         path = posixpath.join(root, name)
         size = int(fs.info(path)["size"])
         heads[name] = parse_head(
@@ -69,10 +72,11 @@ def read_heads(raw_url: str, storage_options: dict[str, object]) -> dict[str, Ra
 
 
 def check_headers(heads: dict[str, RawHead]) -> None:
-    """Every file with a header names ``schema.RAW_FILES``' columns, by name and in order."""
+    """Every file with a header names its columns (``schema.raw_columns``), by name and in
+    order."""
     problems = []
     for name, head in heads.items():
-        expected = RAW_FILES[name]
+        expected = raw_columns(name)
         if not head.columns or head.columns == expected:  # an empty file: check_files_kept's
             continue
         missing = [c for c in expected if c not in head.columns]

@@ -19,6 +19,7 @@ import shutil
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from churn_transform.increments import INCREMENTS, Increment
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.schema import RAW_FILES
 from churn_transform.snapshot import Snapshot
@@ -69,6 +70,25 @@ def copy_to_bronze(
 
     lake.publish("bronze", "raw", snapshot.id, copy, point=False)
     return bronze_files(lake, snapshot.id)
+
+
+def copy_increment_to_bronze(
+    lake: Lake, increment: Increment, storage_options: dict[str, object]
+) -> str:
+    """Copy a monthly increment's files, as they are, into
+    ``bronze/increments/<month>-<id>/`` (once); the folder's URL."""
+
+    def copy(url: str) -> None:
+        source_fs, root = url_to_fs(increment.url, **storage_options)
+        lake.fs.makedirs(lake.path_of(url), exist_ok=True)
+        for name in increment.files:
+            target = posixpath.join(lake.path_of(url), name)
+            source = posixpath.join(root, name)
+            with source_fs.open(source, "rb") as src, lake.fs.open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 16 * 2**20)
+
+    version = f"{increment.month}-{increment.id}"
+    return lake.publish("bronze", INCREMENTS, version, copy, point=False)
 
 
 def bronze_manifest(lake: Lake, version: str | None = None) -> dict[str, dict[str, object]]:

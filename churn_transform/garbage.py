@@ -6,20 +6,25 @@ report stays under ``reports/audit/``) and a pointer's leftover temporary file a
 ``collect_garbage`` (the ``gc`` step) does that everywhere and keeps, per table, the current
 version and the newest ones up to ``keep``, and any gold version whose content hash is in
 ``referenced`` (what DVC's workspace or a registered model was built on), with the silver and
-bronze snapshots those came from. Bronze folders are kept while a kept snapshot's manifest
-names them (an unchanged raw file is copied once, ``bronze``).
+bronze snapshots those came from; a kept snapshot keeps the lower layers it is built on (monthly
+increments, ``silver.layers``). Bronze folders are kept while a kept snapshot's manifest names
+them (an unchanged raw file is copied once, ``bronze``), and so are increments' copies.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from churn_transform.bronze import bronze_manifest
 from churn_transform.gold import gold_summary
+from churn_transform.increments import INCREMENTS
 from churn_transform.lake import Lake, TableNotFoundError
+from churn_transform.silver import snapshot_layers
+from churn_transform.silver.read import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +62,22 @@ def _remove_unpublished(lake: Lake, area: str, table: str, report: GarbageReport
 
 
 def _prune(
-    lake: Lake, area: str, table: str, keep: int, protected: set[str], report: GarbageReport
+    lake: Lake,
+    area: str,
+    table: str,
+    keep: int,
+    protected: set[str],
+    report: GarbageReport,
+    needs: Callable[[str], Iterable[str]] = lambda version: (),
 ) -> list[str]:
-    """Keep the current version, the newest up to ``keep`` and ``protected``; the kept ones."""
+    """Keep the current version, the newest up to ``keep`` and ``protected``, and what each of
+    those ``needs`` (a snapshot's lower layers); the kept ones."""
     current = _current(lake, area, table)
     complete = [v for v in lake.versions(area, table) if lake.has_version(area, table, v)]
     newest = sorted(complete, key=lambda v: lake.completed_at(area, table, v), reverse=True)
     kept = {v for v in [current, *[n for n in newest if n != current][: max(keep - 1, 0)]] if v}
     kept |= protected & set(complete)
+    kept |= {needed for version in set(kept) for needed in needs(version)} & set(complete)
     for version in complete:
         if version not in kept:
             _remove(lake, report, *lake.version_parts(area, table, version))
@@ -97,7 +110,7 @@ def collect_garbage(lake: Lake, keep: int, referenced: Iterable[str] = ()) -> Ga
         for area, tables in (
             ("gold", _tables(lake, "gold")),
             ("silver", [""]),
-            ("bronze", ["raw"]),
+            ("bronze", ["raw", INCREMENTS]),
         ):
             for table in tables:
                 _remove_unpublished(lake, area, table, report)
@@ -109,8 +122,11 @@ def collect_garbage(lake: Lake, keep: int, referenced: Iterable[str] = ()) -> Ga
             protected = {v for v, summary in built_from.items() if summary.get("hash") in hashes}
             _prune(lake, "gold", table, keep, protected, report)
             silver_needed |= {str(built_from[v].get("silver")) for v in protected}
-        silver = _prune(lake, "silver", "", keep, silver_needed, report)
+        silver = _prune(
+            lake, "silver", "", keep, silver_needed, report, lambda v: snapshot_layers(lake, v)
+        )
         _prune_bronze(lake, {v.split("-f", 1)[0] for v in silver}, report)
+        _prune_bronze_increments(lake, silver, report)
     log.info("gc: %s", report.text())
     return report
 
@@ -127,3 +143,15 @@ def _prune_bronze(lake: Lake, snapshots: set[str], report: GarbageReport) -> Non
         if version not in folders:
             _remove(lake, report, "bronze", "raw", version)
     report.kept["bronze/raw"] = sorted(folders)
+
+
+def _prune_bronze_increments(lake: Lake, silver: list[str], report: GarbageReport) -> None:
+    """Keep the bronze copy of every increment a kept silver snapshot holds; remove the rest."""
+    kept = set()
+    for version in silver:
+        manifest = lake.fs.cat_file(lake.path_of(lake.url("silver", version, MANIFEST)))
+        kept |= {f"{m}-{i}" for m, i in json.loads(manifest).get("increments", {}).items()}
+    for version in lake.versions("bronze", INCREMENTS):
+        if version not in kept:
+            _remove(lake, report, "bronze", INCREMENTS, version)
+    report.kept[f"bronze/{INCREMENTS}"] = sorted(kept)

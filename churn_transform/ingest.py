@@ -36,7 +36,8 @@ from churn_transform.audit import (
     files_record,
     read_heads,
 )
-from churn_transform.bronze import copy_to_bronze
+from churn_transform.bronze import copy_increment_to_bronze, copy_to_bronze
+from churn_transform.increments import INCREMENTS, Increment, landed_increments, layer_version
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.silver import SOURCES, build_silver_tables
 from churn_transform.silver.read import MANIFEST, TABLE_MARKER, table_marker
@@ -67,6 +68,9 @@ class IngestReport:
     tables: dict[str, TableReport] = field(default_factory=dict)
     #: Data losses let through by ``allow_shrink``.
     warnings: list[str] = field(default_factory=list)
+    #: The monthly increments on top of the base snapshot, oldest first (``version`` is then
+    #: the newest's layer).
+    increments: list[str] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -105,7 +109,7 @@ def ingest(
     ``lake.LakeLockedError`` when another writer holds the lake.
     """
     with lake.lock("ingest"):
-        for area, table in (("silver", ""), ("bronze", "raw")):
+        for area, table in (("silver", ""), ("bronze", "raw"), ("bronze", INCREMENTS)):
             lake.remove_unpublished(area, table)
         snapshot = snapshot_of(raw_url, storage_options)
         buckets = buckets or auto_buckets(snapshot)
@@ -129,9 +133,91 @@ def ingest(
                 )
         else:
             _fill_tables(lake, report, snapshot)
+        _ingest_increments(lake, report, raw_url, storage_options, blocksize)
         lake.point("silver", "", report.version)  # the whole snapshot goes live at once
         lake.point("bronze", "raw", snapshot.id)
     return report
+
+
+def _ingest_increments(
+    lake: Lake,
+    report: IngestReport,
+    raw_url: str,
+    storage_options: dict[str, object],
+    blocksize: str,
+) -> None:
+    """Put each landed monthly increment, oldest first, as a layer on the base snapshot
+    ``report.version`` (written once: a layer already in the lake is reused), and make
+    ``report.version`` the top one. Every layer below the top is marked published (kept by
+    ``remove_unpublished``) but not made current: readers see the base and all increments go
+    live at once."""
+    increments = landed_increments(raw_url, storage_options)
+    for increment in increments:
+        version = layer_version(report.version, increment, SILVER_FORMAT, report.buckets)
+        if not lake.has_version("silver", "", version):
+            check_headers(read_heads(increment.url, storage_options, increment.files))
+            _write_layer(lake, report, version, increment, storage_options, blocksize)
+        audited = lake.audit_of("silver", "", version) or _audit(lake, version, True)
+        if not audited["ok"]:
+            raise AuditError(
+                f"silver {version} (the increment of {increment.month}) failed its audit and "
+                "was not published",
+                audited,
+                audited.get("text", ""),
+            )
+        lake.mark_published("silver", "", report.version)
+        report.version = version
+        report.increments.append(increment.month)
+    if landed_increments(raw_url, storage_options) != increments:
+        raise RuntimeError(f"the increments at {raw_url} changed during ingest; run it again")
+
+
+def _write_layer(
+    lake: Lake,
+    report: IngestReport,
+    version: str,
+    increment: Increment,
+    storage_options: dict[str, object],
+    blocksize: str,
+) -> None:
+    """Write the silver layer of ``increment`` on top of ``report.version`` (unpublished):
+    only the increment's rows, bucketed like the base, each table's counts and marker, and
+    a manifest naming every layer of the new snapshot."""
+    previous = _manifest_of(lake, report.version)
+    urls = lake.stage("silver", list(SOURCES), version)
+    files = increment.sources()
+    source, source_options = increment.url, storage_options
+    bronze = copy_increment_to_bronze(lake, increment, storage_options)
+    if not _tasks_read(increment.url):  # the workers read the lake's bronze copy
+        source, source_options = bronze, lake.storage_options
+    found = build_silver_tables(
+        {table: url for table, url in urls.items() if files[table]},
+        {name: f"{source}/{name}" for names in files.values() for name in names},
+        source_options,
+        report.buckets,
+        lake.storage_options,
+        blocksize,
+        files=files,
+    )
+    for table, url in urls.items():
+        folder = lake.path_of(url)
+        lake.fs.makedirs(folder, exist_ok=True)
+        counts = found.get(table, {"rows_in": 0, "rows_out": 0})
+        lake.fs.pipe_file(f"{folder}/_counts.json", json.dumps(counts).encode())
+        lake.fs.pipe_file(f"{folder}/{TABLE_MARKER}", table_marker(version, report.buckets))
+    manifest = {
+        **previous,
+        "version": version,
+        "layers": [*previous.get("layers", [report.version]), version],
+        "increments": {**previous.get("increments", {}), increment.month: increment.id},
+        "increment_rows_in": {
+            **previous.get("increment_rows_in", {}),
+            increment.month: {table: counts.get("rows_in", 0) for table, counts in found.items()},
+        },
+    }
+    manifest_path = lake.path_of(lake.url("silver", version, MANIFEST))
+    lake.fs.pipe_file(manifest_path, json.dumps(manifest, indent=1).encode())
+    lake.complete("silver", "", version)
 
 
 def _write_and_audit(
@@ -174,9 +260,10 @@ def _write_and_audit(
         log.warning("allowed by allow_shrink: %s", warning)
 
 
-def _audit(lake: Lake, version: str) -> dict[str, Any]:
-    """Validate the written, unpublished snapshot and keep the report beside it."""
-    validation = validate_silver(lake, version)
+def _audit(lake: Lake, version: str, newest_layer_only: bool = False) -> dict[str, Any]:
+    """Validate the written, unpublished snapshot (or only its newest layer) and keep the
+    report beside it."""
+    validation = validate_silver(lake, version, newest_layer_only)
     audited = {**validation.as_dict(), "text": validation.text()}
     where = lake.record_audit("silver", "", version, audited)
     log.info("silver %s: %s (report: %s)", version, validation.text().splitlines()[0], where)
@@ -186,9 +273,12 @@ def _audit(lake: Lake, version: str) -> dict[str, Any]:
 def _current_manifest(lake: Lake) -> dict[str, Any]:
     """The current silver snapshot's manifest; empty when there is none."""
     try:
-        version = lake.current_version("silver", "")
+        return _manifest_of(lake, lake.current_version("silver", ""))
     except TableNotFoundError:
         return {}
+
+
+def _manifest_of(lake: Lake, version: str) -> dict[str, Any]:
     path = lake.path_of(lake.url("silver", version, MANIFEST))
     return dict(json.loads(lake.fs.cat_file(path))) if lake.fs.exists(path) else {}
 

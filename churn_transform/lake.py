@@ -181,11 +181,16 @@ class Lake:
         """Whether a version was ever made current (and so passed its audit)."""
         return self.fs.exists(self._key(*self.version_parts(area, table, version), PUBLISHED))
 
-    def point(self, area: str, table: str, version: str) -> None:
-        """Make a complete version current: one atomic write of the pointer."""
+    def mark_published(self, area: str, table: str, version: str) -> None:
+        """Record that a complete, audited version is part of what is published (a lower
+        layer of the snapshot about to go live) without making it current."""
         if not self.has_version(area, table, version):
             raise TableNotFoundError(f"{area}/{table} has no complete version {version!r}")
         self.fs.pipe_file(self._key(*self.version_parts(area, table, version), PUBLISHED), b"")
+
+    def point(self, area: str, table: str, version: str) -> None:
+        """Make a complete version current: one atomic write of the pointer."""
+        self.mark_published(area, table, version)
         pointer = self._key(*self.versions_parts(area, table), POINTER)
         if self._protocol:  # one PUT: S3 replaces an object atomically
             self.fs.pipe_file(pointer, version.encode())

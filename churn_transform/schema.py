@@ -9,6 +9,7 @@ prediction service imports this module, and it must not carry the batch pipeline
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import pandera.pandas as pa
@@ -87,11 +88,48 @@ LABEL_FILES: Final[dict[str, str]] = {
     "sample_submission_v2.csv": "2017-04",
 }
 
+#: The files of one month's increment, landed in ``<raw>/increments/<YYYY-MM>/``, each with the
+#: columns of the original file it continues (all optional; see docs/data-pipeline.md).
+INCREMENT_FILES: Final[dict[str, str]] = {
+    "members.csv": "members_v3.csv",
+    "transactions.csv": "transactions.csv",
+    "user_logs.csv": "user_logs.csv",
+}
+#: The label files an increment may carry: ``labels_<YYYY-MM>.csv``, a cohort's labels once they
+#: are known; ``cohort_<YYYY-MM>.csv``, a cohort to score (``sample_submission``'s form).
+INCREMENT_LABEL_FILE: Final = re.compile(r"(labels|cohort)_(\d{4}-(?:0[1-9]|1[0-2]))\.csv")
+
+
+def raw_columns(name: str) -> tuple[str, ...]:
+    """The columns of a raw file: one of the eight, or a file of a monthly increment."""
+    if name in RAW_FILES:
+        return RAW_FILES[name]
+    if name in INCREMENT_FILES:
+        return RAW_FILES[INCREMENT_FILES[name]]
+    if INCREMENT_LABEL_FILE.fullmatch(name):
+        return RAW_FILES["train.csv"]
+    raise KeyError(f"{name} is neither a KKBox file nor a file of a monthly increment")
+
+
+def label_file(name: str) -> tuple[str, bool]:
+    """The cohort a label file is of, and whether it holds labels (not a list to score)."""
+    if name in LABEL_FILES:
+        return LABEL_FILES[name], name != "sample_submission_v2.csv"
+    found = INCREMENT_LABEL_FILE.fullmatch(name)
+    if found is None:
+        raise KeyError(f"{name} is not a label file")
+    return found[2], found[1] == "labels"
+
+
 #: Length of a KKBox user id: 32 random bytes in base64, ending in "=".
 MSNO_LENGTH: Final[int] = 44
 
 #: The cohort whose label is unknown: the month the challenge asks to predict.
 SCORING_COHORT: Final[str] = LABEL_FILES["sample_submission_v2.csv"]
+#: The cohorts the challenge gives labels for: always labelled.
+TRAINING_COHORTS: Final[tuple[str, ...]] = tuple(
+    cohort for cohort in LABEL_FILES.values() if cohort != SCORING_COHORT
+)
 
 #: Values of ``gender`` when known (empty in the raw file when unknown).
 GENDERS: Final[tuple[str, ...]] = ("male", "female")

@@ -179,6 +179,12 @@ def metrics() -> dict[str, Any]:
         "limited": Counter(
             "kkbox_rate_limited", "Requests refused 429 over a key's rate, by key name", ["key"]
         ),
+        "switches": Counter(
+            "kkbox_champion_switches",
+            "Champion checks that switched to a new version, refused one (not a model this "
+            "project trained) or could not reach the registry, by outcome",
+            ["outcome"],
+        ),
     }
 
 

@@ -154,6 +154,17 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of the service.")
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Prometheus Pushgateway the quality step pushes realized quality to; none: "
+        "no push.",
+    )
+    champion_poll_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the service checks the registry's champion alias and switches to "
+        "a newly promoted version; 0: serve the model it started with (image-bound).",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="The key the dashboard and the load tests send to the service."
     )
@@ -206,6 +217,7 @@ class Settings(BaseSettings):
         "api_keys_file",
         "api_key",
         "traffic_ship_uri",
+        "pushgateway_url",
         "feature_registry",
         "online_store_path",
         mode="before",

@@ -27,8 +27,7 @@ from churn_transform.lake import Lake
 from churn_transform.schema import (
     GENDERS,
     LABEL,
-    LABEL_FILES,
-    SCORING_COHORT,
+    TRAINING_COHORTS,
     gold_schema,
     msno_column,
 )
@@ -41,6 +40,16 @@ _MSNO = msno_column()
 
 def _flag() -> Column:
     return Column("Int64", Check.isin([0, 1]))
+
+
+def _label_present(frame: pd.DataFrame) -> pd.Series:
+    """Every user of a labelled cohort has a label: February and March always (the training
+    files), and a later cohort once any of its labels arrived (``labels_<month>.csv``); a cohort
+    only listed to score has none."""
+    known = frame[LABEL].notna()
+    labelled = known.groupby(frame["cohort"]).transform("any")
+    always = frame["cohort"].isin(TRAINING_COHORTS)
+    return known | ~(labelled | always)
 
 
 SILVER: dict[str, pa.DataFrameSchema] = {
@@ -94,15 +103,13 @@ SILVER: dict[str, pa.DataFrameSchema] = {
     "labels": pa.DataFrameSchema(
         {
             "msno": _MSNO,
-            "cohort": Column("string", Check.isin(sorted(LABEL_FILES.values()))),
+            "cohort": Column("string", Check.str_matches(r"^\d{4}-(0[1-9]|1[0-2])$")),
             LABEL: Column("Int8", Check.isin([0, 1]), nullable=True),
         },
         unique=["msno", "cohort"],
         name="silver labels",
         checks=Check(
-            lambda f: f[LABEL].notna() | (f["cohort"] == SCORING_COHORT),
-            element_wise=False,
-            name="label present for a labelled cohort",
+            _label_present, element_wise=False, name="label present for a labelled cohort"
         ),
     ),
 }
@@ -186,20 +193,27 @@ def merge(reports: list[list[Failure]], rows: dict[str, int]) -> ValidationRepor
     return ValidationReport(sorted(merged.values(), key=lambda f: (f.table, f.column)), rows)
 
 
-def _check_bucket(lake: Lake, table: str, bucket: int, version: str) -> tuple[list[Failure], int]:
-    frame = read_bucket(lake, table, bucket, version=version)
+def _check_bucket(
+    lake: Lake, table: str, bucket: int, version: str, newest_layer_only: bool = False
+) -> tuple[list[Failure], int]:
+    frame = read_bucket(lake, table, bucket, version=version, newest_layer_only=newest_layer_only)
     return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
 
 
 def _check_gold(lake: Lake, cohort: str, path: str) -> tuple[list[Failure], int]:
     frame = pq.read_table(path, filesystem=lake.fs).to_pandas()
-    return check_frame(gold_schema(cohort == SCORING_COHORT), f"gold.{cohort}", frame), len(frame)
+    # a cohort is scored before its labels arrive (the challenge's April, any later month)
+    unlabelled = cohort not in TRAINING_COHORTS and bool(frame[LABEL].isna().all())
+    return check_frame(gold_schema(unlabelled), f"gold.{cohort}", frame), len(frame)
 
 
-def _silver_tasks(lake: Lake, version: str) -> list[tuple[str, Delayed]]:
+def _silver_tasks(
+    lake: Lake, version: str, newest_layer_only: bool = False
+) -> list[tuple[str, Delayed]]:
     buckets = silver_snapshot(lake, version).buckets
+    check = dask.delayed(_check_bucket)
     return [
-        (f"silver.{table}", dask.delayed(_check_bucket)(lake, table, bucket, version))
+        (f"silver.{table}", check(lake, table, bucket, version, newest_layer_only))
         for table in SILVER
         for bucket in range(buckets)
     ]
@@ -220,9 +234,10 @@ def _run(tasks: list[tuple[str, Delayed]]) -> ValidationReport:
     return merge([failures for failures, _ in results], dict(rows))
 
 
-def validate_silver(lake: Lake, version: str) -> ValidationReport:
-    """Check every bucket of every table of silver ``version``, published or not."""
-    return _run(_silver_tasks(lake, version))
+def validate_silver(lake: Lake, version: str, newest_layer_only: bool = False) -> ValidationReport:
+    """Check every bucket of every table of silver ``version``, published or not;
+    ``newest_layer_only``: only the rows its newest layer (a monthly increment) added."""
+    return _run(_silver_tasks(lake, version, newest_layer_only))
 
 
 def validate_gold(lake: Lake, cohort: str, url: str) -> ValidationReport:

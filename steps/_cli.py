@@ -8,8 +8,9 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import mlflow
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from churn_transform.model import ChurnModel
 from churn_transform.settings import Settings
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+log = logging.getLogger(__name__)
 
 
 def boolean(value: str) -> bool:
@@ -128,6 +130,15 @@ def day(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a day like 2017-03-01, got {value!r}") from None
 
 
+def optional(kind: Callable[[str], str]) -> Callable[[str], str | None]:
+    """argparse type: ``kind``, or None for ``none`` (MLproject's way of leaving one out)."""
+
+    def parse(value: str) -> str | None:
+        return None if value.lower() == "none" else kind(value)
+
+    return parse
+
+
 def size(value: str) -> str:
     """argparse type of a byte size as Dask reads it (``32MB``)."""
     from dask.utils import parse_bytes
@@ -163,3 +174,25 @@ def refusals(step: str) -> Iterator[None]:
         DataLossError,
     ) as refused:
         sys.exit(f"{step}: {refused}")
+
+
+PROJECT = str(Path(__file__).resolve().parent.parent)
+
+
+def project_step(
+    settings: Settings, entry_point: str, env_manager: str, **parameters: object
+) -> str:
+    """Run an entry point of the project as a nested MLflow Projects run, to its end; its run
+    id. The environment manager and the settings' experiment are passed explicitly:
+    ``mlflow.projects.run`` does not inherit them."""
+    log.info("step %s %s", entry_point, parameters)
+    submitted = mlflow.projects.run(
+        PROJECT,
+        entry_point=entry_point,
+        parameters=parameters,
+        env_manager=env_manager,
+        experiment_name=settings.experiment_name,
+        run_name=entry_point,
+        synchronous=True,
+    )
+    return str(submitted.run_id)

@@ -15,30 +15,17 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 import bentoml
 import mlflow
-from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from churn_transform.registry import labels_of, metadata_of
 from churn_transform.settings import Settings
 from steps._cli import load_registered, start, tracked_run
 
 log = logging.getLogger(__name__)
-#: Run metrics the service reports as the model's evaluation.
-REPORTED = (
-    "roc_auc",
-    "log_loss",
-    "pr_auc",
-    "brier",
-    "precision",
-    "recall",
-    "churn_rate",
-    "auc_gap_to_oracle",
-    "threshold",
-)
 
 
 def latest_imported(name: str) -> bentoml.Model | None:
@@ -55,26 +42,6 @@ def is_imported(labels: Mapping[str, str] | None, champion: ModelVersion) -> boo
     # the run id too: another registry (a fresh mlflow.db) also starts at version 1
     imported = (labels.get("registry_version"), labels.get("run_id"))
     return imported == (str(champion.version), champion.run_id)
-
-
-def labels_of(champion: ModelVersion, run: Run) -> dict[str, str]:
-    """The store model's labels: registry version, run and the gold tables' content hashes."""
-    return {
-        "registry_version": str(champion.version),
-        "run_id": str(champion.run_id),
-        "data_version": run.data.tags.get("gold_hash.train", "unknown")[:12],
-        "eval_data_version": run.data.tags.get("gold_hash.eval", "unknown")[:12],
-    }
-
-
-def metadata_of(model_uri: str, run: Run) -> dict[str, Any]:
-    """What the service's ``/metadata`` returns: the reported metrics, when and what trained it."""
-    return {
-        "metrics": {k: run.data.metrics[k] for k in REPORTED if k in run.data.metrics},
-        "trained_at": run.info.start_time,
-        "git_commit": run.data.tags.get("git_commit", ""),
-        "model_uri": model_uri,
-    }
 
 
 def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
@@ -99,7 +66,7 @@ def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
         settings.model_name,
         model_uri,
         labels=labels_of(champion, run),
-        metadata={**metadata_of(model_uri, run), "model_card": champion.description or ""},
+        metadata=metadata_of(model_uri, run, champion),
     )
     return model, True
 

@@ -1,10 +1,12 @@
 """Entry point ``ingest``: raw KKBox CSVs into the lake (bronze copy, silver Parquet), with Dask.
 
-Reads: the eight raw files at ``Settings.raw_dir`` (a folder or an s3:// prefix). Produces:
-``bronze/raw/<snapshot>`` and the silver snapshot ``silver/<version>/<table>`` of members,
-transactions, user_logs and labels, published only once its audit passed (headers, no lost
-data unless ``--allow-shrink``, Pandera); logs rows and bytes in and out and every cleaning
-count to MLflow. Exits non-zero, saying why, when the audit fails or another writer holds the lake.
+Reads: the eight raw files at ``Settings.raw_dir`` (a folder or an s3:// prefix), and the
+monthly increments landed in its ``increments/<YYYY-MM>/``. Produces: ``bronze/raw/<snapshot>``
+and the silver snapshot ``silver/<version>/<table>`` of members, transactions, user_logs and
+labels, with one layer per increment on top (only a new increment is written: its cost follows
+its size, not the lake's), published only once its audit passed (headers, no lost data unless
+``--allow-shrink``, Pandera); logs rows and bytes in and out and every cleaning count to MLflow.
+Exits non-zero, saying why, when the audit fails or another writer holds the lake.
 """
 
 from __future__ import annotations
@@ -42,12 +44,18 @@ def main(argv: list[str] | None = None) -> None:
                 "snapshot": report.snapshot,
                 "buckets_used": report.buckets,
                 "silver_version": report.version,
+                "increments": ",".join(report.increments) or "none",
                 "raw_uri": settings.raw_dir,
             }
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(report.metrics(), "ingest/report.json")
-    print(json.dumps({"silver_version": report.version, **report.metrics()}, indent=1))
+    print(
+        json.dumps(
+            {"silver_version": report.version, "increments": report.increments} | report.metrics(),
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,15 +11,8 @@ and the settings' MLflow experiment are passed to every nested run explicitly, s
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
 
-import mlflow
-
-from steps._cli import boolean, cohort, day, size, start, tracked_run
-
-PROJECT = str(Path(__file__).resolve().parent.parent)
-log = logging.getLogger(__name__)
+from steps._cli import boolean, cohort, day, project_step, size, start, tracked_run
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -52,16 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
 
     def step(entry_point: str, **parameters: object) -> None:
-        log.info("step %s %s", entry_point, parameters)
-        mlflow.projects.run(
-            PROJECT,
-            entry_point=entry_point,
-            parameters=parameters,
-            env_manager=args.env_manager,
-            experiment_name=settings.experiment_name,
-            run_name=entry_point,
-            synchronous=True,
-        )
+        project_step(settings, entry_point, args.env_manager, **parameters)
 
     with tracked_run(settings, "main"):
         if args.generate:

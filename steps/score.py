@@ -1,8 +1,11 @@
 """Entry point ``score``: batch churn probabilities for a cohort with no labels, with Dask.
 
-Reads: the champion (``models:/<name>@<alias>``) and the gold table of ``--cohort`` (built first
-if missing, from the current silver). Produces: ``predictions/<cohort>/<run id>/submission.csv``
-in the lake, in the competition's format (``msno,is_churn`` with is_churn a probability), and
+Reads: the champion (the version ``models:/<name>@<alias>`` names now) and the gold table of
+``--cohort`` (built first if missing, from the current silver). Produces:
+``predictions/<cohort>/<run id>/submission.csv`` in the lake, in the competition's format
+(``msno,is_churn`` with is_churn a probability); ``scores.parquet``, every user's probability
+and decision with the model version that made them (what ``quality`` measures once the labels
+arrive; a cohort already scored by the same version is not scored again); and
 beside it ``campaign.csv``, the ranked campaign list (``churn_transform.campaign``: probability,
 decision, revenue at risk, whether to target, the top three reasons), whose chosen size and
 reason are logged; on synthetic data, the AUC and log loss against the cohort's hidden labels.
@@ -11,6 +14,7 @@ reason are logged; on synthetic data, the AUC and log loss against the cohort's 
 from __future__ import annotations
 
 import argparse
+import io
 import posixpath
 
 import dask
@@ -24,6 +28,7 @@ from churn_transform.explanation import explain
 from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
 from churn_transform.model import ChurnModel
+from churn_transform.registry import aliased
 from churn_transform.schema import FEATURES
 from churn_transform.segments import SEGMENTS, segment_labels
 from churn_transform.settings import Settings
@@ -39,6 +44,9 @@ from steps._cli import (
 )
 
 REASONS = 3
+PREDICTIONS = "predictions"
+#: Beside the submission: every user's probability, decision and the model version that made them.
+SCORES = "scores.parquet"
 
 
 def _score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
@@ -85,6 +93,16 @@ def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
     return table[["segment", "value", "users", "targeted", "mean_probability", "revenue_at_risk"]]
 
 
+def scored_by(lake: Lake, cohort: str, version: str) -> bool:
+    """Whether a batch score of ``cohort`` by model ``version`` is already in the lake."""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    for path in lake.fs.glob(posixpath.join(folder, "*", SCORES)):
+        made = pq.read_table(path, columns=["model_version"], filesystem=lake.fs)
+        if made.num_rows and made["model_version"][0].as_py() == version:
+            return True
+    return False
+
+
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
     """AUC and log loss against the generator's hidden labels of the cohort, when there are."""
     hidden = oracle_answers(settings.oracle_dir, cohort, scores["msno"])
@@ -103,11 +121,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cohort", type=cohort, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
+    champion = aliased(settings.tracking_uri, settings.model_name, settings.champion_alias)
+    if scored_by(lake, args.cohort, champion.version):
+        print(f"{args.cohort} is already scored by version {champion.version}: nothing to do")
+        return
     with tracked_run(settings, f"score-{args.cohort}") as run, dask_cluster(settings):
-        uri = f"models:/{settings.model_name}@{settings.champion_alias}"
+        uri = f"models:/{settings.model_name}/{champion.version}"  # the alias, pinned
         model = load_registered(uri)
         with refusals("score"):
             scores = score(lake, args.cohort, model)
+        # the realized-quality step joins these with the labels once they arrive
+        answers = scores[["msno", "is_churn", "churn"]].rename(
+            columns={"is_churn": "churn_probability"}
+        )
+        buffer = io.BytesIO()
+        answers.assign(model_version=champion.version).to_parquet(buffer, index=False)
+        lake.write_bytes(buffer.getvalue(), PREDICTIONS, args.cohort, run.info.run_id, SCORES)
         target = lake.write_bytes(
             scores[["msno", "is_churn"]].to_csv(index=False).encode(),
             "predictions",

@@ -434,9 +434,30 @@ def records_of(gold: Any, rows: slice = slice(None)) -> list[dict[str, Any]]:
     return as_records(gold.iloc[rows])
 
 
-def start_prometheus(target: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The real Prometheus with the repository's config and rules, scraping ``target``
-    (host:port) every second; its URL (it may take a moment to answer)."""
+def start_pushgateway() -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's real Prometheus Pushgateway on a free port, once it answers; its URL."""
+    import shutil
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(process, f"{url}/-/ready")
+    return process, url
+
+
+def start_prometheus(
+    target: str, root: Path, pushgateway: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The real Prometheus with the repository's config and rules, scraping the service at
+    ``target`` (host:port) and, when given, the Pushgateway at ``pushgateway`` (host:port)
+    every second; its URL (it may take a moment to answer)."""
     import shutil
 
     import yaml
@@ -448,6 +469,10 @@ def start_prometheus(target: str, root: Path) -> tuple[subprocess.Popen[bytes], 
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(deploy / "alerts.yml")]
     config["scrape_configs"][0]["static_configs"] = [{"targets": [target]}]
+    if pushgateway:
+        config["scrape_configs"][1]["static_configs"] = [{"targets": [pushgateway]}]
+    else:
+        del config["scrape_configs"][1]
     (root / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = subprocess.Popen(
@@ -473,7 +498,7 @@ def prometheus_query(prometheus: str, expr: str, timeout: float = 30) -> list[di
             ).json()
             if answer["data"]["result"]:
                 return answer["data"]["result"]
-        except requests.ConnectionError:  # not listening yet
+        except (requests.ConnectionError, ValueError):  # not listening, or not ready, yet
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{expr} returned nothing in {timeout} s")

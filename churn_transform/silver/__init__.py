@@ -17,6 +17,7 @@ from churn_transform.silver.read import (
     read_bucket_table,
     silver_buckets,
     silver_snapshot,
+    snapshot_layers,
 )
 from churn_transform.silver.tables import SOURCES
 from churn_transform.silver.write import build_silver_tables
@@ -30,4 +31,5 @@ __all__ = [
     "read_bucket_table",
     "silver_buckets",
     "silver_snapshot",
+    "snapshot_layers",
 ]

@@ -12,12 +12,14 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
+from churn_transform.silver.layers import merge_layers
 from churn_transform.silver.tables import SOURCES
 
 _PANDAS_TYPES = {
@@ -39,11 +41,14 @@ class InconsistentSnapshotError(RuntimeError):
 
 @dataclass(frozen=True)
 class SilverSnapshot:
-    """One published silver snapshot: its version name, raw snapshot id and bucket count."""
+    """One published silver snapshot: its version name, raw snapshot id, bucket count, and the
+    versions whose folders hold its rows, oldest first (itself alone, unless monthly increments
+    were ingested on top of a base: ``layers``)."""
 
     version: str
     snapshot: str
     buckets: int
+    layers: tuple[str, ...] = ()
 
 
 def table_marker(version: str, buckets: int) -> bytes:
@@ -52,24 +57,46 @@ def table_marker(version: str, buckets: int) -> bytes:
 
 def silver_snapshot(lake: Lake, version: str | None = None) -> SilverSnapshot:
     """The current silver snapshot (or ``version``), after checking that every table's folder
-    was written for it, with its bucket count and no part file beyond it."""
+    of each of its layers was written for that layer, with its bucket count and no part file
+    beyond it."""
     version = version or lake.current_version("silver", "members")
-    manifest = json.loads(lake.fs.cat_file(lake.path_of(lake.url("silver", version, MANIFEST))))
-    snapshot = SilverSnapshot(version, manifest["snapshot"], int(manifest["buckets"]))
-    for table in SOURCES:
-        folder = lake.path_of(lake.version_url("silver", table, version))
+    manifest = _manifest(lake, version)
+    snapshot = SilverSnapshot(
+        version,
+        manifest["snapshot"],
+        int(manifest["buckets"]),
+        tuple(manifest.get("layers", [version])),
+    )
+    for layer, table in ((layer, table) for layer in snapshot.layers for table in SOURCES):
+        folder = lake.path_of(lake.version_url("silver", table, layer))
         marker_path = posixpath.join(folder, TABLE_MARKER)
         marker = json.loads(lake.fs.cat_file(marker_path)) if lake.fs.exists(marker_path) else {}
         parts = [int(m[1]) for p in lake.fs.glob(f"{folder}/part-*") if (m := _PART.search(p))]
-        if marker != {"version": version, "buckets": snapshot.buckets} or any(
+        if marker != {"version": layer, "buckets": snapshot.buckets} or any(
             b >= snapshot.buckets for b in parts
         ):
             raise InconsistentSnapshotError(
-                f"silver/{version}/{table} does not belong to the snapshot: it records "
+                f"silver/{layer}/{table} does not belong to the snapshot: it records "
                 f"{marker or 'nothing'} and has part files {sorted(parts)}, where the snapshot "
                 f"is {version} with {snapshot.buckets} bucket(s); run ingest again"
             )
     return snapshot
+
+
+def _manifest(lake: Lake, version: str) -> dict[str, Any]:
+    return dict(json.loads(lake.fs.cat_file(lake.path_of(lake.url("silver", version, MANIFEST)))))
+
+
+def snapshot_layers(lake: Lake, version: str) -> tuple[str, ...]:
+    """The versions holding a snapshot's rows, oldest first (cached: a written version never
+    changes)."""
+    key = (lake.uri, version)
+    if key not in _LAYERS:
+        _LAYERS[key] = tuple(_manifest(lake, version).get("layers", [version]))
+    return _LAYERS[key]
+
+
+_LAYERS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
 def silver_buckets(lake: Lake, version: str | None = None) -> int:
@@ -78,29 +105,61 @@ def silver_buckets(lake: Lake, version: str | None = None) -> int:
 
 
 def read_bucket_table(
-    lake: Lake, table: str, bucket: int, coded_ids: bool = False, version: str | None = None
+    lake: Lake,
+    table: str,
+    bucket: int,
+    coded_ids: bool = False,
+    version: str | None = None,
+    newest_layer_only: bool = False,
 ) -> pa.Table:
-    """All rows of one bucket of a silver table of the current snapshot (or ``version``).
+    """All rows of one bucket of a silver table of the current snapshot (or ``version``),
+    merged over its layers (``layers.merge_layers``); ``newest_layer_only``: only the rows its
+    newest layer added (what an increment's audit checks).
 
     ``coded_ids`` keeps ``msno`` dictionary-encoded, as Parquet stores it: reading then builds
     no strings, and ``features.user_codes`` gets integer user codes for free.
     """
     version = version or lake.current_version("silver", table)
-    folder = lake.path_of(lake.version_url("silver", table, version))
-    path = f"{folder}/part-{bucket:05d}.parquet"
-    if lake.fs.exists(path):
-        return pq.read_table(
-            path,
-            filesystem=lake.fs,
-            read_dictionary=["msno"] if coded_ids else None,
-            use_threads=False,  # tasks read buckets in parallel already
-        )
+    layers = snapshot_layers(lake, version)
+    if newest_layer_only:
+        layers = layers[-1:]
+    found = [_read_part(lake, table, bucket, layer, coded_ids) for layer in layers]
+    parts = [rows for rows in found if rows is not None]
+    if len(parts) == 1:
+        return parts[0]
+    if parts:
+        return merge_layers(table, parts, coded_ids)
     # no user of this bucket in this table: an empty table of the same schema
-    any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[0]
-    return pq.read_schema(any_part, filesystem=lake.fs).empty_table()
+    for layer in snapshot_layers(lake, version):
+        folder = lake.path_of(lake.version_url("silver", table, layer))
+        any_part = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))[:1]
+        if any_part:
+            return pq.read_schema(any_part[0], filesystem=lake.fs).empty_table()
+    raise FileNotFoundError(f"silver/{version}/{table} has no part file in any layer")
 
 
-def read_bucket(lake: Lake, table: str, bucket: int, version: str | None = None) -> pd.DataFrame:
+def _read_part(lake: Lake, table: str, bucket: int, layer: str, coded_ids: bool) -> pa.Table | None:
+    folder = lake.path_of(lake.version_url("silver", table, layer))
+    path = f"{folder}/part-{bucket:05d}.parquet"
+    if not lake.fs.exists(path):
+        return None
+    return pq.read_table(
+        path,
+        filesystem=lake.fs,
+        read_dictionary=["msno"] if coded_ids else None,
+        use_threads=False,  # tasks read buckets in parallel already
+    )
+
+
+def read_bucket(
+    lake: Lake,
+    table: str,
+    bucket: int,
+    version: str | None = None,
+    newest_layer_only: bool = False,
+) -> pd.DataFrame:
     """``read_bucket_table`` as pandas (nullable types)."""
-    rows = read_bucket_table(lake, table, bucket, version=version)
+    rows = read_bucket_table(
+        lake, table, bucket, version=version, newest_layer_only=newest_layer_only
+    )
     return rows.to_pandas(types_mapper=_PANDAS_TYPES.get, ignore_metadata=True)

@@ -19,7 +19,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from churn_transform.cleaning import clean_labels
-from churn_transform.schema import LABEL_FILES, RAW_DTYPES, RAW_FILES
+from churn_transform.schema import RAW_DTYPES, label_file, raw_columns
 from churn_transform.silver.dedup import stable_argsort
 from churn_transform.silver.ids import ids_by_bucket, used_ids
 
@@ -44,7 +44,7 @@ def parse_block(block: bytes, name: str, first: bool) -> pa.Table:
     without a double quote (KKBox's files have none) is parsed without quoting: the same
     values, without the parser tracking quoted fields (a scan for the byte is cheaper).
     """
-    columns = RAW_FILES[name]
+    columns = raw_columns(name)
     quoting = pacsv.ParseOptions(quote_char='"' if b'"' in block else False)
 
     def parse(types: dict[str, pa.DataType]) -> pa.Table:
@@ -108,7 +108,7 @@ def _parsed(block: bytes, name: str, first: bool, index: int) -> pa.Table:
         return parse_block(block, name, first)
     except pa.ArrowInvalid as err:
         column = re.search(r"CSV column #(\d+)", str(err))  # pyarrow names it by position only
-        field = f" (column {RAW_FILES[name][int(column[1])]})" if column else ""
+        field = f" (column {raw_columns(name)[int(column[1])]})" if column else ""
         raise ValueError(f"{name}, block {index}{field}: {err}") from err
 
 
@@ -118,8 +118,7 @@ def _labelled(rows: pa.Table, name: str) -> pa.Table:
         rows.set_column(0, "msno", rows["msno"].cast(pa.string())).to_pandas(
             types_mapper=pd.ArrowDtype
         ),
-        LABEL_FILES[name],
-        name != "sample_submission_v2.csv",
+        *label_file(name),
     )
     rows = pa.Table.from_pandas(frame, preserve_index=False)
     return rows.set_column(0, "msno", pc.dictionary_encode(rows["msno"]))

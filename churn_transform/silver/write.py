@@ -26,9 +26,11 @@ def build_silver_tables(
     buckets: int,
     options: dict[str, object],
     blocksize: str = "32MB",
+    files: Mapping[str, tuple[str, ...]] = SOURCES,
 ) -> dict[str, dict[str, int]]:
     """Both passes for the tables of ``outs`` (table -> version folder), from CSVs under
-    ``source`` (a folder, or raw file name -> URL, as a deduplicated bronze copy has them).
+    ``source`` (a folder, or raw file name -> URL, as a deduplicated bronze copy has them);
+    ``files``: the raw file names of each table (a monthly increment has its own).
 
     One Dask computation scatters the blocks of every table, one compacts every bucket of every
     table and then deletes the table's block files: the small tables' tasks fill the cores the
@@ -37,9 +39,11 @@ def build_silver_tables(
     starts with the table first in ``outs`` (put the biggest first).
     """
     if isinstance(source, str):
-        source = {name: f"{source}/{name}" for table in outs for name in SOURCES[table]}
+        source = {name: f"{source}/{name}" for table in outs for name in files[table]}
     token = tokenize(outs, dict(source), buckets)
-    scattered = _scatter_tasks(outs, source, source_options, blocksize, buckets, options, token)
+    scattered = _scatter_tasks(
+        outs, files, source, source_options, blocksize, buckets, options, token
+    )
     counts: dict[str, Counter[str]] = {table: Counter() for table in outs}
     segments: dict[str, list[Segments]] = {table: [] for table in outs}
     for (table, _), (rows_in, found) in zip(
@@ -56,6 +60,7 @@ def build_silver_tables(
 
 def _scatter_tasks(
     outs: dict[str, str],
+    files: Mapping[str, tuple[str, ...]],
     source: Mapping[str, str],
     source_options: dict[str, object],
     blocksize: str,
@@ -68,7 +73,7 @@ def _scatter_tasks(
     for table, out in outs.items():
         blocks = [
             (name, i == 0, block)
-            for name in SOURCES[table]
+            for name in files[table]
             for i, block in enumerate(_blocks(source[name], blocksize, source_options))
         ]
         for index, (name, first, block) in enumerate(blocks):

@@ -44,5 +44,7 @@ def test_generate_and_etl_benchmarks_print_their_figures(tmp_path: Path) -> None
         "ours,duckdb",
     )
     assert "raw-logs-by-date" in dated and "ours vs DuckDB" in dated and "failed" not in dated
+    increment = _run("benchmarks/increment.py", "--raw", str(tmp_path / "raw"))
+    assert "| whole folder at once |" in increment and "| March on the base (2017-03-" in increment
     fidelity = _run("benchmarks/fidelity.py", "--raw", str(tmp_path / "raw"))
     assert "payment_method_41" in fidelity and "Sources:" in fidelity

@@ -11,13 +11,24 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 import pytest
 import requests
 import yaml
 
+from churn_transform.quality import ALL, FIGURES
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
-from tests.conftest import Champion, prometheus_query, records_of, serve, start_prometheus, stop
+from steps.quality import push
+from tests.conftest import (
+    Champion,
+    prometheus_query,
+    records_of,
+    serve,
+    start_prometheus,
+    start_pushgateway,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -38,8 +49,14 @@ def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> 
     answered 300 good requests and 20 bad ones."""
     root = tmp_path_factory.mktemp("prometheus")
     service, url = serve({**champion.env, "KKBOX_TRAFFIC_LOG_URI": str(root / "traffic")})
-    process, address = start_prometheus(url.removeprefix("http://"), root)
+    gateway, gateway_url = start_pushgateway()
+    process, address = start_prometheus(
+        url.removeprefix("http://"), root, gateway_url.removeprefix("http://")
+    )
     try:
+        # the quality step's push: version 1 realized 0.05 below its own evaluation on 2017-04
+        overall = realized_quality_row(cohort="2017-04", roc_auc=0.86, oracle_roc_auc=0.93)
+        push(gateway_url, "2017-04", overall, {"1": 0.91})
         prometheus_query(address, 'up{job="kkbox-churn-service"} == 1')
         # A series' first sample counts as its start: let Prometheus see every series once
         # before the load, or a rate over the load can be zero (as for a freshly started pod).
@@ -75,6 +92,7 @@ def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> 
         yield address
     finally:
         stop(process)
+        stop(gateway)
         stop(service)
 
 
@@ -82,7 +100,23 @@ def test_promtool_accepts_the_config_and_its_rules() -> None:
     config = str(DEPLOY / "prometheus" / "prometheus.yml")
     result = subprocess.run([PROMTOOL, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 rules found" in result.stdout
+    assert "6 rules found" in result.stdout
+
+
+def realized_quality_row(cohort: str, roc_auc: float, oracle_roc_auc: float) -> pd.DataFrame:
+    """An overall row of ``quality.realized_quality`` for version 1's batch scores."""
+    row = {name: 0.5 for name in FIGURES} | {"roc_auc": roc_auc, "oracle_roc_auc": oracle_roc_auc}
+    return pd.DataFrame(
+        [{"source": "batch", "model_version": "1", "segment": ALL, "value": ALL, **row}]
+    )
+
+
+def test_a_decayed_champion_raises_the_quality_alert(prometheus: str) -> None:
+    """Pushed through the real Pushgateway and scraped: 0.86 against 0.91 is beyond 0.03."""
+    (alert,) = prometheus_query(
+        prometheus, 'ALERTS{alertname="ChurnModelQualityDecayed",alertstate="firing"}', 60
+    )
+    assert alert["metric"]["cohort"] == "2017-04" and alert["metric"]["model_version"] == "1"
 
 
 def test_every_grafana_panel_shows_data_from_the_service(prometheus: str) -> None:
@@ -133,7 +167,7 @@ def test_every_alert_rule_loads_and_evaluates(prometheus: str) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 5
+    assert len(rules) == 6
     assert all(rule["health"] == "ok" for rule in rules), rules
     firing = {rule["name"] for rule in rules if rule["state"] != "inactive"}
     assert "ChurnServiceDown" not in firing and "ChurnTrafficLogDrops" not in firing

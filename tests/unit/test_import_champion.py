@@ -47,14 +47,18 @@ def test_labels_name_the_version_the_run_and_the_gold_hashes() -> None:
     assert import_step.labels_of(CHAMPION, _run({}, {}))["data_version"] == "unknown"  # type: ignore[arg-type]
 
 
-def test_metadata_reports_only_the_evaluation_metrics() -> None:
+def test_metadata_reports_only_the_evaluation_metrics_and_the_card() -> None:
     run = _run({"roc_auc": 0.9, "threshold": 0.3, "fit_seconds": 12.0}, {"git_commit": "abc"})
-    metadata = import_step.metadata_of("models:/kkbox-churn/3", run)  # type: ignore[arg-type]
+    carded = ModelVersion(
+        name="kkbox-churn", version="3", creation_timestamp=0, description="# Model card"
+    )
+    metadata = import_step.metadata_of("models:/kkbox-churn/3", run, carded)  # type: ignore[arg-type]
     assert metadata == {
         "metrics": {"roc_auc": 0.9, "threshold": 0.3},
         "trained_at": 1700,
         "git_commit": "abc",
         "model_uri": "models:/kkbox-churn/3",
+        "model_card": "# Model card",
     }
 
 

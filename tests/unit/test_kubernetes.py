@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,10 @@ def render(folder: Path) -> list[Manifest]:
     return objects
 
 
-def _one(objects: list[Manifest], kind: str) -> Manifest:
-    (manifest,) = [o for o in objects if o["kind"] == kind]
+def _one(objects: list[Manifest], kind: str, name: str | None = None) -> Manifest:
+    (manifest,) = [
+        o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])
+    ]
     return manifest
 
 
@@ -196,7 +199,8 @@ def test_the_service_listens_where_compose_and_the_scrape_config_expect_it() -> 
 def test_the_images_are_the_ones_the_bento_and_compose_build() -> None:
     bento = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
     images = {c["name"]: c["image"] for c in _containers(render(BASE))}
-    assert images == {"service": f"{bento['name']}:latest", "drift": COMPOSE["x-platform"]["image"]}
+    platform = COMPOSE["x-platform"]["image"]
+    assert images == {"service": f"{bento['name']}:latest", "drift": platform, "cycle": platform}
     for folder in FOLDERS[1:]:
         renamed = {i["name"] for i in _kustomization(folder).get("images", [])}
         assert renamed <= {image.split(":")[0] for image in images.values()}, folder
@@ -228,7 +232,7 @@ def test_the_service_and_the_drift_job_share_the_traffic_log() -> None:
     (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-settings"]
     claim = _one(objects, "PersistentVolumeClaim")
     assert "ReadWriteMany" in claim["spec"]["accessModes"]
-    for workload in (_one(objects, "Deployment"), _one(objects, "CronJob")):
+    for workload in (_one(objects, "Deployment"), _one(objects, "CronJob", "kkbox-drift")):
         pod = _pod_spec(workload)
         assert pod is not None
         (volume,) = pod["volumes"]
@@ -264,7 +268,7 @@ def _drift_exit() -> int:
 
 
 def test_the_drift_job_runs_the_drift_entry_point_with_its_own_parameters() -> None:
-    job = _one(render(BASE), "CronJob")
+    job = _one(render(BASE), "CronJob", "kkbox-drift")
     pod = _pod_spec(job)
     assert pod is not None and pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
@@ -328,10 +332,17 @@ def test_prometheus_scrapes_each_pod_of_the_service_like_compose_s_job() -> None
     objects = render(BASE)
     (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-prometheus"]
     prometheus = yaml.safe_load(config["data"]["prometheus.yml"])
-    compose_job = yaml.safe_load(
+    compose_jobs = yaml.safe_load(
         (PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
-    )["scrape_configs"][0]
-    (job,) = prometheus["scrape_configs"]
+    )["scrape_configs"]
+    compose_job = compose_jobs[0]
+    job, quality = prometheus["scrape_configs"]
+    # the Pushgateway's job is compose's, the cluster's Pushgateway named as settings name it
+    assert quality == compose_jobs[1] and quality["honor_labels"] is True
+    (settings,) = [o["data"] for o in objects if o["metadata"]["name"] == "kkbox-settings"]
+    assert (
+        settings["KKBOX_PUSHGATEWAY_URL"] == f"http://{quality['static_configs'][0]['targets'][0]}"
+    )
     assert job["job_name"] == compose_job["job_name"]
     assert job["metrics_path"] == compose_job["metrics_path"]
     assert [sd["role"] for sd in job["kubernetes_sd_configs"]] == ["pod"]
@@ -350,3 +361,26 @@ def test_prometheus_scrapes_each_pod_of_the_service_like_compose_s_job() -> None
         assert rules in config["data"], rules
     alerts = (PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
     assert config["data"]["alerts.yml"] == alerts, "copy deploy/prometheus/alerts.yml again"
+
+
+def test_the_monthly_cycle_runs_for_the_month_that_just_ended() -> None:
+    job = _one(render(BASE), "CronJob", "kkbox-cycle")
+    assert job["spec"]["schedule"] == "0 4 2 * *" and job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = _pod_spec(job)
+    assert pod is not None
+    (container,) = pod["containers"]
+    script = container["command"][-1]
+    assert script.startswith("exec mlflow run . -e cycle --env-manager local")
+    entry_points = yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())["entry_points"]
+    for name in re.findall(r"-P (\w+)=", script):
+        assert name in entry_points["cycle"]["parameters"], f"cycle has no parameter {name}"
+    # the month the shell computes on the 2nd of March 2017 is February
+    month = re.search(r"month=\$\((.*)\)$", script)
+    assert month is not None
+    printed = subprocess.run(
+        ["sh", "-c", month[1].replace("date -u +%Y-%m-01", "echo 2017-03-01")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed == "2017-02"

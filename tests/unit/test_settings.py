@@ -156,3 +156,16 @@ def test_uris_are_shown_without_their_secrets(uri: str, shown: str) -> None:
 def test_every_uri_in_a_message_is_masked() -> None:
     message = "no champion at http://u:pw@h:5000 (API request to http://u:pw@h:5000/api failed)"
     assert "pw" not in masked(message) and masked(message).count("u:***@h:5000") == 2
+
+
+def test_every_setting_is_documented_in_docs_settings() -> None:
+    """docs/settings.md names the variable of every field of Settings."""
+    documented = (PROJECT_ROOT / "docs" / "settings.md").read_text()
+    undocumented = []
+    for name, field in Settings.model_fields.items():
+        names = [f"KKBOX_{name.upper()}"]
+        alias = field.validation_alias
+        names += [c for c in getattr(alias, "choices", []) if isinstance(c, str)]
+        if not any(f"`{variable}`" in documented for variable in names):
+            undocumented.append(names[0])
+    assert not undocumented, f"not in docs/settings.md: {undocumented}"

@@ -1,0 +1,155 @@
+"""Entry point ``cycle``: one month of the platform's life, after that month's increment landed.
+
+For ``--month M`` (its data in ``<raw>/increments/M/``, with the list of cohort M+1 to score and
+the labels of cohort M-1, known once the 30 days after its expiries passed; docs/generator.md):
+
+1. ``ingest``: the increment becomes a layer of silver (nothing, if it already is);
+2. ``feature`` and ``validate``: gold of the cohort to score (M+1) and of the newly labelled
+   cohort (M-1);
+3. ``score`` cohort M+1 with the champion (once per champion version), and ``materialize`` its
+   features into the online store, so answers by id serve the new cohort;
+4. ``quality`` of cohort M-1: the predictions made for it two cycles ago against its labels,
+   per model version and segment;
+5. ``drift`` of the service's recent traffic against the champion's training data;
+6. the written policy (``churn_transform.policy``) decides whether to retrain; if so,
+   ``train`` on cohort M-2 judged on cohort M-1 (the newest labelled), whose gate promotes the
+   candidate only if it beats the champion there by the margin with no segment regressing, then
+   ``import``. A running service follows the new champion by itself.
+
+Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
+``cycles/M.json`` in the lake. Idempotent: each step is, and a month whose retraining already
+ran (``cycles/M.json``) is not retrained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import posixpath
+
+import mlflow
+
+from churn_transform.policy import Evidence, Policy, decide, shift_month
+from churn_transform.settings import Settings
+from steps._cli import boolean, cohort, lake_of, project_step, start, tracked_run
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--month", type=cohort, required=True)
+    parser.add_argument("--max-auc-drop", type=float, required=True)
+    parser.add_argument("--max-age-months", type=int, required=True)
+    parser.add_argument("--retrain-on-drift", type=boolean, required=True)
+    parser.add_argument("--drift-days", type=int, required=True)
+    parser.add_argument("--min-segment-users", type=int, required=True)
+    for name in ("--margin", "--min-auc", "--min-oracle-share"):
+        parser.add_argument(name, type=float, required=True)
+    parser.add_argument(
+        "--env-manager", choices=("local", "uv", "virtualenv", "conda"), required=True
+    )
+    return parser.parse_args(argv)
+
+
+def _metrics(run_id: str) -> dict[str, float]:
+    return dict(mlflow.MlflowClient().get_run(run_id).data.metrics)
+
+
+def _tags(run_id: str) -> dict[str, str]:
+    return dict(mlflow.MlflowClient().get_run(run_id).data.tags)
+
+
+def _champion(settings: Settings) -> tuple[str, dict[str, float], dict[str, str]]:
+    """The champion's version, its training run's metrics and tags."""
+    client = mlflow.MlflowClient()
+    found = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    run = client.get_run(str(found.run_id))
+    return str(found.version), dict(run.data.metrics), dict(run.data.params)
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = start("cycle")
+    args = _arguments(argv)
+    lake = lake_of(settings)
+    month, scoring = args.month, shift_month(args.month, 1)
+    labelled, before = shift_month(month, -1), shift_month(month, -2)
+    policy = Policy(args.max_auc_drop, args.max_age_months, args.retrain_on_drift)
+    record_path = lake.path_of(lake.url("cycles", f"{month}.json"))
+
+    def step(entry_point: str, **parameters: object) -> str:
+        return project_step(settings, entry_point, args.env_manager, **parameters)
+
+    with tracked_run(settings, f"cycle-{month}") as run:
+        step("ingest", buckets=0, blocksize="32MB", allow_shrink="false")
+        for each in (labelled, scoring):
+            step("feature", cohort=each)
+        step("validate", cohorts=f"{labelled},{scoring}")
+        version, own, params = _champion(settings)
+        step("score", cohort=scoring)
+        step("materialize", cohort=scoring)  # answers by id serve the new cohort
+        quality = _metrics(
+            step(
+                "quality",
+                cohort=labelled,
+                traffic_start="none",
+                traffic_end="none",
+                min_segment_users=args.min_segment_users,
+            )
+        )
+        drift = _metrics(step("drift", end="today", days=args.drift_days, fail_on_drift="false"))
+        evidence = Evidence(
+            cohort=labelled,
+            realized_auc=quality.get(f"batch.v{version}.roc_auc"),
+            evaluated_auc=own.get("roc_auc"),
+            evaluated_cohort=params.get("eval_cohort"),
+            drift_alarm=bool(drift.get("dataset_drift", 0)),
+        )
+        decision = decide(policy, evidence)
+        done = json.loads(lake.fs.cat_file(record_path)) if lake.fs.exists(record_path) else {}
+        action, candidate = "kept", None
+        if decision.retrain and done.get("retrained"):
+            action, candidate = done["action"], done.get("candidate")
+        elif decision.retrain:
+            train_run = step(
+                "train",
+                train_cohort=before,
+                eval_cohort=labelled,
+                margin=args.margin,
+                min_auc=args.min_auc,
+                min_oracle_share=args.min_oracle_share,
+            )
+            promotion = _tags(train_run).get("promotion", "")
+            candidate = promotion.split()[1] if promotion.startswith("version ") else None
+            action = (
+                "promoted"
+                if "is the new" in promotion
+                else "refused"
+                if "refused" in promotion or "stays a challenger" in promotion
+                else "retrained"
+            )
+            if action == "promoted":
+                step("import")
+        served, _, _ = _champion(settings)
+        record = {
+            "month": month,
+            "scored": scoring,
+            "labelled": labelled,
+            "champion_before": version,
+            "champion_after": served,
+            "realized_roc_auc": evidence.realized_auc,
+            "oracle_roc_auc": quality.get(f"batch.v{version}.oracle_roc_auc"),
+            "drift_share": drift.get("drift_share"),
+            "decision": decision.text(),
+            "retrained": decision.retrain,
+            "action": action,
+            "candidate": candidate,
+        }
+        lake.fs.makedirs(posixpath.dirname(record_path), exist_ok=True)
+        lake.fs.pipe_file(record_path, json.dumps(record, indent=1).encode())
+        mlflow.set_tags({"decision": decision.text(), "action": action, "served": served})
+        mlflow.log_dict(record, "cycle.json")
+        print(f"cycle {month} ({run.info.run_id}): {decision.text()}; {action}")
+    print(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Entry point ``quality``: how the predictions made for a cohort did, once its labels arrived.
+
+Reads: the cohort's gold table (its labels and the segments' columns; built from the current
+silver if missing), every batch score of the cohort (``predictions/<cohort>/<run>/scores.parquet``,
+each row with the model version that made it), the service's traffic log between
+``--traffic-start`` and ``--traffic-end`` when given, the oracle's answers on synthetic data, and
+each model version's own evaluation ROC AUC (its training run). Produces, replacing the
+cohort's previous figures: ``quality/<cohort>/quality.parquet`` in the lake (every source,
+version and segment); MLflow metrics of the overall rows and the table as an artifact; and,
+with ``KKBOX_PUSHGATEWAY_URL`` set, the overall figures pushed to the Prometheus Pushgateway
+(``kkbox_realized_roc_auc`` beside ``kkbox_evaluated_roc_auc``), where the alert
+``ChurnModelQualityDecayed`` compares them. A cohort without labels yet, or without any
+prediction made for it, is said and measures nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import posixpath
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from churn_transform.gold import build_gold, read_gold
+from churn_transform.lake import Lake
+from churn_transform.quality import ALL, realized_quality
+from churn_transform.schema import LABEL
+from churn_transform.segments import segment_labels
+from churn_transform.settings import Settings
+from churn_transform.synthetic.report import oracle_answers
+from churn_transform.traffic import read_traffic
+from steps._cli import cohort, day, lake_of, optional, start, tracked_run
+from steps.score import PREDICTIONS, SCORES
+
+
+def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
+    """Every batch score of ``cohort`` with the version that made it, oldest run first."""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", SCORES)), key=lake.fs.modified)
+    frames = [pd.read_parquet(path, filesystem=lake.fs) for path in paths]
+    if not frames:
+        return pd.DataFrame()
+    # a later run of the same version replaces an earlier one (the last answer counts)
+    return pd.concat(
+        [f.assign(source="batch", ts=i) for i, f in enumerate(frames)], ignore_index=True
+    )
+
+
+def served(settings: Settings, start: str, end: str) -> pd.DataFrame:
+    """The service's answers between ``start`` and ``end`` (days), as predictions."""
+    uri = settings.traffic_ship_uri or settings.traffic_log_uri
+    logged, _ = read_traffic(uri, start, end, storage_options=settings.storage_options(uri))
+    if logged.empty:
+        return logged
+    return logged[["msno", "churn_probability", "churn", "model_version", "ts"]].assign(
+        source="traffic"
+    )
+
+
+def evaluated_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
+    """Each model version's ROC AUC on its own evaluation cohort, from its training run (versions
+    the registry does not hold are left out)."""
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    found = {}
+    for version in versions:
+        try:
+            registered = client.get_model_version(settings.model_name, version)
+        except MlflowException:  # a version this registry does not hold (or no longer)
+            continue
+        metrics = client.get_run(str(registered.run_id)).data.metrics
+        if "roc_auc" in metrics:
+            found[version] = metrics["roc_auc"]
+    return found
+
+
+def push(url: str, cohort: str, overall: pd.DataFrame, evaluated: dict[str, float]) -> None:
+    """The overall figures to the Pushgateway: one group, replaced at every push, so the alert
+    sees the newest labelled cohort only."""
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    labels = ["cohort", "source", "model_version"]
+    gauges = {
+        name: Gauge(
+            f"kkbox_realized_{name}",
+            f"Realized {name} on a labelled cohort",
+            labels,
+            registry=registry,
+        )
+        for name in (
+            "roc_auc",
+            "log_loss",
+            "calibration_error",
+            "precision",
+            "recall",
+            "decision_rate",
+            "churn_rate",
+            "oracle_roc_auc",
+        )
+    }
+    for row in overall.itertuples():
+        for name, gauge in gauges.items():
+            value = getattr(row, name)
+            if pd.notna(value):
+                gauge.labels(cohort, row.source, row.model_version).set(value)
+    own = Gauge(
+        "kkbox_evaluated_roc_auc",
+        "A model version's ROC AUC on its own evaluation cohort, at training",
+        ["model_version"],
+        registry=registry,
+    )
+    for version, value in evaluated.items():
+        own.labels(version).set(value)
+    push_to_gateway(url, job="kkbox-quality", registry=registry)
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = start("quality")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cohort", type=cohort, required=True)
+    window = "first day of the service's answers to count, or 'none' (batch scores only)"
+    parser.add_argument("--traffic-start", type=optional(day), required=True, help=window)
+    parser.add_argument("--traffic-end", type=optional(day), required=True)
+    parser.add_argument("--min-segment-users", type=int, required=True)
+    args = parser.parse_args(argv)
+    lake = lake_of(settings)
+    with tracked_run(settings, f"quality-{args.cohort}"):
+        build_gold(lake, args.cohort)
+        gold, _ = read_gold(lake, args.cohort)
+        labelled = gold[gold[LABEL].notna()]
+        if labelled.empty:
+            print(f"quality: cohort {args.cohort} has no labels yet; nothing to measure")
+            return
+        predictions = [batch_scores(lake, args.cohort)]
+        if args.traffic_start and args.traffic_end:
+            predictions.append(served(settings, args.traffic_start, args.traffic_end))
+        made = [p for p in predictions if not p.empty]
+        if not made:
+            print(f"quality: no prediction was made for cohort {args.cohort}; nothing to measure")
+            return
+        by_user = labelled.set_index("msno")
+        oracle = oracle_answers(settings.oracle_dir, args.cohort, by_user.index.to_series())
+        quality = realized_quality(
+            pd.concat(made, ignore_index=True),
+            by_user[LABEL],
+            segments=segment_labels(by_user),
+            oracle=oracle["churn_probability"] if oracle is not None else None,
+            min_users=args.min_segment_users,
+        )
+        buffer = io.BytesIO()
+        quality.assign(cohort=args.cohort).to_parquet(buffer, index=False)
+        target = lake.write_bytes(buffer.getvalue(), "quality", args.cohort, "quality.parquet")
+        overall = quality[quality["segment"] == ALL]
+        evaluated = evaluated_auc(settings, sorted(overall["model_version"].unique()))
+        for row in overall.itertuples():
+            prefix = f"{row.source}.v{row.model_version}"
+            mlflow.log_metrics(
+                {
+                    f"{prefix}.{name}": getattr(row, name)
+                    for name in (
+                        "roc_auc",
+                        "log_loss",
+                        "calibration_error",
+                        "precision",
+                        "recall",
+                        "decision_rate",
+                        "oracle_roc_auc",
+                    )
+                    if pd.notna(getattr(row, name))
+                }
+            )
+        mlflow.log_table(quality, "quality/quality.json")
+        mlflow.log_params({"cohort": args.cohort, "quality": target})
+        if settings.pushgateway_url:
+            push(settings.pushgateway_url, args.cohort, overall, evaluated)
+    print(overall.drop(columns=["segment", "value"]).to_string(index=False))
+    print(json.dumps({"cohort": args.cohort, "evaluated_roc_auc": evaluated, "quality": target}))
+
+
+if __name__ == "__main__":
+    main()

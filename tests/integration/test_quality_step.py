@@ -1,0 +1,125 @@
+"""Realized quality (issue 15, point 3) through the steps: the champion scores a cohort, the
+labels are known, and ``quality`` measures the scores against them, keeps the table in the lake
+and pushes the overall figures to a real Prometheus Pushgateway."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.metrics import roc_auc_score
+
+from churn_transform.records import Prediction
+from churn_transform.serving import Record, traffic_entries
+from churn_transform.traffic import TrafficLog
+from tests.conftest import Champion, records_of, run_step, start_pushgateway, stop
+
+pytestmark = pytest.mark.integration
+
+
+def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
+    champion: Champion, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(champion.env["KKBOX_LAKE_URI"], lake)  # this test's predictions stay here
+    gateway, gateway_url = start_pushgateway()
+    env = {**champion.env, "KKBOX_LAKE_URI": str(lake), "KKBOX_PUSHGATEWAY_URL": gateway_url}
+    try:
+        scored = run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-03")
+        assert "scored" in scored
+        again = run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-03")
+        assert "already scored by version 1: nothing to do" in again
+        printed = run_step(
+            env,
+            sys.executable,
+            "-m",
+            "steps.quality",
+            "--cohort",
+            "2017-03",
+            "--traffic-start",
+            "none",
+            "--traffic-end",
+            "none",
+            "--min-segment-users",
+            "200",
+        )
+        pushed = requests.get(f"{gateway_url}/metrics", timeout=10).text
+    finally:
+        stop(gateway)
+    summary = json.loads(printed.strip().splitlines()[-1])
+    table = pd.read_parquet(lake / "quality" / "2017-03" / "quality.parquet")
+    overall = table[(table["segment"] == "all") & (table["source"] == "batch")].iloc[0]
+    # the champion was judged on March when it was trained: the same model on the same users
+    client = mlflow.MlflowClient(champion.env["MLFLOW_TRACKING_URI"])
+    run = client.get_run(client.get_model_version("kkbox-churn", "1").run_id)
+    assert overall["roc_auc"] == pytest.approx(run.data.metrics["roc_auc"], abs=1e-9)
+    assert summary["evaluated_roc_auc"] == {"1": run.data.metrics["roc_auc"]}
+    assert overall["oracle_roc_auc"] == pytest.approx(run.data.metrics["oracle_roc_auc"], abs=1e-9)
+    assert {"payment_method", "plan_length", "auto_renew", "tenure_band"} <= set(table["segment"])
+    assert (table.loc[table["segment"] != "all", "users"] >= 200).all()
+    assert 'kkbox_realized_roc_auc{cohort="2017-03",instance="",job="kkbox-quality",' in pushed
+    assert 'kkbox_evaluated_roc_auc{instance="",job="kkbox-quality",model_version="1"}' in pushed
+
+
+def test_the_service_s_answers_are_measured_per_version_beside_the_batch(
+    champion: Champion, tmp_path: Path
+) -> None:
+    """Traffic-log lines (as the service writes them, each with its model version) over a window
+    of days count as a source of their own."""
+    lake, traffic = tmp_path / "lake", tmp_path / "traffic"
+    shutil.copytree(champion.env["KKBOX_LAKE_URI"], lake)
+    march = champion.gold("2017-03")
+    records = [Record(**r) for r in records_of(march)]
+    log = TrafficLog(str(traffic))
+    for version, part in (("1", records[:600]), ("7", records[600:])):
+        answers = [
+            Prediction(msno=r.msno, churn_probability=p, churn=p > 0.5, model_version=version)
+            for r, p in zip(part, np.linspace(0.01, 0.99, len(part)), strict=True)
+        ]
+        log.append(traffic_entries(part, answers, version))
+    log.close()
+    env = {**champion.env, "KKBOX_LAKE_URI": str(lake), "KKBOX_TRAFFIC_LOG_URI": str(traffic)}
+    today = datetime.date.today().isoformat()
+    run_step(
+        env,
+        sys.executable,
+        "-m",
+        "steps.quality",
+        "--cohort",
+        "2017-03",
+        "--traffic-start",
+        today,
+        "--traffic-end",
+        today,
+        "--min-segment-users",
+        "100",
+    )
+    table = pd.read_parquet(lake / "quality" / "2017-03" / "quality.parquet")
+    overall = table[table["segment"] == "all"].set_index(["source", "model_version"])
+    assert overall.loc[("traffic", "1"), "users"] == 600
+    assert overall.loc[("traffic", "7"), "users"] == len(records) - 600
+    labels = march.set_index("msno")["is_churn"]
+    first = [r.msno for r in records[:600]]
+    expected = roc_auc_score(labels.reindex(first), np.linspace(0.01, 0.99, 600))
+    assert overall.loc[("traffic", "1"), "roc_auc"] == pytest.approx(expected)
+
+
+def test_a_cohort_without_predictions_or_labels_measures_nothing(
+    champion: Champion, tmp_path: Path
+) -> None:
+    env = {**champion.env, "KKBOX_LAKE_URI": str(tmp_path / "lake")}
+    shutil.copytree(champion.env["KKBOX_LAKE_URI"], tmp_path / "lake")
+    arguments = ["--traffic-start", "none", "--traffic-end", "none", "--min-segment-users", "1"]
+    for cohort, said in (("2017-02", "no prediction was made"), ("2017-04", "no labels yet")):
+        printed = run_step(
+            env, sys.executable, "-m", "steps.quality", "--cohort", cohort, *arguments
+        )
+        assert said in printed
