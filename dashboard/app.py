@@ -1,6 +1,7 @@
 """The platform's dashboard: the champion, live predictions, drift, scoring one user, then
 what the retention team acts on: the model card, the campaign list, one subscriber's reasons,
-the metrics per segment.
+the metrics per segment; and month after month, the realized quality of every labelled cohort
+and what each monthly cycle decided.
 
     streamlit run dashboard/app.py      # or: make dashboard
 
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from churn_transform.schema import EXAMPLE_RECORD  # noqa: E402
 from churn_transform.settings import Settings, masked  # noqa: E402
-from dashboard import client, retention  # noqa: E402
+from dashboard import client, monthly, retention  # noqa: E402
 
 st.set_page_config(page_title="KKBox churn platform", layout="wide")
 settings = Settings()
@@ -170,3 +171,4 @@ live_predictions()
 drift()
 score_one_user()
 retention.sections(settings)
+monthly.sections(settings)

@@ -184,3 +184,21 @@ def champion_segments(settings: Settings) -> Answer:
         reason = str(err).splitlines()[0][:120]
         return Answer(problem=masked(f"no segment metrics of the champion ({reason})"))
     return Answer(pd.read_json(path, orient="split"))
+
+
+def quality_history(settings: Settings) -> Answer:
+    """Every cohort's realized quality (``quality``'s tables in the lake, the overall rows) and
+    every monthly cycle's record, oldest first."""
+    lake = lake_of(settings)
+    try:
+        paths = sorted(lake.fs.glob(f"{lake.path_of(lake.url('quality'))}/*/quality.parquet"))
+    except FileNotFoundError:
+        paths = []
+    if not paths:
+        return Answer(problem=f"no realized quality in {lake.url('quality')}")
+    tables = [pd.read_parquet(path, filesystem=lake.fs) for path in paths]
+    history = pd.concat(tables, ignore_index=True)
+    history = history[history["segment"] == "all"].drop(columns=["segment", "value"])
+    records = sorted(lake.fs.glob(f"{lake.path_of(lake.url('cycles'))}/*.json"))
+    cycles = pd.DataFrame([json.loads(lake.fs.cat_file(path)) for path in records])
+    return Answer((history.sort_values(["cohort", "source", "model_version"]), cycles))

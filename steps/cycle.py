@@ -63,7 +63,7 @@ def _champion(settings: Settings) -> tuple[str, dict[str, float], dict[str, str]
     client = mlflow.MlflowClient()
     found = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
     run = client.get_run(str(found.run_id))
-    return str(found.version), dict(run.data.metrics), dict(run.data.params)
+    return str(found.version), dict(run.data.metrics), dict(run.data.tags)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         for each in (labelled, scoring):
             step("feature", cohort=each)
         step("validate", cohorts=f"{labelled},{scoring}")
-        version, own, params = _champion(settings)
+        version, own, trained = _champion(settings)
         step("score", cohort=scoring)
         step("materialize", cohort=scoring)  # answers by id serve the new cohort
         quality = _metrics(
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             cohort=labelled,
             realized_auc=quality.get(f"batch.v{version}.roc_auc"),
             evaluated_auc=own.get("roc_auc"),
-            evaluated_cohort=params.get("eval_cohort"),
+            evaluated_cohort=trained.get("eval_cohort"),
             drift_alarm=bool(drift.get("dataset_drift", 0)),
         )
         decision = decide(policy, evidence)

@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
                 "gold_hash.train": train_hash,
                 "gold_hash.eval": eval_hash,
                 "git_commit": _git_commit(),
+                # the cycle's policy reads how old the champion's evaluation is
+                "train_cohort": args.train_cohort,
+                "eval_cohort": args.eval_cohort,
             }
         )
         fitted = fit(train, config)

@@ -23,6 +23,19 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_environment_leaks() -> Iterator[None]:
+    """In-process ``mlflow.set_tracking_uri`` and ``mlflow.set_experiment`` write
+    MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID into ``os.environ``, which every later
+    subprocess (``mlflow run``, a step) would inherit: a test's leave them as they were."""
+    saved = {name: value for name, value in os.environ.items() if name.startswith("MLFLOW_")}
+    yield
+    for name in [name for name in os.environ if name.startswith("MLFLOW_")]:
+        if name not in saved:
+            del os.environ[name]
+    os.environ.update(saved)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -53,6 +53,10 @@ def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 break
             time.sleep(0.1)
         run_step(env, *command)
+        # March scored as a month before, and measured once its labels are in
+        run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-03")
+        quality = ["--traffic-start", "none", "--traffic-end", "none", "--min-segment-users", "50"]
+        run_step(env, sys.executable, "-m", "steps.quality", "--cohort", "2017-03", *quality)
         run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-04")
         yield {**env, "KKBOX_SERVICE_URL": url}
     finally:
@@ -155,6 +159,18 @@ def test_it_shows_the_campaign_a_subscriber_s_reasons_and_the_segments(
     app.button[1].click().run()  # explain the example record
     assert app.success[0].value.startswith("churn probability")
     assert not app.exception
+
+
+def test_it_shows_the_realized_quality_of_each_labelled_cohort(
+    monkeypatch: pytest.MonkeyPatch, live: dict[str, str]
+) -> None:
+    app = _app(monkeypatch, live)
+    assert not app.exception and "Month after month" in {h.value for h in app.header}
+    history = app.dataframe[-1].value
+    (march,) = history[history["cohort"] == "2017-03"].itertuples()
+    assert march.source == "batch" and march.model_version == "1"
+    assert 0.7 < march.roc_auc <= march.oracle_roc_auc + 0.05
+    assert "No monthly cycle has run yet" in app.caption[-1].value
 
 
 def test_a_real_browser_renders_the_page(live: dict[str, str], tmp_path: Path) -> None:
