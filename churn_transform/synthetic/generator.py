@@ -187,15 +187,9 @@ def _write_chunk(
     oracle = chunk.oracle.assign(msno=msno[chunk.oracle["user"].to_numpy()])
     for file_name, cohort in LABEL_FILES.items():
         truth = labels[cohort][["msno", "is_churn"]]
-        decided = oracle[oracle["cohort"] == cohort].merge(truth, on="msno", how="outer")
-        summary.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
         public = truth if file_name != "sample_submission_v2.csv" else truth.assign(is_churn=0)
         sinks[file_name].write(public)
-        answered = decided.assign(cohort=cohort).dropna(subset=["is_churn"])
-        sinks[ORACLE_FILE].write(answered)
-        sinks[ORACLE_TERMS_FILE].write(answered)
-        summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + len(truth)
-        churners[cohort] = churners.get(cohort, 0) + int(truth["is_churn"].sum())
+        _answer(cohort, oracle, truth, sinks, summary, churners)
     if chunk.months is not None:
         published = [transactions["transactions.csv"], transactions["transactions_v2.csv"]]
         april = oracle[oracle["cohort"] == SCORING_COHORT]
@@ -233,27 +227,21 @@ def _write_months(
     summary: Summary,
     churners: dict[str, int],
 ) -> None:
-    """Write the increments; the hidden future now starts after the last of them."""
+    """Answer the further cohorts and write the increments; the hidden future now starts after
+    the last of them. ``published`` are the base files' transactions, ``april`` the oracle's
+    April decisions (their labels need the further months' rows)."""
     months, count = further
     rows, date = file_rows(months.transactions, months.msno), months.transactions["date"].to_numpy()
-    end = month_bounds(further_cohorts(count)[-1])[0]
-    sinks[FUTURE_FILE].write(rows[date >= end])
+    sinks[FUTURE_FILE].write(rows[date >= month_bounds(further_cohorts(count)[-1])[0]])
     history = pd.concat([*published, rows[date >= FILES_END]]).drop_duplicates()
     labels = {c: churn_labels(history, c) for c in [SCORING_COHORT, *further_cohorts(count)]}
     summary.label_mismatches += _mismatches(april, labels[SCORING_COHORT])
     oracle = months.oracle.assign(msno=months.msno[months.oracle["user"].to_numpy()])
     for cohort in further_cohorts(count):
-        truth = labels[cohort][["msno", "is_churn"]]
-        decided = oracle[oracle["cohort"] == cohort].merge(truth, on="msno", how="outer")
-        summary.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
-        answered = decided.assign(cohort=cohort).dropna(subset=["is_churn"])
-        sinks[ORACLE_FILE].write(answered)
-        sinks[ORACLE_TERMS_FILE].write(answered)
-        summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + len(truth)
-        churners[cohort] = churners.get(cohort, 0) + int(truth["is_churn"].sum())
-    members_day = to_days(months.members["registration_init_time"])
+        _answer(cohort, oracle, labels[cohort][["msno", "is_churn"]], sinks, summary, churners)
     tx_files = increment_transactions(stream(seed, 13), rows, date, further_months(count))
     log_files = increment_logs(stream(seed, 14), months.logs, months.msno, further_months(count))
+    members_day = to_days(months.members["registration_init_time"])
     for month in further_months(count):
         first, following = month_bounds(month)
         folder = increment_folder(month)
@@ -266,6 +254,25 @@ def _write_months(
         if month > FIRST_MONTH:
             known = add_months(month, -1)
             sinks[f"{folder}/labels_{known}.csv"].write(labels[known])
+
+
+def _answer(
+    cohort: str,
+    oracle: pd.DataFrame,
+    truth: pd.DataFrame,
+    sinks: dict[str, _CsvSink],
+    summary: Summary,
+    churners: dict[str, int],
+) -> None:
+    """Write the oracle's answers for one cohort, with the labels ``truth`` as ``is_churn``, and
+    count the decisions the labels do not show."""
+    decided = oracle[oracle["cohort"] == cohort].merge(truth, on="msno", how="outer")
+    summary.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
+    answered = decided.assign(cohort=cohort).dropna(subset=["is_churn"])
+    sinks[ORACLE_FILE].write(answered)
+    sinks[ORACLE_TERMS_FILE].write(answered)
+    summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + len(truth)
+    churners[cohort] = churners.get(cohort, 0) + int(truth["is_churn"].sum())
 
 
 def _mismatches(decided: pd.DataFrame, truth: pd.DataFrame) -> int:
