@@ -22,11 +22,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--chunk-users", type=int, default=GeneratorConfig.chunk_users)
     parser.add_argument("--log-start", default=GeneratorConfig.log_start)
+    parser.add_argument("--months", type=int, default=GeneratorConfig.months)
     parser.add_argument("--out", type=Path, help="folder to write into (default: a temp folder)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="kkbox-bench-"))
     config = GeneratorConfig(
-        users=args.users, seed=args.seed, chunk_users=args.chunk_users, log_start=args.log_start
+        users=args.users,
+        seed=args.seed,
+        chunk_users=args.chunk_users,
+        log_start=args.log_start,
+        months=args.months,
     )
     began = time.perf_counter()
     summary = generate(config, out / "raw", out / "oracle")
@@ -36,6 +41,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f"users            {args.users:>14,}")
     print(f"chunk users      {args.chunk_users:>14,}")
+    print(f"further months   {args.months:>14,}")
     print(f"seconds          {seconds:>14.1f}")
     print(f"rows written     {rows:>14,}")
     print(f"bytes written    {size / 1e9:>13.2f}G")

@@ -53,6 +53,12 @@ def month_bounds(month: str) -> tuple[int, int]:
     return (first - epoch).days, (following - epoch).days
 
 
+def add_months(month: str, count: int) -> str:
+    """``YYYY-MM`` ``count`` months after ``month`` (before it when ``count`` is negative)."""
+    year, number = int(month[:4]), int(month[5:7]) - 1 + count
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
 def parse_yyyymmdd(
     values: npt.ArrayLike,
 ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.bool_]]:

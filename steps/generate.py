@@ -1,7 +1,8 @@
 """Entry point ``generate``: writes a synthetic KKBox dataset and prints its summary.
 
-Reads: nothing. Produces: the eight raw CSVs in ``Settings.raw_dir`` and the oracle's answers
-in ``Settings.oracle_dir``; logs the summary to an MLflow run named ``generate``.
+Reads: nothing. Produces: the eight raw CSVs in ``Settings.raw_dir`` (and, with ``--months``,
+the further months in its ``increments/`` folder) and the oracle's answers in
+``Settings.oracle_dir``; logs the summary to an MLflow run named ``generate``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shift", type=float, required=True)
     parser.add_argument("--log-start", type=day, required=True)
     parser.add_argument("--chunk-users", type=int, required=True)
+    parser.add_argument("--months", type=int, required=True)
+    parser.add_argument("--shift-start", required=True)
     return parser.parse_args(argv)
 
 
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         shift=args.shift,
         log_start=args.log_start,
         chunk_users=args.chunk_users,
+        months=args.months,
+        shift_start=args.shift_start,
     )
     run(config, settings)
 

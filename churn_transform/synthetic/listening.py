@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from churn_transform.synthetic.population import SHIFT_START, Users
+from churn_transform.synthetic.population import Users
 
 #: Share of a song's length heard in each num_* band (<25%, 25-50%, 50-75%, 75-98.5%, >98.5%).
 _BAND_PLAYED = np.array([0.12, 0.37, 0.62, 0.92, 1.0])
@@ -29,12 +29,18 @@ class Listening:
     secs: np.ndarray
 
     def __init__(
-        self, users: Users, rng: np.random.Generator, first_day: int, end_day: int, shift: float
+        self,
+        users: Users,
+        rng: np.random.Generator,
+        window: tuple[int, int],
+        shift: float,
+        shift_start: int,
     ) -> None:
+        first_day, end_day = window
         self.first_day, self.end_day = first_day, end_day
         days = np.arange(first_day, end_day)
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
-        shifted = days >= SHIFT_START
+        shifted = days >= shift_start
         chance = users.engagement[:, None] * users.decay(days) * np.where(weekend, 1.08, 0.97)
         shift_rng = np.random.default_rng(rng.integers(2**63))
         draw = rng.random(chance.shape, dtype=np.float32)

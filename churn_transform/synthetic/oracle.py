@@ -30,8 +30,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn_transform.synthetic.listening import Listening
-
 INTERCEPT = -5.1
 WEIGHTS: dict[str, float] = {
     "no_auto_renew": 2.88,
@@ -53,13 +51,14 @@ WEIGHTS: dict[str, float] = {
 def observed_drivers(
     transactions: pd.DataFrame,
     secs: np.ndarray,
-    listening: Listening,
+    first_day: int,
     has_profile: np.ndarray,
     expiry: np.ndarray,
     users: np.ndarray,
     cutoff: int,
 ) -> pd.DataFrame:
-    """The DRIVERS of ``users`` at ``cutoff``, one row per user (index = user)."""
+    """The DRIVERS of ``users`` at ``cutoff``, one row per user (index = user); ``secs`` holds
+    every user's seconds per day from ``first_day`` on."""
     past = transactions[(transactions["date"] < cutoff) & transactions["user"].isin(users)]
     past = past.sort_values(["user", "date", "cancel"], kind="stable")
     # 0-day rows share their day with a real payment and have no order against it in the
@@ -79,7 +78,7 @@ def observed_drivers(
     drivers["method_41"] = (last["method"].reindex(users) == 41).astype(int).to_numpy()
     first = past.groupby("user")["date"].min().reindex(users)
     drivers["newness"] = np.exp(-(cutoff - first.to_numpy()) / 45.0)
-    drivers = drivers.join(_listening_drivers(secs[users], cutoff - listening.first_day, users))
+    drivers = drivers.join(_listening_drivers(secs[users], cutoff - first_day, users))
     drivers["no_profile"] = (~has_profile[users]).astype(int)
     drivers["days_to_expiry"] = expiry[users] - cutoff
     return drivers

@@ -19,8 +19,8 @@ FIRST_REGISTRATION = day("2004-03-26")
 LAST_REGISTRATION = day("2017-04-29")
 NEVER = np.iinfo(np.int32).max // 2
 
-#: The shift knob's shifted period starts here (the v2 month): see ``GeneratorConfig.shift``.
-SHIFT_START = day("2017-03-01")
+#: A newcomer registers on any day at this rate (per user of the chunk), as from 2015 to April 2017.
+NEWCOMERS_PER_DAY = 0.7 * 0.25 / (LAST_REGISTRATION - TX_START)
 
 # Value mixes from the spec (shares of rows in the real files).
 _CITIES = np.array([1, 5, 13, 4, 22, 15, 6, 14, 12, 9, 11, 18, 8, 10, 3, 17, 21, 7, 16, 20, 19])
@@ -160,7 +160,31 @@ def draw_users(rng: np.random.Generator, n: int) -> Users:
     # their plan, so long plans do not all expire in the same month.
     start[veteran] = TX_START + rng.integers(0, np.maximum(45, plan[veteran]))
     start[newcomer] = registered[newcomer] + rng.integers(0, 4, int(newcomer.sum()))
+    return _traits(rng, registered, start, promo, stacker, plan, dormant)
 
+
+def draw_newcomers(rng: np.random.Generator, n: int, first_day: int, end_day: int) -> Users:
+    """Draw ``n`` users registering between ``first_day`` and ``end_day`` (the months after the
+    files), each subscribing within a few days, as the newcomers of ``draw_users`` do."""
+    registered = rng.integers(first_day, end_day, n).astype(np.int64)
+    stacker = rng.random(n) < 0.033
+    plan = np.where(stacker, 410, _pick(rng, PLANS, _PLAN_WEIGHTS, n))
+    start = registered + rng.integers(0, 4, n)
+    nobody = np.zeros(n, dtype=bool)
+    return _traits(rng, registered, start, nobody, stacker, plan, nobody)
+
+
+def _traits(
+    rng: np.random.Generator,
+    registered: np.ndarray,
+    start: np.ndarray,
+    promo: np.ndarray,
+    stacker: np.ndarray,
+    plan: np.ndarray,
+    dormant: np.ndarray,
+) -> Users:
+    """Payment habits, listening and decay of users whose arrival is drawn."""
+    n = len(registered)
     auto = stacker | (rng.random(n) < 0.79)
     payment_method = np.where(
         auto, _pick(rng, _PM_AUTO, _PM_AUTO_W, n), _pick(rng, _PM_MANUAL, _PM_MANUAL_W, n)
@@ -193,13 +217,15 @@ def draw_users(rng: np.random.Generator, n: int) -> Users:
     )
 
 
-def members_frame(rng: np.random.Generator, users: Users, shift: float) -> pd.DataFrame:
+def members_frame(
+    rng: np.random.Generator, users: Users, shift: float, shift_start: int
+) -> pd.DataFrame:
     """members_v3 rows (users with a profile), with the real file's dirty values."""
     n = len(users)
     blank = rng.random(n) < 0.66  # profiles left empty: bd 0, no gender
     bd = np.where(blank, 0, np.clip(rng.gamma(9.0, 3.2, n).astype(np.int64) + 1, 14, 70))
     bd = np.where(~blank & (rng.random(n) < 0.02), 0, bd)
-    shifted = (users.registered >= SHIFT_START) & (bd > 0) & (rng.random(n) < 0.6 * shift)
+    shifted = (users.registered >= shift_start) & (bd > 0) & (rng.random(n) < 0.6 * shift)
     bd = np.where(shifted, rng.integers(14, 20, n), bd)
     odd = rng.random(n)
     bd = np.where(odd < 0.00004, -rng.integers(1, 7169, n), bd)

@@ -1,5 +1,8 @@
 """A one-screen description of a KKBox-format dataset: files, cohorts, churn rates, the oracle.
 
+The cohorts are the three of the base files and, when the raw folder holds increments, the one
+each increment lists to score.
+
 Works on the real files too (there is simply no oracle folder then). Reads only the label files
 and the oracle in memory; the big tables are measured by streaming their lines.
 """
@@ -85,15 +88,23 @@ def describe(raw_dir: Path, oracle_dir: Path | None = None) -> DatasetReport:
     oracle_path = oracle_dir / ORACLE_FILE if oracle_dir else None
     oracle = pd.read_csv(oracle_path) if oracle_path and oracle_path.exists() else None
     for name, cohort in LABEL_FILES.items():
-        if not (raw_dir / name).exists():
-            continue
-        labels = pd.read_csv(raw_dir / name)
-        truth = labels["is_churn"]
-        if oracle is not None:
-            answers = oracle[oracle["cohort"] == cohort]
-            truth = answers["is_churn"]
-            if truth.nunique() == 2:
-                p = answers["churn_probability"]
-                report.oracle[cohort] = (roc_auc_score(truth, p), log_loss(truth, p))
-        report.cohorts[cohort] = (len(labels), float(truth.mean()) if len(truth) else 0.0)
+        if (raw_dir / name).exists():
+            _add_cohort(report, cohort, pd.read_csv(raw_dir / name), oracle)
+    # The further months: each cohort listed to score in one increment (its labels, once known,
+    # come in the next; the oracle answers for all of them).
+    for path in sorted(raw_dir.glob("increments/*/cohort_*.csv")):
+        _add_cohort(report, path.stem.removeprefix("cohort_"), pd.read_csv(path), oracle)
     return report
+
+
+def _add_cohort(
+    report: DatasetReport, cohort: str, labels: pd.DataFrame, oracle: pd.DataFrame | None
+) -> None:
+    truth = labels["is_churn"]
+    if oracle is not None:
+        answers = oracle[oracle["cohort"] == cohort]
+        truth = answers["is_churn"]
+        if truth.nunique() == 2:
+            p = answers["churn_probability"]
+            report.oracle[cohort] = (roc_auc_score(truth, p), log_loss(truth, p))
+    report.cohorts[cohort] = (len(labels), float(truth.mean()) if len(truth) else 0.0)

@@ -6,15 +6,17 @@ a sequence of chunks, each seeded from the run's seed and its own index.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from churn_transform.dates import day, month_bounds
+from churn_transform.dates import day
 from churn_transform.labels import churn_labels
+from churn_transform.synthetic.decisions import decide_cohort
 from churn_transform.synthetic.listening import Listening, subscribed_days
-from churn_transform.synthetic.oracle import churn_probability, observed_drivers, oracle_terms
+from churn_transform.synthetic.months import Months, simulate_months
 from churn_transform.synthetic.population import Users, draw_users, members_frame
 from churn_transform.synthetic.subscriptions import Chain
 
@@ -29,6 +31,8 @@ class ChunkConfig:
     users: int
     log_start: int
     shift: float
+    shift_start: int = day("2017-03-01")
+    months: int = 0  # further months simulated after March 2017 (see ``months``)
 
 
 @dataclass(frozen=True)
@@ -40,57 +44,34 @@ class Chunk:
     transactions: pd.DataFrame  # the whole history, including rows after the files end
     logs: pd.DataFrame
     oracle: pd.DataFrame  # cohort, user, churn_probability, decided_churn, the oracle's terms
+    months: Months | None = None  # the further months, when asked for
 
 
 def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
     """Play a chunk's users from 2015 to mid 2017, taking the oracle decision at each cutoff."""
-    # Separate streams, so that the shift knob (which changes how much is drawn after March
-    # 2017) leaves every earlier draw, and so the whole past, exactly as it was.
+    # Separate streams, so that the shift knob (which changes how much is drawn after it
+    # starts) leaves every earlier draw, and so the whole past, exactly as it was. The further
+    # months (``months``) draw from streams 5 and up: the writer takes stream 4.
     rng, chain_rng, listening_rng, members_rng = (
         np.random.default_rng(child) for child in seed.spawn(4)
     )
     users = draw_users(rng, config.users)
-    members = members_frame(members_rng, users, config.shift)
-    chain = Chain(users, chain_rng, config.shift)
-    listening = Listening(users, listening_rng, config.log_start, LOGS_END, config.shift)
-    decisions = []
-    for cohort in COHORTS:
-        cutoff, month_end = month_bounds(cohort)
-        chain.advance(cutoff)
-        in_cohort = np.flatnonzero(
-            chain.alive
-            & (chain.expiry >= cutoff)
-            & (chain.expiry < month_end)
-            & (chain.last_date < cutoff)
-        )
-        disengaged = 1.0 - users.decay_at(in_cohort, cutoff)
-        switch_off = 1.0 / (
-            1.0 + np.exp(4.9 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort])
-        )
-        chain.pre_cutoff_cancels(in_cohort, cutoff, switch_off)
-        subscribed = _subscribed(chain, len(users), config.log_start)
-        drivers = observed_drivers(
-            chain.transactions(),
-            listening.seconds_matrix(subscribed),
-            listening,
-            users.has_profile,
-            chain.expiry,
-            in_cohort,
-            cutoff,
-        )
-        probability = churn_probability(drivers)
-        churned = rng.random(len(in_cohort)) < probability
-        chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))
-        decisions.append(
-            pd.DataFrame(
-                {
-                    "cohort": cohort,
-                    "user": in_cohort,
-                    "churn_probability": probability,
-                    "decided_churn": churned.astype(int),
-                }
-            ).join(oracle_terms(drivers).reset_index(drop=True))
-        )
+    members = members_frame(members_rng, users, config.shift, config.shift_start)
+    chain = Chain(users, chain_rng, config.shift, config.shift_start)
+    window = (config.log_start, LOGS_END)
+    listening = Listening(users, listening_rng, window, config.shift, config.shift_start)
+
+    def seconds(at: Chain) -> tuple[np.ndarray, int]:
+        subscribed = _subscribed(at, len(users), config.log_start)
+        return listening.seconds_matrix(subscribed), config.log_start
+
+    decisions = [decide_cohort(cohort, chain, rng, seconds) for cohort in COHORTS]
+    further = None
+    if config.months:
+        # A copy goes on: the base goes to HISTORY_END exactly as without further months.
+        copied = copy.deepcopy(chain, {id(users): users})
+        shift = (config.shift, config.shift_start)
+        further = simulate_months(seed, copied, listening, config.months, shift)
     chain.advance(HISTORY_END)
     subscribed = _subscribed(chain, len(users), config.log_start)
     return Chunk(
@@ -99,6 +80,7 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
         transactions=chain.transactions(),
         logs=listening.rows(subscribed),
         oracle=pd.concat(decisions, ignore_index=True),
+        months=further,
     )
 
 

@@ -16,7 +16,6 @@ from churn_transform.dates import day
 from churn_transform.synthetic.population import (
     NEVER,
     PRICES,
-    SHIFT_START,
     STACK_PLAN_SHARE,
     Users,
 )
@@ -60,9 +59,11 @@ def _later(start: np.ndarray, plan: np.ndarray) -> np.ndarray:
 class Chain:
     """The subscription state of a chunk of users and the transaction rows written so far."""
 
-    def __init__(self, users: Users, rng: np.random.Generator, shift: float) -> None:
+    def __init__(
+        self, users: Users, rng: np.random.Generator, shift: float, shift_start: int
+    ) -> None:
         n = len(users)
-        self.users, self.rng, self.shift = users, rng, shift
+        self.users, self.rng, self.shift, self.shift_start = users, rng, shift, shift_start
         self.expiry = np.full(n, -1, dtype=np.int64)
         self.alive = np.zeros(n, dtype=bool)
         self.comeback = users.start.copy()  # next (re)subscription day
@@ -88,7 +89,7 @@ class Chain:
         price = price_of(rng, plan)
         if paid is None:
             # Discounts and free renewals are rare (about 1% of rows in transactions_v2).
-            extra = 0.3 * self.shift * (date >= SHIFT_START)
+            extra = 0.3 * self.shift * (date >= self.shift_start)
             discounted = rng.random(len(idx)) < 0.05 * users.price_sensitivity[idx] + extra
             paid = np.where(discounted, (price * rng.uniform(0.5, 0.9, len(idx))).round(), price)
             free = rng.random(len(idx)) < 0.015 * users.price_sensitivity[idx]
@@ -96,11 +97,11 @@ class Chain:
         else:
             price = np.where(paid == 0, 0, price)  # promotional free months are listed at 0
         method = users.payment_method[idx].copy()
-        shifted = (date >= SHIFT_START) & (rng.random(len(idx)) < 0.4 * self.shift)
+        shifted = (date >= self.shift_start) & (rng.random(len(idx)) < 0.4 * self.shift)
         method[shifted] = NEW_PAYMENT_METHOD
         # Free months (promotions, trials, 0-day rows) do not renew by themselves.
         auto = users.auto[idx] & (cancel == 0) & (paid > 0)
-        auto &= ~((date >= SHIFT_START) & (rng.random(len(idx)) < 0.25 * self.shift))
+        auto &= ~((date >= self.shift_start) & (rng.random(len(idx)) < 0.25 * self.shift))
         auto ^= rng.random(len(idx)) < 0.01
         self._rows.append(
             dict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn_transform.dates import day, to_yyyymmdd
+from churn_transform.dates import add_months, day, month_bounds, to_yyyymmdd
 from churn_transform.schema import RAW_FILES
 
 V2_START = day("2017-03-01")
@@ -21,19 +21,7 @@ def transactions_files(
     v2 holds March 2017, 3% of February's rows again (exact duplicates) and 0.2% of January and
     February rows that arrived late (absent from v1). A few old v1 rows expire on 19700101.
     """
-    rows = pd.DataFrame(
-        {
-            "msno": msno[transactions["user"].to_numpy()],
-            "payment_method_id": transactions["method"].to_numpy(),
-            "payment_plan_days": transactions["plan"].to_numpy(),
-            "plan_list_price": transactions["price"].to_numpy(),
-            "actual_amount_paid": transactions["paid"].to_numpy(),
-            "is_auto_renew": transactions["auto"].to_numpy(),
-            "transaction_date": to_yyyymmdd(transactions["date"]),
-            "membership_expire_date": to_yyyymmdd(transactions["expire"]),
-            "is_cancel": transactions["cancel"].to_numpy(),
-        }
-    )
+    rows = file_rows(transactions, msno)
     date = transactions["date"].to_numpy()
     expire = transactions["expire"].to_numpy()
     draw = rng.random(len(rows))
@@ -50,6 +38,23 @@ def transactions_files(
     }
 
 
+def file_rows(transactions: pd.DataFrame, msno: np.ndarray) -> pd.DataFrame:
+    """The transactions' rows in the real file's columns and formats."""
+    return pd.DataFrame(
+        {
+            "msno": msno[transactions["user"].to_numpy()],
+            "payment_method_id": transactions["method"].to_numpy(),
+            "payment_plan_days": transactions["plan"].to_numpy(),
+            "plan_list_price": transactions["price"].to_numpy(),
+            "actual_amount_paid": transactions["paid"].to_numpy(),
+            "is_auto_renew": transactions["auto"].to_numpy(),
+            "transaction_date": to_yyyymmdd(transactions["date"]),
+            "membership_expire_date": to_yyyymmdd(transactions["expire"]),
+            "is_cancel": transactions["cancel"].to_numpy(),
+        }
+    )
+
+
 def user_logs_files(
     rng: np.random.Generator, logs: pd.DataFrame, msno: np.ndarray
 ) -> dict[str, pd.DataFrame]:
@@ -57,11 +62,7 @@ def user_logs_files(
 
     v1: 0.016% of rows negative (down to about -9.2e15), a few over 1e12; v2: 0.023% over 86,400.
     """
-    rows = logs.sort_values(["date", "user"], kind="stable")
-    date = rows["date"].to_numpy()
-    out = pd.DataFrame({"msno": msno[rows["user"].to_numpy()], "date": to_yyyymmdd(date)})
-    for column in RAW_FILES["user_logs.csv"][2:]:
-        out[column] = rows[column].to_numpy()
+    out, date = _log_rows(logs, msno)
     draw = rng.random(len(out))
     v1 = date < V2_START
     negative = v1 & (draw < 0.00016)
@@ -71,6 +72,60 @@ def user_logs_files(
     long_day = ~v1 & (draw < 0.00023)
     out.loc[long_day, "total_secs"] = np.round(rng.uniform(86_400, 9.2e6, int(long_day.sum())), 3)
     return {"user_logs.csv": out[v1], "user_logs_v2.csv": out[~v1]}
+
+
+def increment_transactions(
+    rng: np.random.Generator, rows: pd.DataFrame, date: np.ndarray, months: list[str]
+) -> dict[str, pd.DataFrame]:
+    """Each further month's transactions.csv: its rows, as v2 holds March's.
+
+    0.2% of a month's rows arrive late, in the next month's file (not in the last month's:
+    no file follows it), and 3% of the previous month's rows come again (exact repeats). Rows
+    draw in date order, two numbers each (the second orders the file), so a month's file
+    depends on the rows up to its end only: a later change (the shift) leaves it as it was.
+    """
+    order = np.argsort(date, kind="stable")
+    rows, date = rows.iloc[order], date[order]
+    draw, key = rng.random((len(rows), 2)).T
+    held_back = draw > 0.998
+    files = {}
+    for position, month in enumerate(months):
+        first, end = month_bounds(month)
+        before = month_bounds(add_months(month, -1))[0]
+        own = (date >= first) & (date < end) & ~(held_back & (position < len(months) - 1))
+        previous = (date >= before) & (date < first)
+        late = previous & held_back & (before >= FILES_END)
+        repeats = previous & (draw < 0.03)
+        chosen = [own, late, repeats]
+        month_rows = pd.concat([rows[mask] for mask in chosen])
+        shuffle = np.argsort(np.concatenate([key[mask] for mask in chosen]), kind="stable")
+        files[month] = month_rows.iloc[shuffle]
+    return files
+
+
+def increment_logs(
+    rng: np.random.Generator, logs: pd.DataFrame, msno: np.ndarray, months: list[str]
+) -> dict[str, pd.DataFrame]:
+    """Each further month's user_logs.csv, with the v2 file's share of days over 86,400 s."""
+    out, date = _log_rows(logs, msno)
+    draw = rng.random(len(out))
+    long_day = draw < 0.00023
+    out.loc[long_day, "total_secs"] = np.round(rng.uniform(86_400, 9.2e6, int(long_day.sum())), 3)
+    files = {}
+    for month in months:
+        first, end = month_bounds(month)
+        files[month] = out[(date >= first) & (date < end)]
+    return files
+
+
+def _log_rows(logs: pd.DataFrame, msno: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """user_logs rows in the file's columns, ordered by day then user, and their day numbers."""
+    rows = logs.sort_values(["date", "user"], kind="stable")
+    date = rows["date"].to_numpy()
+    out = pd.DataFrame({"msno": msno[rows["user"].to_numpy()], "date": to_yyyymmdd(date)})
+    for column in RAW_FILES["user_logs.csv"][2:]:
+        out[column] = rows[column].to_numpy()
+    return out, date
 
 
 def _shuffled(rng: np.random.Generator, rows: pd.DataFrame) -> pd.DataFrame:

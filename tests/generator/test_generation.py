@@ -31,6 +31,31 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     )
 
 
+#: SHA-256 of the files of ``make(seed=3, **SMALL)`` as written by 920c7bb, before the further
+#: months and ``shift_start`` came in: the base must not move, so the real files still drop in.
+BASE_RAW = {
+    "members_v3.csv": "5158fc3e37c8371e0b8aa75b8ea45d7d69401d4f84fc02020256114cf67478fc",
+    "sample_submission_v2.csv": "f2be713f1beec934abf4140b40114ade865743dbc0b8a05939f210afe6e368f6",
+    "train.csv": "f175fcab1b52632da85a47a02b99266c863ec44b684c5a84564fc37ddce54991",
+    "train_v2.csv": "26de36c639628f572c63e141bd898f6e1b4d4bed6cab61d11e366de70a601af5",
+    "transactions.csv": "26f5d71992073617dd3a9b3c1aa595666494427b84f0630e5f03fbd63e796117",
+    "transactions_v2.csv": "06492da3e0af5332ef2ed893bf51850cb303fc90c1c39df1d89d7af44607f3e1",
+    "user_logs.csv": "c3cfa9878b1e2644ba572639d16b3c2d3579a911cb1bc3674b6693ea29911d05",
+    "user_logs_v2.csv": "653ad2497c1fd85e3a33f90cd45260b922dc7083669dad954ac4607f7f990c77",
+}
+BASE_ORACLE = {
+    "oracle.csv": "916cd9d8ca2ad9b6ac0f1f34eac2c6fbbe972e6c1e47a940ded102262368a1b0",
+    "oracle_terms.csv": "a24922bf23f6cb814ac91f0fbd13d215c7f493e92175cb2c3b7a42185b863ce2",
+    "transactions_future.csv": "46dc91810b649c73090a583326785427744c32fca1b773036632c9d38068fe6e",
+}
+
+
+def test_the_base_is_byte_for_byte_what_it_was_before_the_further_months(tmp_path: Path) -> None:
+    data = make(tmp_path, seed=3, **SMALL)
+    assert _digests(data.root / "raw") == BASE_RAW
+    assert _digests(data.root / "oracle") == BASE_ORACLE
+
+
 def test_chunks_stream_the_same_users_count(tmp_path: Path) -> None:
     data = make(tmp_path, seed=5, **SMALL)
     members = data.read("members_v3.csv")
@@ -45,6 +70,9 @@ def test_chunks_stream_the_same_users_count(tmp_path: Path) -> None:
         ("shift", 1.5, "shift must lie in"),
         ("log_start", "2017-01-15", "log_start must be 2016-12-01 or earlier"),
         ("chunk_users", 0, "chunk_users"),
+        ("months", -1, "months must be 0 or more"),
+        ("shift_start", "2017-13", "shift_start must be a month like 2017-03"),
+        ("shift_start", "March", "shift_start must be a month like 2017-03"),
     ],
 )
 def test_bad_configuration_is_named(field: str, value: object, message: str) -> None:

@@ -66,3 +66,28 @@ def test_mlflow_run_writes_the_eight_files(tmp_path: Path, entry_point: str) -> 
     assert len(generated) == 1
     assert generated[0].data.params["users"] == "2000"
     assert generated[0].data.metrics["oracle_auc_2017-03"] > 0.8
+
+
+@pytest.mark.integration
+def test_mlflow_run_generate_writes_the_further_months(tmp_path: Path) -> None:
+    parameters = ["users=1500", "log_start=2016-11-01", "months=2", "shift_start=2017-05"]
+    result = subprocess.run(
+        [MLFLOW, "run", ".", "-e", "generate", "--env-manager", "local"]
+        + [arg for p in parameters for arg in ("-P", p)],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path, "generate"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    increments = tmp_path / "data" / "raw" / "increments"
+    assert sorted(p.name for p in increments.iterdir()) == ["2017-04", "2017-05"]
+    assert (increments / "2017-05" / "labels_2017-04.csv").exists()
+    assert "2017-06" in result.stdout  # the last cohort to score, with the oracle's figures
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["kkbox-churn"], output_format="list")
+    (generated,) = [r for r in runs if "rows_user_logs" in r.data.metrics]
+    assert generated.data.params["months"] == "2"
+    assert generated.data.params["shift_start"] == "2017-05"
+    assert generated.data.metrics["oracle_auc_2017-06"] > 0.7

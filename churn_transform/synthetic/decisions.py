@@ -1,0 +1,68 @@
+"""The churn decision of a cohort month, and the chunk's numbered random streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from churn_transform.dates import month_bounds
+from churn_transform.synthetic.oracle import churn_probability, observed_drivers, oracle_terms
+from churn_transform.synthetic.subscriptions import Chain
+
+
+def stream(seed: np.random.SeedSequence, key: int) -> np.random.Generator:
+    """The chunk's random stream number ``key``: the same as ``seed.spawn``'s child of that
+    number, whatever was spawned before, so a new purpose takes a new number and disturbs none."""
+    child = np.random.SeedSequence(
+        seed.entropy, spawn_key=(*seed.spawn_key, key), pool_size=seed.pool_size
+    )
+    return np.random.default_rng(child)
+
+
+def decide_cohort(
+    cohort: str,
+    chain: Chain,
+    rng: np.random.Generator,
+    seconds: Callable[[Chain], tuple[np.ndarray, int]],
+) -> pd.DataFrame:
+    """Play the chain up to the cohort's cutoff and decide its users' churn with the oracle.
+
+    ``seconds`` gives every user's listening per day up to the cutoff, and the day it starts.
+    """
+    cutoff, month_end = month_bounds(cohort)
+    users = chain.users
+    chain.advance(cutoff)
+    in_cohort = np.flatnonzero(
+        chain.alive
+        & (chain.expiry >= cutoff)
+        & (chain.expiry < month_end)
+        & (chain.last_date < cutoff)
+    )
+    disengaged = 1.0 - users.decay_at(in_cohort, cutoff)
+    switch_off = 1.0 / (
+        1.0 + np.exp(4.9 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort])
+    )
+    chain.pre_cutoff_cancels(in_cohort, cutoff, switch_off)
+    secs, first_day = seconds(chain)
+    drivers = observed_drivers(
+        chain.transactions(),
+        secs,
+        first_day,
+        users.has_profile,
+        chain.expiry,
+        in_cohort,
+        cutoff,
+    )
+    probability = churn_probability(drivers)
+    churned = rng.random(len(in_cohort)) < probability
+    chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))
+    return pd.DataFrame(
+        {
+            "cohort": cohort,
+            "user": in_cohort,
+            "churn_probability": probability,
+            "decided_churn": churned.astype(int),
+        }
+    ).join(oracle_terms(drivers).reset_index(drop=True))
