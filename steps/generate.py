@@ -16,7 +16,7 @@ import mlflow
 from churn_transform.settings import Settings
 from churn_transform.synthetic import GeneratorConfig, Summary, generate
 from churn_transform.synthetic.report import describe
-from steps._cli import day, start, tracked_run
+from steps._cli import cohort, day, start, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-start", type=day, required=True)
     parser.add_argument("--chunk-users", type=int, required=True)
     parser.add_argument("--months", type=int, required=True)
-    parser.add_argument("--shift-start", required=True)
+    parser.add_argument("--shift-start", type=cohort, required=True)
     return parser.parse_args(argv)
 
 

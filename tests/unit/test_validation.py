@@ -69,7 +69,8 @@ def test_valid_silver_passes() -> None:
         ("actual_amount_paid", -149, "in_range"),  # a negative payment
         ("payment_plan_days", 451, "in_range"),
         ("is_cancel", 2, "isin"),
-        ("transaction_date", pd.Timestamp("2017-04-02"), "in_range"),  # outside the data
+        ("transaction_date", pd.Timestamp("2014-12-31"), "in_range"),  # before the data
+        ("transaction_date", pd.Timestamp.now() + pd.Timedelta(days=2), "in_range"),  # future
         ("membership_expire_date", pd.Timestamp("1970-01-01"), "in_range"),
         ("msno", "not-a-user-id", "str_length"),
     ],
