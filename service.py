@@ -69,6 +69,11 @@ Answer = TypeVar("Answer", bound=Prediction)
 
 # The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
+#: The body of /predict and /explain: gold rows, at most KKBOX_MAX_REQUEST_RECORDS of them.
+Records = Annotated[
+    list[Record],
+    Field(min_length=1, max_length=SETTINGS.max_request_records, examples=[[EXAMPLE_RECORD]]),
+]
 # KKBOX_MAX_BATCH_SIZE=1 turns adaptive batching off (each request is its own call), which is
 # what the load-test harness compares it against.
 BATCHING = (
@@ -186,14 +191,7 @@ class ChurnService:
     @bentoml.api(**BATCHING)
     def predict(
         self,
-        records: Annotated[
-            list[Record],
-            Field(
-                min_length=1,
-                max_length=SETTINGS.max_request_records,
-                examples=[[EXAMPLE_RECORD]],
-            ),
-        ],
+        records: Records,
     ) -> list[Prediction]:
         return self._answered(records, self.champion.predict(records))
 
@@ -246,14 +244,7 @@ class ChurnService:
     @bentoml.api
     def explain(
         self,
-        records: Annotated[
-            list[Record],
-            Field(
-                min_length=1,
-                max_length=SETTINGS.max_request_records,
-                examples=[[EXAMPLE_RECORD]],
-            ),
-        ],
+        records: Records,
     ) -> list[Explained]:
         """``/predict``'s answers with the reason of every feature (exact log-odds shares)."""
         return self._answered(records, self.champion.explain(records))

@@ -67,26 +67,10 @@ def registry_champion(settings: Settings) -> Answer:
     )
 
 
-def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
-    """The service's status and answer for one record (its own error body on a 4xx)."""
+def _call(settings: Settings, endpoint: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """The service's status and answer (its own error body on a 4xx) for ``body``."""
     answer = requests.post(
-        f"{settings.service_url}/predict",
-        json={"records": [record]},
-        headers=settings.service_headers(),
-        timeout=10,
-    )
-    try:
-        return answer.status_code, answer.json()
-    except ValueError:
-        return answer.status_code, answer.text
-
-
-def score_id(settings: Settings, msno: str, cohort: str | None) -> tuple[int, Any]:
-    """The service's status and answer for one subscriber id, its features looked up in the
-    online feature store (in ``cohort``, or the newest served)."""
-    body: dict[str, Any] = {"ids": [msno], **({"cohort": cohort} if cohort else {})}
-    answer = requests.post(
-        f"{settings.service_url}/predict_ids",
+        f"{settings.service_url}/{endpoint}",
         json=body,
         headers=settings.service_headers(),
         timeout=10,
@@ -95,6 +79,18 @@ def score_id(settings: Settings, msno: str, cohort: str | None) -> tuple[int, An
         return answer.status_code, answer.json()
     except ValueError:
         return answer.status_code, answer.text
+
+
+def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
+    """The service's status and answer for one record."""
+    return _call(settings, "predict", {"records": [record]})
+
+
+def score_id(settings: Settings, msno: str, cohort: str | None) -> tuple[int, Any]:
+    """The service's status and answer for one subscriber id, its features looked up in the
+    online feature store (in ``cohort``, or the newest served)."""
+    body: dict[str, Any] = {"ids": [msno], **({"cohort": cohort} if cohort else {})}
+    return _call(settings, "predict_ids", body)
 
 
 def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
@@ -140,16 +136,7 @@ def report_html(settings: Settings, path: str) -> str:
 
 def explain(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
     """The service's answer with reasons for one record (``POST /explain``)."""
-    answer = requests.post(
-        f"{settings.service_url}/explain",
-        json={"records": [record]},
-        headers=settings.service_headers(),
-        timeout=10,
-    )
-    try:
-        return answer.status_code, answer.json()
-    except ValueError:
-        return answer.status_code, answer.text
+    return _call(settings, "explain", {"records": [record]})
 
 
 def latest_campaign(settings: Settings) -> Answer:

@@ -35,6 +35,17 @@ from churn_transform.traffic import read_traffic
 from steps._cli import cohort, day, lake_of, optional, start, tracked_run
 from steps.score import PREDICTIONS, SCORES
 
+#: The overall figures logged to MLflow and pushed to Prometheus.
+REPORTED = (
+    "roc_auc",
+    "log_loss",
+    "calibration_error",
+    "precision",
+    "recall",
+    "decision_rate",
+    "oracle_roc_auc",
+)
+
 
 def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
     """Every batch score of ``cohort`` with the version that made it, oldest run first."""
@@ -90,16 +101,7 @@ def push(url: str, cohort: str, overall: pd.DataFrame, evaluated: dict[str, floa
             labels,
             registry=registry,
         )
-        for name in (
-            "roc_auc",
-            "log_loss",
-            "calibration_error",
-            "precision",
-            "recall",
-            "decision_rate",
-            "churn_rate",
-            "oracle_roc_auc",
-        )
+        for name in (*REPORTED, "churn_rate")
     }
     for row in overall.itertuples():
         for name, gauge in gauges.items():
@@ -160,15 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             mlflow.log_metrics(
                 {
                     f"{prefix}.{name}": getattr(row, name)
-                    for name in (
-                        "roc_auc",
-                        "log_loss",
-                        "calibration_error",
-                        "precision",
-                        "recall",
-                        "decision_rate",
-                        "oracle_roc_auc",
-                    )
+                    for name in REPORTED
                     if pd.notna(getattr(row, name))
                 }
             )

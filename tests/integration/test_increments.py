@@ -92,14 +92,19 @@ def whole_lake(landed: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     return lake
 
 
-def test_base_then_increment_reads_as_one_ingest_of_everything(
-    landed: dict[str, Path], whole_lake: Lake, tmp_path: Path
-) -> None:
+def _base(landed: dict[str, Path], tmp_path: Path) -> tuple[Path, Lake]:
+    """A raw folder holding the base alone, and an empty lake."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for path in landed["base"].iterdir():
         (raw / path.name).write_bytes(path.read_bytes())
-    lake = Lake(str(tmp_path / "lake"))
+    return raw, Lake(str(tmp_path / "lake"))
+
+
+def test_base_then_increment_reads_as_one_ingest_of_everything(
+    landed: dict[str, Path], whole_lake: Lake, tmp_path: Path
+) -> None:
+    raw, lake = _base(landed, tmp_path)
     base_version = _ingest(lake, raw)
     base_parts = {p: p.stat().st_mtime_ns for p in (tmp_path / "lake").rglob("part-*.parquet")}
     _land(raw, landed["month"])
@@ -139,11 +144,7 @@ def test_base_then_increment_reads_as_one_ingest_of_everything(
 def test_a_failed_increment_leaves_silver_as_it_was(
     landed: dict[str, Path], tmp_path: Path
 ) -> None:
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for path in landed["base"].iterdir():
-        (raw / path.name).write_bytes(path.read_bytes())
-    lake = Lake(str(tmp_path / "lake"))
+    raw, lake = _base(landed, tmp_path)
     before = _ingest(lake, raw)
     rows = _table(lake, "transactions")
 
@@ -168,11 +169,7 @@ def test_a_failed_increment_leaves_silver_as_it_was(
 def test_labels_arrive_with_a_later_month(landed: dict[str, Path], tmp_path: Path) -> None:
     """A cohort listed to score (``sample_submission``, or ``cohort_<month>.csv``) takes its
     labels when ``labels_<month>.csv`` lands; the newest layer's row wins."""
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for path in landed["base"].iterdir():
-        (raw / path.name).write_bytes(path.read_bytes())
-    lake = Lake(str(tmp_path / "lake"))
+    raw, lake = _base(landed, tmp_path)
     _ingest(lake, raw)
     april = _csv(raw / "sample_submission_v2.csv")
     labels = april.assign(is_churn=[str(i % 2) for i in range(len(april))])

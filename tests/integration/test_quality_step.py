@@ -25,6 +25,22 @@ from tests.conftest import Champion, records_of, run_step, start_pushgateway, st
 pytestmark = pytest.mark.integration
 
 
+def quality(env: dict[str, str], cohort: str, start: str, end: str, min_users: int) -> str:
+    """``steps.quality`` as a user runs it; what it printed."""
+    window = ["--traffic-start", start, "--traffic-end", end]
+    return run_step(
+        env,
+        sys.executable,
+        "-m",
+        "steps.quality",
+        "--cohort",
+        cohort,
+        *window,
+        "--min-segment-users",
+        str(min_users),
+    )
+
+
 def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
     champion: Champion, tmp_path: Path
 ) -> None:
@@ -37,20 +53,7 @@ def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
         assert "scored" in scored
         again = run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-03")
         assert "already scored by version 1: nothing to do" in again
-        printed = run_step(
-            env,
-            sys.executable,
-            "-m",
-            "steps.quality",
-            "--cohort",
-            "2017-03",
-            "--traffic-start",
-            "none",
-            "--traffic-end",
-            "none",
-            "--min-segment-users",
-            "200",
-        )
+        printed = quality(env, "2017-03", "none", "none", min_users=200)
         pushed = requests.get(f"{gateway_url}/metrics", timeout=10).text
     finally:
         stop(gateway)
@@ -88,20 +91,7 @@ def test_the_service_s_answers_are_measured_per_version_beside_the_batch(
     log.close()
     env = {**champion.env, "KKBOX_LAKE_URI": str(lake), "KKBOX_TRAFFIC_LOG_URI": str(traffic)}
     today = datetime.date.today().isoformat()
-    run_step(
-        env,
-        sys.executable,
-        "-m",
-        "steps.quality",
-        "--cohort",
-        "2017-03",
-        "--traffic-start",
-        today,
-        "--traffic-end",
-        today,
-        "--min-segment-users",
-        "100",
-    )
+    quality(env, "2017-03", today, today, min_users=100)
     table = pd.read_parquet(lake / "quality" / "2017-03" / "quality.parquet")
     overall = table[table["segment"] == "all"].set_index(["source", "model_version"])
     assert overall.loc[("traffic", "1"), "users"] == 600
@@ -117,9 +107,5 @@ def test_a_cohort_without_predictions_or_labels_measures_nothing(
 ) -> None:
     env = {**champion.env, "KKBOX_LAKE_URI": str(tmp_path / "lake")}
     shutil.copytree(champion.env["KKBOX_LAKE_URI"], tmp_path / "lake")
-    arguments = ["--traffic-start", "none", "--traffic-end", "none", "--min-segment-users", "1"]
     for cohort, said in (("2017-02", "no prediction was made"), ("2017-04", "no labels yet")):
-        printed = run_step(
-            env, sys.executable, "-m", "steps.quality", "--cohort", cohort, *arguments
-        )
-        assert said in printed
+        assert said in quality(env, cohort, "none", "none", min_users=1)
