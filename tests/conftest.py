@@ -338,7 +338,11 @@ def drift_command(**change: str) -> list[str]:
 
 
 def train_arguments(
-    config: Any, margin: float = 0.005, min_auc: float = 0.6, max_segment_auc_drop: float = 0.05
+    config: Any,
+    margin: float = 0.005,
+    min_auc: float = 0.6,
+    max_segment_auc_drop: float = 0.05,
+    min_segment_users: int = 500,
 ) -> list[str]:
     """``steps.train``'s arguments for the cohorts February and March and a TrainConfig."""
     from dataclasses import asdict
@@ -355,7 +359,7 @@ def train_arguments(
         "--min-oracle-share",
         "0.9",
         "--min-segment-users",
-        "500",
+        str(min_segment_users),
         "--max-segment-auc-drop",
         str(max_segment_auc_drop),
     ]
