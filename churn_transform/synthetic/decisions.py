@@ -55,7 +55,8 @@ def decide_cohort(
         in_cohort,
         cutoff,
     )
-    probability = churn_probability(drivers)
+    truth = chain.shift if cutoff >= chain.shift_start else 0.0  # the shift turns the truth
+    probability = churn_probability(drivers, truth)
     churned = rng.random(len(in_cohort)) < probability
     chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))
     return pd.DataFrame(
@@ -65,4 +66,4 @@ def decide_cohort(
             "churn_probability": probability,
             "decided_churn": churned.astype(int),
         }
-    ).join(oracle_terms(drivers).reset_index(drop=True))
+    ).join(oracle_terms(drivers, truth).reset_index(drop=True))

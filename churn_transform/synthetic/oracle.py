@@ -23,6 +23,12 @@ total_secs as generated, i.e. before outliers are injected):
 - ``active_30``: days with a log row among the last 30.
 - ``no_profile``: no members_v3 row (such users churn less in the real data).
 - ``days_to_expiry``: the cohort expiry minus ``c``.
+
+The truth changes with the behaviour shift (``shift`` > 0, cohorts from ``shift_start``): among
+subscribers who turned auto-renew off, listening turns from a reason to stay into a sign of
+leaving (they use up what they paid for, then go), and the quiet ones wait. Their listening terms
+turn about typical values: ``w * d`` becomes ``w * t + (1 - 2 * shift) * w * (d - t)`` (TURNED
+gives ``t``). A model of the months before cannot know it; one trained after it can learn it.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ WEIGHTS: dict[str, float] = {
     "no_profile": -1.2,
     "days_to_expiry": 0.018,
 }
+#: The listening drivers whose terms turn under the shift among auto-renew-off subscribers, and
+#: the typical value of each among them (about its mean), around which it turns.
+TURNED: dict[str, float] = {"trend": 0.1, "silent_days": 15.0, "active_30": 10.0}
 
 
 def observed_drivers(
@@ -102,16 +111,20 @@ def _listening_drivers(secs: np.ndarray, cut: int, users: np.ndarray) -> pd.Data
     )
 
 
-def churn_probability(drivers: pd.DataFrame) -> np.ndarray:
-    """The oracle: sigmoid of the fixed weighted sum of the drivers."""
-    logit = INTERCEPT + sum(weight * drivers[name].to_numpy() for name, weight in WEIGHTS.items())
+def churn_probability(drivers: pd.DataFrame, shift: float = 0.0) -> np.ndarray:
+    """The oracle: sigmoid of the weighted sum of the drivers (turned by ``shift``)."""
+    logit = INTERCEPT + oracle_terms(drivers, shift).sum(axis=1).to_numpy()
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def oracle_terms(drivers: pd.DataFrame) -> pd.DataFrame:
-    """Each user's term of each driver in the oracle's logit (weight times driver): the true
-    reasons, which ``INTERCEPT`` plus their sum turns into ``churn_probability``."""
-    return pd.DataFrame(
-        {name: weight * drivers[name].to_numpy(float) for name, weight in WEIGHTS.items()},
-        index=drivers.index,
-    )
+def oracle_terms(drivers: pd.DataFrame, shift: float = 0.0) -> pd.DataFrame:
+    """Each user's term of each driver in the oracle's logit (weight times driver, turned by
+    ``shift`` as the module says): the true reasons, which ``INTERCEPT`` plus their sum turns
+    into ``churn_probability``."""
+    terms = {name: weight * drivers[name].to_numpy(float) for name, weight in WEIGHTS.items()}
+    if shift:
+        off = drivers["no_auto_renew"].to_numpy(float)
+        for name, typical in TURNED.items():
+            value = drivers[name].to_numpy(float)
+            terms[name] -= 2.0 * shift * off * WEIGHTS[name] * (value - typical)
+    return pd.DataFrame(terms, index=drivers.index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,7 +125,7 @@ def test_shift_changes_march_behaviour(shift_pair: tuple[Dataset, Dataset]) -> N
 
 def test_shift_leaves_the_past_alone(shift_pair: tuple[Dataset, Dataset]) -> None:
     calm, shifted = shift_pair
-    for name in ("train.csv", "train_v2.csv", "transactions.csv"):
+    for name in ("train.csv", "transactions.csv"):
         pd.testing.assert_frame_equal(
             calm.read(name).sort_values(list(calm.read(name).columns), ignore_index=True),
             shifted.read(name).sort_values(list(shifted.read(name).columns), ignore_index=True),
@@ -135,3 +136,28 @@ def test_shift_leaves_the_past_alone(shift_pair: tuple[Dataset, Dataset]) -> Non
         ["msno", "date"], ignore_index=True
     )
     pd.testing.assert_frame_equal(calm_logs, shifted_logs)
+
+
+def test_shift_turns_the_truth_among_auto_renew_off_subscribers_only(
+    shift_pair: tuple[Dataset, Dataset],
+) -> None:
+    """March's decisions (at the shift's first cutoff) read the same past in both datasets:
+    the probabilities and listening terms differ exactly where the truth turned, for
+    auto-renew-off subscribers."""
+
+    def march(d: Dataset) -> pd.DataFrame:
+        terms = pd.read_csv(d.root / "oracle" / "oracle_terms.csv")
+        oracle = d.oracle()[["cohort", "msno", "churn_probability"]]
+        both = terms.merge(oracle, on=["cohort", "msno"])
+        return both[both["cohort"] == "2017-03"].set_index("msno").sort_index()
+
+    calm, shifted = march(shift_pair[0]), march(shift_pair[1])
+    assert calm.index.equals(shifted.index)
+    off = calm["no_auto_renew"] > 0
+    assert off.sum() > 50
+    changed = ~np.isclose(calm["churn_probability"], shifted["churn_probability"])
+    assert not changed[~off].any()
+    assert changed[off].mean() > 0.9
+    listening = ["trend", "silent_days", "active_30"]
+    pd.testing.assert_frame_equal(calm.loc[~off, listening], shifted.loc[~off, listening])
+    assert not np.isclose(calm.loc[off, listening], shifted.loc[off, listening]).all()
