@@ -43,6 +43,7 @@ class CardFacts:
     threshold_reason: str
     campaign: dict[str, float]
     min_segment_users: int
+    holdout: float = 0.0  # the share of users kept out of training and judged
 
 
 def _metrics(scores: dict[str, float]) -> list[str]:
@@ -66,6 +67,15 @@ def _segments(segments: pd.DataFrame, min_users: int) -> list[str]:
     return lines
 
 
+def _judged(facts: CardFacts) -> str:
+    if facts.holdout:
+        return (
+            f"the {facts.holdout:.0%} of cohort {facts.eval_cohort}'s users kept out of training "
+            "(chosen by a hash of their msno)"
+        )
+    return f"the later cohort {facts.eval_cohort}"
+
+
 def model_card(facts: CardFacts) -> str:
     """The card as Markdown."""
     versions = ", ".join(f"{k} `{v[:12]}`" for k, v in facts.data_versions.items())
@@ -77,7 +87,7 @@ def model_card(facts: CardFacts) -> str:
         INTENDED_USE,
         "",
         "## Data",
-        f"Trained on cohort {facts.train_cohort}, judged on the later cohort {facts.eval_cohort}. "
+        f"Trained on cohort {facts.train_cohort}, judged on {_judged(facts)}. "
         f"Gold content hashes: {versions}.",
         "",
         f"## Metrics on {facts.eval_cohort}, beside the oracle (synthetic data only)",

@@ -3,7 +3,9 @@
 The training cohort is split three ways, by user and stratified on the label: a slice to fit,
 a slice for LightGBM's early stopping, and a slice on which ``ChurnModel`` calibrates the
 probabilities and chooses the decision threshold. The evaluation cohort is a later month, used
-for metrics only. Nothing is ever split at random across the evaluation cohort.
+for metrics only. When the newest labelled cohort is both trained on and judged on (the monthly
+cycle's retraining), ``split_held_out`` keeps a fixed share of users, by a hash of their ``msno``,
+out of every training cohort: they are the only users judged.
 """
 
 from __future__ import annotations
@@ -58,6 +60,25 @@ class Fitted:
     def threshold(self) -> float:
         """The decision threshold the model chose on the calibration slice."""
         return self.model.threshold_
+
+
+def held_out(msno: pd.Series, share: float) -> np.ndarray:
+    """Which users are held out of training: a share of them chosen by a hash of the ``msno``
+    alone, so a user is held out of every cohort and at every run alike."""
+    buckets = pd.util.hash_pandas_object(msno.astype(str), index=False).to_numpy() % 10_000
+    return buckets < round(share * 10_000)
+
+
+def split_held_out(
+    train: pd.DataFrame, evaluation: pd.DataFrame, share: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows of users not held out, and the evaluation rows of users held out."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the held-out share must lie strictly between 0 and 1, got {share}")
+    return (
+        train[~held_out(train["msno"], share)].reset_index(drop=True),
+        evaluation[held_out(evaluation["msno"], share)].reset_index(drop=True),
+    )
 
 
 def features_and_label(gold: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,12 +1,15 @@
-"""Entry point ``train``: the churn model on the training cohort, judged on a later cohort.
+"""Entry point ``train``: the churn model on the training cohort(s), judged on a later cohort.
 
-Reads: the current gold tables of ``--train-cohort`` and ``--eval-cohort`` (and the generator's
-oracle when present). Produces: an MLflow run with parameters, data versions (gold content
-hashes), git commit, evaluation metrics, the oracle's scores and the gap to them, plots, feature
-importance, a training sample kept as the drift reference, and the model (transformer +
-LightGBM, calibrated, package code shipped, pyfunc returning probabilities), registered as a new
-version of the model. The ``champion`` alias moves to it only if it beats the current champion
-on the same evaluation cohort by ``--margin``; otherwise it is tagged as a challenger.
+Reads: the current gold tables of ``--train-cohort`` (one month, or several separated by commas)
+and ``--eval-cohort`` (and the generator's oracle when present). With ``--holdout`` above 0, that
+share of users (by a hash of their ``msno``) is kept out of training and only they are judged:
+the way to train on the newest labelled cohort and judge on it too. Produces: an MLflow run
+with parameters, data versions (gold content hashes), git commit, evaluation metrics, the
+oracle's scores and the gap to them, plots, feature importance, a training sample kept as the
+drift reference, and the model (transformer + LightGBM, calibrated, package code shipped,
+pyfunc returning probabilities), registered as a new version of the model. The ``champion``
+alias moves to it only if it beats the current champion on the same evaluation users by
+``--margin``; otherwise it is tagged as a challenger.
 """
 
 from __future__ import annotations
@@ -35,8 +38,17 @@ from churn_transform.segments import segment_metrics, segment_regressions
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.agreement import agreement
 from churn_transform.synthetic.report import oracle_answers, oracle_terms
-from churn_transform.training import Fitted, Floor, TrainConfig, beats, evaluate, fit, refusal
-from steps._cli import cohort, lake_of, load_registered, start, tracked_run
+from churn_transform.training import (
+    Fitted,
+    Floor,
+    TrainConfig,
+    beats,
+    evaluate,
+    fit,
+    refusal,
+    split_held_out,
+)
+from steps._cli import cohort, cohorts, lake_of, load_registered, start, tracked_run
 
 REFERENCE_ROWS = 5000
 
@@ -218,8 +230,9 @@ def promote(
 def main(argv: list[str] | None = None) -> None:
     settings = start("train")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train-cohort", type=cohort, required=True)
+    parser.add_argument("--train-cohort", type=cohorts, required=True)
     parser.add_argument("--eval-cohort", type=cohort, required=True)
+    parser.add_argument("--holdout", type=float, required=True)
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
@@ -228,19 +241,30 @@ def main(argv: list[str] | None = None) -> None:
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
+    if args.eval_cohort in args.train_cohort and args.holdout <= 0:
+        parser.error(
+            f"--eval-cohort {args.eval_cohort} is also a training cohort: give --holdout, the "
+            "share of users kept out of training and judged"
+        )
     config = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
     lake = lake_of(settings)
     with tracked_run(settings, "train"):
-        train, train_hash = read_gold(lake, args.train_cohort)
+        tables = [read_gold(lake, each) for each in args.train_cohort]
+        train = pd.concat([table for table, _ in tables], ignore_index=True)
+        train_hash = ",".join(hash_ for _, hash_ in tables)
         held_out, eval_hash = read_gold(lake, args.eval_cohort)
+        if args.holdout > 0:
+            train, held_out = split_held_out(train, held_out, args.holdout)
+        train_cohort = ",".join(args.train_cohort)
         mlflow.set_tags(
             {
                 "gold_hash.train": train_hash,
                 "gold_hash.eval": eval_hash,
                 "git_commit": _git_commit(),
                 # the cycle's policy reads how old the champion's evaluation is
-                "train_cohort": args.train_cohort,
+                "train_cohort": train_cohort,
                 "eval_cohort": args.eval_cohort,
+                "holdout": str(args.holdout),
             }
         )
         fitted = fit(train, config)
@@ -275,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         card = CardFacts(
             name=settings.model_name,
             version=str(version.version),
-            train_cohort=args.train_cohort,
+            train_cohort=train_cohort,
             eval_cohort=args.eval_cohort,
             data_versions={"train": train_hash, "eval": eval_hash},
             scores={**scores, **oracle, **agreement},
@@ -284,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
             threshold_reason=fitted.threshold_reason,
             campaign=campaign,
             min_segment_users=args.min_segment_users,
+            holdout=args.holdout,
         )
         attach_card(settings, str(version.version), model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)

@@ -343,21 +343,28 @@ def train_arguments(
     min_auc: float = 0.6,
     max_segment_auc_drop: float = 0.05,
     min_segment_users: int = 500,
+    train_cohort: str = "2017-02",
+    eval_cohort: str = "2017-03",
+    holdout: float = 0.0,
+    min_oracle_share: float = 0.9,
 ) -> list[str]:
-    """``steps.train``'s arguments for the cohorts February and March and a TrainConfig."""
+    """``steps.train``'s arguments for a TrainConfig, by default trained on February and judged
+    on March."""
     from dataclasses import asdict
 
     arguments = [
         "--train-cohort",
-        "2017-02",
+        train_cohort,
         "--eval-cohort",
-        "2017-03",
+        eval_cohort,
+        "--holdout",
+        str(holdout),
         "--margin",
         str(margin),
         "--min-auc",
         str(min_auc),
         "--min-oracle-share",
-        "0.9",
+        str(min_oracle_share),
         "--min-segment-users",
         str(min_segment_users),
         "--max-segment-auc-drop",
