@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo cycle generate pipeline serve bento dashboard test lint format bench-generate bench-etl bench-increment bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo cycle generate pipeline serve bento dashboard test lint format bench-generate bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,10 +81,10 @@ format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-bench-cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
-	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
+bench-months: setup ## The platform over six months with the shift part way: issue 15's table (USERS=20000)
+	$(BIN)/python benchmarks/monthly.py --users $(USERS)
 
-generate: setup ## Generator throughput and peak memory (USERS=20000)
+bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
 	$(BIN)/python benchmarks/generate.py --users $(USERS)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)

@@ -12,9 +12,11 @@ the labels of cohort M-1, known once the 30 days after its expiries passed; docs
    per model version and segment;
 5. ``drift`` of the service's recent traffic against the champion's training data;
 6. the written policy (``churn_transform.policy``) decides whether to retrain; if so,
-   ``train`` on cohort M-2 judged on cohort M-1 (the newest labelled), whose gate promotes the
-   candidate only if it beats the champion there by the margin with no segment regressing, then
-   ``import``. A running service follows the new champion by itself.
+   ``train`` on the ``--train-months`` newest labelled cohorts (M-1 and before), judged on the
+   ``--holdout`` share of cohort M-1's users kept out of training (chosen by a hash of the msno), whose gate promotes the
+   candidate only if it beats the champion on them by the margin with no segment regressing;
+   then ``import``, and cohort M+1 is scored again by the new champion. A running service follows
+   the new champion by itself.
 
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
 ``cycles/M.json`` in the lake. Idempotent: each step is, and a month whose retraining already
@@ -42,6 +44,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--retrain-on-drift", type=boolean, required=True)
     parser.add_argument("--drift-days", type=int, required=True)
     parser.add_argument("--min-segment-users", type=int, required=True)
+    parser.add_argument("--train-months", type=int, required=True)
+    parser.add_argument("--holdout", type=float, required=True)
     for name in ("--margin", "--min-auc", "--min-oracle-share"):
         parser.add_argument(name, type=float, required=True)
     parser.add_argument(
@@ -71,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
     lake = lake_of(settings)
     month, scoring = args.month, shift_month(args.month, 1)
-    labelled, before = shift_month(month, -1), shift_month(month, -2)
+    labelled = shift_month(month, -1)
+    newest = [shift_month(month, -k) for k in range(args.train_months, 0, -1)]
     policy = Policy(args.max_auc_drop, args.max_age_months, args.retrain_on_drift)
     record_path = lake.path_of(lake.url("cycles", f"{month}.json"))
 
@@ -111,8 +116,10 @@ def main(argv: list[str] | None = None) -> None:
         elif decision.retrain:
             train_run = step(
                 "train",
-                train_cohort=before,
+                train_cohort=",".join(newest),
                 eval_cohort=labelled,
+                holdout=args.holdout,
+                min_segment_users=args.min_segment_users,
                 margin=args.margin,
                 min_auc=args.min_auc,
                 min_oracle_share=args.min_oracle_share,
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             if action == "promoted":
                 step("import")
+                step("score", cohort=scoring)  # the new champion's answers for M+1
         served, _, _ = _champion(settings)
         record = {
             "month": month,
