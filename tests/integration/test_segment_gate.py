@@ -9,7 +9,6 @@ worse, and the gate says so even though the overall margin would let it through.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,10 +20,9 @@ import pytest
 from churn_transform.gold import build_gold
 from churn_transform.ingest import ingest
 from churn_transform.lake import Lake
-from churn_transform.settings import PROJECT_ROOT
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.training import TrainConfig
-from tests.conftest import step_env, train_arguments
+from tests.conftest import run_step, step_env, train_arguments
 
 pytestmark = pytest.mark.integration
 SMALL = TrainConfig(n_estimators=600, min_child_samples=50)
@@ -52,16 +50,7 @@ def _train(root: Path, tmp_path: Path, train_cohort: str, **gate: float) -> str:
         SMALL, train_cohort=train_cohort, holdout=HOLDOUT, min_oracle_share=0.5, **gate
     )
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
-    result = subprocess.run(
-        [sys.executable, "-m", "steps.train", *arguments],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return run_step(env, sys.executable, "-m", "steps.train", *arguments)
 
 
 def test_a_candidate_that_missed_the_shift_in_one_segment_is_refused(
