@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from churn_transform.dates import add_months, day, month_bounds, to_yyyymmdd
 from churn_transform.schema import RAW_FILES
@@ -11,6 +13,16 @@ from churn_transform.schema import RAW_FILES
 V2_START = day("2017-03-01")
 FILES_END = day("2017-04-01")
 _EPOCH_QUIRK_BEFORE = day("2016-06-01")
+_CSV_ROWS = pacsv.WriteOptions(include_header=False, quoting_style="none")
+
+
+def csv_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
+    """The frame's ``columns`` as CSV rows without a header and without quoting, as the real
+    files: missing values empty, floats in their shortest exact form."""
+    table = pa.Table.from_pandas(frame[list(columns)], preserve_index=False)
+    rows = pa.BufferOutputStream()
+    pacsv.write_csv(table, rows, write_options=_CSV_ROWS)
+    return rows.getvalue().to_pybytes()
 
 
 def transactions_files(
