@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm import tqdm
 
 from churn_transform.dates import add_months, day, month_bounds, to_days
@@ -110,8 +111,9 @@ class _CsvFile:
         self._file: BinaryIO = path.open("wb")
         self._file.write((",".join(columns) + "\n").encode())
 
-    def append(self, rows: bytes, count: int) -> None:
-        self._file.write(rows)
+    def append(self, parts: list[pa.Buffer], count: int) -> None:
+        for rows in parts:
+            self._file.write(rows)
         self.rows += count
 
     def close(self) -> None:
@@ -123,7 +125,7 @@ class _ChunkOutput:
     """One chunk's rows of every file, formatted as CSV, and its share of the summary."""
 
     columns: dict[str, tuple[str, ...]]
-    csv: dict[str, list[bytes]] = field(default_factory=dict)
+    csv: dict[str, list[pa.Buffer]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     cohort_users: dict[str, int] = field(default_factory=dict)
     churners: dict[str, int] = field(default_factory=dict)
@@ -205,7 +207,7 @@ def _append(
     output: _ChunkOutput, files: dict[str, _CsvFile], summary: Summary, churners: dict[str, int]
 ) -> None:
     for name, parts in output.csv.items():
-        files[name].append(b"".join(parts), output.rows[name])
+        files[name].append(parts, output.rows[name])
     summary.label_mismatches += output.label_mismatches
     for cohort, users in output.cohort_users.items():
         summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + users

@@ -16,13 +16,13 @@ _EPOCH_QUIRK_BEFORE = day("2016-06-01")
 _CSV_ROWS = pacsv.WriteOptions(include_header=False, quoting_style="none")
 
 
-def csv_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> bytes:
+def csv_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> pa.Buffer:
     """The frame's ``columns`` as CSV rows without a header and without quoting, as the real
     files: missing values empty, floats in their shortest exact form."""
-    table = pa.Table.from_pandas(frame[list(columns)], preserve_index=False)
+    table = pa.Table.from_pandas(frame, columns=list(columns), preserve_index=False)
     rows = pa.BufferOutputStream()
     pacsv.write_csv(table, rows, write_options=_CSV_ROWS)
-    return rows.getvalue().to_pybytes()
+    return rows.getvalue()
 
 
 def transactions_files(
@@ -132,12 +132,13 @@ def increment_logs(
 
 def _log_rows(logs: pd.DataFrame, msno: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """user_logs rows in the file's columns, ordered by day then user, and their day numbers."""
-    rows = logs.sort_values(["date", "user"], kind="stable")
-    date = rows["date"].to_numpy()
-    out = pd.DataFrame({"msno": msno[rows["user"].to_numpy()], "date": to_yyyymmdd(date)})
+    # A user has one row a day, so this order is that of sorting by day then user, in any way.
+    order = np.lexsort((logs["user"].to_numpy(), logs["date"].to_numpy()))
+    date = logs["date"].to_numpy()[order]
+    columns = {"msno": msno[logs["user"].to_numpy()[order]], "date": to_yyyymmdd(date)}
     for column in RAW_FILES["user_logs.csv"][2:]:
-        out[column] = rows[column].to_numpy()
-    return out, date
+        columns[column] = logs[column].to_numpy()[order]
+    return pd.DataFrame(columns), date
 
 
 def _shuffled(rng: np.random.Generator, rows: pd.DataFrame) -> pd.DataFrame:
