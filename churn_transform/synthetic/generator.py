@@ -110,6 +110,8 @@ class _CsvFile:
         self.path, self.rows = path, 0
         self._file: BinaryIO = path.open("wb")
         self._file.write((",".join(columns) + "\n").encode())
+        # Forked workers get a copy of this file object: leave them no buffered bytes to write.
+        self._file.flush()
 
     def append(self, parts: list[pa.Buffer], count: int) -> None:
         for rows in parts:

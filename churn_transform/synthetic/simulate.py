@@ -8,11 +8,12 @@ in several processes and hands their results back in chunk order.
 from __future__ import annotations
 
 import copy
+import itertools
 import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -119,31 +120,36 @@ def in_order(
 ) -> Generator[Result]:
     """``work`` of every task, yielded in the tasks' order, computed in ``processes`` processes.
 
-    At most ``_IN_FLIGHT_PER_PROCESS`` results per process wait in memory: a result that is
-    ready before the ones ahead of it waits for them, and no further task is submitted until
-    the oldest is handed back. With one process, everything runs in this one. Closing the
-    iterator (or an error) cancels the tasks not yet started.
+    The processes start at once, before the caller starts any thread of its own (a progress
+    bar's). At most ``_IN_FLIGHT_PER_PROCESS`` results per process wait in memory: a result
+    that is ready before the ones ahead of it waits for them, and no further task is submitted
+    until the oldest is handed back. With one process, everything runs in this one. Closing
+    the iterator (or an error) cancels the tasks not yet started.
     """
     if processes <= 1:
-        yield from map(work, tasks)
-        return
+        return (work(task) for task in tasks)
     # fork: the workers start with every module already imported (spawn costs seconds of
     # imports per process); the pool forks its workers at the first submit, before it starts
     # its own thread. Elsewhere (macOS) fork is unsafe.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pending: deque[Future[Result]] = deque()
+    pool = ProcessPoolExecutor(processes, mp_context=context)
     waiting = iter(tasks)
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        try:
-            for task in waiting:
+    first = itertools.islice(waiting, processes * _IN_FLIGHT_PER_PROCESS)
+    return _handed_back(pool, work, deque(pool.submit(work, task) for task in first), waiting)
+
+
+def _handed_back(
+    pool: ProcessPoolExecutor,
+    work: Callable[[Task], Result],
+    pending: deque[Future[Result]],
+    waiting: Iterator[Task],
+) -> Generator[Result]:
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for task in waiting:  # one more, so the processes stay busy while we yield
                 pending.append(pool.submit(work, task))
-                if len(pending) == processes * _IN_FLIGHT_PER_PROCESS:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                for task in waiting:  # one more, so the processes stay busy while we yield
-                    pending.append(pool.submit(work, task))
-                    break
-                yield result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
