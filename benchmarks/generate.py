@@ -4,11 +4,12 @@
     python benchmarks/generate.py --users 300000 --compare     # one process, then every core
 
 Each run is measured in a fresh process of its own, so one run's peak memory does not hide the
-next one's. Peak memory is the maximum resident set size of that process (which plays the
-chunks itself with one process, and only appends their rows with several) and of the largest
-of its worker processes; the whole run's peak is at most the first plus the second times the
-number of processes. ``--compare`` runs with one process, then with ``--processes``, and prints
-the speed-up in rows/s.
+next one's. CPU seconds are those of that process and its workers: on a machine shared with
+other jobs, they tell the work done from the time waited for a core. Peak memory is the
+maximum resident set size of that process (which plays the chunks itself with one process, and
+only appends their rows with several) and of the largest of its worker processes; the whole
+run's peak is at most the first plus the second times the number of processes. ``--compare``
+runs with one process, then with ``--processes``, and prints the speed-up in rows/s.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Measurement:
     rows: int
     bytes: int
     log_bytes: int
+    cpu_seconds: float
     peak_mib: float
     worker_peak_mib: float
     load: tuple[float, float]
@@ -46,12 +48,14 @@ def _measure(config: GeneratorConfig, out: Path) -> Measurement:
     summary = generate(config, out / "raw", out / "oracle")
     seconds = time.perf_counter() - began
     logs = summary.bytes["user_logs.csv"] + summary.bytes["user_logs_v2.csv"]
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     return Measurement(
         processes=min(config.processes or usable_cores(), -(-config.users // config.chunk_users)),
         seconds=seconds,
         rows=sum(summary.rows.values()),
         bytes=sum(summary.bytes.values()),
         log_bytes=logs,
+        cpu_seconds=sum(usage.ru_utime + usage.ru_stime for usage in used),
         peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
         worker_peak_mib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         load=(load_before, os.getloadavg()[0]),
@@ -73,6 +77,7 @@ def _print(runs: list[Measurement], config: GeneratorConfig, out: Path) -> None:
     line("chunk users", [f"{config.chunk_users:,}" for _ in runs])
     line("further months", [f"{config.months}" for _ in runs])
     line("seconds", [f"{run.seconds:.1f}" for run in runs])
+    line("CPU seconds", [f"{run.cpu_seconds:.1f}" for run in runs])
     line("rows written", [f"{run.rows:,}" for run in runs])
     line("bytes written", [f"{run.bytes / 1e9:.2f}G" for run in runs])
     line("user_logs bytes", [f"{run.log_bytes / 1e9:.2f}G" for run in runs])
