@@ -16,7 +16,6 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -38,6 +37,7 @@ from churn_transform.synthetic.simulate import (
 )
 from churn_transform.synthetic.writer import (
     FILES_END,
+    CsvFile,
     csv_rows,
     file_rows,
     increment_logs,
@@ -102,26 +102,6 @@ class Summary:
     label_mismatches: int = 0
 
 
-class _CsvFile:
-    """One CSV open for appending: the header first, then rows already formatted (no quoting,
-    as the real files)."""
-
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
-        self.path, self.rows = path, 0
-        self._file: BinaryIO = path.open("wb")
-        self._file.write((",".join(columns) + "\n").encode())
-        # Forked workers get a copy of this file object: leave them no buffered bytes to write.
-        self._file.flush()
-
-    def append(self, parts: list[pa.Buffer], count: int) -> None:
-        for rows in parts:
-            self._file.write(rows)
-        self.rows += count
-
-    def close(self) -> None:
-        self._file.close()
-
-
 @dataclass
 class _ChunkOutput:
     """One chunk's rows of every file, formatted as CSV, and its share of the summary."""
@@ -170,7 +150,7 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
         (raw / increment_folder(month)).mkdir(parents=True)
     oracle_files = (ORACLE_FILE, ORACLE_TERMS_FILE, FUTURE_FILE)
     files = {
-        name: _CsvFile((answers if name in oracle_files else raw) / name, columns)
+        name: CsvFile((answers if name in oracle_files else raw) / name, columns)
         for name, columns in _file_columns(config).items()
     }
     summary, churners = Summary(), dict[str, int]()
@@ -206,7 +186,7 @@ def _chunk_outputs(config: GeneratorConfig) -> Generator[_ChunkOutput]:
 
 
 def _append(
-    output: _ChunkOutput, files: dict[str, _CsvFile], summary: Summary, churners: dict[str, int]
+    output: _ChunkOutput, files: dict[str, CsvFile], summary: Summary, churners: dict[str, int]
 ) -> None:
     for name, parts in output.csv.items():
         files[name].append(parts, output.rows[name])

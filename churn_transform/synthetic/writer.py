@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -23,6 +26,26 @@ def csv_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> pa.Buffer:
     rows = pa.BufferOutputStream()
     pacsv.write_csv(table, rows, write_options=_CSV_ROWS)
     return rows.getvalue()
+
+
+class CsvFile:
+    """One CSV open for appending: the header first, then rows already formatted (no quoting,
+    as the real files)."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path, self.rows = path, 0
+        self._file: BinaryIO = path.open("wb")
+        self._file.write((",".join(columns) + "\n").encode())
+        # Forked workers get a copy of this file object: leave them no buffered bytes to write.
+        self._file.flush()
+
+    def append(self, parts: list[pa.Buffer], count: int) -> None:
+        for rows in parts:
+            self._file.write(rows)
+        self.rows += count
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def transactions_files(
