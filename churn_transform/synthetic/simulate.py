@@ -8,9 +8,11 @@ in several processes and hands their results back in chunk order.
 from __future__ import annotations
 
 import copy
+import ctypes
 import itertools
 import multiprocessing
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -131,11 +133,21 @@ def in_order(
     # fork: the workers start with every module already imported (spawn costs seconds of
     # imports per process); the pool forks its workers at the first submit, before it starts
     # its own thread. Elsewhere (macOS) fork is unsafe.
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(processes, mp_context=context)
+    linux = sys.platform == "linux"
+    context = multiprocessing.get_context("fork" if linux else "spawn")
+    pool = ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_end_with_parent if linux else None
+    )
     waiting = iter(tasks)
     first = itertools.islice(waiting, processes * _IN_FLIGHT_PER_PROCESS)
     return _handed_back(pool, work, deque(pool.submit(work, task) for task in first), waiting)
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to stop this worker when the main process dies: killed, it cannot stop its
+    workers, and they would wait forever to hand back their chunk."""
+    pr_set_pdeathsig = 1  # from <sys/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _handed_back(

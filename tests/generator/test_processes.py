@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,6 +103,49 @@ def test_a_failed_chunk_in_a_worker_fails_the_run(
         config = GeneratorConfig(**{**CONFIG, "months": 0, "processes": 2})  # type: ignore[arg-type]
         generate(config, tmp_path / "raw", tmp_path / "oracle")
     assert list(tmp_path.iterdir()) == []
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux ends the workers of a killed process")
+def test_workers_end_when_the_main_process_is_killed() -> None:
+    script = (
+        "import time\n"
+        "from churn_transform.synthetic.simulate import in_order\n"
+        "next(in_order(time.sleep, [600] * 4, processes=2))\n"
+    )
+    main = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    while len(workers := _children(main.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    main.kill()
+    main.wait()
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # not to leave them sleeping when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left
 
 
 def test_negative_processes_are_named() -> None:
