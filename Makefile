@@ -84,8 +84,8 @@ format: setup ## Apply ruff's fixes and formatting
 bench-months: setup ## The platform over six months with the shift part way: issue 15's table (USERS=20000)
 	$(BIN)/python benchmarks/monthly.py --users $(USERS)
 
-bench-generate: setup ## Generator throughput and peak memory (USERS=20000)
-	$(BIN)/python benchmarks/generate.py --users $(USERS)
+bench-generate: setup ## Generator throughput and peak memory (USERS=20000; COMPARE=1: one process beside every core)
+	$(BIN)/python benchmarks/generate.py --users $(USERS) $(if $(COMPARE),--compare)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
 	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(USERS))

@@ -1,19 +1,96 @@
 """Prints the synthetic generator's throughput and peak memory at a size given on the command line.
 
     python benchmarks/generate.py --users 1000000 --out /tmp/kkbox-1m
+    python benchmarks/generate.py --users 300000 --compare     # one process, then every core
 
-Peak memory is the maximum resident set size of this process (the generator runs in it).
+Each run is measured in a fresh process of its own, so one run's peak memory does not hide the
+next one's. CPU seconds are those of that process and its workers: on a machine shared with
+other jobs, they tell the work done from the time waited for a core. Peak memory is the
+maximum resident set size of that process (which plays the chunks itself with one process, and
+only appends their rows with several) and of the largest of its worker processes; the whole
+run's peak is at most the first plus the second times the number of processes. ``--compare``
+runs with one process, then with ``--processes``, and prints the speed-up in rows/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import resource
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from churn_transform.synthetic import GeneratorConfig, generate
+from churn_transform.synthetic.simulate import usable_cores
+
+
+@dataclass(frozen=True)
+class Measurement:
+    processes: int
+    seconds: float
+    rows: int
+    bytes: int
+    log_bytes: int
+    cpu_seconds: float
+    peak_mib: float
+    worker_peak_mib: float
+    load: tuple[float, float]
+    label_mismatches: int
+
+
+def _measure(config: GeneratorConfig, out: Path) -> Measurement:
+    load_before = os.getloadavg()[0]
+    began = time.perf_counter()
+    summary = generate(config, out / "raw", out / "oracle")
+    seconds = time.perf_counter() - began
+    logs = summary.bytes["user_logs.csv"] + summary.bytes["user_logs_v2.csv"]
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return Measurement(
+        processes=min(config.processes or usable_cores(), -(-config.users // config.chunk_users)),
+        seconds=seconds,
+        rows=sum(summary.rows.values()),
+        bytes=sum(summary.bytes.values()),
+        log_bytes=logs,
+        cpu_seconds=sum(usage.ru_utime + usage.ru_stime for usage in used),
+        peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+        worker_peak_mib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        load=(load_before, os.getloadavg()[0]),
+        label_mismatches=summary.label_mismatches,
+    )
+
+
+def _in_a_fresh_process(config: GeneratorConfig, out: Path) -> Measurement:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as runner:
+        return runner.submit(_measure, config, out).result()
+
+
+def _print(runs: list[Measurement], config: GeneratorConfig, out: Path) -> None:
+    def line(label: str, cells: list[str]) -> None:
+        print(f"{label:<16} " + "".join(f"{cell:>14}" for cell in cells))
+
+    line("processes", [f"{run.processes}" for run in runs])
+    line("users", [f"{config.users:,}" for _ in runs])
+    line("chunk users", [f"{config.chunk_users:,}" for _ in runs])
+    line("further months", [f"{config.months}" for _ in runs])
+    line("seconds", [f"{run.seconds:.1f}" for run in runs])
+    line("CPU seconds", [f"{run.cpu_seconds:.1f}" for run in runs])
+    line("rows written", [f"{run.rows:,}" for run in runs])
+    line("bytes written", [f"{run.bytes / 1e9:.2f}G" for run in runs])
+    line("user_logs bytes", [f"{run.log_bytes / 1e9:.2f}G" for run in runs])
+    line("rows/s", [f"{run.rows / run.seconds:,.0f}" for run in runs])
+    line("MB/s", [f"{run.bytes / 1e6 / run.seconds:.1f}" for run in runs])
+    line("peak RSS", [f"{run.peak_mib:.0f}M" for run in runs])
+    line("worker peak RSS", [f"{run.worker_peak_mib:.0f}M" for run in runs])
+    line("load average", [f"{run.load[0]:.1f}-{run.load[1]:.1f}" for run in runs])
+    line("label mismatches", [f"{run.label_mismatches:,}" for run in runs])
+    if len(runs) == 2:
+        speed_up = (runs[1].rows / runs[1].seconds) / (runs[0].rows / runs[0].seconds)
+        print(f"{'speed-up':<16} {speed_up:>27.2f}x")
+    print(f"output           {out}")
 
 
 def main() -> None:
@@ -23,6 +100,8 @@ def main() -> None:
     parser.add_argument("--chunk-users", type=int, default=GeneratorConfig.chunk_users)
     parser.add_argument("--log-start", default=GeneratorConfig.log_start)
     parser.add_argument("--months", type=int, default=GeneratorConfig.months)
+    parser.add_argument("--processes", type=int, default=GeneratorConfig.processes)
+    parser.add_argument("--compare", action="store_true", help="one process first, then these")
     parser.add_argument("--out", type=Path, help="folder to write into (default: a temp folder)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="kkbox-bench-"))
@@ -32,25 +111,11 @@ def main() -> None:
         chunk_users=args.chunk_users,
         log_start=args.log_start,
         months=args.months,
+        processes=args.processes,
     )
-    began = time.perf_counter()
-    summary = generate(config, out / "raw", out / "oracle")
-    seconds = time.perf_counter() - began
-    rows, size = sum(summary.rows.values()), sum(summary.bytes.values())
-    logs = summary.bytes["user_logs.csv"] + summary.bytes["user_logs_v2.csv"]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(f"users            {args.users:>14,}")
-    print(f"chunk users      {args.chunk_users:>14,}")
-    print(f"further months   {args.months:>14,}")
-    print(f"seconds          {seconds:>14.1f}")
-    print(f"rows written     {rows:>14,}")
-    print(f"bytes written    {size / 1e9:>13.2f}G")
-    print(f"user_logs bytes  {logs / 1e9:>13.2f}G")
-    print(f"rows/s           {rows / seconds:>14,.0f}")
-    print(f"MB/s             {size / 1e6 / seconds:>14.1f}")
-    print(f"peak RSS         {peak:>13.0f}M")
-    print(f"label mismatches {summary.label_mismatches:>14,}")
-    print(f"output           {out}")
+    configs = [replace(config, processes=1), config] if args.compare else [config]
+    # The same folder each time: the second run swaps its files in over the first's.
+    _print([_in_a_fresh_process(each, out) for each in configs], config, out)
 
 
 if __name__ == "__main__":

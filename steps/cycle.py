@@ -13,10 +13,10 @@ the labels of cohort M-1, known once the 30 days after its expiries passed; docs
 5. ``drift`` of the service's recent traffic against the champion's training data;
 6. the written policy (``churn_transform.policy``) decides whether to retrain; if so,
    ``train`` on the ``--train-months`` newest labelled cohorts (M-1 and before), judged on the
-   ``--holdout`` share of cohort M-1's users kept out of training (chosen by a hash of the msno), whose gate promotes the
-   candidate only if it beats the champion on them by the margin with no segment regressing;
-   then ``import``, and cohort M+1 is scored again by the new champion. A running service follows
-   the new champion by itself.
+   ``--holdout`` share of cohort M-1's users kept out of training (by a hash of the msno), whose
+   gate promotes the candidate only if it beats the champion on them by the margin with no
+   segment regressing; then ``import``, and cohort M+1 is scored again by the new champion. A
+   running service follows the new champion by itself.
 
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
 ``cycles/M.json`` in the lake. Idempotent: each step is, and a month whose retraining already

@@ -31,6 +31,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-users", type=int, required=True)
     parser.add_argument("--months", type=int, required=True)
     parser.add_argument("--shift-start", type=cohort, required=True)
+    parser.add_argument("--processes", type=int, required=True)
     return parser.parse_args(argv)
 
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         chunk_users=args.chunk_users,
         months=args.months,
         shift_start=args.shift_start,
+        processes=args.processes,
     )
     run(config, settings)
 

@@ -1,22 +1,25 @@
 """Writes a synthetic KKBox dataset: the eight raw CSVs, and the oracle's answers beside them.
 
-``generate`` streams chunk after chunk of users into the files, so memory depends on the chunk
-size, not on the number of users. It writes into fresh folders and swaps them in at the end:
-an interrupted run leaves the previous dataset as it was.
+``generate`` plays chunk after chunk of users, in as many processes as ``processes`` asks, each
+chunk turned into CSV rows where it was played; the rows are appended to the files in chunk
+order, so the bytes are the same whatever the number of processes, and memory depends on the
+chunk size and the number of processes, not on the number of users. It writes into fresh
+folders and swaps them in at the end: an interrupted run leaves the previous dataset as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from churn_transform.dates import add_months, day, month_bounds, to_days
@@ -25,9 +28,17 @@ from churn_transform.schema import LABEL_FILES, RAW_FILES, SCORING_COHORT
 from churn_transform.synthetic.decisions import stream
 from churn_transform.synthetic.months import FIRST_MONTH, Months, further_cohorts, further_months
 from churn_transform.synthetic.oracle import WEIGHTS
-from churn_transform.synthetic.simulate import ChunkConfig, cohort_labels, simulate_chunk
+from churn_transform.synthetic.simulate import (
+    ChunkConfig,
+    cohort_labels,
+    in_order,
+    simulate_chunk,
+    usable_cores,
+)
 from churn_transform.synthetic.writer import (
     FILES_END,
+    CsvFile,
+    csv_rows,
     file_rows,
     increment_logs,
     increment_transactions,
@@ -56,6 +67,8 @@ class GeneratorConfig:
     shift: float = 0.0
     shift_start: str = "2017-03"
     months: int = 0
+    #: Processes that play chunks at once; 0 takes every core this process may use.
+    processes: int = 1  # 0: every core; more than one measured no faster here (docs)
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -66,6 +79,8 @@ class GeneratorConfig:
             raise ValueError(f"shift must lie in [0, 1], got {self.shift}")
         if self.months < 0:
             raise ValueError(f"months must be 0 or more, got {self.months}")
+        if self.processes < 0:
+            raise ValueError(f"processes must be 0 (every core) or more, got {self.processes}")
         try:
             month_bounds(self.shift_start)
         except ValueError as err:
@@ -87,34 +102,38 @@ class Summary:
     label_mismatches: int = 0
 
 
-class _CsvSink:
-    """Appends frames to one CSV, with the header once and no quoting (as the real files)."""
+@dataclass
+class _ChunkOutput:
+    """One chunk's rows of every file, formatted as CSV, and its share of the summary."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
-        self.path, self.columns, self.rows = path, columns, 0
-        self._writer: pacsv.CSVWriter | None = None
+    columns: dict[str, tuple[str, ...]]
+    csv: dict[str, list[pa.Buffer]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    cohort_users: dict[str, int] = field(default_factory=dict)
+    churners: dict[str, int] = field(default_factory=dict)
+    label_mismatches: int = 0
 
-    def write(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame[list(self.columns)], preserve_index=False)
-        if self._writer is None:
-            options = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
-            self._writer = pacsv.CSVWriter(self.path, table.schema, write_options=options)
-        self._writer.write_table(table)
-        self.rows += len(frame)
-
-    def close(self) -> None:
-        if self._writer is None:  # no rows at all: still a valid file with its header
-            self.path.write_text(",".join(self.columns) + "\n")
-        else:
-            self._writer.close()
+    def write(self, name: str, frame: pd.DataFrame) -> None:
+        self.csv.setdefault(name, []).append(csv_rows(frame, self.columns[name]))
+        self.rows[name] = self.rows.get(name, 0) + len(frame)
 
 
-def _chunk_sizes(config: GeneratorConfig) -> Iterator[tuple[int, int]]:
-    done = 0
-    for index in range(0, config.users, config.chunk_users):
-        size = min(config.chunk_users, config.users - done)
-        done += size
-        yield index // config.chunk_users, size
+def _file_columns(config: GeneratorConfig) -> dict[str, tuple[str, ...]]:
+    """Every file the run writes (paths under the raw or the oracle folder) and its header."""
+    columns = dict(RAW_FILES)
+    columns[ORACLE_FILE] = ("cohort", "msno", "churn_probability", "is_churn")
+    columns[ORACLE_TERMS_FILE] = ("cohort", "msno", *WEIGHTS)
+    columns[FUTURE_FILE] = RAW_FILES["transactions.csv"]
+    for month in further_months(config.months):
+        columns.update(increment_files(month))
+    return columns
+
+
+def _chunk_sizes(config: GeneratorConfig) -> list[tuple[int, int]]:
+    return [
+        (index, min(config.chunk_users, config.users - first))
+        for index, first in enumerate(range(0, config.users, config.chunk_users))
+    ]
 
 
 def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summary:
@@ -127,47 +146,60 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     raw, answers = staging[raw_dir], staging[oracle_dir]
-    sinks = {name: _CsvSink(raw / name, columns) for name, columns in RAW_FILES.items()}
-    sinks[ORACLE_FILE] = _CsvSink(
-        answers / ORACLE_FILE, ("cohort", "msno", "churn_probability", "is_churn")
-    )
-    sinks[ORACLE_TERMS_FILE] = _CsvSink(answers / ORACLE_TERMS_FILE, ("cohort", "msno", *WEIGHTS))
-    sinks[FUTURE_FILE] = _CsvSink(answers / FUTURE_FILE, RAW_FILES["transactions.csv"])
     for month in further_months(config.months):
         (raw / increment_folder(month)).mkdir(parents=True)
-        for name, columns in increment_files(month).items():
-            sinks[name] = _CsvSink(raw / name, columns)
-    summary = Summary()
-    churners: dict[str, int] = {}
-    chunks = list(_chunk_sizes(config))
-    root = np.random.SeedSequence(config.seed)
+    oracle_files = (ORACLE_FILE, ORACLE_TERMS_FILE, FUTURE_FILE)
+    files = {
+        name: CsvFile((answers if name in oracle_files else raw) / name, columns)
+        for name, columns in _file_columns(config).items()
+    }
+    summary, churners = Summary(), dict[str, int]()
     try:
-        for index, size in tqdm(chunks, desc="generate", unit="chunk", disable=len(chunks) < 4):
-            seed = np.random.SeedSequence([config.seed, index], pool_size=root.pool_size)
-            _write_chunk(seed, size, config, sinks, summary, churners)
-        for sink in sinks.values():
-            sink.close()
+        with contextlib.closing(_chunk_outputs(config)) as outputs:
+            for output in outputs:
+                _append(output, files, summary, churners)
+        for file in files.values():
+            file.close()
     except BaseException:
+        for file in files.values():
+            file.close()
         for folder in staging.values():
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    for name, sink in sinks.items():
-        summary.rows[name] = sink.rows
-        summary.bytes[name] = sink.path.stat().st_size
+    for name, file in files.items():
+        summary.rows[name] = file.rows
+        summary.bytes[name] = file.path.stat().st_size
     summary.cohort_churn = {c: churners[c] / max(n, 1) for c, n in summary.cohort_users.items()}
     for final, folder in staging.items():
         _swap_in(folder, final)
     return summary
 
 
-def _write_chunk(
-    seed: np.random.SeedSequence,
-    size: int,
-    config: GeneratorConfig,
-    sinks: dict[str, _CsvSink],
-    summary: Summary,
-    churners: dict[str, int],
+def _chunk_outputs(config: GeneratorConfig) -> Generator[_ChunkOutput]:
+    """Every chunk's output in chunk order, played in up to ``config.processes`` processes."""
+    chunks = _chunk_sizes(config)
+    processes = min(config.processes or usable_cores(), len(chunks))
+    outputs = in_order(partial(_play_chunk, config), chunks, processes)
+    shown = {"desc": "generate", "total": len(chunks), "unit": "chunk", "disable": len(chunks) < 4}
+    with contextlib.closing(outputs), tqdm(outputs, **shown) as progress:
+        yield from progress
+
+
+def _append(
+    output: _ChunkOutput, files: dict[str, CsvFile], summary: Summary, churners: dict[str, int]
 ) -> None:
+    for name, parts in output.csv.items():
+        files[name].append(parts, output.rows[name])
+    summary.label_mismatches += output.label_mismatches
+    for cohort, users in output.cohort_users.items():
+        summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + users
+        churners[cohort] = churners.get(cohort, 0) + output.churners[cohort]
+
+
+def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkOutput:
+    """Play one chunk of users and format its rows of every file (in a worker process)."""
+    index, size = chunk_size
+    seed = np.random.SeedSequence([config.seed, index])
     shift_start = month_bounds(config.shift_start)[0]
     chunk = simulate_chunk(
         seed,
@@ -175,26 +207,27 @@ def _write_chunk(
     )
     rng = np.random.default_rng(seed.spawn(1)[0])
     msno = chunk.users.msno
-    sinks["members_v3.csv"].write(chunk.members)
+    out = _ChunkOutput(_file_columns(config))
+    out.write("members_v3.csv", chunk.members)
     transactions = transactions_files(rng, chunk.transactions, msno)
     for name, frame in transactions.items():
         if name != "future" or chunk.months is None:  # else the future starts later
-            sinks[FUTURE_FILE if name == "future" else name].write(frame)
+            out.write(FUTURE_FILE if name == "future" else name, frame)
     for name, frame in user_logs_files(rng, chunk.logs, msno).items():
-        sinks[name].write(frame)
+        out.write(name, frame)
     everything = pd.concat(transactions.values()).drop_duplicates()
     labels = cohort_labels(everything)
     oracle = chunk.oracle.assign(msno=msno[chunk.oracle["user"].to_numpy()])
     for file_name, cohort in LABEL_FILES.items():
         truth = labels[cohort][["msno", "is_churn"]]
         public = truth if file_name != "sample_submission_v2.csv" else truth.assign(is_churn=0)
-        sinks[file_name].write(public)
-        _answer(cohort, oracle, truth, sinks, summary, churners)
+        out.write(file_name, public)
+        _answer(cohort, oracle, truth, out)
     if chunk.months is not None:
         published = [transactions["transactions.csv"], transactions["transactions_v2.csv"]]
         april = oracle[oracle["cohort"] == SCORING_COHORT]
-        further = (chunk.months, config.months)
-        _write_months(seed, further, published, april, sinks, summary, churners)
+        _write_months(seed, (chunk.months, config.months), published, april, out)
+    return out
 
 
 def increment_folder(month: str) -> str:
@@ -223,56 +256,52 @@ def _write_months(
     further: tuple[Months, int],
     published: list[pd.DataFrame],
     april: pd.DataFrame,
-    sinks: dict[str, _CsvSink],
-    summary: Summary,
-    churners: dict[str, int],
+    out: _ChunkOutput,
 ) -> None:
     """Answer the further cohorts and write the increments; the hidden future now starts after
     the last of them. ``published`` are the base files' transactions, ``april`` the oracle's
     April decisions (their labels need the further months' rows)."""
     months, count = further
     rows, date = file_rows(months.transactions, months.msno), months.transactions["date"].to_numpy()
-    sinks[FUTURE_FILE].write(rows[date >= month_bounds(further_cohorts(count)[-1])[0]])
+    out.write(FUTURE_FILE, rows[date >= month_bounds(further_cohorts(count)[-1])[0]])
     history = pd.concat([*published, rows[date >= FILES_END]]).drop_duplicates()
     labels = {c: churn_labels(history, c) for c in [SCORING_COHORT, *further_cohorts(count)]}
-    summary.label_mismatches += _mismatches(april, labels[SCORING_COHORT])
+    out.label_mismatches += _mismatches(april, labels[SCORING_COHORT])
     oracle = months.oracle.assign(msno=months.msno[months.oracle["user"].to_numpy()])
     for cohort in further_cohorts(count):
-        _answer(cohort, oracle, labels[cohort][["msno", "is_churn"]], sinks, summary, churners)
+        _answer(cohort, oracle, labels[cohort][["msno", "is_churn"]], out)
     tx_files = increment_transactions(stream(seed, 13), rows, date, further_months(count))
     log_files = increment_logs(stream(seed, 14), months.logs, months.msno, further_months(count))
     members_day = to_days(months.members["registration_init_time"])
     for month in further_months(count):
         first, following = month_bounds(month)
         folder = increment_folder(month)
-        sinks[f"{folder}/transactions.csv"].write(tx_files[month])
-        sinks[f"{folder}/user_logs.csv"].write(log_files[month])
+        out.write(f"{folder}/transactions.csv", tx_files[month])
+        out.write(f"{folder}/user_logs.csv", log_files[month])
         joined = (members_day >= first) & (members_day < following)
-        sinks[f"{folder}/members.csv"].write(months.members[joined])
+        out.write(f"{folder}/members.csv", months.members[joined])
         scored = labels[add_months(month, 1)]
-        sinks[f"{folder}/cohort_{add_months(month, 1)}.csv"].write(scored.assign(is_churn=0))
+        out.write(f"{folder}/cohort_{add_months(month, 1)}.csv", scored.assign(is_churn=0))
         if month > FIRST_MONTH:
             known = add_months(month, -1)
-            sinks[f"{folder}/labels_{known}.csv"].write(labels[known])
+            out.write(f"{folder}/labels_{known}.csv", labels[known])
 
 
 def _answer(
     cohort: str,
     oracle: pd.DataFrame,
     truth: pd.DataFrame,
-    sinks: dict[str, _CsvSink],
-    summary: Summary,
-    churners: dict[str, int],
+    out: _ChunkOutput,
 ) -> None:
     """Write the oracle's answers for one cohort, with the labels ``truth`` as ``is_churn``, and
     count the decisions the labels do not show."""
     decided = oracle[oracle["cohort"] == cohort].merge(truth, on="msno", how="outer")
-    summary.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
+    out.label_mismatches += int((decided["decided_churn"] != decided["is_churn"]).sum())
     answered = decided.assign(cohort=cohort).dropna(subset=["is_churn"])
-    sinks[ORACLE_FILE].write(answered)
-    sinks[ORACLE_TERMS_FILE].write(answered)
-    summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + len(truth)
-    churners[cohort] = churners.get(cohort, 0) + int(truth["is_churn"].sum())
+    out.write(ORACLE_FILE, answered)
+    out.write(ORACLE_TERMS_FILE, answered)
+    out.cohort_users[cohort] = out.cohort_users.get(cohort, 0) + len(truth)
+    out.churners[cohort] = out.churners.get(cohort, 0) + int(truth["is_churn"].sum())
 
 
 def _mismatches(decided: pd.DataFrame, truth: pd.DataFrame) -> int:

@@ -1,13 +1,24 @@
 """One chunk of synthetic KKBox: users, their histories, and the cohort decisions in time order.
 
 Chunks are independent (a user's whole history lives in one chunk), so a dataset of any size is
-a sequence of chunks, each seeded from the run's seed and its own index.
+a sequence of chunks, each seeded from the run's seed and its own index; ``in_order`` plays them
+in several processes and hands their results back in chunk order.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
+import itertools
+import multiprocessing
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +35,12 @@ from churn_transform.synthetic.subscriptions import Chain
 COHORTS = ("2017-02", "2017-03", "2017-04")
 LOGS_END = day("2017-04-01")  # user_logs_v2 ends with March 2017
 HISTORY_END = day("2017-06-01")  # far enough for every April label to be final
+#: Chunks submitted and not yet handed back, per process: enough to keep every process busy
+#: while the caller writes one result, few enough that finished results cannot pile up.
+_IN_FLIGHT_PER_PROCESS = 2
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -91,3 +108,60 @@ def _subscribed(chain: Chain, n_users: int, log_start: int) -> np.ndarray:
 def cohort_labels(transactions: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The official rule applied to file-format transactions, for every cohort month."""
     return {cohort: churn_labels(transactions, cohort) for cohort in COHORTS}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def in_order(
+    work: Callable[[Task], Result], tasks: Iterable[Task], processes: int
+) -> Generator[Result]:
+    """``work`` of every task, yielded in the tasks' order, computed in ``processes`` processes.
+
+    The processes start at once, before the caller starts any thread of its own (a progress
+    bar's). At most ``_IN_FLIGHT_PER_PROCESS`` results per process wait in memory: a result
+    that is ready before the ones ahead of it waits for them, and no further task is submitted
+    until the oldest is handed back. With one process, everything runs in this one. Closing
+    the iterator (or an error) cancels the tasks not yet started.
+    """
+    if processes <= 1:
+        return (work(task) for task in tasks)
+    # fork: the workers start with every module already imported (spawn costs seconds of
+    # imports per process); the pool forks its workers at the first submit, before it starts
+    # its own thread. Elsewhere (macOS) fork is unsafe.
+    linux = sys.platform == "linux"
+    context = multiprocessing.get_context("fork" if linux else "spawn")
+    pool = ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_end_with_parent if linux else None
+    )
+    waiting = iter(tasks)
+    first = itertools.islice(waiting, processes * _IN_FLIGHT_PER_PROCESS)
+    return _handed_back(pool, work, deque(pool.submit(work, task) for task in first), waiting)
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to stop this worker when the main process dies: killed, it cannot stop its
+    workers, and they would wait forever to hand back their chunk."""
+    pr_set_pdeathsig = 1  # from <sys/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _handed_back(
+    pool: ProcessPoolExecutor,
+    work: Callable[[Task], Result],
+    pending: deque[Future[Result]],
+    waiting: Iterator[Task],
+) -> Generator[Result]:
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for task in waiting:  # one more, so the processes stay busy while we yield
+                pending.append(pool.submit(work, task))
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

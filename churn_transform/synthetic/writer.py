@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from churn_transform.dates import add_months, day, month_bounds, to_yyyymmdd
 from churn_transform.schema import RAW_FILES
@@ -11,6 +16,36 @@ from churn_transform.schema import RAW_FILES
 V2_START = day("2017-03-01")
 FILES_END = day("2017-04-01")
 _EPOCH_QUIRK_BEFORE = day("2016-06-01")
+_CSV_ROWS = pacsv.WriteOptions(include_header=False, quoting_style="none")
+
+
+def csv_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> pa.Buffer:
+    """The frame's ``columns`` as CSV rows without a header and without quoting, as the real
+    files: missing values empty, floats in their shortest exact form."""
+    table = pa.Table.from_pandas(frame, columns=list(columns), preserve_index=False)
+    rows = pa.BufferOutputStream()
+    pacsv.write_csv(table, rows, write_options=_CSV_ROWS)
+    return rows.getvalue()
+
+
+class CsvFile:
+    """One CSV open for appending: the header first, then rows already formatted (no quoting,
+    as the real files)."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path, self.rows = path, 0
+        self._file: BinaryIO = path.open("wb")
+        self._file.write((",".join(columns) + "\n").encode())
+        # Forked workers get a copy of this file object: leave them no buffered bytes to write.
+        self._file.flush()
+
+    def append(self, parts: list[pa.Buffer], count: int) -> None:
+        for rows in parts:
+            self._file.write(rows)
+        self.rows += count
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def transactions_files(
@@ -120,12 +155,13 @@ def increment_logs(
 
 def _log_rows(logs: pd.DataFrame, msno: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """user_logs rows in the file's columns, ordered by day then user, and their day numbers."""
-    rows = logs.sort_values(["date", "user"], kind="stable")
-    date = rows["date"].to_numpy()
-    out = pd.DataFrame({"msno": msno[rows["user"].to_numpy()], "date": to_yyyymmdd(date)})
+    # A user has one row a day, so this order is that of sorting by day then user, in any way.
+    order = np.lexsort((logs["user"].to_numpy(), logs["date"].to_numpy()))
+    date = logs["date"].to_numpy()[order]
+    columns = {"msno": msno[logs["user"].to_numpy()[order]], "date": to_yyyymmdd(date)}
     for column in RAW_FILES["user_logs.csv"][2:]:
-        out[column] = rows[column].to_numpy()
-    return out, date
+        columns[column] = logs[column].to_numpy()[order]
+    return pd.DataFrame(columns), date
 
 
 def _shuffled(rng: np.random.Generator, rows: pd.DataFrame) -> pd.DataFrame:

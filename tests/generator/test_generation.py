@@ -97,7 +97,9 @@ def test_a_failed_run_leaves_the_previous_dataset_intact(
 
     monkeypatch.setattr(generator_module, "simulate_chunk", fails_on_the_second_chunk)
     with pytest.raises(OSError, match="disk full"):
-        generate(GeneratorConfig(seed=2, **SMALL), tmp_path / "raw", tmp_path / "oracle")
+        # One process counts the calls: with three or more, each chunk would be a first call.
+        config = GeneratorConfig(seed=2, processes=1, **SMALL)
+        generate(config, tmp_path / "raw", tmp_path / "oracle")
     assert _digests(tmp_path / "raw") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["oracle", "raw"]
 
