@@ -117,11 +117,15 @@ def traffic_entries(
     """The traffic log's line for each answer: its request, features and what was answered."""
     now = time.time()
     for record, answer in zip(records, answers, strict=True):
+        # the validated fields as they are (a float, a string or None each): model_dump's
+        # copy, without its cost per record
+        features = dict(vars(record))
+        del features["msno"]
         yield {
             "ts": now,
             "request_id": record.request_id,
             "model_version": model_version,
-            "features": record.model_dump(exclude={"msno"}),
+            "features": features,
             "msno": record.msno,
             "churn_probability": answer.churn_probability,
             "churn": answer.churn,
