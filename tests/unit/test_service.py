@@ -97,7 +97,7 @@ def test_predict_answers_the_model_s_probabilities_in_order(
 ) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
     try:
-        answers = served.predict([Record.model_validate(r) for r in RECORDS])
+        answers = asyncio.run(served.predict([Record.model_validate(r) for r in RECORDS]))
     finally:
         served.flush_traffic_log()
     expected = _expected(champion, RECORDS)
@@ -110,7 +110,7 @@ def test_predict_answers_the_model_s_probabilities_in_order(
 def test_every_prediction_is_logged_with_its_features(champion: Champion, tmp_path: Path) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
     records = [Record.model_validate(r) for r in RECORDS]
-    served.predict(records)
+    asyncio.run(served.predict(records))  # scored in the event loop
     served.flush_traffic_log()  # what BentoML calls on shutdown
     logged, seen = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
     assert seen == 3 and logged["msno"].tolist() == [r["msno"] for r in RECORDS]
@@ -125,7 +125,7 @@ def test_explain_answers_predict_s_answers_with_reasons_that_add_up(
     records = [Record.model_validate(r) for r in RECORDS]
     try:
         explained = served.explain(records)
-        predicted = served.predict(records)
+        predicted = asyncio.run(served.predict(records))
     finally:
         served.flush_traffic_log()
     for answer, plain in zip(explained, predicted, strict=True):
