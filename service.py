@@ -36,6 +36,7 @@ calls it and its ASGI app with a model fitted in the test.
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 from typing import Annotated, Any, TypeVar
@@ -59,7 +60,14 @@ from churn_transform.online_store import OnlineFeatures, UnknownCohortError, onl
 from churn_transform.records import Explained, Prediction
 from churn_transform.registry import Registered, aliased, fetch
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
-from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
+from churn_transform.serving import (
+    Champion,
+    Record,
+    die_with_parent,
+    freeze_heap,
+    metrics,
+    traffic_entries,
+)
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 
@@ -201,6 +209,15 @@ class ChurnService:
         previous, self.champion = self.champion, champion
         self._announce(previous, 0)
         self._announce(champion, 1)
+        if gc.get_freeze_count():  # a worker froze its heap: the old model must not stay in it
+            del previous
+            freeze_heap()
+
+    @bentoml.on_startup
+    def freeze_startup_heap(self) -> None:
+        """In a worker of ``bentoml serve``, once it is built (``freeze_heap``)."""
+        if bentoml.server_context.worker_index is not None:
+            freeze_heap()
 
     def _logged(self, count: int, depth: int) -> None:
         self.metrics["logged"].inc(count)

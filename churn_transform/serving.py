@@ -10,6 +10,7 @@ and hands it over, and a test can hand over a model it fitted a moment before.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -190,6 +191,17 @@ def metrics() -> dict[str, Any]:
             ["outcome"],
         ),
     }
+
+
+def freeze_heap() -> None:
+    """Collect what is garbage now, then exempt every object left from later collections
+    (``gc.freeze``): the libraries, the model and the server a worker has built. A full
+    collection walks them all, and in a worker that stalled the event loop for about 0.6 s on
+    the busy 2-core machine, long enough for BentoML's batcher to shed the answers queued
+    behind it (503). Objects made later are collected as before."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
