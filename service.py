@@ -224,12 +224,10 @@ class ChurnService:
         self.metrics["queue"].set(depth)
 
     @bentoml.api(**BATCHING)
-    async def predict(
+    def predict(
         self,
         records: Records,
     ) -> Answers[Prediction]:
-        """Scored in the event loop: a batch takes about as long as handing it to a worker
-        thread and back, and on a busy machine each hand-off waits for the scheduler."""
         return self._answered(records, self.champion.predict(records))
 
     @bentoml.api

@@ -7,7 +7,6 @@ HTTP, compared with ``steps.score.score`` for every subscriber of the cohort."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,7 @@ def test_by_id_answers_and_logs_what_predict_does_with_the_features(
     served = _service(settings, served_model)
     try:
         by_id = served.predict_ids(list(gold["msno"]), COHORT)
-        sent = asyncio.run(served.predict([Record.model_validate(r) for r in as_records(gold)]))
+        sent = served.predict([Record.model_validate(r) for r in as_records(gold)])
     finally:
         served.flush_traffic_log()
     assert by_id == sent

@@ -113,7 +113,7 @@ def test_predict_answers_the_model_s_probabilities_in_order(
 ) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
     try:
-        answers = asyncio.run(served.predict([Record.model_validate(r) for r in RECORDS]))
+        answers = served.predict([Record.model_validate(r) for r in RECORDS])
     finally:
         served.flush_traffic_log()
     expected = _expected(champion, RECORDS)
@@ -126,7 +126,7 @@ def test_predict_answers_the_model_s_probabilities_in_order(
 def test_every_prediction_is_logged_with_its_features(champion: Champion, tmp_path: Path) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
     records = [Record.model_validate(r) for r in RECORDS]
-    asyncio.run(served.predict(records))  # scored in the event loop
+    served.predict(records)
     served.flush_traffic_log()  # what BentoML calls on shutdown
     logged, seen = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
     assert seen == 3 and logged["msno"].tolist() == [r["msno"] for r in RECORDS]
@@ -141,7 +141,7 @@ def test_explain_answers_predict_s_answers_with_reasons_that_add_up(
     records = [Record.model_validate(r) for r in RECORDS]
     try:
         explained = served.explain(records)
-        predicted = asyncio.run(served.predict(records))
+        predicted = served.predict(records)
     finally:
         served.flush_traffic_log()
     for answer, plain in zip(explained, predicted, strict=True):
