@@ -83,10 +83,15 @@ def _figures(row: dict[str, str]) -> dict[str, float]:
         "requests_per_s": float(row["Requests/s"]),
         "requests": int(row["Request Count"]),
         "failures": int(row["Failure Count"]),
-        "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]),
-        "p99_ms": float(row["99%"]),
+        "p50_ms": _ms(row["50%"]),
+        "p95_ms": _ms(row["95%"]),
+        "p99_ms": _ms(row["99%"]),
     }
+
+
+def _ms(percentile: str) -> float:
+    """A percentile of Locust's CSV; its N/A (no request answered yet) is NaN."""
+    return float("nan") if percentile == "N/A" else float(percentile)
 
 
 def locust(

@@ -72,7 +72,7 @@ def test_baseline_runs_the_service_and_a_bare_app_and_prints_both_rows_and_the_r
     champion: Champion, tmp_path: Path
 ) -> None:
     printed, saved = _harness(
-        champion, tmp_path, "baseline", "--users", "4", "--rps", "40", "--duration", "3"
+        champion, tmp_path, "baseline", "--users", "4", "--rps", "40", "--duration", "6"
     )
     assert "starting bentoml serve" in printed and "starting the bare app" in printed
     service, bare = saved["rows"]
