@@ -196,8 +196,8 @@ def metrics() -> dict[str, Any]:
 def freeze_heap() -> None:
     """Collect what is garbage now, then exempt every object left from later collections
     (``gc.freeze``): the libraries, the model and the server a worker has built. A full
-    collection walks them all, and in a worker that stalled the event loop for about 0.6 s on
-    the busy 2-core machine, long enough for BentoML's batcher to shed the answers queued
+    collection walks them all (benchmarks/README.md: the service's overhead), and in a worker
+    it stalls the event loop, long enough for BentoML's batcher to shed the requests queued
     behind it (503). Objects made later are collected as before."""
     gc.unfreeze()
     gc.collect()
