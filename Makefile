@@ -99,7 +99,7 @@ fidelity: setup ## How closely a raw folder matches the real KKBox data (RAW=fol
 bench-predict: setup ## Prediction latency of the champion next to its bare Booster
 	$(BIN)/python benchmarks/predict.py
 
-loadtest: setup ## Locust against a running service (HOST=http://127.0.0.1:3000 MODE=run|capacity|compare|sweep)
+loadtest: setup ## Locust against a running service (HOST=http://127.0.0.1:3000 MODE=run|capacity|compare|sweep|baseline)
 	$(BIN)/python loadtests/run.py $(or $(MODE),run) --host $(or $(HOST),http://127.0.0.1:3000)
 
 pipeline: setup ## The main job on existing raw files (data/raw or KKBOX_RAW_URI), without generating

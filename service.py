@@ -36,12 +36,14 @@ calls it and its ASGI app with a model fitted in the test.
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 from typing import Annotated, Any, TypeVar
 
 import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
+from bentoml.validators import ContentType
 from pydantic import Field
 
 from churn_transform.access import (
@@ -58,7 +60,14 @@ from churn_transform.online_store import OnlineFeatures, UnknownCohortError, onl
 from churn_transform.records import Explained, Prediction
 from churn_transform.registry import Registered, aliased, fetch
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
-from churn_transform.serving import Champion, Record, die_with_parent, metrics, traffic_entries
+from churn_transform.serving import (
+    Champion,
+    Record,
+    die_with_parent,
+    freeze_heap,
+    metrics,
+    traffic_entries,
+)
 from churn_transform.settings import Settings
 from churn_transform.traffic import TrafficLog
 
@@ -66,6 +75,10 @@ log = logging.getLogger(__name__)
 #: A subscriber id as the raw files spell it; a longer one cannot be a KKBox id.
 SubscriberId = Annotated[str, Field(min_length=1, max_length=MSNO_LENGTH)]
 Answer = TypeVar("Answer", bound=Prediction)
+#: Every answer is JSON. Said in the return type, BentoML need not work it out again at each
+#: response: for a list it otherwise builds the list's whole JSON schema to find the media type.
+JSON = ContentType("application/json")
+Answers = Annotated[list[Answer], JSON]
 
 # The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
@@ -106,7 +119,11 @@ def keyring(settings: Settings) -> KeyRing:
     return KeyRing.load(keys, settings.api_keys_file)
 
 
-@bentoml.service(traffic={"timeout": 30}, workers=SETTINGS.workers)
+@bentoml.service(
+    traffic={"timeout": 30},
+    workers=SETTINGS.workers,
+    logging={"access": {"enabled": SETTINGS.access_log}},
+)
 class ChurnService:
     """Churn probabilities of KKBox members from their gold features."""
 
@@ -130,6 +147,7 @@ class ChurnService:
             refuse_open_bind(keyring(self.settings), listening_address(), announce=False)
         quiet_refusals("bentoml._internal.server.http_app", ServiceUnavailable)
         self.champion = champion or load_champion(type(self).model_ref)
+        self._bind_apis()
         self.metrics = metrics()
         self._announce(self.champion, 1)
         settings = self.settings
@@ -155,6 +173,14 @@ class ChurnService:
             storage_options=self.settings.storage_options(ship) if ship else {},
             on_shipped=lambda outcome, n: self.metrics["shipped"].labels(outcome=outcome).inc(n),
         )
+
+    def _bind_apis(self) -> None:
+        """Bind each API method to this instance once. BentoML's API methods are descriptors
+        that build a new bound caller, signature and all, at every attribute access, which its
+        server makes twice a request (about a tenth of a worker's time under load, measured
+        with py-spy); an attribute of the instance is found before the class's descriptor."""
+        for name in ChurnService.apis:
+            setattr(self, name, getattr(self, name))
 
     @bentoml.on_deployment
     @staticmethod
@@ -183,6 +209,15 @@ class ChurnService:
         previous, self.champion = self.champion, champion
         self._announce(previous, 0)
         self._announce(champion, 1)
+        if gc.get_freeze_count():  # a worker froze its heap: the old model must not stay in it
+            del previous
+            freeze_heap()
+
+    @bentoml.on_startup
+    def freeze_startup_heap(self) -> None:
+        """In a worker of ``bentoml serve``, once it is built (``freeze_heap``)."""
+        if bentoml.server_context.worker_index is not None:
+            freeze_heap()
 
     def _logged(self, count: int, depth: int) -> None:
         self.metrics["logged"].inc(count)
@@ -192,7 +227,7 @@ class ChurnService:
     def predict(
         self,
         records: Records,
-    ) -> list[Prediction]:
+    ) -> Answers[Prediction]:
         return self._answered(records, self.champion.predict(records))
 
     @bentoml.api
@@ -207,7 +242,7 @@ class ChurnService:
             ),
         ],
         cohort: Annotated[str | None, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
-    ) -> list[Prediction]:
+    ) -> Answers[Prediction]:
         """Churn probabilities of subscribers by id (``msno``), from the gold features of
         ``cohort`` (default: the newest one served) in the online feature store, answered as
         ``/predict`` answers them. Any id the cohort does not hold: 404 naming every such id,
@@ -245,23 +280,28 @@ class ChurnService:
     def explain(
         self,
         records: Records,
-    ) -> list[Explained]:
+    ) -> Answers[Explained]:
         """``/predict``'s answers with the reason of every feature (exact log-odds shares)."""
         return self._answered(records, self.champion.explain(records))
 
     def _answered(self, records: list[Record], answers: list[Answer]) -> list[Answer]:
         """Count and log answers, as every prediction is: records sent, records looked up by
         id, records explained."""
+        observe = self.metrics["probability"].observe
         for answer in answers:
-            self.metrics["probability"].observe(answer.churn_probability)
-            self.metrics["predictions"].labels(decision="churn" if answer.churn else "stay").inc()
+            observe(answer.churn_probability)
+        # counted once a batch: every increment is a write to Prometheus's shared file
+        churned = sum(answer.churn for answer in answers)
+        for decision, count in (("churn", churned), ("stay", len(answers) - churned)):
+            if count:
+                self.metrics["predictions"].labels(decision=decision).inc(count)
         # the version that answered: the champion may have been swapped in since
         self.traffic.append(traffic_entries(records, answers, answers[0].model_version))
         self.metrics["queue"].set(self.traffic.depth)
         return answers
 
     @bentoml.api
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> Annotated[dict[str, Any], JSON]:
         """The served model: registry version, run, data versions, evaluation metrics."""
         return {
             "model_tag": self.champion.tag,

@@ -158,7 +158,7 @@ class GuardRequests:
             self.in_flight -= 1
 
     async def _admitted(self, scope: dict, receive: Any, send: Any) -> None:
-        headers = {name.lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        headers = _wanted_headers(scope["headers"])
         media_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
         if media_type and not _is_json(media_type):
             return await answer(
@@ -174,6 +174,15 @@ class GuardRequests:
         if body and not media_type:
             return await answer(send, 415, "Content-Type must be application/json.")
         await self.app(scope, _replay(body, receive), _clear_overload(send))
+
+
+def _wanted_headers(headers: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The request's Content-Type and Content-Length, the only headers the guard reads."""
+    return {
+        name.lower(): value.decode("latin-1")
+        for name, value in headers
+        if name.lower() in (b"content-type", b"content-length")
+    }
 
 
 def _is_json(media_type: str) -> bool:

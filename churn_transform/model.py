@@ -18,6 +18,12 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
+#: Inputs of up to this many rows are scored on one thread. LightGBM's OpenMP team costs more
+#: to start and join than a few hundred rows take, and on a busy machine its threads wait for a
+#: free core (or spin for one, taking it from the caller's other work): the service's batches
+#: and single rows. Larger inputs (training, the score step) use LightGBM's default threads.
+ONE_THREAD_ROWS = 1000
+
 
 class ChurnModel(ClassifierMixin, BaseEstimator):
     """A fitted ``Pipeline([("features", ChurnFeatures), ("model", LGBMClassifier)])``,
@@ -41,7 +47,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: object) -> np.ndarray:
         """LightGBM's raw score (log-odds before calibration)."""
         features, classifier = self.pipeline.named_steps.values()
-        return classifier.booster_.predict(features.transform(X), raw_score=True)
+        matrix = features.transform(X)
+        # 0: LightGBM's default (OpenMP's thread count); passed every time, as LightGBM keeps
+        # the last call's thread count for the next one
+        threads = 1 if len(matrix) <= ONE_THREAD_ROWS else 0
+        return classifier.booster_.predict(matrix, raw_score=True, num_threads=threads)
 
     def predict_proba(self, X: object) -> np.ndarray:
         churn = expit(-(self.a_ * self.decision_function(X) + self.b_))

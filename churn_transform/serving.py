@@ -10,6 +10,7 @@ and hands it over, and a test can hand over a model it fitted a moment before.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -117,11 +118,15 @@ def traffic_entries(
     """The traffic log's line for each answer: its request, features and what was answered."""
     now = time.time()
     for record, answer in zip(records, answers, strict=True):
+        # the validated fields as they are (a float, a string or None each): model_dump's
+        # copy, without its cost per record
+        features = dict(vars(record))
+        del features["msno"]
         yield {
             "ts": now,
             "request_id": record.request_id,
             "model_version": model_version,
-            "features": record.model_dump(exclude={"msno"}),
+            "features": features,
             "msno": record.msno,
             "churn_probability": answer.churn_probability,
             "churn": answer.churn,
@@ -186,6 +191,17 @@ def metrics() -> dict[str, Any]:
             ["outcome"],
         ),
     }
+
+
+def freeze_heap() -> None:
+    """Collect what is garbage now, then exempt every object left from later collections
+    (``gc.freeze``): the libraries, the model and the server a worker has built. A full
+    collection walks them all (benchmarks/README.md: the service's overhead), and in a worker
+    it stalls the event loop, long enough for BentoML's batcher to shed the requests queued
+    behind it (503). Objects made later are collected as before."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

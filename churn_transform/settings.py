@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of the service.")
+    access_log: bool = Field(
+        default=False,
+        description="BentoML's access log, one line per request; refused requests are logged "
+        "and every prediction is in the traffic log either way.",
+    )
     pushgateway_url: str | None = Field(
         default=None,
         description="Prometheus Pushgateway the quality step pushes realized quality to; none: "

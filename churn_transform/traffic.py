@@ -1,7 +1,8 @@
 """The traffic log: every prediction as one JSON line, written off the request path.
 
-``TrafficLog.append`` only puts entries on a bounded in-memory queue; a writer thread drains it
-in batches to ``<folder>/<YYYY-MM-DD>/traffic-<replica>-<pid>-<n>.jsonl``. A file is closed and
+``TrafficLog.append`` only puts entries on a bounded in-memory queue; a writer thread wakes every
+``interval`` seconds (or when the queue holds a batch) and drains it in batches to
+``<folder>/<YYYY-MM-DD>/traffic-<replica>-<pid>-<n>.jsonl``. A file is closed and
 the next one started when the day changes or the file passes ``max_bytes``, and every process of
 every replica writes its own files, so neither workers nor pods sharing a volume share one.
 
@@ -26,10 +27,10 @@ handler on the request thread and counts neither queue depth nor lost records.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
-import queue
 import random
 import re
 import socket
@@ -49,7 +50,10 @@ from churn_transform.settings import replica_token
 logger = logging.getLogger(__name__)
 
 Entry = dict[str, Any]
-_STOP = object()
+#: Entries written at once, and the queue length at which ``append`` wakes the writer early.
+_BATCH = 4096
+#: One encoder for every line: ``json.dumps`` with options builds a new one at each call.
+_ENCODER = json.JSONEncoder(default=str, allow_nan=False)
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -67,8 +71,11 @@ class TrafficLog:
         storage_options: dict[str, Any] | None = None,
         on_shipped: Callable[[str, int], None] = lambda outcome, files: None,
         clock: Callable[[], float] = time.time,
+        interval: float = 0.2,
     ) -> None:
-        """``replica`` names this replica in every file name (default: the host name);
+        """``interval`` is how long an entry may wait for the writer (which is not woken at
+        every entry: on a busy machine each wake-up of a thread costs the request path);
+        ``replica`` names this replica in every file name (default: the host name);
         ``ship_to`` and its fsspec ``storage_options`` say where closed files are copied
         (none: they stay local); ``on_shipped`` counts files shipped and failed attempts."""
         self.folder = Path(folder)
@@ -82,7 +89,12 @@ class TrafficLog:
         self.unshipped: list[Path] = []
         self.clock = clock
         self.written = 0
-        self._queue: queue.Queue[Entry | object] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self.interval = interval
+        # a deque's append and popleft are atomic: no lock, no wake-up per entry
+        self._queue: collections.deque[Entry] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._file: IO[str] | None = None
         self._day = ""
         self._sequence = 0
@@ -92,23 +104,26 @@ class TrafficLog:
     @property
     def depth(self) -> int:
         """Entries waiting to be written."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     def append(self, entries: Iterable[Entry]) -> None:
         """Queue ``entries`` without waiting; those that do not fit are dropped and counted."""
         dropped = 0
         for entry in entries:
-            try:
-                self._queue.put_nowait(entry)
-            except queue.Full:
+            if len(self._queue) < self.max_queue:
+                self._queue.append(entry)
+            else:
                 dropped += 1
         if dropped:
             self.on_lost("queue_full", dropped)
+        if len(self._queue) >= _BATCH:
+            self._wake.set()
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, close (and ship) the last file, then stop the
         writer."""
-        self._queue.put(_STOP)
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning("traffic log: the writer did not finish within %.0f s", timeout)
@@ -116,17 +131,13 @@ class TrafficLog:
     # -- the writer thread ---------------------------------------------------------------
     def _drain(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < 4096:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(entry is _STOP for entry in batch)
-            entries = [entry for entry in batch if entry is not _STOP]
-            if entries:
-                self._write(entries)  # type: ignore[arg-type]
-            if stop:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            closing = self._closing  # read first: what was queued before close is written
+            while self._queue:
+                pending = self._queue
+                self._write([pending.popleft() for _ in range(min(_BATCH, len(pending)))])
+            if closing:
                 self._retire()
                 return
 
@@ -218,7 +229,7 @@ def _json_lines(entries: list[Entry]) -> list[str]:
     lines = []
     for entry in entries:
         try:
-            lines.append(json.dumps(entry, default=str, allow_nan=False) + "\n")
+            lines.append(_ENCODER.encode(entry) + "\n")
         except ValueError:  # a NaN or an infinity
             continue
     return lines

@@ -6,23 +6,28 @@
     python loadtests/run.py sweep --latencies 5,20,100,1000         # starts its own services
     python loadtests/run.py workers --rps 300 --duration 20         # starts its own services
     python loadtests/run.py by-id --host http://127.0.0.1:3000 --cohort 2017-04 --rps 300
+    python loadtests/run.py baseline --users 32 --rps 0 --duration 60  # starts its own servers
 
 ``run`` and ``capacity`` only talk to the service at ``--host``: they start nothing. ``run``
 reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
 ``/metrics``, before and after). ``capacity`` raises the paced rate step by step until a step
 fails, breaks the p95 bound or falls short of its pace (saturation), and prints the highest
 rate served with p95 under ``--p95-ms`` and no failure. ``compare``, ``sweep`` and ``workers``
-say so and start ``bentoml serve`` themselves, one configuration after another: adaptive batching on
-against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of ``KKBOX_MAX_LATENCY_MS`` showing where
-BentoML starts shedding load (503); ``workers`` serves with 1 and then 2 worker processes
-(``KKBOX_WORKERS``) at the same pace. ``by-id`` sends half the requests by subscriber id
+say so and start ``bentoml serve`` themselves, one configuration after another: adaptive
+batching on against off (``KKBOX_MAX_BATCH_SIZE=1``), and a sweep of ``KKBOX_MAX_LATENCY_MS``
+showing where BentoML starts shedding load (503); ``workers`` serves with 1 and then 2 worker
+processes (``KKBOX_WORKERS``) at the same pace. ``by-id`` sends half the requests by subscriber id
 (``/predict_ids``, one id of ``--cohort``, which must be materialized) and half with the
 features, paced together at ``--rps``, prints both kinds' figures from that one run and the ratio
 of their p95, then raises each kind's rate alone, as ``capacity`` does, and prints each kind's
-highest rate with p95 under ``--p95-ms``. Every request carries ``KKBOX_API_KEY`` when it is set.
-Payloads are real gold rows of ``--cohort``. Locust and
-the service share this machine's cores: every summary says how many there are. Summaries are
-saved under ``--results`` as JSON.
+highest rate with p95 under ``--p95-ms``. ``baseline`` measures the service's own overhead: it
+serves the same champion from ``baseline.py``'s bare app (Starlette on uvicorn, one worker, the
+service's request model, one model call per request, no metrics, no traffic log) and sends it
+and ``bentoml serve`` the same load, one after the other (``--rounds`` times), then prints both
+rows and the ratio of their throughput beside each one's p95. Every request carries
+``KKBOX_API_KEY`` when it is set. Payloads are real gold rows of ``--cohort``. Locust and the
+service share this machine's cores: every summary says how many there are. Summaries are saved
+under ``--results`` as JSON.
 """
 
 from __future__ import annotations
@@ -78,10 +83,15 @@ def _figures(row: dict[str, str]) -> dict[str, float]:
         "requests_per_s": float(row["Requests/s"]),
         "requests": int(row["Request Count"]),
         "failures": int(row["Failure Count"]),
-        "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]),
-        "p99_ms": float(row["99%"]),
+        "p50_ms": _ms(row["50%"]),
+        "p95_ms": _ms(row["95%"]),
+        "p99_ms": _ms(row["99%"]),
     }
+
+
+def _ms(percentile: str) -> float:
+    """A percentile of Locust's CSV; its N/A (no request answered yet) is NaN."""
+    return float("nan") if percentile == "N/A" else float(percentile)
 
 
 def locust(
@@ -159,22 +169,21 @@ def show(title: str, rows: list[dict[str, float]], label: str) -> None:
 
 
 class Service:
-    """``bentoml serve`` of this project with some settings changed, announced and stopped."""
+    """``bentoml serve`` of this project with some settings changed (or, with ``bare``, the
+    same champion behind ``baseline.py``'s bare app), announced and stopped."""
 
-    def __init__(self, **settings: str) -> None:
+    def __init__(self, bare: bool = False, **settings: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        print(f"starting bentoml serve on {self.url} with {settings}", flush=True)
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if bare:
+            print(f"starting the bare app (loadtests/baseline.py) on {self.url}", flush=True)
+            command = [sys.executable, str(ROOT / "loadtests" / "baseline.py"), *address]
+        else:
+            print(f"starting bentoml serve on {self.url} with {settings}", flush=True)
+            command = [str(BIN / "bentoml"), "serve", "service:ChurnService", *address]
         self.process = subprocess.Popen(
-            [
-                str(BIN / "bentoml"),
-                "serve",
-                "service:ChurnService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            command,
             cwd=ROOT,
             env={**os.environ, **settings},
             stdout=subprocess.DEVNULL,
@@ -183,11 +192,14 @@ class Service:
 
     def __enter__(self) -> str:
         for _ in range(600):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server for {self.url} exited ({self.process.returncode})")
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self.url
             except requests.RequestException:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise TimeoutError(f"{self.url} did not become ready")
 
     def __exit__(self, *_: object) -> None:
@@ -207,7 +219,9 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["run", "capacity", "compare", "sweep", "workers", "by-id"])
+    parser.add_argument(
+        "mode", choices=["run", "capacity", "compare", "sweep", "workers", "by-id", "baseline"]
+    )
     parser.add_argument("--host", default=Settings().service_url)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=int, default=60, help="seconds per Locust run")
@@ -222,6 +236,9 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step", type=float, default=100)
     parser.add_argument("--p95-ms", type=float, default=50)
     parser.add_argument("--latencies", default="5,20,100,1000")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="`baseline`: service and bare app, this many times"
+    )
     parser.add_argument("--cohort", default="2017-03")
     parser.add_argument("--results", default=str(ROOT / "loadtests" / "results"))
     return parser.parse_args(argv)
@@ -265,6 +282,32 @@ def by_id(args: argparse.Namespace, run: Runner) -> list[dict[str, Any]]:
     return rows
 
 
+def baseline(args: argparse.Namespace, run: Runner) -> list[dict[str, Any]]:
+    """The service and the bare app (``baseline.py``, the same champion) under the same load,
+    one after the other, ``--rounds`` times; then the ratio of their mean figures."""
+    rows = []
+    for _ in range(args.rounds):
+        for label, bare in (("service", False), ("bare app", True)):
+            with Service(bare=bare) as host:
+                rows.append({"label": label, **run(host, args.users, args.rps)})
+    pace = f"paced at {args.rps:g}/s" if args.rps else "flat out"
+    show(f"the service against a bare app, {args.users} users {pace}", rows, "")
+    mean = {
+        label: {
+            figure: sum(r[figure] for r in rows if r["label"] == label) / args.rounds
+            for figure in ("requests_per_s", "p95_ms")
+        }
+        for label in ("service", "bare app")
+    }
+    service, bare = mean["service"], mean["bare app"]
+    ratio = service["requests_per_s"] / max(bare["requests_per_s"], 1e-9)
+    print(
+        f"throughput service / bare app: {ratio:.2f}x; "
+        f"p95 service {service['p95_ms']:.0f} ms, bare app {bare['p95_ms']:.0f} ms"
+    )
+    return rows
+
+
 def main() -> None:
     args = _arguments()
     settings = Settings()
@@ -280,6 +323,8 @@ def main() -> None:
     rows: list[dict] = []
     if args.mode == "by-id":
         rows = by_id(args, run)
+    elif args.mode == "baseline":
+        rows = baseline(args, run)
     elif args.mode == "run":
         rows.append(
             {

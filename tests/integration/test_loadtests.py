@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -65,6 +66,21 @@ def test_compare_starts_its_own_services_and_prints_the_ratio(
     on, off = saved["rows"]
     assert on["requests"] > 0 and off["requests"] > 0
     assert "batching on / off throughput:" in printed
+
+
+def test_baseline_runs_the_service_and_a_bare_app_and_prints_both_rows_and_the_ratio(
+    champion: Champion, tmp_path: Path
+) -> None:
+    printed, saved = _harness(
+        champion, tmp_path, "baseline", "--users", "4", "--rps", "40", "--duration", "6"
+    )
+    assert "starting bentoml serve" in printed and "starting the bare app" in printed
+    service, bare = saved["rows"]
+    assert (service["label"], bare["label"]) == ("service", "bare app")
+    assert service["requests"] > 0 and bare["requests"] > 0
+    assert service["failures"] == 0 and bare["failures"] == 0  # the same body suits both
+    assert "bare app" in printed and "throughput service / bare app:" in printed
+    assert re.search(r"p95 service \d+ ms, bare app \d+ ms", printed)
 
 
 def test_workers_serves_with_one_then_two_workers_and_prints_both_rows(

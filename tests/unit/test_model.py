@@ -10,7 +10,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from churn_transform.model import ChurnModel
+from churn_transform.model import ONE_THREAD_ROWS, ChurnModel
 from churn_transform.schema import FEATURES
 from churn_transform.transformer import ChurnFeatures
 
@@ -52,3 +52,12 @@ def test_decisions_follow_the_learned_threshold(fitted) -> None:  # type: ignore
     churn = model.predict_proba(rows)[:, 1]
     assert 0 < model.threshold_ < 1
     np.testing.assert_array_equal(model.predict(rows), (churn >= model.threshold_).astype(int))
+
+
+def test_rows_score_the_same_alone_on_one_thread_as_in_a_large_input(fitted) -> None:  # type: ignore[no-untyped-def]
+    model, _, rows = fitted
+    many = pd.concat([rows] * (ONE_THREAD_ROWS // len(rows) + 1), ignore_index=True)
+    assert len(rows) <= ONE_THREAD_ROWS < len(many)  # one thread, then LightGBM's default
+    np.testing.assert_allclose(
+        model.predict_proba(many)[: len(rows)], model.predict_proba(rows), atol=1e-12
+    )

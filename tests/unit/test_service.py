@@ -50,6 +50,22 @@ def test_importing_the_service_loads_neither_dask_nor_s3fs() -> None:
     assert "dask" not in loaded and "s3fs" not in loaded
 
 
+def test_freezing_the_heap_collects_its_garbage_first_then_exempts_the_rest() -> None:
+    code = (  # in a fresh interpreter: the test process's heap stays as it is
+        "import gc, weakref\n"
+        "from churn_transform.serving import freeze_heap\n"
+        "class Node: pass\n"
+        "kept, cycle = Node(), Node()\n"
+        "cycle.me = cycle\n"
+        "gone = weakref.ref(cycle)\n"
+        "del cycle\n"
+        "freeze_heap()\n"
+        "assert gone() is None, 'a cycle of garbage was frozen'\n"
+        "assert gc.get_freeze_count() > 0 and kept is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
+
+
 def _gold(rows: int, seed: int) -> pd.DataFrame:
     """Gold-like rows: any plausible numbers, and churn driven by the cancels."""
     rng = np.random.default_rng(seed)
