@@ -29,8 +29,11 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m pip install --quiet --target $(CURDIR)/.uv uv
 
+# Bytecode compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI images, containers) no
+# process writes .pyc files, and every step, server and worker the tests start would compile
+# mlflow, scikit-learn, scipy and pandas from source again.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --compile-bytecode --python $(PYTHON)
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv with exactly the locked platform and dev tools (idempotent)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,18 +16,27 @@ USERS = 12_000
 
 @dataclass
 class Dataset:
+    """A generated folder. Its files are parsed once (the session's dataset is read by dozens of
+    tests); each call answers a copy of its own, which a test may change."""
+
     root: Path
     summary: Summary
+    _parsed: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+
+    def _csv(self, path: str, dtype: dict[str, str] | None = None) -> pd.DataFrame:
+        if path not in self._parsed:
+            self._parsed[path] = pd.read_csv(self.root / path, dtype=dtype)
+        return self._parsed[path].copy()
 
     def read(self, name: str) -> pd.DataFrame:
         columns = RAW_FILES[name]
-        return pd.read_csv(self.root / "raw" / name, dtype={c: RAW_DTYPES[c] for c in columns})
+        return self._csv(f"raw/{name}", dtype={c: RAW_DTYPES[c] for c in columns})
 
     def oracle(self) -> pd.DataFrame:
-        return pd.read_csv(self.root / "oracle" / "oracle.csv")
+        return self._csv("oracle/oracle.csv")
 
     def future(self) -> pd.DataFrame:
-        return pd.read_csv(self.root / "oracle" / "transactions_future.csv")
+        return self._csv("oracle/transactions_future.csv")
 
 
 def make(root: Path, **config: object) -> Dataset:

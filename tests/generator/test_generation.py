@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,14 @@ def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
-    first = make(tmp_path / "a", seed=3, **SMALL)
+@pytest.fixture(scope="module")
+def seed_3(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """``make(seed=3, **SMALL)``, generated once for the tests that only read it."""
+    return make(tmp_path_factory.mktemp("seed-3"), seed=3, **SMALL)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(seed_3: Dataset, tmp_path: Path) -> None:
+    first = seed_3
     again = make(tmp_path / "b", seed=3, **SMALL)
     other = make(tmp_path / "c", seed=4, **SMALL)
     assert _digests(first.root / "raw") == _digests(again.root / "raw")
@@ -51,15 +58,14 @@ BASE_ORACLE = {
 }
 
 
-def test_the_base_is_byte_for_byte_what_it_was_before_the_further_months(tmp_path: Path) -> None:
-    data = make(tmp_path, seed=3, **SMALL)
+def test_the_base_is_byte_for_byte_what_it_was_before_the_further_months(seed_3: Dataset) -> None:
+    data = seed_3
     assert _digests(data.root / "raw") == BASE_RAW
     assert _digests(data.root / "oracle") == BASE_ORACLE
 
 
-def test_chunks_stream_the_same_users_count(tmp_path: Path) -> None:
-    data = make(tmp_path, seed=5, **SMALL)
-    members = data.read("members_v3.csv")
+def test_chunks_stream_the_same_users_count(seed_3: Dataset) -> None:
+    members = seed_3.read("members_v3.csv")
     assert members["msno"].is_unique
     assert 0.85 * SMALL["users"] < len(members) <= SMALL["users"]  # no-profile users are left out
 
@@ -82,9 +88,10 @@ def test_bad_configuration_is_named(field: str, value: object, message: str) -> 
 
 
 def test_a_failed_run_leaves_the_previous_dataset_intact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed_3: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make(tmp_path, seed=1, **SMALL)
+    for folder in ("raw", "oracle"):  # a previous dataset, of its own
+        shutil.copytree(seed_3.root / folder, tmp_path / folder)
     before = _digests(tmp_path / "raw")
     real = generator_module.simulate_chunk
     calls = {"n": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,13 +112,36 @@ def _train(
     )
 
 
+@pytest.fixture(scope="module")
+def first_champion(
+    lake: tuple[Lake, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``steps.train`` run once into a registry of its own (margin 0.005): version 1, the
+    champion; the folder of its ``mlflow.db`` and what the step printed."""
+    folder = tmp_path_factory.mktemp("first-champion")
+    return folder, _train(lake[1], folder, margin=0.005)
+
+
+def _with_the_first_champion(
+    first_champion: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """The first champion's registry copied into ``tmp_path`` (its artifacts are only read), as
+    if ``_train(root, tmp_path, margin=0.005)`` had run there; what that training printed."""
+    folder, first = first_champion
+    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.copy(folder / "mlflow.db", tmp_path / "mlflow.db")
+    return first
+
+
 @pytest.mark.integration
 def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
-    lake: tuple[Lake, Path], tmp_path: Path
+    lake: tuple[Lake, Path],
+    first_champion: tuple[Path, subprocess.CompletedProcess[str]],
+    trained,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     lake_, root = lake
-    first = _train(root, tmp_path, margin=0.005)
-    assert first.returncode == 0, first.stderr[-3000:]
+    first = _with_the_first_champion(first_champion, tmp_path)
     assert "version 1 is the new champion" in first.stdout
     assert '"oracle_roc_auc"' in first.stdout
     second = _train(root, tmp_path, margin=0.5)  # nothing beats a champion by 0.5 AUC
@@ -155,8 +179,7 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     march = _gold(lake_, "2017-03")
     features = march[list(FEATURES)]
     champion = mlflow.sklearn.load_model("models:/kkbox-churn@champion")
-    in_memory = fit(_gold(lake_, "2017-02"), SMALL).model
-    expected = in_memory.predict_proba(features)
+    expected = trained.model.predict_proba(features)  # fitted in memory on the same gold
     np.testing.assert_array_equal(champion.predict_proba(features), expected)
     pyfunc = mlflow.pyfunc.load_model("models:/kkbox-churn@champion").predict(features)
     np.testing.assert_array_equal(np.asarray(pyfunc), expected)
@@ -179,10 +202,12 @@ def test_a_model_below_the_floor_never_becomes_champion_even_the_first(
 
 @pytest.mark.integration
 def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
-    lake: tuple[Lake, Path], tmp_path: Path
+    lake: tuple[Lake, Path],
+    first_champion: tuple[Path, subprocess.CompletedProcess[str]],
+    tmp_path: Path,
 ) -> None:
     lake_, root = lake
-    assert _train(root, tmp_path, margin=0.005).returncode == 0
+    _with_the_first_champion(first_champion, tmp_path)
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
     result = subprocess.run(
         [sys.executable, "-m", "steps.score", "--cohort", "2017-04"],
@@ -233,9 +258,13 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
 
 
 @pytest.mark.integration
-def test_predict_benchmark_prints_its_table(lake: tuple[Lake, Path], tmp_path: Path) -> None:
+def test_predict_benchmark_prints_its_table(
+    lake: tuple[Lake, Path],
+    first_champion: tuple[Path, subprocess.CompletedProcess[str]],
+    tmp_path: Path,
+) -> None:
     _, root = lake
-    assert _train(root, tmp_path, margin=0.005).returncode == 0
+    _with_the_first_champion(first_champion, tmp_path)
     env = step_env(tmp_path, KKBOX_DATA_DIR=str(root), KKBOX_LAKE_URI=str(root / "lake"))
     result = subprocess.run(
         [sys.executable, "benchmarks/predict.py", "--repeats", "40"],
