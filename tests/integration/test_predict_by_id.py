@@ -154,16 +154,16 @@ def test_every_subscriber_s_answer_by_id_is_its_batch_score(
     batch = score(champion.lake, COHORT, load_registered("models:/kkbox-churn@champion"))
     ids = batch["msno"].tolist()
     answers = []
-    for start in range(0, len(ids), 1000):
+    for start in range(0, len(ids), 400):  # several requests: 974 users at 8,000 members
         answer = requests.post(
             f"{url}/predict_ids",
-            json={"ids": ids[start : start + 1000], "cohort": COHORT},
+            json={"ids": ids[start : start + 400], "cohort": COHORT},
             headers={"Authorization": f"Bearer {KEY}"},
             timeout=60,
         )
         assert answer.status_code == 200, answer.text
         answers += answer.json()
-    assert [a["msno"] for a in answers] == ids and len(ids) > 1000
+    assert [a["msno"] for a in answers] == ids and len(ids) > 800
     served = np.array([a["churn_probability"] for a in answers])
     np.testing.assert_allclose(served, batch["is_churn"].to_numpy(), rtol=0, atol=1e-9)
 
