@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import month_bounds
-from churn_transform.synthetic.oracle import churn_probability, observed_drivers, oracle_terms
+from churn_transform.synthetic.oracle import observed_drivers, oracle_terms, probability_of
 from churn_transform.synthetic.subscriptions import Chain
 
 
@@ -56,7 +56,8 @@ def decide_cohort(
         cutoff,
     )
     truth = chain.shift if cutoff >= chain.shift_start else 0.0  # the shift turns the truth
-    probability = churn_probability(drivers, truth)
+    terms = oracle_terms(drivers, truth)  # the true reasons, and the probability from them
+    probability = probability_of(terms)
     churned = rng.random(len(in_cohort)) < probability
     chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))
     return pd.DataFrame(
@@ -66,4 +67,4 @@ def decide_cohort(
             "churn_probability": probability,
             "decided_churn": churned.astype(int),
         }
-    ).join(oracle_terms(drivers, truth).reset_index(drop=True))
+    ).join(terms.reset_index(drop=True))

@@ -111,16 +111,17 @@ def _listening_drivers(secs: np.ndarray, cut: int, users: np.ndarray) -> pd.Data
     )
 
 
-def churn_probability(drivers: pd.DataFrame, shift: float = 0.0) -> np.ndarray:
-    """The oracle: sigmoid of the weighted sum of the drivers (turned by ``shift``)."""
-    logit = INTERCEPT + oracle_terms(drivers, shift).sum(axis=1).to_numpy()
+def probability_of(terms: pd.DataFrame) -> np.ndarray:
+    """The oracle: the probability from its terms (``oracle_terms``), sigmoid of their sum plus
+    ``INTERCEPT``."""
+    logit = INTERCEPT + terms.sum(axis=1).to_numpy()
     return 1.0 / (1.0 + np.exp(-logit))
 
 
 def oracle_terms(drivers: pd.DataFrame, shift: float = 0.0) -> pd.DataFrame:
     """Each user's term of each driver in the oracle's logit (weight times driver, turned by
     ``shift`` as the module says): the true reasons, which ``INTERCEPT`` plus their sum turns
-    into ``churn_probability``."""
+    into the probability (``probability_of``)."""
     terms = {name: weight * drivers[name].to_numpy(float) for name, weight in WEIGHTS.items()}
     if shift:
         off = drivers["no_auto_renew"].to_numpy(float)
