@@ -139,6 +139,19 @@ def optional(kind: Callable[[str], str]) -> Callable[[str], str | None]:
     return parse
 
 
+def share(value: str) -> float:
+    """argparse type of a share of users: a number from 0 up to, not including, 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a share from 0 to below 1, got {value!r}"
+        ) from None
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to below 1, got {value!r}")
+    return number
+
+
 def size(value: str) -> str:
     """argparse type of a byte size as Dask reads it (``32MB``)."""
     from dask.utils import parse_bytes

@@ -48,7 +48,7 @@ from churn_transform.training import (
     refusal,
     split_held_out,
 )
-from steps._cli import cohort, cohorts, lake_of, load_registered, start, tracked_run
+from steps._cli import cohort, cohorts, lake_of, load_registered, share, start, tracked_run
 
 REFERENCE_ROWS = 5000
 
@@ -227,12 +227,11 @@ def promote(
     return decision
 
 
-def main(argv: list[str] | None = None) -> None:
-    settings = start("train")
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train-cohort", type=cohorts, required=True)
     parser.add_argument("--eval-cohort", type=cohort, required=True)
-    parser.add_argument("--holdout", type=float, required=True)
+    parser.add_argument("--holdout", type=share, required=True)
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
@@ -241,11 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
-    if args.eval_cohort in args.train_cohort and args.holdout <= 0:
+    if args.eval_cohort in args.train_cohort and args.holdout == 0:
         parser.error(
             f"--eval-cohort {args.eval_cohort} is also a training cohort: give --holdout, the "
             "share of users kept out of training and judged"
         )
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = start("train")
+    args = _arguments(argv)
     config = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
     lake = lake_of(settings)
     with tracked_run(settings, "train"):

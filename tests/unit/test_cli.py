@@ -63,6 +63,45 @@ def test_a_step_parses_its_flag_with_it_and_names_the_flag_when_bad(
     assert f"argument {flag}: expected true or false, got 'flase'" in capsys.readouterr().err
 
 
+def _train_arguments(**change: str) -> list[str]:
+    from dataclasses import asdict
+
+    from churn_transform.training import TrainConfig
+
+    given = {
+        "train-cohort": "2017-05,2017-06",
+        "eval-cohort": "2017-06",
+        "holdout": "0.3",
+        "margin": "0.005",
+        "min-auc": "0.6",
+        "min-oracle-share": "0.9",
+        "min-segment-users": "500",
+        "max-segment-auc-drop": "0.05",
+        **{k.replace("_", "-"): str(v) for k, v in asdict(TrainConfig()).items()},
+        **change,
+    }
+    return [part for name, value in given.items() for part in (f"--{name}", value)]
+
+
+def test_train_holds_out_a_share_and_refuses_judging_on_what_it_trained_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from steps.train import _arguments
+
+    parsed = _arguments(_train_arguments())
+    assert parsed.train_cohort == ["2017-05", "2017-06"] and parsed.holdout == 0.3
+    with pytest.raises(SystemExit):
+        _arguments(_train_arguments(holdout="0"))
+    said = capsys.readouterr().err
+    assert "--eval-cohort 2017-06 is also a training cohort: give --holdout" in said
+    for bad in ("1", "-0.1", "half"):
+        with pytest.raises(SystemExit):
+            _arguments(_train_arguments(holdout=bad))
+        said = capsys.readouterr().err
+        assert f"argument --holdout: expected a share from 0 to below 1, got '{bad}'" in said
+    assert _arguments(_train_arguments(**{"train-cohort": "2017-05", "holdout": "0"})).holdout == 0
+
+
 @pytest.fixture
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A SQLite tracking store of the test's own; MLflow's globals restored afterwards."""
