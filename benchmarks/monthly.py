@@ -117,8 +117,7 @@ def _mlflow_run(env: dict[str, str], log: Path, entry: str, **parameters: object
 
 
 def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket_port() as port:
-        pass
+    port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -139,18 +138,13 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str
     raise SystemExit("the service did not become ready in 120 s")
 
 
-class socket_port:  # noqa: N801 - a context manager read as a phrase
-    """A free TCP port on the loopback interface."""
+def _free_port() -> int:
+    """A TCP port free on the loopback interface."""
+    import socket
 
-    def __enter__(self) -> int:
-        import socket
-
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        return int(self.socket.getsockname()[1])
-
-    def __exit__(self, *_: object) -> None:
-        self.socket.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -288,8 +282,8 @@ def table(rows: list[Row]) -> str:
 def misses(rows: list[Row], answers: list[tuple[int, str]], shift_start: str) -> list[str]:
     """Issue 15's targets that the run missed (empty: all held)."""
     missed = []
-    for_quality = [r for r in rows if r.action != "kept" and "realized ROC AUC" in r.decision]
-    detected = [r for r in for_quality if "realized ROC AUC" in r.decision.split(";")[0]]
+    # retrained for realized quality: the decision's first reason names it
+    detected = [r for r in rows if r.decision.startswith("retrain: realized ROC AUC")]
     first = detected[0].labelled if detected else None
     if first != shift_start:
         missed.append(f"decay first acted on at the labels of {first}, not of {shift_start}")
