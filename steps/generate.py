@@ -40,8 +40,11 @@ def run(config: GeneratorConfig, settings: Settings) -> Summary:
     raw, oracle = Path(settings.raw_dir), Path(settings.oracle_dir)
     if "://" in settings.raw_dir:
         raise SystemExit(f"generate writes a local folder; KKBOX_RAW_URI is {settings.raw_dir}")
-    with tracked_run(settings, "generate"):
-        mlflow.log_params(vars(config))
+    with tracked_run(settings, "generate") as active:
+        # `mlflow run` has logged its -P values as typed (shift=1): log only the rest, since
+        # MLflow refuses a parameter logged again with another spelling (1.0)
+        given = active.data.params
+        mlflow.log_params({k: v for k, v in vars(config).items() if k not in given})
         summary = generate(config, raw, oracle)
         report = describe(raw, oracle)
         mlflow.log_metrics({f"rows_{k.removesuffix('.csv')}": v for k, v in summary.rows.items()})
