@@ -12,6 +12,7 @@ The module is not named like its entry point because ``import`` is a Python keyw
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Mapping
@@ -71,8 +72,10 @@ def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
     return model, True
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """No parameters: the champion is the registry's alias."""
     settings = start("import")
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
     with tracked_run(settings, "import"):
         model, imported = import_champion(settings)
         mlflow.set_tags({"bentoml_tag": str(model.tag), **model.info.labels})

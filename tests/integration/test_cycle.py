@@ -86,3 +86,15 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
     )
     assert len(cycles) == 2
     assert all(run.data.tags["decision"].startswith("retrain: ") for run in cycles)
+    # each step ran in the cycle's process as the run `mlflow run` would have made: a child of
+    # the cycle's run, tagged with its entry point, its parameters with the MLproject's defaults
+    first = min(cycles, key=lambda run: run.info.start_time)
+    steps = client.search_runs(
+        [first.info.experiment_id], f"tags.mlflow.parentRunId = '{first.info.run_id}'"
+    )
+    entry_points = {run.data.tags["mlflow.project.entryPoint"] for run in steps}
+    assert entry_points >= {"ingest", "feature", "validate", "score", "quality", "drift", "train"}
+    assert all(run.info.status == "FINISHED" for run in steps)
+    train = next(run for run in steps if run.data.tags["mlflow.project.entryPoint"] == "train")
+    assert train.data.params["train_cohort"] == "2017-02,2017-03"
+    assert train.data.params["learning_rate"] == "0.02"  # a default the cycle did not pass
