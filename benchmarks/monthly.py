@@ -1,7 +1,7 @@
 """The platform month after month with the behaviour shift turned on part way: issue 15's proof.
 
-    python benchmarks/monthly.py                                   # 20,000 users, 6 months
-    python benchmarks/monthly.py --users 100000 --shift-start 2017-06 --months 6
+    python benchmarks/monthly.py                                   # 100,000 users, 7 months
+    python benchmarks/monthly.py --users 60000 --shift-start 2017-06 --months 8
 
 In a workspace of its own (a local lake, an SQLite registry, a BentoML store, an SQLite online
 store, a traffic log), it
@@ -15,17 +15,18 @@ store, a traffic log), it
 3. starts ``bentoml serve`` following the champion alias (``KKBOX_CHAMPION_POLL_SECONDS=1``) and
    sends it answers by id for the newest materialized cohort, back to back, throughout;
 4. runs ``mlflow run . -e cycle`` for each month (2017-04 on), and prints one table: the month,
-   the cohort whose labels arrived with it, the drift share of the traffic, the realized ROC AUC
-   of the version whose batch scores served that cohort, the oracle's ROC AUC on the same users,
-   the realized ROC AUC of the version it replaced when both scored the cohort, the action
-   (kept, promoted, refused), the version served after the cycle; then the service's record:
-   requests, failures, the versions that answered.
+   the cohort whose labels arrived with it, the drift share of the traffic, the version that
+   served that cohort (the champion when it was scored, a cycle before), its realized ROC AUC,
+   the oracle's ROC AUC on the same users, the gap, the champion the cycle judged with its
+   realized ROC AUC (the policy's evidence: after a promotion the cycle scores the cohorts
+   awaiting labels again), the action (kept, promoted, refused) and the version served after
+   the cycle; then the service's record: requests, failures, the versions that answered.
 
 It checks issue 15's targets and exits 1 when one is missed: decay is detected in the first
 month whose labels show it (the first cycle retraining for realized quality is the one whose
-labelled cohort is the shift's first), after the retrain the served model's realized AUC is
-within 0.02 of the oracle's, and no request failed. ``--json`` writes the rows for tests.
-Needs no running service of its own; takes about 15 minutes at 20,000 users on 2 cores.
+labelled cohort is the shift's first); after the retrain the served model's realized AUC gets
+back within 0.02 of the oracle's and stays there (it prints the month it did); no request
+failed. ``--json`` writes the rows for tests. Needs no running service of its own.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ class Row:
     month: str
     labelled: str
     drift_share: float | None
-    served_version: str | None  # the version whose batch scores served the labelled cohort
-    realized_auc: float | None
-    oracle_auc: float | None
-    replaced_auc: float | None  # the version before it, when it scored the same cohort too
+    served_version: str | None  # the champion when the labelled cohort was scored, a cycle before
+    realized_auc: float | None  # its realized ROC AUC on the cohort
+    oracle_auc: float | None  # the oracle's on the same users
+    champion_version: str  # the champion the cycle judged (the same, or promoted since)
+    champion_auc: float | None  # its realized ROC AUC on the cohort: the policy's evidence
     decision: str
     action: str
     champion_after: str
@@ -157,28 +159,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def served_quality(
-    lake: Path, cohort: str
-) -> tuple[str | None, float | None, float | None, float | None]:
-    """The newest version whose batch scores served ``cohort``: its realized ROC AUC, the
-    oracle's on the same users, and the realized ROC AUC of the version before it when that one
-    scored the cohort too (before a promotion in the same cycle). Nones: nobody scored it."""
+def realized(lake: Path, cohort: str, version: str | None) -> tuple[float | None, float | None]:
+    """The realized ROC AUC of ``version``'s batch scores of ``cohort`` and the oracle's on the
+    same users (Nones: that version did not score the cohort)."""
     path = lake / "quality" / cohort / "quality.parquet"
-    if not path.exists():
-        return None, None, None, None
+    if version is None or not path.exists():
+        return None, None
     quality = pd.read_parquet(path)
-    overall = quality[(quality["segment"] == ALL) & (quality["source"] == "batch")]
-    if overall.empty:
-        return None, None, None, None
-    overall = overall.assign(number=overall["model_version"].astype(int)).sort_values("number")
-    newest = overall.iloc[-1]
-    replaced = float(overall.iloc[-2]["roc_auc"]) if len(overall) > 1 else None
-    return (
-        str(newest["model_version"]),
-        float(newest["roc_auc"]),
-        float(newest["oracle_roc_auc"]),
-        replaced,
-    )
+    found = quality[
+        (quality["segment"] == ALL)
+        & (quality["source"] == "batch")
+        & (quality["model_version"].astype(str) == version)
+    ]
+    if found.empty:
+        return None, None
+    return float(found.iloc[0]["roc_auc"]), float(found.iloc[0]["oracle_roc_auc"])
 
 
 def _ids(raw: Path, month: str) -> tuple[str, list[str]]:
@@ -202,6 +197,9 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
         "KKBOX_FEATURE_REPO": str(work / "feature_store"),
         "KKBOX_TRAFFIC_LOG_URI": str(work / "traffic"),
         "KKBOX_CHAMPION_POLL_SECONDS": "1",
+        # a cycle takes well under the default minute: the service sees a cohort loaded by the
+        # cycle within a second, before the sender asks for it
+        "KKBOX_FEATURE_REGISTRY_TTL": "1",
     }
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "KKBOX_API_KEYS"):
         env.pop(name, None)
@@ -229,16 +227,21 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
             )  # fmt: skip
             sender.follow(*_ids(work / "data" / "raw", month))
             record = json.loads((work / "lake" / "cycles" / f"{month}.json").read_text())
-            version, realized, oracle, replaced = served_quality(work / "lake", record["labelled"])
+            # the labelled cohort was scored for use by the champion after the cycle before
+            # (before the first cycle, by the first champion); a promotion since then scores it
+            # again, which the policy judges, but the retention team acted on the first scores
+            served = rows[-1].champion_after if rows else record["champion_before"]
+            served_auc, oracle = realized(work / "lake", record["labelled"], served)
             rows.append(
                 Row(
                     month=month,
                     labelled=record["labelled"],
                     drift_share=record["drift_share"],
-                    served_version=version,
-                    realized_auc=realized,
+                    served_version=served,
+                    realized_auc=served_auc,
                     oracle_auc=oracle,
-                    replaced_auc=replaced,
+                    champion_version=record["champion_before"],
+                    champion_auc=record["realized_roc_auc"],
                     decision=record["decision"],
                     action=record["action"],
                     champion_after=record["champion_after"],
@@ -261,22 +264,38 @@ def _shown(value: float | None) -> str:
 def table(rows: list[Row]) -> str:
     lines = [
         "| month | labels of | drift share | served by | realized ROC AUC | oracle ROC AUC "
-        "| gap | the version before it | action | champion after |",
+        "| gap | champion judged: its realized ROC AUC | action | champion after |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        gap = (
-            row.oracle_auc - row.realized_auc
-            if row.realized_auc is not None and row.oracle_auc is not None
-            else None
-        )
         lines.append(
             f"| {row.month} | {row.labelled} | {_shown(row.drift_share)} "
             f"| {row.served_version or '-'} | {_shown(row.realized_auc)} "
-            f"| {_shown(row.oracle_auc)} | {_shown(gap)} | {_shown(row.replaced_auc)} "
+            f"| {_shown(row.oracle_auc)} | {_shown(gap(row))} "
+            f"| {row.champion_version}: {_shown(row.champion_auc)} "
             f"| {row.action} | {row.champion_after} |"
         )
     return "\n".join(lines)
+
+
+def gap(row: Row) -> float | None:
+    """How far the served version's realized ROC AUC is below the oracle's."""
+    if row.realized_auc is None or row.oracle_auc is None:
+        return None
+    return row.oracle_auc - row.realized_auc
+
+
+def recovered(rows: list[Row], retrained: set[str]) -> str | None:
+    """The first labelled cohort from which a retrained version served every later cohort
+    within ``RECOVERY`` of the oracle's ROC AUC (None: it never did, or fell out again)."""
+    for k, row in enumerate(rows):
+        later = rows[k:]
+        if all(
+            r.served_version in retrained and (g := gap(r)) is not None and g <= RECOVERY
+            for r in later
+        ):
+            return row.labelled
+    return None
 
 
 def misses(rows: list[Row], answers: list[tuple[int, str]], shift_start: str) -> list[str]:
@@ -287,20 +306,12 @@ def misses(rows: list[Row], answers: list[tuple[int, str]], shift_start: str) ->
     first = detected[0].labelled if detected else None
     if first != shift_start:
         missed.append(f"decay first acted on at the labels of {first}, not of {shift_start}")
-    promoted = [r for r in rows if r.action == "promoted"]
-    if not promoted:
+    retrained = {r.champion_after for r in rows if r.action == "promoted"}
+    back = recovered(rows, retrained)
+    if not retrained:
         missed.append("no retrained model was promoted")
-    else:
-        after = [
-            r
-            for r in rows
-            if r.served_version is not None
-            and int(r.served_version) >= int(promoted[0].champion_after)
-        ]
-        if not after:
-            missed.append("the retrained model's realized quality was never measured")
-        elif any(r.oracle_auc - r.realized_auc > RECOVERY for r in after):  # type: ignore[operator]
-            missed.append(f"after the retrain the realized AUC is more than {RECOVERY} below")
+    elif back is None:
+        missed.append(f"the served model never got back within {RECOVERY} of the oracle's AUC")
     failed = [a for a in answers if a[0] != 200]
     if failed:
         missed.append(f"{len(failed)} of {len(answers)} requests failed: {failed[:3]}")
@@ -309,9 +320,9 @@ def misses(rows: list[Row], answers: list[tuple[int, str]], shift_start: str) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--months", type=int, default=6)
+    parser.add_argument("--months", type=int, default=7)
     parser.add_argument("--shift-start", default="2017-06")
     parser.add_argument("--min-segment-users", type=int, default=500)
     parser.add_argument("--min-oracle-share", type=float, default=0.85)
@@ -333,6 +344,8 @@ def main() -> None:
         + ", ".join(f"{v}: {n:,}" for v, n in versions.items())
     )
     missed = misses(rows, answers, args.shift_start)
+    back = recovered(rows, {r.champion_after for r in rows if r.action == "promoted"})
+    print(f"within {RECOVERY} of the oracle's ROC AUC from the labels of: {back or 'never'}")
     print(f"{args.users:,} users, shift from {args.shift_start}, {args.months} months: {took:.0f}s")
     print("targets: " + ("all held" if not missed else "MISSED: " + "; ".join(missed)))
     if args.json:

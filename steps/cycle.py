@@ -15,8 +15,8 @@ the labels of cohort M-1, known once the 30 days after its expiries passed; docs
    ``train`` on the ``--train-months`` newest labelled cohorts (M-1 and before), judged on the
    ``--holdout`` share of cohort M-1's users kept out of training (by a hash of the msno), whose
    gate promotes the candidate only if it beats the champion on them by the margin with no
-   segment regressing; then ``import``, and cohort M+1 is scored again by the new champion. A
-   running service follows the new champion by itself.
+   segment regressing; then ``import``, and cohorts M+1 and M (labelled next cycle) are scored
+   again by the new champion. A running service follows the new champion by itself.
 
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
 ``cycles/M.json`` in the lake. Idempotent: each step is, and a month whose retraining already
@@ -31,6 +31,8 @@ import posixpath
 
 import mlflow
 
+from churn_transform.gold import table_name
+from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.policy import Evidence, Policy, decide, shift_month
 from churn_transform.settings import Settings
 from steps._cli import boolean, cohort, lake_of, project_step, start, tracked_run
@@ -68,6 +70,16 @@ def _champion(settings: Settings) -> tuple[str, dict[str, float], dict[str, str]
     found = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
     run = client.get_run(str(found.run_id))
     return str(found.version), dict(run.data.metrics), dict(run.data.tags)
+
+
+def _awaiting_labels(lake: Lake, month: str, scoring: str) -> list[str]:
+    """The cohorts whose labels have not arrived: M, if its gold was built (last cycle), and
+    M+1."""
+    try:
+        lake.current_version("gold", table_name(month))
+    except TableNotFoundError:
+        return [scoring]
+    return [month, scoring]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,7 +147,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             if action == "promoted":
                 step("import")
-                step("score", cohort=scoring)  # the new champion's answers for M+1
+                # the new champion's answers for M+1, and for M, scored last cycle and labelled
+                # next: so next cycle measures the realized quality of the champion serving now
+                for each in _awaiting_labels(lake, month, scoring):
+                    step("score", cohort=each)
         served, _, _ = _champion(settings)
         record = {
             "month": month,
