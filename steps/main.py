@@ -3,9 +3,10 @@
 generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
 version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store) ->
 materialize (the served cohort's features into the online feature store). A step
-that fails stops the chain (validation stops it before training). The environment manager
-and the settings' MLflow experiment are passed to every nested run explicitly, since
-``mlflow.projects.run`` does not inherit them.
+that fails stops the chain (validation stops it before training). With ``--env-manager local``
+each step runs in this process (``steps._cli.project_step``); with another manager, through
+``mlflow.projects.run``, which is passed the manager and the settings' MLflow experiment
+explicitly since it does not inherit them.
 """
 
 from __future__ import annotations
