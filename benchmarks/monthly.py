@@ -10,11 +10,13 @@ store, a traffic log), it
    behaviour shift (``shift=1``) starting with ``--shift-start``: from that cohort on, the truth
    itself turns for auto-renew-off subscribers (docs/generator.md), which no model of the months
    before can know;
-2. runs ``main`` without generating (the first champion: February judged on March) and scores
-   March and April, as the cycles before the first would have;
+2. holds the further months back, runs ``main`` without generating (the first champion:
+   February judged on March) and scores March and April, as the cycles before the first would
+   have;
 3. starts ``bentoml serve`` following the champion alias (``KKBOX_CHAMPION_POLL_SECONDS=1``) and
    sends it answers by id for the newest materialized cohort, back to back, throughout;
-4. runs ``mlflow run . -e cycle`` for each month (2017-04 on), and prints one table: the month,
+4. lands each month's increment in ``<raw>/increments/`` and runs ``mlflow run . -e cycle`` for
+   it (2017-04 on), so each cycle ingests only its month; and prints one table: the month,
    the cohort whose labels arrived with it, the drift share of the traffic, the version that
    served that cohort (the champion when it was scored, a cycle before), its realized ROC AUC,
    the oracle's ROC AUC on the same users, the gap, the champion the cycle judged with its
@@ -209,6 +211,10 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
         env, log, "generate", users=args.users, seed=args.seed, shift=1.0,
         shift_start=args.shift_start, months=args.months, log_start="2016-10-01",
     )  # fmt: skip
+    # the further months land one at a time, each just before its cycle, as they would
+    raw, landing = work / "data" / "raw", work / "landing"
+    (raw / "increments").rename(landing)
+    (raw / "increments").mkdir()
     _mlflow_run(env, log, "main", generate="false", min_oracle_share=args.min_oracle_share)
     for cohort in ("2017-03", "2017-04"):  # as the cycles before the first would have
         _run(env, log, sys.executable, "-m", "steps.score", "--cohort", cohort)
@@ -221,11 +227,12 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
         for k in range(args.months):
             month = shift_month(FIRST_MONTH, k)
             began = time.perf_counter()
+            (landing / month).rename(raw / increment_folder(month))
             _mlflow_run(
                 env, log, "cycle", month=month, retrain_on_drift="false", drift_days=1,
                 min_segment_users=args.min_segment_users, min_oracle_share=args.min_oracle_share,
             )  # fmt: skip
-            sender.follow(*_ids(work / "data" / "raw", month))
+            sender.follow(*_ids(raw, month))
             record = json.loads((work / "lake" / "cycles" / f"{month}.json").read_text())
             # the labelled cohort was scored for use by the champion after the cycle before
             # (before the first cycle, by the first champion); a promotion since then scores it
