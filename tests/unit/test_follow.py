@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -106,3 +107,31 @@ def test_the_thread_follows_every_interval_and_zero_never_starts(registry: Regis
     finally:
         follower.stop()
     assert follower._thread is not None and not follower._thread.is_alive()
+
+
+def test_the_first_poll_is_at_start_and_a_slow_registry_holds_the_start_no_longer_than_asked(
+    registry: Registry,
+) -> None:
+    served = [Registered("1", "a")]
+    registry.alias = Registered("2", "b")
+    follower = _follower(registry, served, interval=3600)
+    follower.start()
+    try:  # the alias moved before the start: switched at once, not an interval later
+        assert served[-1].version == "2"
+    finally:
+        follower.stop()
+
+    slow = Registry()
+    release = threading.Event()
+
+    def hanging() -> Registered:
+        release.wait(30)
+        return Registered("1", "a")
+
+    slow.aliased = hanging  # type: ignore[method-assign]
+    waiting = _follower(slow, [Registered("1", "a")], interval=3600)
+    began = time.monotonic()
+    waiting.start(first_wait=0.2)
+    assert time.monotonic() - began < 5
+    release.set()
+    waiting.stop()
