@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import shutil
 from typing import Annotated, Any, TypeVar
 
@@ -61,6 +62,7 @@ from churn_transform.records import Explained, Prediction
 from churn_transform.registry import Registered, aliased, fetch
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
 from churn_transform.serving import (
+    REQUEST_ID,
     Champion,
     Record,
     die_with_parent,
@@ -123,6 +125,9 @@ def keyring(settings: Settings) -> KeyRing:
     traffic={"timeout": 30},
     workers=SETTINGS.workers,
     logging={"access": {"enabled": SETTINGS.access_log}},
+    # BentoML wraps every request in an OpenTelemetry server span, even when it samples none
+    # (its default): off unless asked for, the middleware lets every route through untouched
+    tracing={} if SETTINGS.tracing else {"excluded_urls": "."},
 )
 class ChurnService:
     """Churn probabilities of KKBox members from their gold features."""
@@ -317,8 +322,27 @@ class ChurnService:
         self.traffic.close()
 
 
+class RequestIds:
+    """ASGI middleware, with tracing off: each HTTP request gets a random 64-bit id, which
+    BentoML returns as its ``X-BentoML-Request-ID`` header and logs, and every traffic-log line
+    of the request carries; with tracing on, the request's span id is that id."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            from bentoml._internal.context import trace_context
+
+            trace_context.request_id = secrets.randbits(64) or 1
+            REQUEST_ID.set(trace_context.request_id)
+        await self.app(scope, receive, send)
+
+
 # The first added is the outermost: refusals by the keys and the guard are reported too, and a
 # caller without a key is refused before the guard reads a byte of its body.
+if not SETTINGS.tracing:
+    ChurnService.add_asgi_middleware(RequestIds)
 ChurnService.add_asgi_middleware(ReportRefusals)
 ChurnService.add_asgi_middleware(
     RequireKeys,

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -32,10 +33,18 @@ from churn_transform.schema import FEATURES
 logger = logging.getLogger(__name__)
 
 
+#: The id the service's middleware gave the HTTP request being handled, when tracing is off.
+REQUEST_ID: ContextVar[int | None] = ContextVar("kkbox_request_id", default=None)
+
+
 def current_request_id() -> str:
-    """The id of the HTTP request being handled: the span id of its OpenTelemetry server span in
-    16 hex digits, which BentoML logs as the request's ``span`` and returns as its
-    ``X-BentoML-Request-ID`` header. Outside any request (a direct call), a fresh random id."""
+    """The id of the HTTP request being handled, in 16 hex digits, which BentoML logs and returns
+    as the request's ``X-BentoML-Request-ID`` header: the one ``REQUEST_ID`` holds (tracing
+    off), else the span id of the request's OpenTelemetry server span. Outside any request (a
+    direct call), a fresh random id."""
+    given = REQUEST_ID.get()
+    if given is not None:
+        return format(given, "016x")
     span = trace.get_current_span().get_span_context()
     return format(span.span_id, "016x") if span.is_valid else uuid.uuid4().hex
 

@@ -90,7 +90,10 @@ def champion() -> Champion:
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(traffic_log_uri=str(tmp_path / "traffic"), max_batch_size=64)
+    # the champion is the test's, not a registry's: nothing to follow
+    return Settings(
+        traffic_log_uri=str(tmp_path / "traffic"), max_batch_size=64, champion_poll_seconds=0
+    )
 
 
 RECORDS = [
