@@ -71,25 +71,17 @@ class FollowChampion(Generic[M]):
         self._count("switched")
         return "switched"
 
-    def start(self, first_wait: float = 10.0) -> None:
-        """Poll in a thread of its own, the first time at once: waited on up to ``first_wait``
-        s, so the registry client's first call (its imports and connection, a few seconds of
-        CPU) is paid before the service takes traffic, not in the middle of it; a registry slow
-        to answer does not hold the start longer."""
+    def start(self) -> None:
+        """Poll in a thread of its own: the first time at once, so a champion promoted while the
+        service was down is served without waiting an interval, then every interval. The start
+        does not wait for that first poll (a registry slow to answer would hold it)."""
         if self.interval <= 0 or self._thread is not None:
             return
-        first = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(first,), name="follow-champion", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="follow-champion", daemon=True)
         self._thread.start()
-        first.wait(first_wait)
 
-    def _run(self, first: threading.Event) -> None:
-        try:
-            self.check()
-        finally:
-            first.set()
+    def _run(self) -> None:
+        self.check()
         while not self._stop.wait(self.interval):
             self.check()
 
