@@ -43,6 +43,7 @@ import shutil
 from typing import Annotated, Any, TypeVar
 
 import bentoml
+from bentoml._internal.context import trace_context
 from bentoml.exceptions import NotFound, ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import Field
@@ -332,8 +333,6 @@ class RequestIds:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            from bentoml._internal.context import trace_context
-
             trace_context.request_id = secrets.randbits(64) or 1
             REQUEST_ID.set(trace_context.request_id)
         await self.app(scope, receive, send)
