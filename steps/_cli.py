@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import math
 import os
 import re
 import sys
@@ -145,9 +146,7 @@ def share(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a share from 0 to below 1, got {value!r}"
-        ) from None
+        number = math.nan  # refused below, as any number out of range
     if not 0.0 <= number < 1.0:
         raise argparse.ArgumentTypeError(f"expected a share from 0 to below 1, got {value!r}")
     return number
@@ -228,6 +227,7 @@ def _step_in_process(settings: Settings, entry_point: str, parameters: dict[str,
 
     from mlflow.projects._project_spec import load_project
     from mlflow.projects.utils import get_or_create_run
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
     spec = load_project(PROJECT).get_entry_point(entry_point)
     words = shlex.split(spec.compute_command(parameters, None))
@@ -236,7 +236,7 @@ def _step_in_process(settings: Settings, entry_point: str, parameters: dict[str,
     experiment = mlflow.set_experiment(settings.experiment_name).experiment_id
     run = get_or_create_run(None, PROJECT, experiment, PROJECT, None, entry_point, parameters)
     run_id = run.info.run_id
-    mlflow.MlflowClient().set_tag(run_id, "mlflow.runName", entry_point)
+    mlflow.MlflowClient().set_tag(run_id, MLFLOW_RUN_NAME, entry_point)
     outer = os.environ.get("MLFLOW_RUN_ID")
     os.environ["MLFLOW_RUN_ID"] = run_id
     try:
