@@ -51,6 +51,14 @@ def _follower(registry: Registry, served: list[Registered], interval: float = 0)
     return follower
 
 
+def _serves(served: list[Registered], version: str, seconds: float = 10) -> bool:
+    """Whether the follower's thread swaps ``version`` in within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while served[-1].version != version and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return served[-1].version == version
+
+
 def test_a_new_version_is_loaded_and_swapped_in_once(registry: Registry) -> None:
     served = [Registered("1", "a")]
     follower = _follower(registry, served)
@@ -100,10 +108,7 @@ def test_the_thread_follows_every_interval_and_zero_never_starts(registry: Regis
     follower.start()
     try:
         registry.alias = Registered("2", "b")
-        deadline = time.monotonic() + 10
-        while served[-1].version != "2" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert served[-1].version == "2"
+        assert _serves(served, "2")
     finally:
         follower.stop()
     assert follower._thread is not None and not follower._thread.is_alive()
@@ -117,10 +122,7 @@ def test_the_first_poll_is_at_once_and_a_slow_registry_does_not_hold_the_start(
     follower = _follower(registry, served, interval=3600)
     follower.start()
     try:  # the alias moved before the start: switched at once, not an interval later
-        deadline = time.monotonic() + 10
-        while served[-1].version != "2" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert served[-1].version == "2"
+        assert _serves(served, "2")
     finally:
         follower.stop()
 
