@@ -33,7 +33,7 @@ $(CURDIR)/.uv/bin/uv:
 # process writes .pyc files, and every step, server and worker the tests start would compile
 # mlflow, scikit-learn, scipy and pandas from source again.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --compile-bytecode --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv with exactly the locked platform and dev tools (idempotent)
@@ -72,8 +72,12 @@ system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: system-deps lint ## Lint, then run the test suite (what CI runs)
-	$(BIN)/python -m pytest
+# Two test processes: with one, the machine idles while a test waits on a server or a step.
+# The longest test is collected first (tests/conftest.py); `worksteal` balances the rest.
+TEST_WORKERS ?= 2
+
+test: system-deps lint ## Lint, then run the test suite (what CI runs; TEST_WORKERS=2 processes)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup ## ruff check and format check, mypy over the library and the steps
 	$(BIN)/ruff check $(SOURCES)

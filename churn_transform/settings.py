@@ -65,8 +65,10 @@ class Settings(BaseSettings):
         description="Folder or s3:// prefix of the raw KKBox CSVs; default <data_dir>/raw.",
     )
     lake_uri: str = Field(
-        default_factory=lambda: _under_root("data/lake"),
-        description="Local folder or s3://bucket/prefix of the lake (bronze/silver/gold).",
+        # data_dir is validated first (fields validate in order): the lake follows it
+        default_factory=lambda fields: f"{fields['data_dir']}/lake",
+        description="Local folder or s3://bucket/prefix of the lake (bronze/silver/gold); "
+        "default <data_dir>/lake.",
     )
     tracking_uri: str = Field(
         default_factory=lambda: f"sqlite:///{_under_root('mlflow.db')}",

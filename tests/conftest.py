@@ -23,6 +23,13 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 BIN = Path(sys.executable).parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first: with several workers (``make test``), the last minutes are not
+    one worker finishing a long test alone. The sort is stable, and every worker collects the
+    same order, as pytest-xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def _no_mlflow_environment_leaks() -> Iterator[None]:
     """In-process ``mlflow.set_tracking_uri`` and ``mlflow.set_experiment`` write

@@ -19,7 +19,7 @@ import pytest
 
 from churn_transform.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 SHIFT = "2017-06"
 USERS = "100000"
 

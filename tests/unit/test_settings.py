@@ -27,6 +27,14 @@ def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.storage_options() == {}
 
 
+def test_the_lake_follows_the_data_folder_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KKBOX_LAKE_URI", raising=False)
+    monkeypatch.setenv("KKBOX_DATA_DIR", "/srv/kkbox/")
+    assert Settings().lake_uri == "/srv/kkbox/lake"
+    monkeypatch.setenv("KKBOX_LAKE_URI", "s3://lake/prefix")
+    assert Settings().lake_uri == "s3://lake/prefix"
+
+
 def test_mlflow_and_aws_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "churn-tests")
