@@ -100,7 +100,11 @@ def main() -> None:
     parser.add_argument("--chunk-users", type=int, default=GeneratorConfig.chunk_users)
     parser.add_argument("--log-start", default=GeneratorConfig.log_start)
     parser.add_argument("--months", type=int, default=GeneratorConfig.months)
-    parser.add_argument("--processes", type=int, default=GeneratorConfig.processes)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help=f"0: every core; default {GeneratorConfig.processes}, or every core with --compare",
+    )
     parser.add_argument("--compare", action="store_true", help="one process first, then these")
     parser.add_argument("--out", type=Path, help="folder to write into (default: a temp folder)")
     args = parser.parse_args()
@@ -111,7 +115,13 @@ def main() -> None:
         chunk_users=args.chunk_users,
         log_start=args.log_start,
         months=args.months,
-        processes=args.processes,
+        processes=(
+            args.processes
+            if args.processes is not None
+            else 0
+            if args.compare
+            else GeneratorConfig.processes
+        ),
     )
     configs = [replace(config, processes=1), config] if args.compare else [config]
     # The same folder each time: the second run swaps its files in over the first's.

@@ -41,11 +41,12 @@ class Listening:
         days = np.arange(first_day, end_day)
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
         shifted = days >= shift_start
-        chance = users.engagement[:, None] * users.decay(days) * np.where(weekend, 1.08, 0.97)
+        decay = users.decay(days)
+        chance = users.engagement[:, None] * decay * np.where(weekend, 1.08, 0.97)
         shift_rng = np.random.default_rng(rng.integers(2**63))
         draw = rng.random(chance.shape, dtype=np.float32)
         self.user, self.day_index = np.nonzero(draw < chance)
-        self._draw(users, rng, days)
+        self._draw(users, rng, decay[self.user, self.day_index])
         if shift:
             self._shrink(shift_rng, shifted[self.day_index], 1.0 - 0.35 * shift)
         # The shift thins the drawn cells afterwards, so the draws themselves do not change.
@@ -72,9 +73,10 @@ class Listening:
             self.secs[cells],
         )
 
-    def _draw(self, users: Users, rng: np.random.Generator, days: np.ndarray) -> None:
-        u, d = self.user, self.day_index
-        level = users.volume[u] * np.sqrt(users.decay(days)[u, d])
+    def _draw(self, users: Users, rng: np.random.Generator, decay: np.ndarray) -> None:
+        """Each drawn cell's plays, given its user's engagement multiplier on its day."""
+        u = self.user
+        level = users.volume[u] * np.sqrt(decay)
         songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, len(u)))).astype(np.int64)
         shares = users.band_shares[u]
         counts = np.zeros((len(u), 5), dtype=np.int64)
