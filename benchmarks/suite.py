@@ -82,7 +82,7 @@ def main() -> None:
         env = {**os.environ, _RECORDS: folder, "PYTHONPATH": str(Path(__file__).parent)}
         command = [sys.executable, "-m", "pytest", "-p", "suite", "-q", "--durations=0"]
         if args.workers > 1:
-            command += ["-n", str(args.workers), "--dist", "loadfile", "--no-loadscope-reorder"]
+            command += ["-n", str(args.workers), "--dist", "worksteal"]
         began = time.perf_counter()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run([*command, *args.pytest_args], cwd=ROOT, env=env)

@@ -24,10 +24,9 @@ BIN = Path(sys.executable).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first: with several workers (``make test``, which keeps each file's
-    tests in one worker and hands the files out in this order), the last minutes are not one
-    worker finishing a long test alone. The sort is stable, and every worker collects the same
-    order, as pytest-xdist requires."""
+    """The longest tests first: with several workers (``make test``), the last minutes are not
+    one worker finishing a long test alone. The sort is stable, and every worker collects the
+    same order, as pytest-xdist requires."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 

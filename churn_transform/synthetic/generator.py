@@ -68,7 +68,7 @@ class GeneratorConfig:
     shift_start: str = "2017-03"
     months: int = 0
     #: Processes that play chunks at once; 0 takes every core this process may use.
-    processes: int = 1  # 0: every core; more than one measured no faster here (docs)
+    processes: int = 1  # 0: every core (docs/generator.md, "Every core")
 
     def __post_init__(self) -> None:
         if self.users < 1:
