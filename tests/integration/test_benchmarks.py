@@ -48,3 +48,15 @@ def test_generate_and_etl_benchmarks_print_their_figures(tmp_path: Path) -> None
     assert "| whole folder at once |" in increment and "| March on the base (2017-03-" in increment
     fidelity = _run("benchmarks/fidelity.py", "--raw", str(tmp_path / "raw"))
     assert "payment_method_41" in fidelity and "Sources:" in fidelity
+
+
+@pytest.mark.integration
+def test_the_suite_benchmark_prints_each_file_s_cpu_seconds_and_pytest_s_exit() -> None:
+    out = _run(
+        "benchmarks/suite.py", "--workers", "1", "--top", "1", "--",
+        "tests/unit/test_dates.py", "tests/unit/test_labels.py", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    assert "pytest exit 0" in out and "CPU seconds:" in out and "cores busy:" in out
+    listed = [line for line in out.splitlines() if line.startswith("| tests/unit/test_")]
+    assert len(listed) == 1  # --top 1
+    assert "| the other 1 files |" in out
