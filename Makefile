@@ -33,7 +33,7 @@ $(CURDIR)/.uv/bin/uv:
 # process writes .pyc files, and every step, server and worker the tests start would compile
 # mlflow, scikit-learn, scipy and pandas from source again.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --compile-bytecode --python $(PYTHON)
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv with exactly the locked platform and dev tools (idempotent)
