@@ -74,7 +74,7 @@ system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus
 
 # Two test processes: with one, the machine idles while a test waits on a server or a step.
 # The longest test is collected first (tests/conftest.py); `worksteal` balances the rest.
-# (`--dist loadfile`, which builds a file's fixtures once, took 1,476 s against 1,059: docs.)
+# (`--dist loadfile`, which builds a file's fixtures once, was slower in one run: benchmarks/README.md.)
 TEST_WORKERS ?= 2
 
 test: system-deps lint ## Lint, then run the test suite (what CI runs; TEST_WORKERS=2 processes)
