@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from churn_transform.synthetic.simulate import usable_cores
+
 ROOT = Path(__file__).resolve().parents[1]
 _RECORDS = "KKBOX_SUITE_RECORDS"
 
@@ -92,11 +94,11 @@ def main() -> None:
             json.loads(line) for path in Path(folder).glob("*.jsonl") for line in path.open()
         ]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     files = per_file(records)
     print(f"\npytest exit {done.returncode}, {len(records)} tests in {seconds:.0f} s")
     print(f"CPU seconds: {cpu:.0f} in all, {sum(r['cpu_seconds'] for r in records):.0f} in tests")
-    print(f"cores busy: {cpu / (seconds * (cores or 1)):.0%} of {cores}")
+    print(f"cores busy: {cpu / (seconds * cores):.0%} of {cores}")
     print("\n| test file | tests | CPU s |\n|---|---|---|")
     for name, seconds_used, tests in files[: args.top]:
         print(f"| {name} | {tests} | {seconds_used:.0f} |")
