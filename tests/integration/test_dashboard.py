@@ -26,6 +26,7 @@ from tests.conftest import (
     run_step,
     serve,
     stop,
+    tracking_store,
 )
 
 pytestmark = pytest.mark.integration
@@ -75,7 +76,7 @@ def test_with_nothing_there_it_says_what_to_run(
     app = _app(
         monkeypatch,
         {
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MLFLOW_TRACKING_URI": tracking_store(tmp_path / "mlflow.db"),
             "KKBOX_LAKE_URI": str(tmp_path / "lake"),
             "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "t"),
             "KKBOX_SERVICE_URL": f"http://127.0.0.1:{free_port()}",

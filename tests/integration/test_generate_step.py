@@ -12,6 +12,7 @@ import pytest
 
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
+from tests.conftest import tracking_store
 
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 
@@ -24,7 +25,7 @@ def _env(tmp_path: Path, entry_point: str) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "KKBOX_DATA_DIR": str(tmp_path / "data"),
         "KKBOX_FEATURE_REPO": str(tmp_path / "feature_store"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": tracking_store(tmp_path / "mlflow.db"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         # `make generate` exports the experiment for `mlflow run`; `main` passes it on itself
         **({"MLFLOW_EXPERIMENT_NAME": "kkbox-churn"} if entry_point == "generate" else {}),

@@ -32,6 +32,7 @@ from tests.conftest import (
     run_step,
     serve,
     stop,
+    tracking_store,
     train_arguments,
 )
 
@@ -236,7 +237,7 @@ def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
     shutil.copytree(champion.env["BENTOML_HOME"], store)
     env = {
         **champion.env,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}",
+        "MLFLOW_TRACKING_URI": tracking_store(tmp_path / "other.db"),
         "BENTOML_HOME": str(store),
     }
     arguments = train_arguments(TrainConfig(n_estimators=50, min_child_samples=50))
