@@ -24,11 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, RepoConfig
-from feast.errors import FeatureServiceNotFoundException
-from feast.types import Float64, String
-from feast.value_type import ValueType
 
+from churn_transform._feast import (
+    Entity,
+    FeatureService,
+    FeatureServiceNotFoundException,
+    FeatureStore,
+    FeatureView,
+    Field,
+    FileSource,
+    Float64,
+    RepoConfig,
+    String,
+    ValueType,
+)
 from churn_transform.online_store import OnlineStore
 from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
