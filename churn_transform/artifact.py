@@ -10,10 +10,12 @@ widen), refuses any other format, and does not put code shipped with the artifac
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from churn_transform.model import ChurnModel
+if TYPE_CHECKING:  # imported when a model is loaded: `bentoml serve`'s supervisor never does
+    from churn_transform.model import ChurnModel
 
 #: Every type a trained ChurnModel's skops file names, beyond what skops trusts by default.
 TRUSTED_TYPES: tuple[str, ...] = (
@@ -53,6 +55,8 @@ def load_model(model_dir: str | Path) -> ChurnModel:
     # array libraries are installed (Dask among them in the pipeline's environment), which
     # importing the service must not do.
     import skops.io
+
+    from churn_transform.model import ChurnModel
 
     path = _model_file(Path(model_dir))
     try:
