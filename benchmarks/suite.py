@@ -76,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--top", type=int, default=12, help="test files to list")
+    parser.add_argument("--records", type=Path, help="also write every test's record (JSONL)")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kkbox-suite-") as folder:
@@ -93,6 +94,8 @@ def main() -> None:
         records = [
             json.loads(line) for path in Path(folder).glob("*.jsonl") for line in path.open()
         ]
+    if args.records:
+        args.records.write_text("".join(json.dumps(record) + "\n" for record in records))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     cores = usable_cores()
     files = per_file(records)
