@@ -145,9 +145,11 @@ def redis_server() -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dask_scheduler() -> Iterator[str]:
-    """A Dask scheduler and two single-threaded workers, as separate processes on 127.0.0.1."""
+    """A Dask scheduler and two single-threaded workers, as separate processes on 127.0.0.1,
+    for one test: an idle Dask cluster keeps about a quarter of a core busy (heartbeats, its
+    event-loop ticks), so one kept for the session cost minutes of CPU after its last test."""
     from distributed import Client
 
     port = free_port()
