@@ -51,12 +51,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """The plugin: one line per test (setup, call and teardown) into the records folder."""
     began, cpu = time.perf_counter(), _cpu_seconds()
     yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     record = {
         "test": item.nodeid,
+        "worker": worker,
         "seconds": time.perf_counter() - began,
         "cpu_seconds": _cpu_seconds() - cpu,
     }
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with (Path(os.environ[_RECORDS]) / f"{worker}.jsonl").open("a") as out:
         out.write(json.dumps(record) + "\n")
 
