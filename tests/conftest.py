@@ -148,8 +148,8 @@ def redis_server() -> Iterator[str]:
 @pytest.fixture
 def dask_scheduler() -> Iterator[str]:
     """A Dask scheduler and two single-threaded workers, as separate processes on 127.0.0.1,
-    for one test: an idle Dask cluster keeps about a quarter of a core busy (heartbeats, its
-    event-loop ticks), so one kept for the session cost minutes of CPU after its last test."""
+    for one test: idle, the scheduler and the workers with their nannies keep half a core busy
+    (15 CPU s in 30 s here), so one kept for the session cost minutes of CPU after its test."""
     from distributed import Client
 
     port = free_port()
