@@ -14,6 +14,7 @@ import pytest
 
 from churn_transform.settings import Settings
 from steps._cli import boolean, tracked_run
+from tests.conftest import tracking_store
 
 DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5")
 MAIN = shlex.split(
@@ -105,7 +106,7 @@ def test_train_holds_out_a_share_and_refuses_judging_on_what_it_trained_on(
 @pytest.fixture
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A SQLite tracking store of the test's own; MLflow's globals restored afterwards."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tracking_store(tmp_path / "mlflow.db")
     for name in (
         "MLFLOW_RUN_ID",
         "MLFLOW_EXPERIMENT_NAME",
