@@ -33,8 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 _RECORDS = "KKBOX_SUITE_RECORDS"
 
 
-def _cpu_seconds() -> float:
-    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+def _cpu_seconds(*whose: int) -> float:
+    """User and system CPU seconds of ``whose`` (this process and its waited-for children)."""
+    used = [
+        resource.getrusage(who) for who in whose or (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    ]
     return sum(usage.ru_utime + usage.ru_stime for usage in used)
 
 
@@ -88,16 +91,15 @@ def main() -> None:
         if args.workers > 1:
             command += ["-n", str(args.workers), "--dist", "worksteal"]
         began = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before = _cpu_seconds(resource.RUSAGE_CHILDREN)
         done = subprocess.run([*command, *args.pytest_args], cwd=ROOT, env=env)
         seconds = time.perf_counter() - began
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - before
         records = [
             json.loads(line) for path in Path(folder).glob("*.jsonl") for line in path.open()
         ]
     if args.records:
         args.records.write_text("".join(json.dumps(record) + "\n" for record in records))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     cores = usable_cores()
     files = per_file(records)
     print(f"\npytest exit {done.returncode}, {len(records)} tests in {seconds:.0f} s")
