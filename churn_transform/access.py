@@ -38,10 +38,17 @@ HOW_TO_SET = (
     'k = secrets.token_urlsafe(32); print(k, hashlib.sha256(k.encode()).hexdigest())"'
 )
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+#: Wrong keys one client address may send: a client that lost its key sees its 401s, a guesser
+#: is held to about one try a second.
+GUESSES_PER_SECOND, GUESS_BURST = 1.0, 10
 
 
 def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
+
+
+class KeyConfigError(ValueError):
+    """A configured key entry that would let anyone in (an empty key or digest)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,13 @@ class KeyRing:
                 continue
             name, _, value = entry.rpartition(":")
             value = value.strip()
+            if not value:
+                # as when the variable holding a digest is unset in compose or Kubernetes: the
+                # empty string would become a valid key
+                named = name.strip() or entry
+                raise KeyConfigError(
+                    f"the API key entry {named!r} has no key or digest. {HOW_TO_SET}"
+                )
             hashed = bytes.fromhex(value.lower()) if _DIGEST.fullmatch(value.lower()) else None
             hashed = hashed or digest(value)
             digests[name.strip() or f"key-{hashed.hex()[:8]}"] = hashed
@@ -106,13 +120,20 @@ class TokenBucket:
         self.buckets[name] = (tokens, now)
         return (1 - tokens) / self.rate
 
+    def waiting(self, name: str) -> float:
+        """0 when ``name`` has a token, else the seconds until it has one; nothing is taken."""
+        now = self.clock()
+        tokens, then = self.buckets.get(name, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
 
 def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     """The key of ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
     for name, value in headers:
         name = name.lower()
         if name == b"x-api-key":
-            return value.decode("latin-1").strip()
+            return value.decode("latin-1").strip() or None
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
@@ -124,7 +145,11 @@ class RequireKeys:
     """ASGI middleware: every request but the open paths (health, docs, and ``/metrics`` unless
     ``metrics_need_key``) needs a configured key, else 401; a key over its rate (``rate`` per
     second per worker, ``burst`` at once; 0 is no limit) gets 429 with ``Retry-After``. With no
-    key configured everything is open (``refuse_open_bind`` keeps that to loopback)."""
+    key configured everything is open (``refuse_open_bind`` keeps that to loopback).
+
+    Wrong keys are limited per client address (``guesses`` a second, ``guess_burst`` at once):
+    an address past them gets 429 for every request that needs a key, its key not even looked
+    at, until it has waited, so no one can try keys at the speed of the server."""
 
     def __init__(
         self,
@@ -134,10 +159,13 @@ class RequireKeys:
         rate: float = 0.0,
         burst: int = 1,
         counters: Callable[[], dict[str, Any]] | None = None,
+        guesses: float = GUESSES_PER_SECOND,
+        guess_burst: int = GUESS_BURST,
     ) -> None:
         self.app, self.keys, self.counters = app, keys, counters
         self.open = OPEN_PATHS if metrics_need_key else OPEN_PATHS | {"/metrics"}
         self.limits = TokenBucket(rate, burst) if rate > 0 else None
+        self.guesses = TokenBucket(guesses, guess_burst)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -148,10 +176,18 @@ class RequireKeys:
             or path.startswith(OPEN_PREFIXES)
         ):
             return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        if blocked := self.guesses.waiting(client):
+            self._count("unauthorized", reason="guessing")
+            seconds = max(1, math.ceil(blocked))
+            message = f"Too many wrong API keys from this address; retry after {seconds} s."
+            return await answer(send, 429, message, [(b"retry-after", str(seconds).encode())])
         key = presented_key(scope["headers"])
         name = self.keys.name_of(key) if key is not None else None
         if name is None:
             self._count("unauthorized", reason="missing" if key is None else "wrong")
+            if key is not None:
+                self.guesses.wait(client)
             challenge = [(b"www-authenticate", b'Bearer realm="kkbox-churn"')]
             return await answer(send, 401, MISSING if key is None else WRONG, challenge)
         wait = self.limits.wait(name) if self.limits else 0.0
@@ -203,7 +239,21 @@ def refuse_open_bind(keys: KeyRing, address: str | None, announce: bool = True) 
             names = ", ".join(keys.digests)
             logger.info("API keys required: %d configured (%s)", len(keys.digests), names)
         return
-    if address is not None and not ipaddress.ip_address(address).is_loopback:
+    if address is not None and not is_loopback(address):
         raise SystemExit(f"Refusing to serve {address} with no API key configured. {HOW_TO_SET}")
     if announce:
         logger.warning("No API key configured: the API is open to anyone who can reach %s", address)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host``, an address or a name (``localhost``), reaches only this machine: every
+    address the name resolves to is a loopback one. A name that does not resolve is not."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(a[4][0]).is_loopback for a in found)
