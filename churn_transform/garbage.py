@@ -4,7 +4,7 @@
 lock: a version never made current (half written by a killed run, or failed its audit; its
 report stays under ``reports/audit/``) and a pointer's leftover temporary file are deleted.
 ``collect_garbage`` (the ``gc`` step) does that everywhere and keeps, per table, the current
-version and the newest ones up to ``keep``, and any gold version whose content hash is in
+version and the newest published ones up to ``keep``, and any gold version whose content hash is in
 ``referenced`` (what DVC's workspace or a registered model was built on), with the silver and
 bronze snapshots those came from; a kept snapshot keeps the lower layers it is built on (monthly
 increments, ``silver.layers``). Bronze folders are kept while a kept snapshot's manifest names
@@ -70,11 +70,14 @@ def _prune(
     report: GarbageReport,
     needs: Callable[[str], Iterable[str]] = lambda version: (),
 ) -> list[str]:
-    """Keep the current version, the newest up to ``keep`` and ``protected``, and what each of
-    those ``needs`` (a snapshot's lower layers); the kept ones."""
+    """Keep the current version, the newest published ones up to ``keep`` and ``protected``,
+    and what each of those ``needs`` (a snapshot's lower layers); the kept ones. A complete
+    version that was never published (never audited, or killed before its pointer moved) is
+    not among the newest: it never passed an audit, so it cannot stand in for one that did."""
     current = _current(lake, area, table)
     complete = [v for v in lake.versions(area, table) if lake.has_version(area, table, v)]
-    newest = sorted(complete, key=lambda v: lake.completed_at(area, table, v), reverse=True)
+    published = [v for v in complete if lake.was_published(area, table, v)]
+    newest = sorted(published, key=lambda v: lake.completed_at(area, table, v), reverse=True)
     kept = {v for v in [current, *[n for n in newest if n != current][: max(keep - 1, 0)]] if v}
     kept |= protected & set(complete)
     kept |= {needed for version in set(kept) for needed in needs(version)} & set(complete)

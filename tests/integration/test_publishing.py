@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -308,6 +310,25 @@ def test_gc_keeps_the_newest_versions_and_what_a_model_was_trained_on(
     assert report.removed and report.bytes_freed > 0
     _one_snapshot(lake)
     assert read_gold(lake, "2017-02")[1] == hashes[3]
+
+
+def test_gc_keeps_published_versions_over_a_newer_one_never_audited(raw: Path, lake: Lake) -> None:
+    """Issue 30, finding 9: gc kept a never-audited snapshot and deleted a published one."""
+    published = []
+    for n in range(2):
+        write_raw(raw, USERS[: 12 - n])
+        published.append(ingest(lake, str(raw), {}, buckets=1, max_shrink=0.9).version)
+    # a complete copy of the newest that was never audited nor made current, written last
+    newest = Path(lake.path_of(lake.url("silver", published[-1])))
+    stray = newest.with_name(newest.name[:-4] + "beef")
+    shutil.copytree(newest, stray)
+    for marker in (lake_module.AUDIT, lake_module.PUBLISHED):
+        (stray / marker).unlink(missing_ok=True)
+    (stray / lake_module.SUCCESS).write_text(str(time.time() + 60))
+    assert lake.has_version("silver", "", stray.name)
+    collect_garbage(lake, keep=2)
+    assert lake.versions("silver", "") == sorted(published)
+    _one_snapshot(lake)
 
 
 def test_an_unchanged_raw_file_is_copied_to_bronze_once(
