@@ -56,7 +56,7 @@ def _null_throughout(reference: pd.DataFrame, current: pd.DataFrame) -> list[dic
                     "method": "null throughout",
                     "statistic": float(current[name].isna().mean()),
                     "threshold": float(reference[name].isna().mean()),
-                    "drifted": empty[0] != empty[1],
+                    "drifted": bool(empty[0] != empty[1]),  # numpy's bool is no JSON
                 }
             )
     return findings
@@ -113,7 +113,7 @@ def _summary(
     columns.sort(key=lambda c: (not c["drifted"], c["column"]))
     share = sum(c["drifted"] for c in columns) / len(columns)
     return {
-        "dataset_drift": share >= drift_share,
+        "dataset_drift": bool(share >= drift_share),
         "drift_share": share,
         "drift_share_threshold": drift_share,
         "drifted_columns": [c["column"] for c in columns if c["drifted"]],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,8 @@ def test_a_feature_null_in_every_logged_record_is_reported_as_drifted() -> None:
     assert finding["method"] == "null throughout" and finding["statistic"] == 1.0
     assert result.summary["drift_share"] == 1 / len(FEATURES)
     assert "secs_7" in describe(result.summary)
+    # as the drift step writes it (issue 30: a JSON TypeError once the finding was made)
+    assert json.loads(json.dumps(result.summary, allow_nan=False)) == result.summary
 
 
 def test_a_feature_null_on_both_sides_is_not_drift() -> None:
@@ -38,3 +42,4 @@ def test_a_feature_null_on_both_sides_is_not_drift() -> None:
     result = compare(reference, current, drift_share=0.5, min_rows=1000)
     assert result.summary["drifted_columns"] == []
     assert len(result.summary["columns"]) == len(FEATURES)
+    assert json.loads(json.dumps(result.summary, allow_nan=False)) == result.summary
