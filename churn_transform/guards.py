@@ -8,6 +8,7 @@ Nothing here imports BentoML: ``service.py`` adds the middleware to its app.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ UNKNOWN_FIELD = "unknown"
 _KNOWN_FIELDS = frozenset({"msno", *FEATURES, "records", "request"})
 #: Seconds an overloaded service asks a client to wait (the batcher clears its queue in less).
 RETRY_AFTER_SECONDS = 1
+#: Seconds a request's body may take to arrive whole once its headers are in: a record list of
+#: the largest size allowed takes milliseconds on any link a client would serve from.
+BODY_TIMEOUT_SECONDS = 10.0
 OVERLOADED = f"The service is overloaded; retry after {RETRY_AFTER_SECONDS} s."
 
 
@@ -93,11 +97,11 @@ def _refused(status: int) -> bool:
 
 def _reason(status: int, body: bytes, fields: list[str]) -> str:
     """A refusal's reason fit for the log: the faulty fields of a 400, our own message of a 401,
-    413, 415, 429 or 503, and nothing more of a 404 or 405."""
+    408, 413, 415, 429 or 503, and nothing more of a 404 or 405."""
     if status == 400:
         return "invalid " + ", ".join(sorted(set(fields)))
     try:
-        ours = status in (401, 413, 415, 429, 503)
+        ours = status in (401, 408, 413, 415, 429, 503)
         return str(json.loads(body)["error"])[:120] if ours else "refused"
     except (ValueError, KeyError, TypeError):
         return "refused"
@@ -135,45 +139,79 @@ class GuardRequests:
       would parse it as JSON anyway). A POST without a body needs no content type.
     - A body over ``max_body_bytes`` gets 413: at once when its Content-Length says so, else
       when the bytes read pass the limit (reading stops there, so memory stays bounded).
+    - A body that has not arrived whole within ``body_timeout`` seconds gets 408. At most
+      ``max_waiting`` requests wait for their body at once (more get 503 with ``Retry-After``),
+      and a request counts towards ``max_concurrency`` only once its body is read: clients that
+      send headers and stall their bodies cannot hold the slots of the requests that are ready.
     - Beyond ``max_concurrency`` requests in flight in this worker, 503 with ``Retry-After``.
       BentoML's adaptive batcher sheds load too, with a bare 503 "An unexpected error has
       occurred"; that answer is replaced by the same clear one.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_body_bytes: int,
+        max_concurrency: int,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        max_waiting: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
-        self.in_flight = 0
+        self.body_timeout = body_timeout
+        self.max_waiting = max_concurrency if max_waiting is None else max_waiting
+        self.in_flight = self.waiting = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
+        if self.waiting >= self.max_waiting:
+            return await _overloaded(send)
+        self.waiting += 1
+        try:
+            body = await self._body(scope, receive, send)
+        finally:
+            self.waiting -= 1
+        if body is None:  # refused, and answered
+            return
         if self.in_flight >= self.max_concurrency:
             return await _overloaded(send)
         self.in_flight += 1
         try:
-            await self._admitted(scope, receive, send)
+            await self.app(scope, _replay(body, receive), _clear_overload(send))
         finally:
             self.in_flight -= 1
 
-    async def _admitted(self, scope: dict, receive: Any, send: Any) -> None:
+    async def _body(self, scope: dict, receive: Any, send: Any) -> bytes | None:
+        """The request's body, or None once a refusal is answered."""
         headers = _wanted_headers(scope["headers"])
         media_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
         if media_type and not _is_json(media_type):
-            return await answer(
+            await answer(
                 send, 415, f"Content-Type must be application/json, not {media_type[:40]!r}."
             )
+            return None
         too_large = f"The request body is over {self.max_body_bytes} bytes."
         declared = headers.get(b"content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            return await answer(send, 413, too_large)
-        body = await _read_body(receive, self.max_body_bytes)
+            await answer(send, 413, too_large)
+            return None
+        try:
+            body = await asyncio.wait_for(
+                _read_body(receive, self.max_body_bytes), self.body_timeout
+            )
+        except TimeoutError:
+            late = f"The request body did not arrive within {self.body_timeout:g} s."
+            await answer(send, 408, late, [(b"connection", b"close")])
+            return None
         if body is None:
-            return await answer(send, 413, too_large)
+            await answer(send, 413, too_large)
+            return None
         if body and not media_type:
-            return await answer(send, 415, "Content-Type must be application/json.")
-        await self.app(scope, _replay(body, receive), _clear_overload(send))
+            await answer(send, 415, "Content-Type must be application/json.")
+            return None
+        return body
 
 
 def _wanted_headers(headers: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
