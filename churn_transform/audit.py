@@ -98,16 +98,29 @@ def check_headers(heads: dict[str, RawHead]) -> None:
 
 
 def check_files_kept(
-    heads: dict[str, RawHead], previous: dict[str, Any], allow_shrink: bool = False
+    heads: dict[str, RawHead],
+    previous: dict[str, Any],
+    allow_shrink: bool = False,
+    sizes: dict[str, int] | None = None,
+    max_shrink: float = 1.0,
 ) -> list[str]:
-    """Files that were not empty in the previous snapshot (``previous``: name -> ``has_rows``)
-    and now have no row (empty or header only); raises unless ``allow_shrink``, else the
-    warnings to log."""
+    """Files that were not empty in the previous snapshot (``previous``: name -> ``has_rows``
+    and ``size``) and now have no row (empty or header only), or whose bytes (``sizes``) fell
+    by more than ``max_shrink``: a file cut short loses its rows even where its table, summed
+    over several files (``transactions.csv`` and ``transactions_v2.csv``), hardly shrinks.
+    Raises unless ``allow_shrink``, else the warnings to log."""
     lost = [
         f"{name} has no rows (an empty or header-only file) where the previous snapshot had rows"
         for name, head in heads.items()
         if not head.has_rows and previous.get(name, {}).get("has_rows")
     ]
+    for name, size in (sizes or {}).items():
+        before = int(previous.get(name, {}).get("size") or 0)
+        if heads.get(name, RawHead((), False)).has_rows and size < (1 - max_shrink) * before:
+            lost.append(
+                f"{name} has {size:,} bytes where the previous snapshot had {before:,} (down "
+                f"{1 - size / before:.0%}, more than the allowed {max_shrink:.0%})"
+            )
     if lost and not allow_shrink:
         raise DataLossError(_refusal(lost))
     return lost
@@ -134,7 +147,7 @@ def _refusal(problems: list[str]) -> str:
         "the new raw snapshot loses data:\n  "
         + "\n  ".join(problems)
         + "\nnothing was published; if this is intended, run ingest again with allow_shrink=true"
-        " (KKBOX_MAX_SHRINK sets the share a table may shrink by)"
+        " (KKBOX_MAX_SHRINK sets the share a table or a file may shrink by)"
     )
 
 

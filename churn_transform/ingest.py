@@ -235,7 +235,10 @@ def _write_and_audit(
     it lost and validate it; raises, leaving it unpublished with its report, when it fails."""
     heads = read_heads(raw_url, storage_options)
     check_headers(heads)
-    report.warnings += check_files_kept(heads, previous.get("files", {}), allow_shrink)
+    sizes = {name: size for name, (size, _) in snapshot.files.items()}
+    report.warnings += check_files_kept(
+        heads, previous.get("files", {}), allow_shrink, sizes, max_shrink
+    )
     if not lake.has_version("silver", "", report.version):
         _write_snapshot(lake, report, snapshot, heads, raw_url, storage_options, blocksize)
     _fill_tables(lake, report, snapshot)

@@ -120,8 +120,8 @@ class Settings(BaseSettings):
         default=0.5,
         ge=0,
         le=1,
-        description="Share of its raw rows a table may lose between two snapshots before ingest "
-        "stops (unless run with allow_shrink=true).",
+        description="Share of its raw rows a table (and of its bytes a raw file) may lose between "
+        "two snapshots before ingest stops (unless run with allow_shrink=true).",
     )
     keep_versions: int = Field(
         default=3,

@@ -260,13 +260,31 @@ def test_an_emptied_file_stops_the_run_unless_allowed(text: str, raw: Path, lake
     assert allowed.warnings and "transactions_v2.csv" in allowed.warnings[0]
 
 
-def test_a_table_shrinking_beyond_the_share_stops_the_run(raw: Path, lake: Lake) -> None:
+def test_files_shrinking_beyond_the_share_stop_the_run_before_anything_is_written(
+    raw: Path, lake: Lake
+) -> None:
     good = ingest(lake, str(raw), {}, buckets=2)
-    write_raw(raw, USERS[:4])  # every table keeps a third of its rows
-    with pytest.raises(DataLossError, match="members has 4 raw rows where .* had 12"):
+    write_raw(raw, USERS[:4])  # every file keeps a third of its rows
+    with pytest.raises(DataLossError, match=r"members_v3.csv has [\d,]+ bytes where .* had"):
         ingest(lake, str(raw), {}, buckets=2)
     assert _one_snapshot(lake) == good.version
-    assert ingest(lake, str(raw), {}, buckets=2, max_shrink=0.7).warnings == []
+    assert lake.versions("silver", "") == [good.version]
+    assert ingest(lake, str(raw), {}, buckets=2, max_shrink=0.8).warnings == []
+
+
+def test_files_cut_to_one_row_are_refused_though_their_tables_hardly_shrink(
+    raw: Path, lake: Lake
+) -> None:
+    """Issue 30, finding 6: the three v2 files cut to one data row each were ingested silently."""
+    good = ingest(lake, str(raw), {}, buckets=2)
+    for name in ("train_v2.csv", "transactions_v2.csv", "user_logs_v2.csv"):
+        lines = (raw / name).read_text().splitlines(keepends=True)
+        (raw / name).write_text("".join(lines[:2]))
+    with pytest.raises(DataLossError) as refused:
+        ingest(lake, str(raw), {}, buckets=2)
+    for name in ("train_v2.csv", "transactions_v2.csv", "user_logs_v2.csv"):
+        assert f"{name} has" in str(refused.value)
+    assert _one_snapshot(lake) == good.version
 
 
 def test_a_killed_run_leaves_nothing_behind_after_the_next(

@@ -84,6 +84,22 @@ def test_an_emptied_file_is_refused_unless_allowed() -> None:
     assert len(check_files_kept(heads, {"train.csv": {"has_rows": True}}, allow_shrink=True)) == 1
 
 
+@pytest.mark.parametrize(("now", "refused"), [(1000, False), (501, False), (499, True), (60, True)])
+def test_a_file_cut_short_is_refused_by_its_bytes_naming_it(now: int, refused: bool) -> None:
+    """Issue 30: the v2 files cut to one row each passed, their tables hardly shrinking."""
+    heads = {"transactions_v2.csv": RawHead(("msno",), True)}
+    previous = {"transactions_v2.csv": {"has_rows": True, "size": 1000}}
+    sizes = {"transactions_v2.csv": now}
+    if refused:
+        with pytest.raises(DataLossError, match=r"transactions_v2.csv has [\d,]+ bytes where"):
+            check_files_kept(heads, previous, sizes=sizes, max_shrink=0.5)
+        warned = check_files_kept(heads, previous, True, sizes, 0.5)
+        assert len(warned) == 1 and "transactions_v2.csv" in warned[0]
+    else:
+        assert check_files_kept(heads, previous, sizes=sizes, max_shrink=0.5) == []
+    assert check_files_kept(heads, {}, sizes=sizes, max_shrink=0.5) == []  # first snapshot
+
+
 @pytest.mark.parametrize(("now", "refused"), [(100, False), (51, False), (49, True), (0, True)])
 def test_a_table_may_shrink_by_the_set_share(now: int, refused: bool) -> None:
     if refused:
