@@ -110,11 +110,12 @@ def _reason(status: int, body: bytes, fields: list[str]) -> str:
 class QuietRefusals(logging.Filter):
     """Drops BentoML's ERROR traceback, which quotes the input, for a request refused on purpose:
     a body its request model refused (pydantic's ValidationError of the model BentoML names
-    ``Input``) or a request its batcher shed (``shed``, BentoML's ServiceUnavailable).
+    ``Input``) or a request refused by an exception of ``shed`` (BentoML's ServiceUnavailable
+    of a shed request, its NotFound of unknown ids: whose traceback quotes every id sent).
     ``ReportRefusals`` logs each as one WARNING line instead; every other exception, a
     ValidationError raised while answering included, keeps its traceback."""
 
-    def __init__(self, shed: type[BaseException]) -> None:
+    def __init__(self, shed: type[BaseException] | tuple[type[BaseException], ...]) -> None:
         super().__init__()
         self.shed = shed
 
@@ -124,7 +125,9 @@ class QuietRefusals(logging.Filter):
         return not (refused or isinstance(error, self.shed))
 
 
-def quiet_refusals(logger_name: str, shed: type[BaseException]) -> None:
+def quiet_refusals(
+    logger_name: str, shed: type[BaseException] | tuple[type[BaseException], ...]
+) -> None:
     """Put ``QuietRefusals`` on the logger BentoML reports request errors with (once)."""
     target = logging.getLogger(logger_name)
     if not any(isinstance(f, QuietRefusals) for f in target.filters):
