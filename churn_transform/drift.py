@@ -65,11 +65,17 @@ def _null_throughout(reference: pd.DataFrame, current: pd.DataFrame) -> list[dic
 def compare(
     reference: pd.DataFrame, current: pd.DataFrame, drift_share: float, min_rows: int
 ) -> DriftResult:
-    """Drift of ``current`` (logged traffic) from ``reference`` (the training sample)."""
+    """Drift of ``current`` (logged traffic) from ``reference`` (the training sample). Each
+    subscriber (``msno``) counts once, with their newest prediction: a client sending the same
+    records again and again must not make the window look like a population."""
+    logged = len(current)
+    if "msno" in current:
+        order = current.sort_values("ts", kind="stable") if "ts" in current else current
+        current = order.drop_duplicates("msno", keep="last")
     if len(current) < min_rows:
         raise TooFewRows(
-            f"{len(current)} prediction(s) in the window, fewer than the {min_rows} needed to "
-            "judge drift: widen the window or wait for traffic"
+            f"{len(current)} subscriber(s) in the window ({logged} prediction(s)), fewer than "
+            f"the {min_rows} needed to judge drift: widen the window or wait for traffic"
         )
     findings = _null_throughout(reference, current)
     numerical = [name for name in NUMERICAL if name not in {f["column"] for f in findings}]
@@ -82,7 +88,9 @@ def compare(
         Dataset.from_pandas(_typed(reference, numerical), data_definition=definition),
     )
     summary = _summary(snapshot.dict(), drift_share, findings)
-    summary.update(reference_rows=len(reference), current_rows=len(current))
+    summary.update(
+        reference_rows=len(reference), current_rows=len(current), current_predictions=logged
+    )
     return DriftResult(summary, snapshot.get_html_str(as_iframe=False))
 
 
@@ -127,7 +135,7 @@ def describe(summary: dict[str, Any]) -> str:
     lines = [
         f"{verdict}: {len(summary['drifted_columns'])} of {len(summary['columns'])} features "
         f"drifted (share {summary['drift_share']:.2f}, alarm at "
-        f"{summary['drift_share_threshold']:.2f}); {summary['current_rows']:,} predictions "
+        f"{summary['drift_share_threshold']:.2f}); {summary['current_rows']:,} subscribers "
         f"against {summary['reference_rows']:,} reference rows",
     ]
     for column in summary["columns"]:

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from churn_transform.drift import compare, describe
+from churn_transform.drift import TooFewRows, compare, describe
 from churn_transform.schema import FEATURES
 
 
@@ -43,3 +44,18 @@ def test_a_feature_null_on_both_sides_is_not_drift() -> None:
     assert result.summary["drifted_columns"] == []
     assert len(result.summary["columns"]) == len(FEATURES)
     assert json.loads(json.dumps(result.summary, allow_nan=False)) == result.summary
+
+
+def test_each_subscriber_counts_once_with_their_newest_prediction() -> None:
+    """Issue 30: repeated identical records raised the drift share to 0.88 and forced retrains."""
+    reference = _traffic(1500, seed=1)
+    honest = _traffic(1200, seed=2).assign(msno=[f"user-{i}" for i in range(1200)], ts=1.0)
+    odd = honest.iloc[[0]].assign(secs_30=1e9, last_is_auto_renew=0.0, ts=2.0)
+    flood = pd.concat([honest, *[odd] * 5000], ignore_index=True)
+    result = compare(reference, flood, drift_share=0.5, min_rows=1000)
+    assert result.summary["current_rows"] == 1200
+    assert result.summary["current_predictions"] == 6200
+    assert result.summary["dataset_drift"] is False
+    alone = pd.concat([odd] * 5000, ignore_index=True)
+    with pytest.raises(TooFewRows, match=r"1 subscriber\(s\) in the window \(5000 prediction"):
+        compare(reference, alone, drift_share=0.5, min_rows=1000)
