@@ -11,6 +11,7 @@ out of every training cohort: they are the only users judged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 import lightgbm as lgb
 import numpy as np
@@ -29,6 +30,29 @@ from sklearn.pipeline import Pipeline
 from churn_transform.model import ChurnModel
 from churn_transform.schema import FEATURES, LABEL
 from churn_transform.transformer import ChurnFeatures
+
+#: The distributions a saved model needs to load and predict, besides the project's own code that
+#: it ships (``churn_transform``): MLflow's loader, the pipeline's libraries, skops (its format)
+#: and pandera (``schema``, which the transformer imports).
+MODEL_RUNTIME = (
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "lightgbm",
+    "skops",
+    "pandera",
+    "pyyaml",
+)
+
+
+def model_requirements() -> list[str]:
+    """``MODEL_RUNTIME`` pinned to the installed versions, which ``make setup`` installs exactly
+    from uv.lock: a saved model's pip requirements. Given these, MLflow infers nothing; left to
+    infer them without uv on PATH, it loads the model in a subprocess to see what it imports,
+    which runs whatever a tampered artifact holds and costs every train a second load."""
+    return [f"{name}=={version(name)}" for name in MODEL_RUNTIME]
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from churn_transform.training import (
     beats,
     evaluate,
     fit,
+    model_requirements,
     refusal,
     split_held_out,
 )
@@ -145,7 +146,9 @@ def log_model(
     fitted: Fitted, train: pd.DataFrame, settings: Settings
 ) -> mlflow.entities.model_registry.ModelVersion:
     """Log the calibrated pipeline in skops format, which rebuilds only the trusted types named
-    (a pickle would run any code its file names when loaded), and register it."""
+    (a pickle would run any code its file names when loaded), and register it. Nothing loads it
+    meanwhile: its requirements are given (``model_requirements``), and no input example is
+    saved, since MLflow checks one by loading the model and predicting it."""
     example = train[list(FEATURES)].head(5)
     signature = infer_signature(example, fitted.model.predict_proba(example))
     info = mlflow.sklearn.log_model(
@@ -154,8 +157,8 @@ def log_model(
         serialization_format=artifact.FORMAT,
         skops_trusted_types=list(artifact.TRUSTED_TYPES),
         code_paths=[str(PROJECT_ROOT / "churn_transform")],
+        pip_requirements=model_requirements(),
         signature=signature,
-        input_example=example,
         pyfunc_predict_fn="predict_proba",
         registered_model_name=settings.model_name,
         metadata={"threshold": fitted.threshold},

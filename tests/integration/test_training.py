@@ -24,7 +24,7 @@ from churn_transform.segments import SEGMENTS
 from churn_transform.settings import PROJECT_ROOT
 from churn_transform.silver import SOURCES, read_bucket
 from churn_transform.synthetic import GeneratorConfig, generate
-from churn_transform.training import TrainConfig, evaluate, fit
+from churn_transform.training import TrainConfig, evaluate, fit, model_requirements
 from tests.conftest import step_env, train_arguments
 
 #: The default asks 200 users a leaf, tuned for 100,000 users; 12,000 need smaller leaves.
@@ -336,6 +336,21 @@ class _Payload:
         return (Path.write_text, (self.marker, "ran"))
 
 
+def log_tampered(marker: Path, name: str = "kkbox-churn") -> str:
+    """Register, in the active experiment, a 'model' whose unpickling writes ``marker``: what a
+    tampered registry would hold. Its requirements are given, as train gives them, so MLflow
+    does not load it (and run it) to infer them. Its registry version."""
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            _Payload(marker),  # type: ignore[arg-type]
+            name="model",
+            serialization_format="cloudpickle",
+            pip_requirements=model_requirements(),
+            registered_model_name=name,
+        )
+    return str(info.registered_model_version)
+
+
 @pytest.mark.integration
 def test_a_tampered_champion_is_refused_by_import_and_score_without_running_it(
     tmp_path: Path,
@@ -344,14 +359,9 @@ def test_a_tampered_champion_is_refused_by_import_and_score_without_running_it(
     env = step_env(tmp_path, BENTOML_HOME=str(tmp_path / "bentoml"))
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     mlflow.set_experiment("tampering")
-    with mlflow.start_run():
-        mlflow.sklearn.log_model(
-            _Payload(marker),
-            name="model",  # type: ignore[arg-type]
-            serialization_format="cloudpickle",
-            registered_model_name="kkbox-churn",
-        )
-    mlflow.MlflowClient().set_registered_model_alias("kkbox-churn", "champion", "1")
+    version = log_tampered(marker)
+    assert not marker.exists()  # saving it ran nothing
+    mlflow.MlflowClient().set_registered_model_alias("kkbox-churn", "champion", version)
     for step in (["steps.import_champion"], ["steps.score", "--cohort", "2017-04"]):
         result = subprocess.run(
             [sys.executable, "-m", *step],
