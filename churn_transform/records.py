@@ -6,19 +6,26 @@ named. Numbers must be finite: ``NaN``, ``Infinity`` and values that overflow a 
 (``1e309``, ``10**400``) are refused, as is anything beyond a bound gold has. Every field is
 required (a missing key is an error, not a silent median); a nullable feature may be ``null``,
 which the transformer imputes as it did in training. Types are strict: ``"12"`` is not a
-number. Unknown fields are refused, so a misspelt feature cannot pass unseen.
+number. Unknown fields are refused, so a misspelt feature cannot pass unseen. A record must also
+keep the rules across its fields that every gold row keeps (``plausibility``): one that breaks
+any is refused whole, with every broken rule named and the values that break it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, cast
 
 import pandas as pd
 import pandera.pandas as pa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
+from churn_transform.plausibility import broken_rules
 from churn_transform.schema import FEATURES, gold_schema
+
+#: Rules across a record's fields: each broken one as (name, fault with the values).
+RowRules = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 
 #: Pandera check name -> pydantic Field constraints, from the check's statistics.
 _BOUNDS = {
@@ -56,8 +63,28 @@ def _field_type(column: pa.Column) -> Any:
     return kind | None if column.nullable else kind
 
 
-def record_model(schema: pa.DataFrameSchema, fields: tuple[str, ...]) -> type[BaseModel]:
-    """A strict pydantic model of ``fields``, with the types and checks of ``schema``."""
+def _keeping(rules: RowRules) -> Any:
+    """A model validator that refuses a record breaking any of ``rules``, naming each: one
+    fault of the record as a whole, of type ``implausible_record``."""
+
+    def keeps_every_rule(record: BaseModel) -> BaseModel:
+        broken = rules(vars(record))  # the validated fields, without model_dump's copy
+        if broken:
+            faults = "; ".join(f"{name}: {fault}" for name, fault in broken)
+            rules_broken = [name for name, _ in broken]
+            raise PydanticCustomError(
+                "implausible_record", f"implausible record: {faults}", {"rules": rules_broken}
+            )
+        return record
+
+    return model_validator(mode="after")(keeps_every_rule)
+
+
+def record_model(
+    schema: pa.DataFrameSchema, fields: tuple[str, ...], rules: RowRules | None = None
+) -> type[BaseModel]:
+    """A strict pydantic model of ``fields``, with the types and checks of ``schema``, and the
+    ``rules`` across fields a valid record also keeps."""
     definitions: dict[str, Any] = {
         name: (_field_type(schema.columns[name]), ...) for name in fields
     }
@@ -65,11 +92,12 @@ def record_model(schema: pa.DataFrameSchema, fields: tuple[str, ...]) -> type[Ba
         "FeatureRecord",
         __config__=ConfigDict(strict=True, extra="forbid"),
         __doc__="One user's gold features for the cohort being scored.",
+        __validators__={"keeps_every_rule": _keeping(rules)} if rules else None,
         **definitions,
     )
 
 
-FeatureRecord = record_model(gold_schema(scoring=True), ("msno", *FEATURES))
+FeatureRecord = record_model(gold_schema(scoring=True), ("msno", *FEATURES), broken_rules)
 
 
 def as_records(gold: pd.DataFrame) -> list[dict[str, Any]]:
