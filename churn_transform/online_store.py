@@ -39,8 +39,28 @@ _DOUBLE_TAG, _STRING_TAG, _NULL_TAG = 0x29, 0x12, 0x98  # fields 5 (double), 2 (
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
+#: How many ids a refusal of unknown ids names as examples of ids the cohort holds.
+EXAMPLE_IDS = 3
+#: Where subscriber ids come from, as a refusal of unknown ids says it.
+IDS_COME_FROM = (
+    "Ids are the msno of the cohort's members, whose gold features the materialize step "
+    "(mlflow run . -e materialize) loaded into the online feature store"
+)
+# Redis keys a search for ids of a view reads at most (``RedisStore.some_ids``).
+_MAX_SCANNED = 10_000
+
+
 class UnknownCohortError(LookupError):
     """No version of the cohort was loaded into the online store."""
+
+
+class UnknownIdsError(LookupError):
+    """Ids the cohort does not hold: the message names them, where ids come from and a few ids
+    the cohort holds."""
+
+    def __init__(self, message: str, ids: list[str]) -> None:
+        super().__init__(message)
+        self.ids = ids
 
 
 def entity_key(msno: str) -> bytes:
@@ -48,6 +68,21 @@ def entity_key(msno: str) -> bytes:
     key, value = b"msno", msno.encode()
     head = struct.pack("<III", 1, _STRING, len(key))
     return head + key + struct.pack("<II", _STRING, len(value)) + value
+
+
+def msno_of(key: bytes) -> str | None:
+    """The subscriber of a Feast entity key made by ``entity_key``; None for any other bytes."""
+    head = struct.calcsize("<III") + 4
+    if len(key) < head + 8 or key[:head] != entity_key("")[:head]:
+        return None
+    kind, length = struct.unpack("<II", key[head : head + 8])
+    value = key[head + 8 :]
+    if kind != _STRING or length != len(value):
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def decode_value(data: bytes) -> float | str | None:
@@ -91,6 +126,10 @@ class OnlineStore(ABC):
     @abstractmethod
     def read(self, view: str, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """The features of each id in ``view``; None for an id the view does not hold."""
+
+    @abstractmethod
+    def some_ids(self, view: str, count: int) -> list[str]:
+        """Up to ``count`` ids that ``view`` holds (any of them)."""
 
 
 class SqliteStore(OnlineStore):
@@ -141,6 +180,12 @@ class SqliteStore(OnlineStore):
         for key, name, value in rows.fetchall():
             found.setdefault(key, {})[name] = decode_value(value)
         return [found.get(key) for key in keys]
+
+    def some_ids(self, view: str, count: int) -> list[str]:
+        rows = self._connection().execute(
+            f'SELECT DISTINCT entity_key FROM "{self.project}_{_checked(view)}" LIMIT ?', (count,)
+        )
+        return [msno for (key,) in rows.fetchall() if (msno := msno_of(key)) is not None]
 
 
 def _redis_options(connection_string: str) -> dict[str, Any]:
@@ -197,6 +242,25 @@ class RedisStore(OnlineStore):
             )
         return answers
 
+    def some_ids(self, view: str, count: int) -> list[str]:
+        """The first ids found among the project's keys whose hash holds ``view``, reading at
+        most ``_MAX_SCANNED`` keys (Redis keeps no index of a view's entities)."""
+        suffix, stamp = self.project.encode(), f"_ts:{_checked(view)}"
+        found: list[str] = []
+        cursor, scanned = 0, 0
+        while len(found) < count and scanned < _MAX_SCANNED:
+            cursor, keys = self.client.scan(cursor, match=b"*" + suffix, count=1000)  # type: ignore[misc]
+            scanned += 1000
+            named = {key: msno_of(key[: -len(suffix)]) for key in keys}
+            pipe = self.client.pipeline(transaction=False)
+            for key in named:
+                pipe.hexists(key, stamp)
+            held = zip(named.values(), pipe.execute(), strict=True)
+            found += [msno for msno, has in held if has and msno is not None]
+            if cursor == 0:
+                break
+        return found[:count]
+
 
 def online_store(settings: Settings) -> OnlineStore:
     """The online store the settings name."""
@@ -233,8 +297,8 @@ class OnlineFeatures:
         """The cohorts served, oldest first."""
         return sorted(self.served())
 
-    def lookup(self, ids: Sequence[str], cohort: str | None = None) -> Lookup:
-        """The gold features of ``ids`` in ``cohort`` (default: the newest served). Raises
+    def _view(self, cohort: str | None) -> tuple[str, str]:
+        """The cohort (default: the newest served) and the view that serves it. Raises
         ``UnknownCohortError`` when the cohort was never loaded."""
         served = self.served()
         if not served:
@@ -245,10 +309,34 @@ class OnlineFeatures:
                 f"cohort {cohort} is not in the feature store (cohorts served: "
                 f"{', '.join(sorted(served))})"
             )
+        return cohort, served[cohort]
+
+    def lookup(self, ids: Sequence[str], cohort: str | None = None) -> Lookup:
+        """The gold features of ``ids`` in ``cohort`` (default: the newest served). Raises
+        ``UnknownCohortError`` when the cohort was never loaded."""
+        cohort, view = self._view(cohort)
         found, unknown = [], []
-        for msno, features in zip(ids, self.store.read(served[cohort], ids), strict=True):
+        for msno, features in zip(ids, self.store.read(view, ids), strict=True):
             if features is None:
                 unknown.append(msno)
             else:
                 found.append({"msno": msno, **{name: features.get(name) for name in FEATURES}})
         return Lookup(cohort, found, unknown)
+
+    def features(self, ids: Sequence[str], cohort: str | None = None) -> list[dict[str, Any]]:
+        """``lookup``'s features of every id, or ``UnknownIdsError`` when the cohort does not
+        hold them all (``UnknownCohortError`` when it was never loaded)."""
+        found = self.lookup(ids, cohort)
+        if found.unknown:
+            some = self.some_ids(EXAMPLE_IDS, found.cohort)
+            raise UnknownIdsError(
+                f"unknown subscriber ids in cohort {found.cohort}: {', '.join(found.unknown)}. "
+                f"{IDS_COME_FROM}{': e.g. ' + ', '.join(some) if some else ''}.",
+                found.unknown,
+            )
+        return found.found
+
+    def some_ids(self, count: int, cohort: str | None = None) -> list[str]:
+        """Up to ``count`` ids that ``cohort`` (default: the newest served) holds."""
+        _, view = self._view(cohort)
+        return self.store.some_ids(view, count)
