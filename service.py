@@ -1,10 +1,11 @@
 """The prediction service: the champion imported by ``mlflow run . -e import``, behind BentoML.
 
-    bentoml serve service:ChurnService            # http://127.0.0.1:3000, docs at /docs
+    bentoml serve service:ChurnService    # Swagger UI: http://127.0.0.1:3000/ (not /docs)
 
 ``POST /predict`` takes ``{"records": [...]}``: up to ``KKBOX_MAX_REQUEST_RECORDS`` gold rows
-(``churn_transform.records.FeatureRecord``), and answers one ``Prediction`` per record, in
-order. Concurrent requests are merged by BentoML's adaptive batching (``KKBOX_MAX_BATCH_SIZE``,
+(``churn_transform.records.FeatureRecord``, which also refuses a record no member could have:
+``churn_transform.plausibility``), and answers one ``Prediction`` per record, in order.
+Concurrent requests are merged by BentoML's adaptive batching (``KKBOX_MAX_BATCH_SIZE``,
 ``KKBOX_MAX_LATENCY_MS``; a batch size of 1 turns it off). A request with any invalid record
 is refused as a whole with a 400 whose ``detail`` lists every fault with its location
 (``["records", <index>, <field>]``): nothing in it is scored, so no valid record is dropped
@@ -18,7 +19,11 @@ to serve a network address without keys. ``POST /metadata``
 describes the model. ``POST /predict_ids`` takes ``{"ids": [...], "cohort": "2017-04"}`` (the
 cohort optional) and answers the same ``Prediction`` per id from the features the
 ``materialize`` step loaded into the online feature store (``churn_transform.online_store``);
-unknown ids are a 404 that names them. ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's.
+unknown ids are a 404 that names them, says where ids come from and gives a few the cohort
+holds. ``POST /explain_ids`` answers the same ids as ``/explain`` does. The OpenAPI document
+(``/docs.json``) has real examples: the example record for ``/predict`` and ``/explain``, and
+for the by-id APIs an id of the newest cohort served, read from the online store when the
+document is asked for. ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's.
 A worker dies with the ``bentoml serve`` that started it (Linux), and SIGTERM answers the
 requests in flight first. Every prediction is appended to the traffic log off the request path
 (``churn_transform.traffic``). Every ``KKBOX_CHAMPION_POLL_SECONDS`` each worker checks the
@@ -44,7 +49,7 @@ from typing import Annotated, Any, TypeVar
 
 import bentoml
 from bentoml._internal.context import trace_context
-from bentoml.exceptions import NotFound, ServiceUnavailable
+from bentoml.exceptions import BentoMLException, NotFound, ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import Field
 
@@ -58,7 +63,12 @@ from churn_transform.access import (
 from churn_transform.artifact import load_model
 from churn_transform.follow import FollowChampion
 from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
-from churn_transform.online_store import OnlineFeatures, UnknownCohortError, online_store
+from churn_transform.online_store import (
+    OnlineFeatures,
+    UnknownCohortError,
+    UnknownIdsError,
+    online_store,
+)
 from churn_transform.records import Explained, Prediction
 from churn_transform.registry import Registered, aliased, fetch
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
@@ -86,10 +96,41 @@ Answers = Annotated[list[Answer], JSON]
 # The edge: BentoML reads the batching and the request bound when the class is decorated.
 SETTINGS = Settings()
 #: The body of /predict and /explain: gold rows, at most KKBOX_MAX_REQUEST_RECORDS of them.
+#: ``example`` is the keyword Swagger UI reads in OpenAPI 3.0 (BentoML's); it ignores ``examples``.
 Records = Annotated[
     list[Record],
-    Field(min_length=1, max_length=SETTINGS.max_request_records, examples=[[EXAMPLE_RECORD]]),
+    Field(
+        min_length=1,
+        max_length=SETTINGS.max_request_records,
+        json_schema_extra={"example": [EXAMPLE_RECORD]},
+    ),
 ]
+
+
+def served_ids_example(schema: dict[str, Any]) -> None:
+    """The OpenAPI example of ``ids``: an id of the newest cohort the running service's online
+    store holds, read when the document is built (at each ``/docs.json``); none without a
+    running service or a cohort served."""
+    try:
+        served = bentoml.get_current_service()
+    except BentoMLException:  # not instantiated: `bentoml build`, a test of the class
+        return
+    ids = served.example_ids()
+    if ids:
+        schema["example"] = ids
+
+
+#: The body of /predict_ids and /explain_ids: subscriber ids, and the cohort (default: the
+#: newest served).
+SubscriberIds = Annotated[
+    list[SubscriberId],
+    Field(
+        min_length=1,
+        max_length=SETTINGS.max_request_records,
+        json_schema_extra=served_ids_example,
+    ),
+]
+Cohort = Annotated[str | None, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 # KKBOX_MAX_BATCH_SIZE=1 turns adaptive batching off (each request is its own call), which is
 # what the load-test harness compares it against.
 BATCHING = (
@@ -237,41 +278,47 @@ class ChurnService:
         return self._answered(records, self.champion.predict(records))
 
     @bentoml.api
-    def predict_ids(
-        self,
-        ids: Annotated[
-            list[SubscriberId],
-            Field(
-                min_length=1,
-                max_length=SETTINGS.max_request_records,
-                examples=[[EXAMPLE_RECORD["msno"]]],
-            ),
-        ],
-        cohort: Annotated[str | None, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
-    ) -> Answers[Prediction]:
+    def predict_ids(self, ids: SubscriberIds, cohort: Cohort = None) -> Answers[Prediction]:
         """Churn probabilities of subscribers by id (``msno``), from the gold features of
         ``cohort`` (default: the newest one served) in the online feature store, answered as
         ``/predict`` answers them. Any id the cohort does not hold: 404 naming every such id,
-        and nothing scored; a cohort not in the store: 404; the store unreachable: 503."""
-        records = [Record(**features) for features in self.lookup(ids, cohort)]
+        where ids come from and a few the cohort holds, and nothing scored; a cohort not in the
+        store: 404; the store unreachable: 503."""
+        records = self.lookup(ids, cohort)
         return self._answered(records, self.champion.predict(records))
 
-    def lookup(self, ids: list[str], cohort: str | None) -> list[dict[str, Any]]:
-        """The features of every id, or the refusal naming the ids and the cohort."""
+    @bentoml.api
+    def explain_ids(self, ids: SubscriberIds, cohort: Cohort = None) -> Answers[Explained]:
+        """``/explain``'s answers for subscribers by id, their features found and refused as
+        ``/predict_ids`` finds and refuses them."""
+        records = self.lookup(ids, cohort)
+        return self._answered(records, self.champion.explain(records))
+
+    def lookup(self, ids: list[str], cohort: str | None) -> list[Record]:
+        """The record of every id, or the refusal naming the ids and the cohort."""
         try:
             with self.metrics["lookup"].time():
-                found = self.online.lookup(ids, cohort)
+                found = self.online.features(ids, cohort)
+        except UnknownIdsError as unknown:
+            self.metrics["unknown_ids"].inc(len(unknown.ids))
+            raise NotFound(str(unknown)) from None
         except UnknownCohortError as unknown:
             raise NotFound(str(unknown)) from None
         except Exception as failed:
             log.exception("feature store lookup failed")
             raise ServiceUnavailable(f"the feature store did not answer: {failed}") from failed
-        if found.unknown:
-            self.metrics["unknown_ids"].inc(len(found.unknown))
-            raise NotFound(
-                f"unknown subscriber ids in cohort {found.cohort}: {', '.join(found.unknown)}"
-            )
-        return found.found
+        return [Record(**features) for features in found]
+
+    def example_ids(self) -> list[str]:
+        """An id of the newest cohort served, for the OpenAPI examples; none when no cohort is
+        served or the store does not answer (the document is served all the same)."""
+        try:
+            return self.online.some_ids(1)
+        except UnknownCohortError:
+            return []
+        except Exception as failed:
+            log.warning("no example id for the OpenAPI document: %s", failed)
+            return []
 
     @property
     def online(self) -> OnlineFeatures:

@@ -12,15 +12,16 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from bentoml.exceptions import ServiceUnavailable
+from bentoml.exceptions import BentoMLException, NotFound, ServiceUnavailable
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ValidationError, create_model
 from starlette.testclient import TestClient
@@ -29,6 +30,7 @@ import service
 from churn_transform import access
 from churn_transform.access import KeyRing, RequireKeys, TokenBucket, refuse_open_bind
 from churn_transform.guards import OVERLOADED, GuardRequests, QuietRefusals
+from churn_transform.online_store import OnlineFeatures, OnlineStore
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL
 from churn_transform.serving import Champion, Record
 from churn_transform.settings import PROJECT_ROOT, Settings
@@ -90,15 +92,26 @@ def champion() -> Champion:
 
 
 def _settings(tmp_path: Path) -> Settings:
-    # the champion is the test's, not a registry's: nothing to follow
+    # the champion is the test's, not a registry's: nothing to follow; no online store but
+    # the test's own is read (none: the checkout's is not)
     return Settings(
-        traffic_log_uri=str(tmp_path / "traffic"), max_batch_size=64, champion_poll_seconds=0
+        traffic_log_uri=str(tmp_path / "traffic"),
+        max_batch_size=64,
+        champion_poll_seconds=0,
+        feature_repo=str(tmp_path / "feature_store"),
     )
 
 
 RECORDS = [
     EXAMPLE_RECORD,
-    {**EXAMPLE_RECORD, "msno": "b" * 43 + "=", "cancel_count": 40.0, "gender": None},
+    {
+        **EXAMPLE_RECORD,
+        "msno": "b" * 43 + "=",
+        "cancel_count": 4.0,
+        "cancel_count_365": 2.0,
+        "days_since_last_cancel": 40.0,
+        "gender": None,
+    },
     {**EXAMPLE_RECORD, "msno": "c" * 43 + "=", "bd": None, "city": 13.0},
 ]
 
@@ -157,9 +170,64 @@ def test_explain_answers_predict_s_answers_with_reasons_that_add_up(
         sizes = [abs(r.contribution) for r in answer.reasons]
         assert sizes == sorted(sizes, reverse=True)
     sent = {r.feature: r.value for r in explained[1].reasons}
-    assert sent["cancel_count"] == 40.0 and sent["gender"] is None
+    assert sent["cancel_count"] == 4.0 and sent["gender"] is None
     logged, seen = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
     assert seen == 6  # explained answers are logged as every prediction is
+
+
+class MemoryStore(OnlineStore):
+    """An online store in memory that serves the cohort 2017-04 from ``rows`` (msno ->
+    features)."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]]) -> None:
+        super().__init__("memory")
+        self.rows = rows
+
+    def served(self) -> dict[str, str]:
+        return {"2017-04": "april"}
+
+    def point(self, cohort: str, view: str) -> None:
+        raise NotImplementedError
+
+    def read(self, view: str, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        return [self.rows.get(msno) for msno in ids]
+
+    def some_ids(self, view: str, count: int) -> list[str]:
+        return list(self.rows)[:count]
+
+
+def _online() -> OnlineFeatures:
+    """The records of ``RECORDS``, by id."""
+    rows = {r["msno"]: {name: r[name] for name in FEATURES} for r in RECORDS}
+    return OnlineFeatures(MemoryStore(rows), ttl=60)
+
+
+def test_explain_by_id_answers_what_explain_does_with_the_features(
+    champion: Champion, tmp_path: Path
+) -> None:
+    served = ChurnService.inner(champion, _settings(tmp_path), _online())
+    ids = [RECORDS[2]["msno"], RECORDS[0]["msno"]]
+    try:
+        by_id = served.explain_ids(ids, None)
+        sent = served.explain([Record.model_validate(r) for r in (RECORDS[2], RECORDS[0])])
+        with pytest.raises(NotFound, match=r"cohort 2017-04: nobody\. Ids are the msno"):
+            served.explain_ids([ids[0], "nobody"], None)
+    finally:
+        served.flush_traffic_log()
+    assert by_id == sent
+    logged, seen = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
+    assert seen == 4 and logged["msno"].tolist() == ids * 2  # the refused request: nothing
+
+
+def test_the_example_ids_are_the_store_s_or_none(champion: Champion, tmp_path: Path) -> None:
+    served = ChurnService.inner(champion, _settings(tmp_path), _online())
+    served.flush_traffic_log()
+    assert served.example_ids() == [RECORDS[0]["msno"]]
+    empty = OnlineFeatures(MemoryStore({}), ttl=60)
+    empty.store.served = dict  # type: ignore[method-assign]  # no cohort loaded
+    served = ChurnService.inner(champion, _settings(tmp_path), empty)
+    served.flush_traffic_log()
+    assert served.example_ids() == []
 
 
 def test_metadata_describes_the_champion_and_the_batching(
@@ -408,6 +476,81 @@ def test_a_bad_request_gets_a_400_naming_the_field_and_is_counted(
     assert answer.status_code == 400, answer.text
     assert location in [fault["loc"] for fault in answer.json()["detail"]]
     assert _refused(field) == before + 1
+
+
+def test_an_implausible_record_gets_a_400_naming_its_rules_and_is_counted(
+    client: TestClient,
+) -> None:
+    before = _refused("records")
+    made_up = {**EXAMPLE_RECORD, "tx_count_90": 30.0}  # of 29 transactions
+    answer = client.post("/predict", json={"records": [EXAMPLE_RECORD, made_up]})
+    assert answer.status_code == 400, answer.text
+    [fault] = answer.json()["detail"]
+    assert fault["loc"] == ["records", 1] and fault["type"] == "implausible_record"
+    assert fault["msg"] == (
+        "implausible record: counts_within_transactions: tx_count_90 30 > tx_count 29"
+    )
+    assert _refused("records") == before + 1
+
+
+def _example(spec: dict[str, Any], path: str, field: str) -> Any:
+    body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    return body["schema"]["properties"][field].get("example")
+
+
+def test_the_openapi_example_record_is_the_real_one_and_is_answered(client: TestClient) -> None:
+    """``example``, which Swagger UI (OpenAPI 3.0) fills *Try it out* with, not a placeholder."""
+    spec = ChurnService.openapi_spec.asdict()
+    for path in ("/predict", "/explain"):
+        assert _example(spec, path, "records") == [EXAMPLE_RECORD], path
+    # /explain scores it as /predict does (whose batcher is bound to the first client's loop)
+    answer = client.post("/explain", json={"records": _example(spec, "/predict", "records")})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+def by_id(client: TestClient) -> Iterator[TestClient]:
+    """The module's client, its service reading ``RECORDS`` by id from an online store in
+    memory."""
+    import bentoml
+
+    running = bentoml.get_current_service()
+    saved, running._online = running._online, _online()
+    yield client
+    running._online = saved
+
+
+def test_the_openapi_example_id_is_one_the_running_service_holds(by_id: TestClient) -> None:
+    spec = ChurnService.openapi_spec.asdict()
+    for path in ("/predict_ids", "/explain_ids"):
+        assert _example(spec, path, "ids") == [RECORDS[0]["msno"]], path
+        answer = by_id.post(path, json={"ids": _example(spec, path, "ids")})
+        assert answer.status_code == 200, answer.text
+
+
+def test_the_openapi_ids_have_no_example_without_a_running_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def not_running() -> None:
+        raise BentoMLException("service isn't instantiated yet")  # BentoML's, as at build
+
+    monkeypatch.setattr(service.bentoml, "get_current_service", not_running)
+    assert _example(ChurnService.openapi_spec.asdict(), "/predict_ids", "ids") is None
+
+
+def test_explain_by_id_answers_as_explain_does_over_http(
+    by_id: TestClient, champion: Champion
+) -> None:
+    """What the dashboard sends: ``{"ids": [msno]}``, one ``/explain``-shaped answer back."""
+    answer = by_id.post("/explain_ids", json={"ids": [RECORDS[1]["msno"]]})
+    assert answer.status_code == 200, answer.text
+    explained = by_id.post("/explain", json={"records": [RECORDS[1]]})
+    assert answer.json() == explained.json() and len(answer.json()) == 1
+    assert {"churn_probability", "base_log_odds", "reasons"} <= set(answer.json()[0])
+    unknown = by_id.post("/explain_ids", json={"ids": ["nobody"]})
+    assert unknown.status_code == 404 and "Ids are the msno" in unknown.text
+    wrong = by_id.post("/explain_ids", json={"ids": [RECORDS[1]["msno"]], "cohort": "april"})
+    assert wrong.status_code == 400 and "cohort" in wrong.text
 
 
 def test_metadata_over_http(client: TestClient, champion: Champion) -> None:
