@@ -11,6 +11,7 @@ import re
 import socket
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,17 +20,37 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-_PASSWORD = re.compile(r"(?P<user>[a-z][\w+.-]*://[^/@\s:]*):[^/@\s]*@", re.IGNORECASE)
+#: A URI in running text: a scheme, ``://``, then up to a space, a quote or an angle bracket.
+_URI = re.compile(r"[a-z][\w+.-]*://[^\s\"'<>`]*", re.IGNORECASE)
 _SECRET_PARAMETER = re.compile(
     r"(?P<name>[?&][^=&\s]*(?:password|secret|token|key|signature|credential)[^=&\s]*=)[^&\s]*",
     re.IGNORECASE,
 )
 
 
+def _without_userinfo(uri: str) -> str:
+    """``uri`` with its user part masked: ``user:***`` with a password, ``***`` alone (a token
+    written as the user, ``https://ghp_...@host``). The user part ends at the authority's last
+    ``@``, as urllib reads it, so a password holding ``@`` is masked whole."""
+    scheme, _, rest = uri.partition("://")
+    try:
+        authority = urlsplit(uri).netloc
+    except ValueError:  # a malformed authority (an unclosed IPv6 bracket): up to the path
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    user, at, host = authority.rpartition("@")
+    if not at or not rest.startswith(authority):
+        return uri
+    name, colon, _ = user.partition(":")
+    return f"{scheme}://{name + ':***' if colon else '***'}@{host}{rest[len(authority) :]}"
+
+
 def masked(text: str) -> str:
-    """``text`` fit to show: in every URI it holds, a password in the user part and the values
-    of secret-looking query parameters become ``***`` (``postgresql://mlflow:***@db/mlflow``)."""
-    return _SECRET_PARAMETER.sub(r"\g<name>***", _PASSWORD.sub(r"\g<user>:***@", text))
+    """``text`` fit to show: in every URI it holds, the user part (``postgresql://mlflow:***@db``,
+    ``https://***@host`` for a token) and the values of secret-looking query parameters become
+    ``***``."""
+    return _SECRET_PARAMETER.sub(
+        r"\g<name>***", _URI.sub(lambda found: _without_userinfo(found.group()), text)
+    )
 
 
 def replica_token(name: str) -> str:
