@@ -151,12 +151,15 @@ def attribution_matrix(input_names: list[str]) -> np.ndarray:
 def explain(model: ChurnModel, X: pd.DataFrame | dict[str, Any]) -> Explanation:
     """The exact reasons for ``model``'s calibrated log-odds on the rows of ``X``."""
     features, classifier = model.pipeline.named_steps.values()
-    raw = classifier.booster_.predict(features.transform(X), pred_contrib=True)
-    scaled = -model.a_ * raw
     names = [str(n) for n in features.get_feature_names_out()]
-    gold = scaled[:, :-1] @ attribution_matrix(names)
-    bias = scaled[:, -1]
+    rows = features.transform(X)
+    # LightGBM divides by the rows it is given: for none, one row of missing values gives the
+    # trees' starting point (the same for every row) and its contributions are dropped
+    given = rows if len(rows) else np.full((1, len(names)), np.nan)
+    scaled = -model.a_ * classifier.booster_.predict(given, pred_contrib=True)
     return Explanation(
-        base=float(bias[0] - model.b_) if len(bias) else -model.b_,
-        contributions=pd.DataFrame(gold, columns=list(FEATURES)),
+        base=float(scaled[0, -1] - model.b_),
+        contributions=pd.DataFrame(
+            scaled[: len(rows), :-1] @ attribution_matrix(names), columns=list(FEATURES)
+        ),
     )

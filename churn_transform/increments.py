@@ -92,6 +92,22 @@ def landed_increments(raw_url: str, storage_options: dict[str, object]) -> list[
     return increments
 
 
+class MissingIncrementError(LookupError):
+    """A month whose increment has not landed."""
+
+
+def landed_increment(raw_url: str, storage_options: dict[str, object], month: str) -> Increment:
+    """The increment of ``month``; raises ``MissingIncrementError`` naming the folder where it
+    should have landed when it has not (or holds no file)."""
+    for increment in landed_increments(raw_url, storage_options):
+        if increment.month == month:
+            return increment
+    raise MissingIncrementError(
+        f"no increment has landed for {month}: {raw_url.rstrip('/')}/{INCREMENTS}/{month}/ is "
+        "missing or empty"
+    )
+
+
 def layer_version(previous: str, increment: Increment, silver_format: str, buckets: int) -> str:
     """The silver version of ``increment`` ingested on top of snapshot ``previous``."""
     token = hashlib.sha256(f"{previous}+{increment.id}".encode()).hexdigest()[:16]

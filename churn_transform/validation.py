@@ -117,6 +117,12 @@ SILVER: dict[str, pa.DataFrameSchema] = {
 }
 
 
+#: The column of a failure that concerns a table as a whole, not some of its rows.
+WHOLE_TABLE = "(table)"
+#: The rule that a cohort's gold table holds at least one user.
+NOT_EMPTY = "cohort_not_empty"
+
+
 @dataclass
 class Failure:
     table: str
@@ -142,6 +148,9 @@ class ValidationReport:
             )
         lines = [f"validation FAILED: {len(self.failures)} rule(s) broken"]
         for f in self.failures:
+            if f.column == WHOLE_TABLE:
+                lines.append(f"  {f.table}: {f.check} failed: {'; '.join(f.examples)}")
+                continue
             lines.append(
                 f"  {f.table}.{f.column}: {f.check} failed for {f.count:,} row(s); "
                 f"e.g. {'; '.join(f.examples)}"
@@ -165,7 +174,7 @@ def check_frame(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) -> 
         cases = err.failure_cases
     grouped: dict[tuple[str, str], Failure] = {}
     for case in cases.itertuples():
-        column = str(case.column) if case.column is not None else "(table)"
+        column = str(case.column) if case.column is not None else WHOLE_TABLE
         key = (column, str(case.check))
         failure = grouped.setdefault(key, Failure(table, column, str(case.check)))
         failure.count += 1
@@ -228,23 +237,39 @@ def _gold_tasks(lake: Lake, cohort: str, url: str) -> list[tuple[str, Delayed]]:
     ]
 
 
-def _run(tasks: list[tuple[str, Delayed]]) -> ValidationReport:
+def _run(tasks: list[tuple[str, Delayed]], cohorts: list[str]) -> ValidationReport:
     results = dask.compute(*[task for _, task in tasks])
     rows: defaultdict[str, int] = defaultdict(int)
     for (name, _), (_, count) in zip(tasks, results, strict=True):
         rows[name] += count
-    return merge([failures for failures, _ in results], dict(rows))
+    empty = [_empty(cohort) for cohort in cohorts if not rows[f"gold.{cohort}"]]
+    return merge([failures for failures, _ in results] + [empty], dict(rows))
+
+
+def _empty(cohort: str) -> Failure:
+    """A cohort without users: its gold table would score, serve and train on nothing."""
+    return Failure(
+        f"gold.{cohort}",
+        WHOLE_TABLE,
+        NOT_EMPTY,
+        1,
+        [
+            f"cohort {cohort} has no user: no membership known to expire in {cohort} (a month's "
+            f"increment lists the next month's cohort in cohort_{cohort}.csv)"
+        ],
+    )
 
 
 def validate_silver(lake: Lake, version: str, newest_layer_only: bool = False) -> ValidationReport:
     """Check every bucket of every table of silver ``version``, published or not;
     ``newest_layer_only``: only the rows its newest layer (a monthly increment) added."""
-    return _run(_silver_tasks(lake, version, newest_layer_only))
+    return _run(_silver_tasks(lake, version, newest_layer_only), [])
 
 
 def validate_gold(lake: Lake, cohort: str, url: str) -> ValidationReport:
-    """Check every part of the gold table of ``cohort`` at ``url``, published or not."""
-    return _run(_gold_tasks(lake, cohort, url))
+    """Check every part of the gold table of ``cohort`` at ``url``, published or not, and that
+    the cohort has users."""
+    return _run(_gold_tasks(lake, cohort, url), [cohort])
 
 
 def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
@@ -264,4 +289,4 @@ def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
                 f"current silver is {silver.version}: run feature for {cohort} again"
             )
         tasks += _gold_tasks(lake, cohort, url)
-    return _run(tasks)
+    return _run(tasks, cohorts)

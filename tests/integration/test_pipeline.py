@@ -15,9 +15,10 @@ import pytest
 
 import churn_transform.ingest as ingest_module
 import churn_transform.silver.write as silver_write
+from churn_transform.audit import AuditError
 from churn_transform.gold import build_gold
 from churn_transform.ingest import ingest
-from churn_transform.lake import Lake
+from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
 from churn_transform.silver import SOURCES, read_bucket, read_bucket_table
@@ -266,6 +267,19 @@ def test_no_row_on_or_after_the_cutoff_reaches_gold(
     logs.to_csv(raw_copy / "user_logs.csv", index=False)
     ingest(lake, str(raw_copy), {}, buckets=2)
     assert build_gold(lake, cohort)[1] != before
+
+
+def test_a_cohort_without_users_is_refused_and_nothing_of_it_is_published(
+    raw: Path, tmp_path: Path
+) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    with dask.config.set(scheduler="threads"):
+        ingest(lake, str(raw), {}, buckets=2)
+        with pytest.raises(AuditError, match="gold features_2016-01 .* was not published") as no:
+            build_gold(lake, "2016-01")  # nobody's membership expires in January 2016
+    assert "gold.2016-01: cohort_not_empty failed: cohort 2016-01 has no user" in no.value.text
+    with pytest.raises(TableNotFoundError):
+        lake.current("gold", "features_2016-01")
 
 
 def _run_main(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:

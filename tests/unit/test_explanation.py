@@ -88,3 +88,12 @@ def test_top_reasons_can_say_the_value_sent(model: ChurnModel) -> None:
 
 def test_every_gold_feature_has_a_readable_name() -> None:
     assert set(READABLE) == set(FEATURES)
+
+
+def test_no_rows_have_no_reasons(model: ChurnModel) -> None:
+    rows, _ = _gold(0, seed=5)
+    explanation = explain(model, rows)
+    assert explanation.contributions.shape == (0, len(FEATURES))
+    assert list(explanation.contributions.columns) == list(FEATURES)
+    assert explanation.top(3, rows) == [] and explanation.records(rows) == []
+    assert explanation.base == explain(model, _gold(2, seed=6)[0]).base

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES, gold_schema
-from churn_transform.validation import SILVER, check_frame, merge
+from churn_transform.validation import NOT_EMPTY, SILVER, check_frame, merge, validate_gold
 
 A, B = "a" * 43 + "=", "b" * 43 + "="
 
@@ -149,3 +152,21 @@ def test_reports_merge_counts_across_buckets() -> None:
     assert report.failures[0].count == 4
     assert "silver.transactions.actual_amount_paid" in report.text()
     assert "in_range" in report.text()
+
+
+@pytest.mark.parametrize("users", [0, 2])
+def test_a_cohort_without_users_is_refused_naming_the_cohort_and_the_rule(
+    tmp_path: Path, users: int
+) -> None:
+    lake = Lake(str(tmp_path))
+    url = lake.url("gold", "features_2017-05", "v1")
+    folder = Path(lake.path_of(url))
+    folder.mkdir(parents=True)
+    _gold().head(users).to_parquet(folder / "part-00000.parquet", index=False)
+    report = validate_gold(lake, "2017-05", url)
+    assert report.ok is bool(users)
+    if not users:
+        (failure,) = report.failures
+        assert (failure.table, failure.check) == ("gold.2017-05", NOT_EMPTY)
+        assert "gold.2017-05: cohort_not_empty failed: cohort 2017-05 has no user" in report.text()
+        assert "cohort_2017-05.csv" in report.text()

@@ -1,0 +1,35 @@
+"""The score step's work on one part file of a gold table: a part without users scores to none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from churn_transform.lake import Lake
+from churn_transform.model import ChurnModel
+from steps.score import REASONS, _score_part
+from tests.unit.test_explanation import _gold
+from tests.unit.test_explanation import model as model  # noqa: F401 (the fixture)
+
+COLUMNS = ["msno", "is_churn", "churn", *[f"reason_{i + 1}" for i in range(REASONS)]]
+
+
+def _part(folder: Path, users: int) -> str:
+    gold = _gold(users, seed=7)[0].assign(msno=[f"{i:043d}=" for i in range(users)])
+    gold["msno"] = gold["msno"].astype("string")
+    path = folder / f"part-{users:05d}.parquet"
+    gold.to_parquet(path, index=False)
+    return str(path)
+
+
+def test_a_part_without_users_scores_to_no_rows_with_every_column(
+    model: ChurnModel, tmp_path: Path
+) -> None:
+    lake = Lake(str(tmp_path))
+    empty = _score_part(lake, _part(tmp_path, 0), model)
+    full = _score_part(lake, _part(tmp_path, 4), model)
+    assert empty.empty and list(empty.columns) == list(full.columns)
+    assert set(COLUMNS) <= set(full.columns) and len(full) == 4
+    both = pd.concat([empty, full], ignore_index=True)
+    assert both["is_churn"].tolist() == full["is_churn"].tolist()
