@@ -14,10 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
+import pandas as pd
+from mlflow.entities import Experiment
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from pydantic import ValidationError
 
 from churn_transform.artifact import UntrustedModelError, load_model
-from churn_transform.lake import lake_of  # noqa: F401 (the steps' way to their lake)
+from churn_transform.lake import Lake, lake_of  # noqa: F401 (lake_of: the steps' way to their lake)
 from churn_transform.model import ChurnModel
 from churn_transform.settings import Settings
 
@@ -37,38 +40,74 @@ def boolean(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+#: The experiment tag that tells MLflow's UI (3.x) what an experiment holds; without it the UI
+#: may open the experiment on its GenAI views (traces, an overview) instead of the runs table.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+CLASSIC_ML = "custom_model_development"
+
+
 def start(step: str) -> Settings:
-    """Configure logging for a step and read the settings, exiting with a clear message if bad."""
+    """Configure a step's output, read the settings (exiting with a clear message if bad) and
+    name the run ``mlflow run`` opened for it after its entry point ``step``, before anything
+    can fail: MLflow gives such a run a random name ("smiling-fish-187")."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {step} %(levelname)s %(message)s")
+    # Feast says at INFO whenever it reloads its registry ("Registry cache expired")
+    logging.getLogger("feast").setLevel(logging.WARNING)
+    # one progress bar per file of a downloaded artifact: 73 for a model with its code
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         problems = "; ".join(
             f"KKBOX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors()
         )
         sys.exit(f"{step}: invalid configuration: {problems}")
+    if run_id := os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.MlflowClient(settings.tracking_uri).set_tag(run_id, MLFLOW_RUN_NAME, step)
+    return settings
 
 
 @contextmanager
 def tracked_run(settings: Settings, step: str) -> Iterator[mlflow.ActiveRun]:
     """The step's MLflow run: the one ``mlflow run`` opened for it, or a new one named ``step``
-    in the settings' experiment."""
+    (its entry point) in the settings' experiment, which is marked as one of classic ML runs.
+    Whatever stops the step inside it (an exception, a refusal's exit) fails the run."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     if os.environ.get("MLFLOW_RUN_ID"):
         # nested when a step runs inside its caller's process (project_step, env "local")
         with mlflow.start_run(nested=mlflow.active_run() is not None) as run:
-            _warn_if_elsewhere(run, settings.experiment_name)
+            experiment = _warn_if_elsewhere(run, settings.experiment_name)
+            mark_classic_ml(experiment)
             yield run
         return
-    mlflow.set_experiment(settings.experiment_name)
+    mark_classic_ml(mlflow.set_experiment(settings.experiment_name))
     with mlflow.start_run(run_name=step, nested=mlflow.active_run() is not None) as run:
         yield run
 
 
-def _warn_if_elsewhere(run: mlflow.ActiveRun, experiment: str) -> None:
+#: Where ``make ui`` serves MLflow's UI.
+UI_URL = "http://127.0.0.1:5000"
+
+
+def runs_url(experiment_id: str, ui: str = UI_URL) -> str:
+    """The page of MLflow's UI that lists an experiment's runs. MLflow 3.17's UI takes its mode
+    from a global toggle (GenAI by default, whatever the experiment's kind), which opens an
+    experiment on a GenAI overview: ``workflowType`` picks its "Model training" mode instead."""
+    return f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def mark_classic_ml(experiment: Experiment) -> None:
+    if EXPERIMENT_KIND not in experiment.tags:
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND, CLASSIC_ML
+        )
+
+
+def _warn_if_elsewhere(run: mlflow.ActiveRun, experiment: str) -> Experiment:
     # `mlflow run` creates the run before the step starts, in the experiment of its
     # --experiment-name or MLFLOW_EXPERIMENT_NAME (else Default): the step cannot move it.
-    found = mlflow.MlflowClient().get_experiment(run.info.experiment_id).name
+    opened = mlflow.MlflowClient().get_experiment(run.info.experiment_id)
+    found = opened.name
     if found != experiment:
         logging.getLogger(__name__).warning(
             "this run is in the MLflow experiment %r, not %r: export MLFLOW_EXPERIMENT_NAME=%s "
@@ -78,6 +117,7 @@ def _warn_if_elsewhere(run: mlflow.ActiveRun, experiment: str) -> None:
             experiment,
             experiment,
         )
+    return opened
 
 
 @contextmanager
@@ -103,6 +143,48 @@ def load_registered(uri: str) -> ChurnModel:
         return load_model(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except UntrustedModelError as error:
         sys.exit(f"refusing the model {uri}: {error}")
+
+
+def log_gold_input(lake: Lake, cohort: str, context: str, gold: pd.DataFrame | None = None) -> None:
+    """Record on the active run the gold table of ``cohort`` that the step read, as an MLflow
+    dataset (the run page's "Datasets used"): named like the table, its source the URL of the
+    version read, its digest the content hash that lineage uses elsewhere (``gold_hash`` tags,
+    DVC); its schema and rows from ``gold`` when the step holds the table, else the schema of its
+    files. ``context`` says what the step did with it (training, evaluation, scoring, ...)."""
+    import warnings
+
+    import pyarrow.parquet as pq
+    from mlflow.data.dataset import Dataset
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
+
+    from churn_transform.gold import gold_summary, table_name
+    from churn_transform.schema import LABEL
+
+    table = table_name(cohort)
+    url = lake.current("gold", table)
+    summary = gold_summary(lake, url)
+    digest = str(summary["hash"])
+    dataset: Dataset
+    version = lake.current_version("gold", table)
+    tags = {"cohort": cohort, "version": version, "rows": str(summary["rows"])}
+    with warnings.catch_warnings():
+        # MLflow registers its local file source twice, then warns that a path is ambiguous; its
+        # schema inference (when logged) warns of integer columns, which matters to model
+        # signatures only
+        warnings.simplefilter("ignore", UserWarning)
+        if gold is not None:
+            dataset = from_pandas(gold, url, LABEL, table, digest)
+        else:
+            parts = sorted(lake.fs.glob(f"{lake.path_of(url)}/part-*.parquet"))
+            columns = pq.read_schema(parts[0], filesystem=lake.fs).empty_table().to_pandas()
+            schema = infer_signature(columns).inputs
+            source = resolve_dataset_source(url)
+            # metadata only, no profile: MLflow's class has none, which mypy takes as abstract
+            dataset = MetaDataset(source, table, digest, schema)  # type: ignore[abstract]
+        mlflow.log_input(dataset, context=context, tags=tags)
 
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -202,7 +284,8 @@ def project_step(
     Either way the run is MLflow's own for the entry point: its parameters with the MLproject's
     defaults, the project tags, the parent run. The environment manager and the settings'
     experiment are passed explicitly: ``mlflow.projects.run`` does not inherit them."""
-    log.info("step %s %s", entry_point, parameters)
+    given = ", ".join(f"{name}={value}" for name, value in parameters.items())
+    log.info("step %s%s", entry_point, f" ({given})" if given else "")
     if env_manager == "local":
         return _step_in_process(settings, entry_point, parameters)
     submitted = mlflow.projects.run(
@@ -221,13 +304,13 @@ def _step_in_process(settings: Settings, entry_point: str, parameters: dict[str,
     """``mlflow run . -e ENTRY_POINT --env-manager local``, in this process: MLflow creates the
     run (tags, parameters, parent) and renders the entry point's command, ``python -m
     steps.NAME ...``, whose ``main`` then runs here inside that run, as ``mlflow run`` would
-    hand it over (``MLFLOW_RUN_ID``). A step that fails fails its run and this caller."""
+    hand it over (``MLFLOW_RUN_ID``). A step that fails fails its run and this caller; one that
+    ends without having opened its run (nothing to do) finishes it, as ``mlflow run`` would."""
     import importlib
     import shlex
 
     from mlflow.projects._project_spec import load_project
     from mlflow.projects.utils import get_or_create_run
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
     spec = load_project(PROJECT).get_entry_point(entry_point)
     words = shlex.split(spec.compute_command(parameters, None))
@@ -239,11 +322,15 @@ def _step_in_process(settings: Settings, entry_point: str, parameters: dict[str,
     mlflow.MlflowClient().set_tag(run_id, MLFLOW_RUN_NAME, entry_point)
     outer = os.environ.get("MLFLOW_RUN_ID")
     os.environ["MLFLOW_RUN_ID"] = run_id
+    client = mlflow.MlflowClient()
     try:
         importlib.import_module(words[2]).main(words[3:])
     except BaseException:
-        mlflow.MlflowClient().set_terminated(run_id, "FAILED")
+        client.set_terminated(run_id, "FAILED")
         raise
+    else:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FINISHED")
     finally:
         if outer is None:
             os.environ.pop("MLFLOW_RUN_ID", None)

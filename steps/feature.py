@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cohort", type=cohort, required=True, help="cohort month, e.g. 2017-03")
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    with tracked_run(settings, f"feature-{args.cohort}"), dask_cluster(settings):
+    with tracked_run(settings, "feature"), dask_cluster(settings):
         with refusals("feature"):
             url, digest, rows = build_gold(lake, args.cohort)
         mlflow.log_params({"cohort": args.cohort, "gold_url": url})

@@ -12,11 +12,10 @@ Exits non-zero, saying why, when the audit fails or another writer holds the lak
 from __future__ import annotations
 
 import argparse
-import json
 
 import mlflow
 
-from churn_transform.ingest import ingest
+from churn_transform.ingest import IngestReport, ingest
 from steps._cli import boolean, dask_cluster, lake_of, refusals, size, start, tracked_run
 
 
@@ -50,12 +49,24 @@ def main(argv: list[str] | None = None) -> None:
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(report.metrics(), "ingest/report.json")
-    print(
-        json.dumps(
-            {"silver_version": report.version, "increments": report.increments} | report.metrics(),
-            indent=1,
+    print(_said(report))
+
+
+def _said(report: IngestReport) -> str:
+    """The ingest in a few lines: the silver version, the increments it holds, each table's rows
+    and size, and what the cleaning changed."""
+    lines = [
+        f"silver {report.version}: increments {', '.join(report.increments) or 'none'}, "
+        f"{report.buckets} bucket(s)"
+    ]
+    for table, found in report.tables.items():
+        smaller = f", {1 - found.bytes_out / found.bytes_in:.0%} smaller" if found.bytes_in else ""
+        cleaned = ", ".join(f"{rule} {n:,}" for rule, n in found.cleaned.items() if n)
+        lines.append(
+            f"  {table}: {found.rows_in:,} rows in, {found.rows_out:,} out{smaller}"
+            + (f"; cleaned: {cleaned}" if cleaned else "")
         )
-    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ from churn_transform.feature_store import feature_store, offline_frame, publish_
 from churn_transform.gold import build_gold, read_gold
 from churn_transform.lake import Lake
 from churn_transform.online_store import online_store
-from steps._cli import cohort, dask_cluster, lake_of, refusals, start, tracked_run
+from steps._cli import cohort, dask_cluster, lake_of, log_gold_input, refusals, start, tracked_run
 
 
 def offline_source(lake: Lake, cohort: str) -> tuple[str, str, int]:
     """Write the cohort's current gold as Feast's offline source; its URL, gold hash and rows."""
     build_gold(lake, cohort)
     gold, digest = read_gold(lake, cohort)
+    log_gold_input(lake, cohort, "serving", gold)
     url = lake.url("feature_store", cohort, f"{digest}.parquet")
     lake.fs.makedirs(lake.path_of(lake.url("feature_store", cohort)), exist_ok=True)
     with lake.fs.open(lake.path_of(url), "wb") as out:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cohort", type=cohort, required=True, help="cohort month, e.g. 2017-04")
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    with tracked_run(settings, f"materialize-{args.cohort}"):
+    with tracked_run(settings, "materialize"):
         with refusals("materialize"), dask_cluster(settings):
             url, digest, rows = offline_source(lake, args.cohort)
         # Feast reads its offline source with Dask in this process: not on the settings' cluster

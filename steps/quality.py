@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import posixpath
 
 import mlflow
@@ -32,7 +31,7 @@ from churn_transform.segments import segment_labels
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.traffic import read_traffic
-from steps._cli import cohort, day, lake_of, optional, start, tracked_run
+from steps._cli import cohort, day, lake_of, log_gold_input, optional, start, tracked_run
 from steps.score import PREDICTIONS, SCORES
 
 #: The overall figures logged to MLflow and pushed to Prometheus.
@@ -129,9 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-segment-users", type=int, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    with tracked_run(settings, f"quality-{args.cohort}"):
+    with tracked_run(settings, "quality"):
         build_gold(lake, args.cohort)
         gold, _ = read_gold(lake, args.cohort)
+        log_gold_input(lake, args.cohort, "evaluation", gold)
         labelled = gold[gold[LABEL].notna()]
         if labelled.empty:
             print(f"quality: cohort {args.cohort} has no labels yet; nothing to measure")
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         if settings.pushgateway_url:
             push(settings.pushgateway_url, args.cohort, overall, evaluated)
     print(overall.drop(columns=["segment", "value"]).to_string(index=False))
-    print(json.dumps({"cohort": args.cohort, "evaluated_roc_auc": evaluated, "quality": target}))
+    own = ", ".join(f"version {v} {auc:.4f}" for v, auc in evaluated.items()) or "none known"
+    print(f"quality of {args.cohort}: {target}; ROC AUC on their own evaluation cohort: {own}")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import io
 import posixpath
+import sys
 
 import dask
 import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
+from mlflow.exceptions import MlflowException
 from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.campaign import campaign_list
@@ -38,6 +40,7 @@ from steps._cli import (
     dask_cluster,
     lake_of,
     load_registered,
+    log_gold_input,
     refusals,
     start,
     tracked_run,
@@ -121,15 +124,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cohort", type=cohort, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    champion = aliased(settings.tracking_uri, settings.model_name, settings.champion_alias)
-    if scored_by(lake, args.cohort, champion.version):
-        print(f"{args.cohort} is already scored by version {champion.version}: nothing to do")
-        return
-    with tracked_run(settings, f"score-{args.cohort}") as run, dask_cluster(settings):
+    with tracked_run(settings, "score") as run, dask_cluster(settings):
+        try:
+            champion = aliased(settings.tracking_uri, settings.model_name, settings.champion_alias)
+        except MlflowException as error:
+            sys.exit(
+                f"score: no {settings.champion_alias!r} version of {settings.model_name!r} to "
+                f"score with ({str(error).splitlines()[0]}); train one first (`make demo`)"
+            )
         uri = f"models:/{settings.model_name}/{champion.version}"  # the alias, pinned
+        mlflow.log_params({"cohort": args.cohort, "model_uri": uri})
+        if scored_by(lake, args.cohort, champion.version):
+            mlflow.set_tag("skipped", f"already scored by version {champion.version}")
+            print(f"{args.cohort} is already scored by version {champion.version}: nothing to do")
+            return
         model = load_registered(uri)
         with refusals("score"):
             scores = score(lake, args.cohort, model)
+        log_gold_input(lake, args.cohort, "scoring")
         # the realized-quality step joins these with the labels once they arrive
         answers = scores[["msno", "is_churn", "churn"]].rename(
             columns={"is_churn": "churn_probability"}
@@ -158,8 +170,8 @@ def main(argv: list[str] | None = None) -> None:
             run.info.run_id,
             "campaign.csv",
         )
-        mlflow.log_params({"cohort": args.cohort, "model_uri": uri, "submission": target})
-        mlflow.log_params({"campaign": campaign, "campaign_size": choice.size})
+        mlflow.log_params({"submission": target, "campaign": campaign})
+        mlflow.log_params({"campaign_size": choice.size})
         mlflow.set_tag("campaign_reason", choice.reason)
         mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
         mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         quality = hidden_label_quality(settings, args.cohort, scores)
         if quality:
             mlflow.log_metrics(quality)
-            print(quality)
+            print(", ".join(f"{name} {value:.4f}" for name, value in quality.items()))
     print(f"scored {len(scores):,} users of {args.cohort} with {uri}: {target}")
     print(f"campaign list: {campaign}; {choice.reason}")
 

@@ -49,7 +49,16 @@ from churn_transform.training import (
     refusal,
     split_held_out,
 )
-from steps._cli import cohort, cohorts, lake_of, load_registered, share, start, tracked_run
+from steps._cli import (
+    cohort,
+    cohorts,
+    lake_of,
+    load_registered,
+    log_gold_input,
+    share,
+    start,
+    tracked_run,
+)
 
 REFERENCE_ROWS = 5000
 
@@ -258,9 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     lake = lake_of(settings)
     with tracked_run(settings, "train"):
         tables = [read_gold(lake, each) for each in args.train_cohort]
+        for each, (table, _) in zip(args.train_cohort, tables, strict=True):
+            log_gold_input(lake, each, "training", table)
         train = pd.concat([table for table, _ in tables], ignore_index=True)
         train_hash = ",".join(hash_ for _, hash_ in tables)
         held_out, eval_hash = read_gold(lake, args.eval_cohort)
+        log_gold_input(lake, args.eval_cohort, "evaluation", held_out)
         if args.holdout > 0:
             train, held_out = split_held_out(train, held_out, args.holdout)
         train_cohort = ",".join(args.train_cohort)
@@ -324,8 +336,8 @@ def main(argv: list[str] | None = None) -> None:
         decision = promote(
             settings, version.version, {**scores, **oracle}, held_out, args.margin, floor, gate
         )
-    shown = {k: round(v, 4) for k, v in {**scores, **oracle}.items()}
-    print(json.dumps(shown, indent=1))
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in {**scores, **oracle}.items())
+    print(f"judged on {args.eval_cohort}: {shown}")
     print(decision)
 
 

@@ -16,7 +16,7 @@ import mlflow
 
 from churn_transform.silver import InconsistentSnapshotError
 from churn_transform.validation import validate_lake
-from steps._cli import cohorts, dask_cluster, lake_of, start, tracked_run
+from steps._cli import cohorts, dask_cluster, lake_of, log_gold_input, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
             report = validate_lake(lake, args.cohorts)
         except InconsistentSnapshotError as refused:
             sys.exit(f"validate: {refused}")
+        for each in args.cohorts:
+            log_gold_input(lake, each, "validation")
         mlflow.log_dict(report.as_dict(), "validate/report.json")
         mlflow.log_metric("failed_rules", len(report.failures))
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{run.info.run_id}.json"

@@ -143,7 +143,7 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     lake_, root = lake
     first = _with_the_first_champion(first_champion, tmp_path)
     assert "version 1 is the new champion" in first.stdout
-    assert '"oracle_roc_auc"' in first.stdout
+    assert "judged on 2017-03: roc_auc 0." in first.stdout and "oracle_roc_auc 0." in first.stdout
     second = _train(root, tmp_path, margin=0.5)  # nothing beats a champion by 0.5 AUC
     assert second.returncode == 0, second.stderr[-3000:]
     assert "version 2 stays a challenger: champion is version 1" in second.stdout
