@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo cycle generate pipeline serve bento dashboard test lint format bench-generate bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,8 +46,30 @@ lock: | $(UV) ## Refresh uv.lock to the newest allowed versions, and the Bento's
 demo: setup ## The main job end to end on embedded defaults (USERS=20000)
 	$(BIN)/mlflow run . -e main --env-manager local -P users=$(USERS)
 
+# The months after the demo: the generator writes them beside the base files, which it rewrites
+# unchanged when given the same USERS and seed.
+months: setup ## After `make demo` (same USERS): April and May 2017 land, then a cycle for each
+	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS) -P months=2
+	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-04
+	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-05
+
 cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
+
+# COHORT=YYYY-MM picks another cohort than the entry point's default (MLproject).
+score: setup ## Score a cohort with the champion: predictions and campaign list in the lake (COHORT=)
+	$(BIN)/mlflow run . -e score --env-manager local $(if $(COHORT),-P cohort=$(COHORT))
+
+quality: setup ## Realized quality of the predictions for a cohort whose labels landed (COHORT=)
+	$(BIN)/mlflow run . -e quality --env-manager local $(if $(COHORT),-P cohort=$(COHORT))
+
+drift: setup ## Drift of the service's traffic of the last days against the champion's training data
+	$(BIN)/mlflow run . -e drift --env-manager local
+
+UI_PORT ?= 5000
+
+ui: setup ## MLflow's UI over this store on http://127.0.0.1:5000 (UI_PORT), printing the runs' address
+	$(BIN)/python -m steps.ui --host 127.0.0.1 --port $(UI_PORT)
 
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)

@@ -28,13 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import posixpath
+import sys
 
 import mlflow
 
 from churn_transform.gold import table_name
+from churn_transform.increments import MissingIncrementError, landed_increment
 from churn_transform.lake import Lake, TableNotFoundError
-from churn_transform.policy import Evidence, Policy, decide, shift_month
+from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
 from churn_transform.settings import Settings
+from churn_transform.synthetic.months import FIRST_MONTH
 from steps._cli import boolean, cohort, lake_of, project_step, start, tracked_run
 
 
@@ -82,9 +85,44 @@ def _awaiting_labels(lake: Lake, month: str, scoring: str) -> list[str]:
     return [month, scoring]
 
 
+def _require_increment(settings: Settings, month: str) -> None:
+    """Stop, before anything is written, when the month's increment has not landed: its cohort
+    to score would be empty and its labels missing."""
+    try:
+        landed_increment(settings.raw_dir, settings.storage_options(settings.raw_dir), month)
+    except MissingIncrementError as missing:
+        months = months_between(FIRST_MONTH, month) + 1
+        hint = (
+            f"; on synthetic data, `mlflow run . -e generate --env-manager local -P months="
+            f"{months} -P users=N` writes it (N: the users of the base files, which it rewrites "
+            "unchanged; `make months` does so for 2017-04 and 2017-05 after `make demo`)"
+            if months > 0
+            else ""
+        )
+        sys.exit(f"cycle: {missing}{hint}")
+
+
+def _said(record: dict[str, object]) -> str:
+    """The cycle's record, a line per fact."""
+    realized, oracle = record["realized_roc_auc"], record["oracle_roc_auc"]
+    measured = "none: the champion made no prediction for it"
+    if realized is not None:
+        measured = f"{realized:.4f}" + (f" (oracle {oracle:.4f})" if oracle is not None else "")
+    drift = record["drift_share"]
+    lines = [
+        f"  scored {record['scored']}; newly labelled {record['labelled']}",
+        f"  realized ROC AUC on {record['labelled']}: {measured}",
+        f"  drift share: {drift if drift is not None else 'none measured (no traffic)'}",
+        f"  champion: version {record['champion_before']} -> {record['champion_after']}"
+        + (f" (candidate {record['candidate']})" if record["candidate"] else ""),
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = start("cycle")
     args = _arguments(argv)
+    _require_increment(settings, args.month)
     lake = lake_of(settings)
     month, scoring = args.month, shift_month(args.month, 1)
     labelled = shift_month(month, -1)
@@ -95,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     def step(entry_point: str, **parameters: object) -> str:
         return project_step(settings, entry_point, args.env_manager, **parameters)
 
-    with tracked_run(settings, f"cycle-{month}") as run:
+    with tracked_run(settings, "cycle") as run:
+        mlflow.log_param("month", month)
         step("ingest", buckets=0, blocksize="32MB", allow_shrink="false")
         for each in (labelled, scoring):
             step("feature", cohort=each)
@@ -171,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tags({"decision": decision.text(), "action": action, "served": served})
         mlflow.log_dict(record, "cycle.json")
         print(f"cycle {month} ({run.info.run_id}): {decision.text()}; {action}")
-    print(json.dumps(record, indent=1))
+    print(_said(record))
 
 
 if __name__ == "__main__":

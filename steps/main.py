@@ -2,8 +2,10 @@
 
 generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
 version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store) ->
-materialize (the served cohort's features into the online feature store). A step
-that fails stops the chain (validation stops it before training). With ``--env-manager local``
+materialize (the served cohort's features into the online feature store) -> score (that cohort,
+by the champion: the predictions whose realized quality a later cycle measures once its labels
+land). A step that fails stops the chain (validation stops it before training); at the end,
+what to do next. With ``--env-manager local``
 each step runs in this process (``steps._cli.project_step``); with another manager, through
 ``mlflow.projects.run``, which is passed the manager and the settings' MLflow experiment
 explicitly since it does not inherit them.
@@ -13,7 +15,16 @@ from __future__ import annotations
 
 import argparse
 
-from steps._cli import boolean, cohort, day, project_step, size, start, tracked_run
+from steps._cli import (
+    boolean,
+    cohort,
+    day,
+    project_step,
+    runs_url,
+    size,
+    start,
+    tracked_run,
+)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     def step(entry_point: str, **parameters: object) -> None:
         project_step(settings, entry_point, args.env_manager, **parameters)
 
-    with tracked_run(settings, "main"):
+    with tracked_run(settings, "main") as run:
         if args.generate:
             step(
                 "generate",
@@ -77,6 +88,22 @@ def main(argv: list[str] | None = None) -> None:
         )
         step("import")
         step("materialize", cohort=args.materialize_cohort)
+        step("score", cohort=args.materialize_cohort)
+    print(what_next(run.info.experiment_id))
+
+
+def what_next(experiment_id: str) -> str:
+    """Five lines: the service, MLflow's UI on this experiment's runs, the dashboard, and the
+    months after (the Makefile's targets and addresses)."""
+    return "\n".join(
+        [
+            "what next:",
+            "  make serve      the champion's API on http://127.0.0.1:3000",
+            f"  make ui         MLflow's runs on {runs_url(experiment_id)}",
+            "  make dashboard  the dashboard on http://127.0.0.1:8501",
+            "  make months     two more months landed, then cycle 2017-04 and 2017-05",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from churn_transform.settings import PROJECT_ROOT
-from tests.conftest import Champion, run_step
+from tests.conftest import Champion, run_step, step_env
 
 pytestmark = pytest.mark.integration
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
@@ -32,28 +32,69 @@ def _cycle(env: dict[str, str], month: str, *parameters: str) -> str:
     return result.stdout
 
 
+def platform_copy(champion: Champion, root: Path) -> dict[str, str]:
+    """The champion's stores (lake, registry, BentoML store, raw files) copied under ``root``,
+    as ``make demo`` leaves a platform; the environment that finds them."""
+    source = Path(champion.env["KKBOX_LAKE_URI"]).parent
+    for name in ("lake", "bentoml", "data"):
+        shutil.copytree(source / name, root / name)
+    shutil.copy(source / "mlflow.db", root / "mlflow.db")
+    return {
+        **champion.env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_EXPERIMENT_NAME": "kkbox-churn",
+        "KKBOX_LAKE_URI": str(root / "lake"),
+        "KKBOX_DATA_DIR": str(root / "data"),
+        "BENTOML_HOME": str(root / "bentoml"),
+        "KKBOX_FEATURE_REPO": str(root / "feature_store"),
+        "KKBOX_TRAFFIC_LOG_URI": str(root / "traffic"),
+    }
+
+
 @pytest.fixture
 def month_env(champion: Champion, tmp_path: Path) -> dict[str, str]:
-    """The champion's stores copied (lake, registry, BentoML store, raw files), and April landed
-    as an increment listing May's cohort: a platform one month on, all of its own."""
-    root = Path(champion.env["KKBOX_LAKE_URI"]).parent
-    for name in ("lake", "bentoml", "data"):
-        shutil.copytree(root / name, tmp_path / name)
-    shutil.copy(root / "mlflow.db", tmp_path / "mlflow.db")
+    """A platform of its own, and April landed as an increment listing May's cohort: the
+    platform one month on."""
+    env = platform_copy(champion, tmp_path)
     april = pd.read_csv(tmp_path / "data" / "raw" / "sample_submission_v2.csv")
     landed = tmp_path / "data" / "raw" / "increments" / "2017-04"
     landed.mkdir(parents=True)
     april.head(300).to_csv(landed / "cohort_2017-05.csv", index=False)
-    return {
-        **champion.env,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_EXPERIMENT_NAME": "kkbox-churn",
-        "KKBOX_LAKE_URI": str(tmp_path / "lake"),
-        "KKBOX_DATA_DIR": str(tmp_path / "data"),
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "KKBOX_FEATURE_REPO": str(tmp_path / "feature_store"),
-        "KKBOX_TRAFFIC_LOG_URI": str(tmp_path / "traffic"),
-    }
+    return env
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def make(env: dict[str, str], *arguments: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    """``make ARGUMENTS`` in the project, as a user types it (the venv taken as set up)."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", *arguments],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_a_month_whose_increment_has_not_landed_stops_before_writing_anything(
+    champion: Champion, tmp_path: Path
+) -> None:
+    env = platform_copy(champion, tmp_path)
+    before = _files(tmp_path / "lake")
+    refused = make(env, "cycle", "MONTH=2017-04", expect=2)
+    folder = tmp_path / "data" / "raw" / "increments" / "2017-04"
+    assert f"no increment has landed for 2017-04: {folder}/ is missing or empty" in refused.stderr
+    assert "mlflow run . -e generate --env-manager local -P months=1" in refused.stderr
+    assert _files(tmp_path / "lake") == before  # no ingest, no gold of an empty May
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("kkbox-churn").experiment_id
+    (cycle,) = client.search_runs([experiment], "tags.`mlflow.project.entryPoint` = 'cycle'")
+    assert (cycle.info.run_name, cycle.info.status) == ("cycle", "FAILED")
 
 
 def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
@@ -98,3 +139,42 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
     train = next(run for run in steps if run.data.tags["mlflow.project.entryPoint"] == "train")
     assert train.data.params["train_cohort"] == "2017-02,2017-03"
     assert train.data.params["learning_rate"] == "0.02"  # a default the cycle did not pass
+
+
+def test_the_months_after_the_demo_measure_the_realized_quality_of_its_champion(
+    tmp_path: Path,
+) -> None:
+    env = step_env(
+        tmp_path,
+        BENTOML_HOME=str(tmp_path / "bentoml"),
+        BENTOML_DO_NOT_TRACK="True",
+        KKBOX_TRAFFIC_LOG_URI=str(tmp_path / "traffic"),
+        MLFLOW_EXPERIMENT_NAME="kkbox-churn",
+    )
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client.create_experiment("kkbox-churn", artifact_location=str(tmp_path / "mlruns"))
+    # `make demo`'s main on 8,000 users: a model that 20,000 users' floor would refuse
+    demo = subprocess.run(
+        [MLFLOW, "run", ".", "-e", "main", "--env-manager", "local", "-P", "users=8000"]
+        + ["-P", "min_oracle_share=0"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    said = demo.stdout.strip().splitlines()[-5:]
+    assert said[0] == "what next:" and said[-1].split()[:2] == ["make", "months"]
+    assert "/#/experiments/1/runs?workflowType=machine_learning" in said[2]
+    for noise in ("Downloading artifacts", "Registry cache expired", " {}", '"silver_version"'):
+        assert noise not in demo.stdout + demo.stderr
+    assert list((tmp_path / "lake" / "predictions" / "2017-04").glob("*/scores.parquet"))
+
+    make(env, "months", "USERS=8000")
+    april, may = (
+        json.loads((tmp_path / "lake" / "cycles" / f"{month}.json").read_text())
+        for month in ("2017-04", "2017-05")
+    )
+    assert april["realized_roc_auc"] is None  # nobody scored March
+    assert may["labelled"] == "2017-04" and may["realized_roc_auc"] > 0.7

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,14 @@ import mlflow
 import pytest
 
 from churn_transform.settings import Settings
-from steps._cli import boolean, tracked_run
+from steps._cli import (
+    CLASSIC_ML,
+    EXPERIMENT_KIND,
+    boolean,
+    project_step,
+    runs_url,
+    tracked_run,
+)
 from tests.conftest import tracking_store
 
 DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5")
@@ -151,3 +159,51 @@ def test_a_run_mlflow_run_opened_elsewhere_is_kept_with_a_warning(
     assert run.info.run_id == opened.info.run_id
     assert "in the MLflow experiment 'Default', not 'kkbox-churn'" in caplog.text
     assert "MLFLOW_EXPERIMENT_NAME=kkbox-churn" in caplog.text
+
+
+def test_a_step_s_experiment_is_marked_as_one_of_classic_ml_runs(tracking: str) -> None:
+    with tracked_run(Settings(tracking_uri=tracking), "generate") as run:
+        pass
+    tags = mlflow.MlflowClient(tracking).get_experiment(run.info.experiment_id).tags
+    assert tags[EXPERIMENT_KIND] == CLASSIC_ML == "custom_model_development"
+
+
+def test_the_run_mlflow_run_opened_is_named_after_its_entry_point_even_if_arguments_are_bad(
+    tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = mlflow.MlflowClient(tracking)
+    opened = client.create_run(experiment_id="0")  # as `mlflow run` does: a random name
+    monkeypatch.setenv("MLFLOW_RUN_ID", opened.info.run_id)
+    with pytest.raises(SystemExit):
+        importlib.import_module("steps.score").main(["--cohort", "2017-13"])
+    assert client.get_run(opened.info.run_id).info.run_name == "score"
+
+
+@pytest.mark.parametrize(("refuses", "status"), [(False, "FINISHED"), (True, "FAILED")])
+def test_a_step_run_in_its_caller_s_process_is_never_left_running(
+    tracking: str, monkeypatch: pytest.MonkeyPatch, refuses: bool, status: str
+) -> None:
+    def ends_before_opening_its_run(argv: list[str]) -> None:
+        if refuses:
+            sys.exit("gc: refused")
+
+    monkeypatch.setattr(importlib.import_module("steps.gc"), "main", ends_before_opening_its_run)
+    settings = Settings(tracking_uri=tracking)
+    if refuses:
+        with pytest.raises(SystemExit):
+            project_step(settings, "gc", "local")
+    else:
+        project_step(settings, "gc", "local")
+    client = mlflow.MlflowClient(tracking)
+    (run,) = client.search_runs([client.get_experiment_by_name("kkbox-churn").experiment_id])
+    assert (run.info.run_name, run.info.status) == ("gc", status)
+
+
+def test_main_ends_saying_what_next_with_the_address_of_the_experiment_s_runs() -> None:
+    from steps.main import what_next
+
+    said = what_next("7").splitlines()
+    assert len(said) == 5 and said[0] == "what next:"
+    runs = "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    assert [line.split()[1] for line in said[1:]] == ["serve", "ui", "dashboard", "months"]
+    assert runs in said[2] and runs == runs_url("7")
