@@ -40,8 +40,9 @@ def boolean(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-#: The experiment tag that tells MLflow's UI (3.x) what an experiment holds; without it the UI
-#: may open the experiment on its GenAI views (traces, an overview) instead of the runs table.
+#: The experiment tag by which MLflow's UI (3.x) knows what an experiment holds: classic model
+#: training here, not GenAI traces. (3.17's UI reads it only where its own GenAI / model-training
+#: toggle is off, hence the mode in ``runs_url``.)
 EXPERIMENT_KIND = "mlflow.experimentKind"
 CLASSIC_ML = "custom_model_development"
 
@@ -97,6 +98,7 @@ def runs_url(experiment_id: str, ui: str = UI_URL) -> str:
 
 
 def mark_classic_ml(experiment: Experiment) -> None:
+    """Tag ``experiment`` as one of classic ML runs, unless its kind was already said."""
     if EXPERIMENT_KIND not in experiment.tags:
         mlflow.MlflowClient().set_experiment_tag(
             experiment.experiment_id, EXPERIMENT_KIND, CLASSIC_ML
@@ -167,9 +169,9 @@ def log_gold_input(lake: Lake, cohort: str, context: str, gold: pd.DataFrame | N
     url = lake.current("gold", table)
     summary = gold_summary(lake, url)
     digest = str(summary["hash"])
-    dataset: Dataset
     version = lake.current_version("gold", table)
     tags = {"cohort": cohort, "version": version, "rows": str(summary["rows"])}
+    dataset: Dataset
     with warnings.catch_warnings():
         # MLflow registers its local file source twice, then warns that a path is ambiguous; its
         # schema inference (when logged) warns of integer columns, which matters to model

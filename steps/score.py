@@ -170,8 +170,9 @@ def main(argv: list[str] | None = None) -> None:
             run.info.run_id,
             "campaign.csv",
         )
-        mlflow.log_params({"submission": target, "campaign": campaign})
-        mlflow.log_params({"campaign_size": choice.size})
+        mlflow.log_params(
+            {"submission": target, "campaign": campaign, "campaign_size": choice.size}
+        )
         mlflow.set_tag("campaign_reason", choice.reason)
         mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
         mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
