@@ -1,11 +1,15 @@
 """What the dashboard reads, each source on its own: the service, the MLflow registry, the traffic
-log and the drift reports in the lake. Every function answers ``None`` (or an empty frame) with
-a reason when its source is missing, so the page can say what to run instead of failing.
+log and the files the steps leave in the lake. Every function answers ``None`` (or an empty list)
+with a reason when its source is missing, so the page can say what to run instead of failing.
+Nothing here caches: ``dashboard/reads.py`` does, keyed on what each answer depends on.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import posixpath
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +21,22 @@ from churn_transform.lake import lake_of
 from churn_transform.settings import Settings, masked
 from churn_transform.traffic import read_traffic
 
+#: MLflow's HTTP client retries a failed call 7 times with a backoff of 2 (about 4 minutes a
+#: call, made for rate-limited servers), and waits 120 s for an answer: a registry that is down
+#: held the page for 502 s. The dashboard asks once more at once and waits 5 s, unless the user
+#: set MLflow's own variables.
+REGISTRY_PATIENCE = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+
+
+def bound_registry_calls() -> None:
+    """Bound the time of each MLflow call this process makes (``REGISTRY_PATIENCE``)."""
+    for name, value in REGISTRY_PATIENCE.items():
+        os.environ.setdefault(name, value)
+
 
 @dataclass
 class Answer:
@@ -24,6 +44,15 @@ class Answer:
 
     value: Any = None
     problem: str = ""
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """A file a step wrote in the lake: where, when, and the cohort its path names, if any."""
+
+    path: str
+    modified: float
+    cohort: str = ""
 
 
 def service_metadata(settings: Settings) -> Answer:
@@ -43,28 +72,53 @@ def service_metadata(settings: Settings) -> Answer:
         )
 
 
-def registry_champion(settings: Settings) -> Answer:
-    """The champion as the MLflow registry knows it, when the service is not there to ask."""
+def _registry_problem(settings: Settings, what: str, err: Exception) -> Answer:
+    reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+    return Answer(problem=masked(f"{what} in the registry at {settings.tracking_uri} ({reason})"))
+
+
+def champion_version(settings: Settings) -> Answer:
+    """The version the champion alias names now: ``registry_version`` and ``run_id``."""
     import mlflow
 
     try:
         client = mlflow.MlflowClient(settings.tracking_uri)
         version = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
-        run = client.get_run(version.run_id)
     except Exception as err:  # noqa: BLE001 (any failure means: no champion to show)
-        reason = str(err).splitlines()[0][:120]
-        return Answer(
-            problem=masked(f"no champion in the registry at {settings.tracking_uri} ({reason})")
-        )
+        return _registry_problem(settings, "no champion", err)
+    return Answer({"registry_version": str(version.version), "run_id": version.run_id})
+
+
+def champion_run(settings: Settings, run_id: str) -> Answer:
+    """What the champion's training run logged: data version, metrics, start time."""
+    import mlflow
+
+    try:
+        run = mlflow.MlflowClient(settings.tracking_uri).get_run(run_id)
+    except Exception as err:  # noqa: BLE001
+        return _registry_problem(settings, f"no run {run_id}", err)
     return Answer(
         {
-            "registry_version": str(version.version),
-            "run_id": version.run_id,
             "data_version": run.data.tags.get("gold_hash.train", "")[:12],
             "metrics": dict(run.data.metrics),
             "trained_at": run.info.start_time,
         }
     )
+
+
+def champion_segments(settings: Settings, run_id: str) -> Answer:
+    """The champion's metrics per segment on its evaluation cohort, logged by ``train``."""
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path="evaluation/segments.json",
+            tracking_uri=settings.tracking_uri,
+        )
+    except Exception as err:  # noqa: BLE001 (any failure means: nothing to show)
+        return _registry_problem(settings, "no segment metrics of the champion", err)
+    return Answer(pd.read_json(path, orient="split"))
 
 
 def _call(settings: Settings, endpoint: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -86,11 +140,25 @@ def score(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
     return _call(settings, "predict", {"records": [record]})
 
 
+def _by_id(msno: str, cohort: str | None) -> dict[str, Any]:
+    return {"ids": [msno], **({"cohort": cohort} if cohort else {})}
+
+
 def score_id(settings: Settings, msno: str, cohort: str | None) -> tuple[int, Any]:
     """The service's status and answer for one subscriber id, its features looked up in the
     online feature store (in ``cohort``, or the newest served)."""
-    body: dict[str, Any] = {"ids": [msno], **({"cohort": cohort} if cohort else {})}
-    return _call(settings, "predict_ids", body)
+    return _call(settings, "predict_ids", _by_id(msno, cohort))
+
+
+def explain(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
+    """The service's answer with reasons for one record (``POST /explain``)."""
+    return _call(settings, "explain", {"records": [record]})
+
+
+def explain_id(settings: Settings, msno: str, cohort: str | None) -> tuple[int, Any]:
+    """The answer with reasons for one subscriber id (``POST /explain_ids``), its features
+    looked up as ``score_id`` looks them up; 404 naming an unknown id."""
+    return _call(settings, "explain_ids", _by_id(msno, cohort))
 
 
 def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
@@ -110,82 +178,64 @@ def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
     return Answer(frame.sort_values("time", ignore_index=True))
 
 
-def drift_reports(settings: Settings) -> Answer:
-    """Every drift summary in the lake, oldest first, each with the URL of its HTML report."""
+def lake_files(settings: Settings, *pattern: str) -> list[LakeFile]:
+    """The lake's files matching ``pattern`` (parts under the lake's root, globs allowed),
+    oldest path first; the cohort is the first part under the root that reads YYYY-MM."""
     lake = lake_of(settings)
-    root = lake.path_of(lake.url("monitoring", "drift"))
+    root = lake.path_of(lake.url())
     try:
-        paths = sorted(lake.fs.glob(f"{root}/*/summary.json"))
+        found = sorted(lake.fs.glob(lake.path_of(lake.url(*pattern))))
     except FileNotFoundError:
-        paths = []
-    summaries = []
-    for path in paths:
-        with lake.fs.open(path) as handle:
-            summary = json.load(handle)
-        summaries.append({**summary, "report_path": path.rsplit("/", 1)[0] + "/report.html"})
-    if not summaries:
-        return Answer(problem=f"no drift report in {lake.url('monitoring', 'drift')}")
-    return Answer(summaries)
+        return []
+    return [
+        LakeFile(path, lake.fs.modified(path).timestamp(), _month_in(path[len(root) :]))
+        for path in found
+    ]
+
+
+def _month_in(path: str) -> str:
+    """The first part of ``path`` that reads YYYY-MM, or an empty string."""
+    found = re.search(r"(?:^|/)(\d{4}-(?:0[1-9]|1[0-2]))(?:/|$)", path)
+    return found[1] if found else ""
+
+
+def read_json(settings: Settings, path: str) -> Any:
+    return json.loads(lake_of(settings).fs.cat_file(path))
 
 
 def report_html(settings: Settings, path: str) -> str:
-    lake = lake_of(settings)
-    with lake.fs.open(path, "rb") as handle:
+    with lake_of(settings).fs.open(path, "rb") as handle:
         return handle.read().decode()
 
 
-def explain(settings: Settings, record: dict[str, Any]) -> tuple[int, Any]:
-    """The service's answer with reasons for one record (``POST /explain``)."""
-    return _call(settings, "explain", {"records": [record]})
+def read_campaign(settings: Settings, path: str) -> pd.DataFrame:
+    """A campaign list ``score`` wrote: every subscriber of the cohort, ranked."""
+    with lake_of(settings).fs.open(path) as handle:
+        return pd.read_csv(handle, keep_default_na=False, na_values=[""])
 
 
-def latest_campaign(settings: Settings) -> Answer:
-    """The newest campaign list ``score`` wrote in the lake, and where it lies."""
+def quality_history(
+    settings: Settings, tables: list[str], cycles: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every cohort's realized quality (the overall rows of ``quality``'s tables) and every
+    monthly cycle's record, oldest first."""
     lake = lake_of(settings)
-    root = lake.path_of(lake.url("predictions"))
-    try:
-        paths = lake.fs.glob(f"{root}/*/*/campaign.csv")
-    except FileNotFoundError:
-        paths = []
-    if not paths:
-        return Answer(problem=f"no campaign list in {lake.url('predictions')}")
-    newest = max(paths, key=lambda path: lake.fs.modified(path))
-    with lake.fs.open(newest) as handle:
-        listed = pd.read_csv(handle, keep_default_na=False, na_values=[""])
-    return Answer((newest, listed))
-
-
-def champion_segments(settings: Settings) -> Answer:
-    """The champion's metrics per segment on its evaluation cohort, logged by ``train``."""
-    import mlflow
-
-    try:
-        client = mlflow.MlflowClient(settings.tracking_uri)
-        version = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
-        path = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path="evaluation/segments.json",
-            tracking_uri=settings.tracking_uri,
-        )
-    except Exception as err:  # noqa: BLE001 (any failure means: nothing to show)
-        reason = str(err).splitlines()[0][:120]
-        return Answer(problem=masked(f"no segment metrics of the champion ({reason})"))
-    return Answer(pd.read_json(path, orient="split"))
-
-
-def quality_history(settings: Settings) -> Answer:
-    """Every cohort's realized quality (``quality``'s tables in the lake, the overall rows) and
-    every monthly cycle's record, oldest first."""
-    lake = lake_of(settings)
-    try:
-        paths = sorted(lake.fs.glob(f"{lake.path_of(lake.url('quality'))}/*/quality.parquet"))
-    except FileNotFoundError:
-        paths = []
-    if not paths:
-        return Answer(problem=f"no realized quality in {lake.url('quality')}")
-    tables = [pd.read_parquet(path, filesystem=lake.fs) for path in paths]
-    history = pd.concat(tables, ignore_index=True)
+    history = pd.concat(
+        [pd.read_parquet(path, filesystem=lake.fs) for path in tables], ignore_index=True
+    )
     history = history[history["segment"] == "all"].drop(columns=["segment", "value"])
-    records = sorted(lake.fs.glob(f"{lake.path_of(lake.url('cycles'))}/*.json"))
-    cycles = pd.DataFrame([json.loads(lake.fs.cat_file(path)) for path in records])
-    return Answer((history.sort_values(["cohort", "source", "model_version"]), cycles))
+    records = pd.DataFrame([read_json(settings, path) for path in cycles])
+    return history.sort_values(["cohort", "source", "model_version"]), records
+
+
+def increment_months(settings: Settings) -> list[str]:
+    """The months whose increments landed under the raw folder (``<raw>/increments/<YYYY-MM>``)."""
+    import fsspec
+
+    source = settings.raw_dir
+    fs, root = fsspec.core.url_to_fs(source, **settings.storage_options(source))
+    try:
+        found = fs.ls(f"{root}/increments", detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(m for path in found if (m := _month_in(posixpath.basename(path))))
