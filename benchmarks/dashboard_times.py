@@ -46,8 +46,9 @@ def _widget(widgets: Sequence[Any], label: str) -> Any:
     return found[0] if found else None
 
 
-def _open(app: AppTest, tab: str | None) -> None:
-    if tab and any(t.label == tab for t in app.tabs) and app.session_state[TAB_KEY] != tab:
+def _open(app: AppTest, tab: str) -> None:
+    if any(t.label == tab for t in app.tabs):  # the tab's URL parameter and its state
+        app.query_params[TAB_KEY] = tab
         app.session_state[TAB_KEY] = tab
         app.run()
 
