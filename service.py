@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import secrets
 import shutil
 from typing import Annotated, Any, TypeVar
@@ -54,6 +55,7 @@ from bentoml.validators import ContentType
 from pydantic import Field
 
 from churn_transform.access import (
+    KeyConfigError,
     KeyRing,
     RequireKeys,
     command_line_host,
@@ -158,9 +160,13 @@ def load_champion(reference: bentoml.models.BentoModel) -> Champion:
 
 
 def keyring(settings: Settings) -> KeyRing:
-    """The settings' API keys, as digests only."""
+    """The settings' API keys, as digests only; an entry that would let anyone in (an empty key
+    or digest) stops the service at start, naming the entry."""
     keys = settings.api_keys.get_secret_value() if settings.api_keys else None
-    return KeyRing.load(keys, settings.api_keys_file)
+    try:
+        return KeyRing.load(keys, settings.api_keys_file)
+    except KeyConfigError as refused:
+        raise SystemExit(f"KKBOX_API_KEYS: {refused}") from None
 
 
 @bentoml.service(
@@ -189,10 +195,10 @@ class ChurnService:
         self.settings = settings or SETTINGS
         self._online = online
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
-            die_with_parent()
+            die_with_parent(parent=self.settings.server_pid)
             # the socket it was handed: the check below, seen from inside, in case it was missed
             refuse_open_bind(keyring(self.settings), listening_address(), announce=False)
-        quiet_refusals("bentoml._internal.server.http_app", ServiceUnavailable)
+        quiet_refusals("bentoml._internal.server.http_app", (ServiceUnavailable, NotFound))
         self.champion = champion or load_champion(type(self).model_ref)
         self._bind_apis()
         self.metrics = metrics()
@@ -232,8 +238,11 @@ class ChurnService:
     @bentoml.on_deployment
     @staticmethod
     def refuse_an_open_network_bind() -> None:
-        """In ``bentoml serve`` itself, once, before it binds its socket: no key, no network."""
+        """In ``bentoml serve`` itself, once, before it binds its socket and starts its workers:
+        no key, no network; and the workers learn which process they must not outlive (they
+        inherit this environment)."""
         refuse_open_bind(keyring(SETTINGS), command_line_host())
+        os.environ["KKBOX_SERVER_PID"] = str(os.getpid())
 
     def _announce(self, champion: Champion, value: int) -> None:
         labels = champion.labels

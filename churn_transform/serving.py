@@ -216,19 +216,23 @@ def freeze_heap() -> None:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def die_with_parent(signal_number: int = signal.SIGTERM) -> bool:
+def die_with_parent(signal_number: int = signal.SIGTERM, parent: int | None = None) -> bool:
     """Have the kernel send this process ``signal_number`` when its parent dies (Linux's
     ``prctl(PR_SET_PDEATHSIG)``); False, and nothing done, on other systems.
 
     ``bentoml serve`` runs its workers through circus, which starts each in a session of its
     own: killing the server's process group, or the server with SIGKILL, would leave a worker
     serving on the port as an orphan. With this, the worker gets SIGTERM and shuts down as
-    gracefully as when the server stops it. A parent that dies before the call (in the
-    seconds a worker takes to start) is not noticed."""
+    gracefully as when the server stops it. A parent that died before the call (in the seconds
+    a worker takes to start) is noticed by its pid: when this process's parent is no longer
+    ``parent``, the signal is sent at once."""
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal_number, 0, 0, 0) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
+    if parent is not None and os.getppid() != parent:  # orphaned before the call
+        logger.warning("the server (pid %d) is gone: this worker stops", parent)
+        os.kill(os.getpid(), signal_number)
     return True

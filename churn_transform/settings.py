@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of the service.")
+    server_pid: int | None = Field(
+        default=None,
+        ge=1,
+        description="Set by `bentoml serve` for its workers: the process a worker must not "
+        "outlive. Never set by hand.",
+    )
     access_log: bool = Field(
         default=False,
         description="BentoML's access log, one line per request; refused requests are logged "
