@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,29 @@ def test_unknown_ids_get_a_404_naming_them_and_keys_still_apply(
     )
     assert answer.status_code == 400 and "cohort" in answer.text
     assert _unknown_ids(url) == before + 1
+
+
+def test_an_unknown_id_is_logged_as_one_warning_naming_no_id(
+    champion: Champion, by_id_service: tuple[str, Path]
+) -> None:
+    """Issue 30: each 404 logged a 30-line ERROR traceback quoting every id (48 KB a request),
+    and an id starting with a newline forged a log line of its own."""
+    url, root = by_id_service
+    log = root / "serve.log"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    forged = "\n2026-01-01 INFO forged line " + "x" * 10  # within the 44 characters of an id
+    unknown = ["ghost-" + "y" * 38, forged]
+    before = len(log.read_text())  # the module's service: other tests' lines come first
+    for route in ("predict_ids", "explain_ids"):
+        answer = requests.post(f"{url}/{route}", json={"ids": unknown}, headers=headers, timeout=10)
+        assert answer.status_code == 404
+    deadline = time.monotonic() + 10
+    while log.read_text()[before:].count("refused 404") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    said = log.read_text()[before:]
+    assert said.count("refused 404 POST /predict_ids") == 1, said[-3000:]
+    assert said.count("refused 404 POST /explain_ids") == 1, said[-3000:]
+    assert "Traceback" not in said and "ghost-" not in said and "forged line" not in said
 
 
 def _unknown_ids(url: str) -> float:

@@ -319,6 +319,13 @@ def test_keys_come_from_the_settings_and_a_mounted_file(tmp_path: Path) -> None:
     assert not service.keyring(Settings(api_keys="", api_keys_file=""))
 
 
+@pytest.mark.parametrize("keys", ["alice:", f"alice:{_hex(KEYS['alice'])},bob:"])
+def test_an_empty_key_or_digest_stops_the_service_at_start(keys: str) -> None:
+    """Issue 30: ``alice:`` (a digest variable unset in compose) made the empty key valid."""
+    with pytest.raises(SystemExit, match="KKBOX_API_KEYS: the API key entry .* has no key"):
+        service.keyring(Settings(api_keys=keys))
+
+
 def test_a_key_is_compared_with_every_digest_in_constant_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
