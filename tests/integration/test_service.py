@@ -216,7 +216,7 @@ def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(
 ) -> None:
     env = champion.env
     assert "already in the store" in run_step(env, sys.executable, "-m", "steps.import_champion")
-    run_step(env, str(BIN / "bentoml"), "build", "--output", "tag")
+    run_step(env, "make", "bento")  # the README's command, as a user runs it
     bentos = list((Path(env["BENTOML_HOME"]) / "bentos" / "kkbox-churn-service").glob("*/"))
     bento = next(b for b in bentos if b.name != "latest")
     assert (bento / "env" / "docker" / "Dockerfile").is_file()
