@@ -18,7 +18,6 @@ import io
 import posixpath
 import sys
 
-import dask
 import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
@@ -26,13 +25,10 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.campaign import campaign_list
-from churn_transform.explanation import explain
-from churn_transform.gold import build_gold
 from churn_transform.lake import Lake
-from churn_transform.model import ChurnModel
 from churn_transform.registry import aliased
-from churn_transform.schema import FEATURES
-from churn_transform.segments import SEGMENTS, segment_labels
+from churn_transform.scoring import score
+from churn_transform.segments import SEGMENTS
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from steps._cli import (
@@ -46,37 +42,9 @@ from steps._cli import (
     tracked_run,
 )
 
-REASONS = 3
 PREDICTIONS = "predictions"
 #: Beside the submission: every user's probability, decision and the model version that made them.
 SCORES = "scores.parquet"
-
-
-def _score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
-    gold = pq.read_table(path, filesystem=lake.fs).to_pandas()
-    features = gold[list(FEATURES)]
-    probability = model.predict_proba(features)[:, 1]
-    top = explain(model, features).top(REASONS, features)
-    reasons = {f"reason_{i + 1}": [r[i] if i < len(r) else "" for r in top] for i in range(REASONS)}
-    return pd.DataFrame(
-        {
-            "msno": gold["msno"].astype(str),
-            "is_churn": probability,
-            "churn": probability >= model.threshold_,
-            **reasons,
-            "last_list_price": gold["last_list_price"],
-            "last_plan_days": gold["last_plan_days"],
-        }
-    ).join(segment_labels(gold))
-
-
-def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
-    """Scores, decisions, top reasons and plan prices of every user of the cohort's gold table,
-    one Dask task per part file."""
-    url, _, _ = build_gold(lake, cohort)
-    parts = sorted(lake.fs.glob(posixpath.join(lake.path_of(url), "part-*.parquet")))
-    tasks = [dask.delayed(_score_part)(lake, path, model) for path in parts]
-    return pd.concat(dask.compute(*tasks), ignore_index=True).sort_values("msno", ignore_index=True)
 
 
 def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:

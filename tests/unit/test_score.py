@@ -1,4 +1,4 @@
-"""The score step's work on one part file of a gold table: a part without users scores to none."""
+"""Scoring one part file of a gold table: a part without users scores to none."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 
 from churn_transform.lake import Lake
 from churn_transform.model import ChurnModel
-from steps.score import REASONS, _score_part
+from churn_transform.scoring import REASONS, score_part
 from tests.unit.test_explanation import _gold
 from tests.unit.test_explanation import model as model  # noqa: F401 (the fixture)
 
@@ -27,8 +27,8 @@ def test_a_part_without_users_scores_to_no_rows_with_every_column(
     model: ChurnModel, tmp_path: Path
 ) -> None:
     lake = Lake(str(tmp_path))
-    empty = _score_part(lake, _part(tmp_path, 0), model)
-    full = _score_part(lake, _part(tmp_path, 4), model)
+    empty = score_part(lake, _part(tmp_path, 0), model)
+    full = score_part(lake, _part(tmp_path, 4), model)
     assert empty.empty and list(empty.columns) == list(full.columns)
     assert set(COLUMNS) <= set(full.columns) and len(full) == 4
     both = pd.concat([empty, full], ignore_index=True)

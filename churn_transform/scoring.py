@@ -1,0 +1,52 @@
+"""Batch scoring of a cohort's gold table: every user's probability, decision, top reasons, plan
+price and segments, one Dask task per part file.
+
+The tasks call this module's functions: a Dask worker imports them from the installed library
+(a function of the ``steps`` folder would not import where a worker runs).
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import dask
+import pandas as pd
+import pyarrow.parquet as pq
+
+from churn_transform.explanation import explain
+from churn_transform.gold import build_gold
+from churn_transform.lake import Lake
+from churn_transform.model import ChurnModel
+from churn_transform.schema import FEATURES
+from churn_transform.segments import segment_labels
+
+#: The readable reasons given for each user, largest first.
+REASONS = 3
+
+
+def score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
+    """The scores of the users of one part file of a gold table (none for a part without)."""
+    gold = pq.read_table(path, filesystem=lake.fs).to_pandas()
+    features = gold[list(FEATURES)]
+    probability = model.predict_proba(features)[:, 1]
+    top = explain(model, features).top(REASONS, features)
+    reasons = {f"reason_{i + 1}": [r[i] if i < len(r) else "" for r in top] for i in range(REASONS)}
+    return pd.DataFrame(
+        {
+            "msno": gold["msno"].astype(str),
+            "is_churn": probability,
+            "churn": probability >= model.threshold_,
+            **reasons,
+            "last_list_price": gold["last_list_price"],
+            "last_plan_days": gold["last_plan_days"],
+        }
+    ).join(segment_labels(gold))
+
+
+def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
+    """Scores, decisions, top reasons and plan prices of every user of the cohort's gold table
+    (built first if missing), by user id."""
+    url, _, _ = build_gold(lake, cohort)
+    parts = sorted(lake.fs.glob(posixpath.join(lake.path_of(url), "part-*.parquet")))
+    tasks = [dask.delayed(score_part)(lake, path, model) for path in parts]
+    return pd.concat(dask.compute(*tasks), ignore_index=True).sort_values("msno", ignore_index=True)
