@@ -1,7 +1,9 @@
 """Entry point ``cycle``: one month of the platform's life, after that month's increment landed.
 
 For ``--month M`` (its data in ``<raw>/increments/M/``, with the list of cohort M+1 to score and
-the labels of cohort M-1, known once the 30 days after its expiries passed; docs/generator.md):
+the labels of cohort M-1, known once the 30 days after its expiries passed; docs/generator.md;
+a month whose folder is missing stops the cycle before anything is written, saying how to make
+it on synthetic data):
 
 1. ``ingest``: the increment becomes a layer of silver (nothing, if it already is);
 2. ``feature`` and ``validate``: gold of the cohort to score (M+1) and of the newly labelled
