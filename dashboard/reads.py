@@ -106,8 +106,9 @@ def increment_months(settings: Settings) -> list[str]:
 
 
 def newest_campaign(settings: Settings, cohort: str | None = None) -> tuple[LakeFile | None, str]:
-    """The newest campaign list ``score`` wrote (of ``cohort`` when given), or why there is
-    none."""
+    """The campaign list of the newest cohort scored (or of ``cohort``), the last one ``score``
+    wrote for it; or why there is none. (Scoring a past cohort again, to measure it, does not
+    make its list the one to act on.)"""
     files = [
         file
         for file in lake_files(settings, "predictions", "*", "*", "campaign.csv")
@@ -116,7 +117,7 @@ def newest_campaign(settings: Settings, cohort: str | None = None) -> tuple[Lake
     if not files:
         where = f"predictions/{cohort}" if cohort else "predictions"
         return None, f"no campaign list under {where} in the lake"
-    return max(files, key=lambda file: file.modified), ""
+    return max(files, key=lambda file: (file.cohort, file.modified)), ""
 
 
 def clear() -> None:

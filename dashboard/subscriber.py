@@ -60,7 +60,14 @@ def _answer(settings: Settings, msno: str, cohort: str | None, text: str, explai
         return
     if status != 200:
         st.error(f"the service refused the {'id' if msno else 'record'} ({status})")
-        st.json(answer)
+        if isinstance(answer, str):  # not the service's own refusal: a route it lacks, a proxy
+            st.code(answer, language=None)
+            st.caption(
+                f"Not an answer of this dashboard's service; does {masked(settings.service_url)}"
+                " run this checkout's (`make serve`)?"
+            )
+        else:
+            st.json(answer)
         return
     found = answer[0]
     threshold = _threshold(settings)
@@ -85,8 +92,8 @@ def _threshold(settings: Settings) -> float | None:
 def _cohort_list(
     settings: Settings, msno: str, cohort: str | None
 ) -> tuple[str, pd.DataFrame] | None:
-    """The campaign list the subscriber is in (of ``cohort`` when given), newest first; else
-    the newest one, to rank them against."""
+    """The campaign list the subscriber is in (of ``cohort`` when given), the newest cohort's
+    first; else the newest cohort's, to rank them against."""
     files = [
         file
         for file in reads.lake_files(settings, "predictions", "*", "*", "campaign.csv")
@@ -94,7 +101,7 @@ def _cohort_list(
     ]
     lists = [
         (file.cohort, reads.campaign(settings, file.path, file.modified))
-        for file in sorted(files, key=lambda file: file.modified, reverse=True)
+        for file in sorted(files, key=lambda file: (file.cohort, file.modified), reverse=True)
     ]
     holding = [found for found in lists if (found[1]["msno"] == msno).any()]
     candidates = holding or lists
@@ -145,7 +152,7 @@ def explanation(answer: dict[str, Any], cohort_mean: float | None) -> None:
     import matplotlib.pyplot as plt
 
     figure = reasons.waterfall(answer, cohort_mean)
-    st.pyplot(figure)
+    st.columns([2, 1])[0].pyplot(figure)
     plt.close(figure)
     table = reasons.reasons_table(answer)
     st.dataframe(
