@@ -17,7 +17,7 @@ import requests
 from churn_transform.traffic import read_traffic
 from tests.conftest import Champion, records_of, serve, stop
 from tests.integration.test_service import _metrics, _total
-from tests.integration.test_training import _Payload
+from tests.integration.test_training import log_tampered
 
 pytestmark = pytest.mark.integration
 NAME = "kkbox-churn"
@@ -80,13 +80,7 @@ def test_a_promoted_champion_is_served_without_a_restart_and_a_tampered_one_refu
         served_metadata = requests.post(f"{url}/metadata", timeout=10).json()
 
         mlflow.set_experiment("tampering")
-        with mlflow.start_run():
-            tampered = mlflow.sklearn.log_model(
-                _Payload(marker),
-                name="model",  # type: ignore[arg-type]
-                serialization_format="cloudpickle",
-                registered_model_name=NAME,
-            ).registered_model_version
+        tampered = log_tampered(marker, NAME)
         client.set_registered_model_alias(NAME, "champion", str(tampered))
         deadline = time.monotonic() + 60
         while not _total(_metrics(url), "kkbox_champion_switches_total", outcome="refused"):

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 
 from churn_transform.artifact import FORMAT, TRUSTED_TYPES, UntrustedModelError, load_model
 from churn_transform.model import ChurnModel
+from churn_transform.training import model_requirements
 from churn_transform.transformer import ChurnFeatures
 from tests.unit.test_model import _gold
 
@@ -49,6 +50,8 @@ def no_marker() -> None:
 
 
 def _saved(model: object, folder: Path, **options: object) -> Path:
+    # given, as train gives them: else MLflow loads the model (running a payload) to infer them
+    options.setdefault("pip_requirements", model_requirements())
     mlflow.sklearn.save_model(model, str(folder), **options)  # type: ignore[arg-type]
     return folder
 
