@@ -298,7 +298,9 @@ def test_explain_by_id_answers_what_explain_answers_and_refuses_as_predict_by_id
 # -- what a newcomer meets first ----------------------------------------------------------------
 
 #: Where the docs point a newcomer for the Swagger UI.
-DOCS_NAMING_THE_UI = (PROJECT_ROOT / "service.py", PROJECT_ROOT / "docs/training-and-serving.md")
+DOCS_NAMING_THE_UI = tuple(
+    PROJECT_ROOT / name for name in ("README.md", "service.py", "docs/training-and-serving.md")
+)
 
 
 def _swagger_paths() -> set[str]:
