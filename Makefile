@@ -74,11 +74,15 @@ ui: setup ## MLflow's UI over this store on http://127.0.0.1:5000 (UI_PORT), pri
 generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
 	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
 
-serve: setup ## Serve the imported champion on http://127.0.0.1:3000 (after `make demo`)
-	$(BIN)/bentoml serve service:ChurnService --host 127.0.0.1 --port 3000
+SERVE_PORT ?= 3000
+DASHBOARD_PORT ?= 8501
 
-dashboard: setup ## The Streamlit dashboard on http://127.0.0.1:8501
-	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
+serve: setup ## Serve the imported champion on http://127.0.0.1:3000 (SERVE_PORT; after `make demo`)
+	$(BIN)/bentoml serve service:ChurnService --host 127.0.0.1 --port $(SERVE_PORT)
+
+dashboard: setup ## The Streamlit dashboard on http://127.0.0.1:8501 (DASHBOARD_PORT)
+	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) \
+	  --server.headless true --browser.gatherUsageStats false
 
 bento: setup ## Build the service's Bento (and its Dockerfile) from bentofile.yaml
 	$(BIN)/bentoml build

@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -558,3 +559,34 @@ def prometheus_query(prometheus: str, expr: str, timeout: float = 30) -> list[di
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{expr} returned nothing in {timeout} s")
+
+
+#: Debian's chromium (what `make system-deps` installs); KKBOX_TEST_BROWSER=playwright takes
+#: the browser `playwright install chromium` downloaded (GitHub's runners: apt's is a snap).
+BROWSER = os.environ.get("KKBOX_TEST_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
+#: Headless, and none of the background connections this machine's closed network refuses.
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by playwright (never ``playwright install``: see BROWSER)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=None if BROWSER == "playwright" else BROWSER, args=BROWSER_FLAGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
