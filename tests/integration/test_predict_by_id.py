@@ -10,9 +10,7 @@ example record, an id of the served cohort) answered."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ from churn_transform.serving import Champion as Served
 from churn_transform.serving import Record
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.traffic import read_traffic
-from tests.conftest import Champion, free_port, records_of, run_step, serve, stop
+from tests.conftest import Champion, chromium, free_port, records_of, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
 COHORT = "2017-04"
@@ -368,25 +366,14 @@ def test_an_unknown_id_s_404_gives_ids_that_are_answered(by_id_service: tuple[st
     assert answer.status_code == 200 and [a["msno"] for a in answer.json()] == given
 
 
-#: Debian's chromium, as ``test_dashboard`` takes it (KKBOX_TEST_BROWSER=playwright: the browser
-#: ``playwright install chromium`` downloaded).
-BROWSER = os.environ.get("KKBOX_TEST_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
-
-
 def test_a_real_browser_s_swagger_ui_fills_try_it_out_with_the_examples(
     champion: Champion, by_id_service: tuple[str, Path]
 ) -> None:
     """What Swagger UI itself makes of the document: before issue #29, a placeholder record
     (36,525 days to expiry, ``"stringstring..."``) and an id of no cohort served."""
-    from playwright.sync_api import sync_playwright
-
     url, _ = by_id_service
     filled = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=None if BROWSER == "playwright" else BROWSER,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-        )
+    with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{url}/", wait_until="networkidle")
         for path in ("/predict", "/predict_ids"):
@@ -394,6 +381,5 @@ def test_a_real_browser_s_swagger_ui_fills_try_it_out_with_the_examples(
             operation.locator(".opblock-summary").click()
             operation.get_by_role("button", name="Try it out").click()
             filled[path] = json.loads(operation.locator("textarea").first.input_value())
-        browser.close()
     assert filled["/predict"] == {"records": [EXAMPLE_RECORD]}
     assert set(filled["/predict_ids"]["ids"]) <= set(champion.gold(COHORT)["msno"])
