@@ -8,7 +8,9 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,14 +78,41 @@ def tracked_run(settings: Settings, step: str) -> Iterator[mlflow.ActiveRun]:
     mlflow.set_tracking_uri(settings.tracking_uri)
     if os.environ.get("MLFLOW_RUN_ID"):
         # nested when a step runs inside its caller's process (project_step, env "local")
-        with mlflow.start_run(nested=mlflow.active_run() is not None) as run:
+        with mlflow.start_run(nested=mlflow.active_run() is not None) as run, _killable():
             experiment = _warn_if_elsewhere(run, settings.experiment_name)
             mark_classic_ml(experiment)
             yield run
         return
     mark_classic_ml(mlflow.set_experiment(settings.experiment_name))
-    with mlflow.start_run(run_name=step, nested=mlflow.active_run() is not None) as run:
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_name=step, nested=nested) as run, _killable():
         yield run
+
+
+class StepKilled(SystemExit):
+    """A step stopped by SIGTERM (a scheduler's timeout, ``kill``, a pod evicted); exits with
+    the shell's code for it, 128 + 15."""
+
+
+def _raise_killed(signum: int, frame: object) -> None:
+    raise StepKilled(128 + signum)
+
+
+@contextmanager
+def _killable() -> Iterator[None]:
+    """End the active run KILLED when SIGTERM or SIGINT stops the step inside it: SIGTERM's
+    default action ends the process at once, leaving its runs RUNNING for ever in MLflow."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach main only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_killed)
+    try:
+        yield
+    except (StepKilled, KeyboardInterrupt):
+        mlflow.end_run("KILLED")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: Where ``make ui`` serves MLflow's UI.
@@ -236,6 +265,27 @@ def share(value: str) -> float:
     return number
 
 
+def count(value: str) -> int:
+    """argparse type of a count (users, months, buckets, days, ...): a whole number from 0. A
+    negative one is refused naming the flag, before it can reach a step (``-P buckets=-1`` ended
+    in an OverflowError traceback)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1  # refused below, as any number out of range
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0, got {value!r}")
+    return number
+
+
+def positive(value: str) -> int:
+    """argparse type of a count that must be at least 1 (processes, training months)."""
+    number = count(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1, got {value!r}")
+    return number
+
+
 def size(value: str) -> str:
     """argparse type of a byte size as Dask reads it (``32MB``)."""
     from dask.utils import parse_bytes
@@ -328,7 +378,8 @@ def _step_in_process(settings: Settings, entry_point: str, parameters: dict[str,
     try:
         importlib.import_module(words[2]).main(words[3:])
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        if client.get_run(run_id).info.status == "RUNNING":  # else KILLED, by _killable
+            client.set_terminated(run_id, "FAILED")
         raise
     else:
         if client.get_run(run_id).info.status == "RUNNING":

@@ -40,19 +40,29 @@ from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
 from churn_transform.settings import Settings
 from churn_transform.synthetic.months import FIRST_MONTH
-from steps._cli import boolean, cohort, lake_of, project_step, start, tracked_run
+from steps._cli import (
+    boolean,
+    cohort,
+    count,
+    lake_of,
+    positive,
+    project_step,
+    share,
+    start,
+    tracked_run,
+)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--month", type=cohort, required=True)
     parser.add_argument("--max-auc-drop", type=float, required=True)
-    parser.add_argument("--max-age-months", type=int, required=True)
+    parser.add_argument("--max-age-months", type=count, required=True)
     parser.add_argument("--retrain-on-drift", type=boolean, required=True)
-    parser.add_argument("--drift-days", type=int, required=True)
-    parser.add_argument("--min-segment-users", type=int, required=True)
-    parser.add_argument("--train-months", type=int, required=True)
-    parser.add_argument("--holdout", type=float, required=True)
+    parser.add_argument("--drift-days", type=positive, required=True)
+    parser.add_argument("--min-segment-users", type=count, required=True)
+    parser.add_argument("--train-months", type=positive, required=True)
+    parser.add_argument("--holdout", type=share, required=True)
     for name in ("--margin", "--min-auc", "--min-oracle-share"):
         parser.add_argument(name, type=float, required=True)
     parser.add_argument(

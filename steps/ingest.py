@@ -16,13 +16,13 @@ import argparse
 import mlflow
 
 from churn_transform.ingest import IngestReport, ingest
-from steps._cli import boolean, dask_cluster, lake_of, refusals, size, start, tracked_run
+from steps._cli import boolean, count, dask_cluster, lake_of, refusals, size, start, tracked_run
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = start("ingest")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--buckets", type=int, required=True, help="0 = one per 64 MB of logs")
+    parser.add_argument("--buckets", type=count, required=True, help="0 = one per 64 MB of logs")
     parser.add_argument("--blocksize", type=size, required=True)
     parser.add_argument("--allow-shrink", type=boolean, required=True)
     args = parser.parse_args(argv)

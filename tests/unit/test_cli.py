@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import shlex
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +17,13 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from churn_transform.settings import Settings
+from churn_transform.settings import PROJECT_ROOT, Settings
 from steps._cli import (
     CLASSIC_ML,
     EXPERIMENT_KIND,
     boolean,
+    count,
+    positive,
     project_step,
     runs_url,
     tracked_run,
@@ -25,6 +31,11 @@ from steps._cli import (
 from tests.conftest import tracking_store
 
 DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5")
+CYCLE = (
+    "--month 2017-04 --max-auc-drop 0.03 --max-age-months 6 --retrain-on-drift true "
+    "--drift-days 30 --min-segment-users 500 --train-months 2 --holdout 0.3 --margin 0.005 "
+    "--min-auc 0.6 --min-oracle-share 0.9 --env-manager local"
+)
 MAIN = shlex.split(
     "--users 10 --seed 1 --shift 0 --log-start 2016-11-01 --chunk-users 10 --env-manager local "
     "--buckets 0 --blocksize 32MB --train-cohort 2017-02 --eval-cohort 2017-03 --min-auc 0.6 "
@@ -207,3 +218,94 @@ def test_main_ends_saying_what_next_with_the_address_of_the_experiment_s_runs() 
     runs = "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
     assert [line.split()[1] for line in said[1:]] == ["serve", "ui", "dashboard", "months"]
     assert runs in said[2] and runs == runs_url("7")
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "flag", "bad"),
+    [
+        ("steps.ingest", "--buckets {} --blocksize 32MB --allow-shrink false", "--buckets", "-1"),
+        ("steps.ingest", "--buckets {} --blocksize 32MB --allow-shrink false", "--buckets", "2.5"),
+        (
+            "steps.cycle",
+            CYCLE.replace("--train-months 2", "--train-months {}"),
+            "--train-months",
+            "0",
+        ),
+        ("steps.cycle", CYCLE.replace("--drift-days 30", "--drift-days {}"), "--drift-days", "-3"),
+        (
+            "steps.cycle",
+            CYCLE.replace("--min-segment-users 500", "--min-segment-users {}"),
+            "--min-segment-users",
+            "-500",
+        ),
+        (
+            "steps.cycle",
+            CYCLE.replace("--max-age-months 6", "--max-age-months {}"),
+            "--max-age-months",
+            "-1",
+        ),
+    ],
+)
+def test_a_count_out_of_range_is_refused_naming_its_flag(
+    tracking: str,
+    module: str,
+    argv: str,
+    flag: str,
+    bad: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(module).main(shlex.split(argv.format(bad)))
+    assert stopped.value.code == 2
+    assert re.search(
+        f"argument {flag}: expected a whole number from [01], got '{bad}'", capsys.readouterr().err
+    )
+
+
+def test_a_count_takes_whole_numbers_from_zero() -> None:
+    assert count("0") == 0 and count("12") == 12 and positive("1") == 1
+    for bad in ("-1", "1.5", "", "many"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number from 0"):
+            count(bad)
+
+
+_KILLED_STEP = """
+import importlib, sys, time
+from churn_transform.settings import Settings
+from steps._cli import project_step, tracked_run
+
+settings = Settings(tracking_uri=sys.argv[1])
+
+def sleeps(argv):
+    with tracked_run(settings, "gc"):
+        print("started", flush=True)
+        time.sleep(120)
+
+importlib.import_module("steps.gc").main = sleeps
+with tracked_run(settings, "cycle"):
+    project_step(settings, "gc", "local")
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_cycle_stopped_by_a_signal_leaves_no_run_running(tracking: str, stop: int) -> None:
+    """A step killed inside a cycle (a scheduler's timeout, Ctrl-C): its run and the cycle's end
+    KILLED, not RUNNING for ever."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    cycle = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_STEP, tracking],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert cycle.stdout is not None and cycle.stdout.readline().strip() == "started"
+    cycle.send_signal(stop)
+    assert cycle.wait(timeout=60) != 0
+    client = mlflow.MlflowClient(tracking)
+    runs = client.search_runs([client.get_experiment_by_name("kkbox-churn").experiment_id])
+    assert sorted((run.info.run_name, run.info.status) for run in runs) == [
+        ("cycle", "KILLED"),
+        ("gc", "KILLED"),
+    ]
