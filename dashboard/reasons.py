@@ -6,8 +6,8 @@ logit(churn_probability)``. The probability is not additive in them, so each sha
 the secant of the sigmoid between the base and the subscriber's log-odds, ``(p - p_base) /
 sum(contributions)``: the shares keep their sign and order, and add up exactly to the move from
 the base value to the subscriber's probability, whatever their order. The base value is the
-probability at the model's mean log-odds over its training rows (about 1% for the demo's model),
-far below the churn rate, since the mean of log-odds sits below the log-odds of the mean rate.
+probability at the model's mean log-odds over its training rows: well below the churn rate, as
+the mean of the log-odds of a skewed risk lies far below the log-odds of its mean.
 """
 
 from __future__ import annotations
@@ -114,42 +114,74 @@ def reasons_table(answer: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def waterfall(answer: dict[str, Any], cohort_mean: float | None = None, shown: int = 10) -> Any:
-    """The reasons as a waterfall in percentage points, from the model's base value to the
-    subscriber's probability, largest first; a dotted line at the scored cohort's mean."""
-    import matplotlib.pyplot as plt
-
+def waterfall_steps(answer: dict[str, Any], shown: int = 10) -> pd.DataFrame:
+    """The waterfall's bars, largest first: each reason's ``start`` and ``end`` on the way from
+    the model's base value to the subscriber's probability, in percent, and the rest as one."""
     table = reasons_table(answer)
     top = table.head(shown)
-    steps = [
-        (f"{meaning}: {value}", float(points))
-        for meaning, value, points in zip(
-            top["meaning"], top["value"], top["probability points"], strict=True
-        )
-    ]
+    names = list(top["meaning"] + ": " + top["value"])
+    points = list(top["probability points"])
     rest = table["probability points"].iloc[shown:]
     if len(rest):
-        steps.append((f"{len(rest)} other features", float(rest.sum())))
-    figure, axes = plt.subplots(figsize=(9, 0.45 * len(steps) + 1.4))
-    start = base = 100 * base_probability(answer)
-    ends = [start]
-    for index, (_, size) in enumerate(steps):  # the largest at the top
-        axes.barh(
-            len(steps) - 1 - index, size, left=start, color="tab:red" if size > 0 else "tab:green"
-        )
-        start += size
-        ends.append(start)
-    axes.set_yticks(range(len(steps)), [name for name, _ in reversed(steps)])
-    axes.axvline(base, color="grey", linestyle=":")
-    if cohort_mean is not None:
-        axes.axvline(100 * cohort_mean, color="tab:blue", linestyle="--", label="cohort's mean")
-        axes.legend(loc="lower right")
-        ends.append(100 * cohort_mean)
-    pad = 0.05 * (max(ends) - min(ends) or 1.0)
-    axes.set_xlim(max(0.0, min(ends) - pad), min(100.0, max(ends) + pad))
-    axes.set_xlabel(
-        f"churn probability (%): the model's base value {base:.1f}%, this subscriber "
-        f"{100 * answer['churn_probability']:.1f}%"
+        names.append(f"{len(rest)} other features")
+        points.append(float(rest.sum()))
+    base = 100 * base_probability(answer)
+    ends = list(base + pd.Series(points, dtype=float).cumsum())
+    return pd.DataFrame(
+        {
+            "reason": names,
+            "start": [base, *ends[:-1]],
+            "end": ends,
+            "points": points,
+            "effect": ["raises the risk" if p > 0 else "lowers the risk" for p in points],
+        }
     )
-    figure.tight_layout()
-    return figure
+
+
+def waterfall_spec(answer: dict[str, Any], cohort_mean: float | None) -> dict[str, Any]:
+    """A Vega-Lite waterfall of ``waterfall_steps``, drawn by the browser: a dotted line at the
+    model's base value, a dashed one at the scored cohort's mean."""
+    lines = [{"at": 100 * base_probability(answer), "line": "the model's base value"}]
+    if cohort_mean is not None:
+        lines.append({"at": 100 * cohort_mean, "line": "the scored cohort's mean"})
+    bars = {
+        "mark": "bar",
+        "encoding": {
+            "y": {
+                "field": "reason",
+                "type": "nominal",
+                "sort": None,
+                "title": None,
+                "axis": {"labelLimit": 400},
+            },
+            "x": {
+                "field": "start",
+                "type": "quantitative",
+                "title": "churn probability (%), from the model's base value",
+            },
+            "x2": {"field": "end"},
+            "color": {
+                "field": "effect",
+                "type": "nominal",
+                "title": None,
+                "scale": {
+                    "domain": ["raises the risk", "lowers the risk"],
+                    "range": ["#d62728", "#2ca02c"],
+                },
+            },
+            "tooltip": [
+                {"field": "reason"},
+                {"field": "points", "format": "+.2f", "title": "percentage points"},
+            ],
+        },
+    }
+    rules = {
+        "data": {"values": lines},
+        "mark": {"type": "rule", "strokeDash": [4, 3]},
+        "encoding": {
+            "x": {"field": "at", "type": "quantitative"},
+            "color": {"value": "grey"},
+            "tooltip": [{"field": "line"}, {"field": "at", "format": ".1f"}],
+        },
+    }
+    return {"layer": [bars, rules], "height": {"step": 24}}

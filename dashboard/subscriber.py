@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -16,8 +15,6 @@ import streamlit as st
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import Settings, masked
 from dashboard import client, reads, reasons
-
-matplotlib.use("Agg")
 
 
 def section(settings: Settings) -> None:
@@ -149,11 +146,7 @@ def explanation(answer: dict[str, Any], cohort_mean: float | None) -> None:
         "raises the risk, green lowers it. The base value is the probability at the model's "
         f"mean log-odds over its training rows, not a churn rate{said}."
     )
-    import matplotlib.pyplot as plt
-
-    figure = reasons.waterfall(answer, cohort_mean)
-    st.columns([2, 1])[0].pyplot(figure)
-    plt.close(figure)
+    st.vega_lite_chart(reasons.waterfall_steps(answer), reasons.waterfall_spec(answer, cohort_mean))
     table = reasons.reasons_table(answer)
     st.dataframe(
         table,

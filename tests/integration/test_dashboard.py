@@ -302,6 +302,7 @@ def test_the_reasons_are_shown_in_probability_points_with_units(
     assert values["secs_30"] == "1,884.7 s (31.4 min)" and values["secs_7"] == "0 s"
     assert values["last_payment_method_id"] == "code 41" and values["last_is_auto_renew"] == "yes"
     assert values["days_since_last_cancel"] == "unknown" and values["auto_renew_share"] == "100%"
+    assert len(app.get("vega_lite_chart")) == 1  # the waterfall
     said = " ".join(c.value for c in app.caption)
     assert f"from the model's base value ({base:.1%})" in said and "not a churn rate" in said
     assert "on average" not in said

@@ -229,6 +229,7 @@ def _every_tab_shows_its_content(page: Any) -> None:
     said = subscriber.inner_text()
     assert "percentile in cohort 2017-04" in said and "targeted by the campaign" in said
     assert "in percentage points" in said
-    subscriber.locator("img").first.wait_for(timeout=30_000)  # the waterfall
+    waterfall = subscriber.locator('[data-testid="stVegaLiteChart"]')
+    waterfall.locator("canvas, svg").first.wait_for(timeout=30_000)
     left = {tab: _commands(_visit(page, tab)) for tab in TABS}
     assert left == {**dict.fromkeys(TABS, []), "Months": ["make months", "make demo"]}

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from churn_transform.schema import FEATURES
-from dashboard.reasons import probability_points, reasons_table, shown_value
+from dashboard.reasons import probability_points, reasons_table, shown_value, waterfall_steps
 
 
 def _sigmoid(x: float) -> float:
@@ -98,3 +98,21 @@ def test_the_table_keeps_the_service_s_order_and_log_odds() -> None:
     assert table["probability points"].sum() == pytest.approx(
         100 * (answer["churn_probability"] - _sigmoid(-3.0))
     )
+
+
+def test_the_waterfall_walks_from_the_base_value_to_the_probability() -> None:
+    contributions = [0.9, -0.4, 0.3, 0.2, -0.1]
+    answer = {
+        "base_log_odds": -4.0,
+        "churn_probability": _sigmoid(-4.0 + sum(contributions)),
+        "reasons": [
+            {"feature": f"secs_{w}", "name": f"w{w}", "value": 0.0, "contribution": c}
+            for w, c in zip((7, 14, 30, 44, 60), contributions, strict=True)
+        ],
+    }
+    steps = waterfall_steps(answer, shown=3)
+    assert list(steps["reason"]) == ["w7: 0 s", "w14: 0 s", "w30: 0 s", "2 other features"]
+    assert steps["start"].iloc[0] == pytest.approx(100 * _sigmoid(-4.0))
+    assert steps["end"].iloc[-1] == pytest.approx(100 * answer["churn_probability"])
+    assert (steps["start"].iloc[1:].to_numpy() == steps["end"].iloc[:-1].to_numpy()).all()
+    assert list(steps["effect"]) == ["raises the risk", "lowers the risk"] + ["raises the risk"] * 2
