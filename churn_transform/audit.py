@@ -4,7 +4,8 @@ Before converting: each raw file's header must name the expected columns in the 
 (``check_headers``), and no file may have lost every row it had in the previous snapshot
 (``check_files_kept``). After converting, before publishing: no table may have shrunk beyond the
 allowed share (``check_tables_kept``) and the Pandera checks must pass; a version that fails
-stays unpublished, its report kept beside it and under ``reports/audit/``.
+stays unpublished, its report kept beside it and under ``reports/audit/``. A monthly increment's
+files are judged against what a month usually brings (``check_increment_kept``).
 """
 
 from __future__ import annotations
@@ -142,9 +143,73 @@ def check_tables_kept(
     return shrunk
 
 
-def _refusal(problems: list[str]) -> str:
+#: The files of an increment that a month always brings, and the base file holding one month of
+#: the same rows (March 2017), the measure of the first increment; members.csv (the month's new
+#: profiles) is judged against earlier increments only.
+MONTHLY_FILES: dict[str, str | None] = {
+    "transactions.csv": "transactions_v2.csv",
+    "user_logs.csv": "user_logs_v2.csv",
+    "members.csv": None,
+}
+
+
+def usual_month(manifest: dict[str, Any]) -> dict[str, int]:
+    """The bytes a month usually brings of each of ``MONTHLY_FILES``, from the silver manifest
+    below a new increment: the median over the earlier increments (``increment_bytes``), else
+    the size of the base's one-month file; a file with neither is not judged."""
+    earlier = manifest.get("increment_bytes", {}).values()
+    usual = {}
+    for name, base in MONTHLY_FILES.items():
+        sizes = sorted(int(month[name]) for month in earlier if month.get(name))
+        if sizes:
+            usual[name] = sizes[len(sizes) // 2]
+        elif base and manifest.get("files", {}).get(base, {}).get("size"):
+            usual[name] = int(manifest["files"][base]["size"])
+    return usual
+
+
+def check_increment_kept(
+    month: str,
+    heads: dict[str, RawHead],
+    sizes: dict[str, int],
+    usual: dict[str, int],
+    max_shrink: float,
+    allow_shrink: bool = False,
+) -> list[str]:
+    """The base files' rules for the files of the increment of ``month`` (``heads``, ``sizes``),
+    against what a month usually brings (``usual``, bytes): a file with no row (rule
+    ``empty_file``) or with fewer bytes than ``1 - max_shrink`` of the usual (rule
+    ``shrunk_file``). Raises ``DataLossError`` unless ``allow_shrink``, else the warnings to
+    log. A file of 0 bytes, without even its header, is refused whatever ``allow_shrink``
+    (``RawHeaderError``): no table can be read from it."""
+    blank = [name for name, size in sorted(sizes.items()) if size == 0]
+    if blank:
+        raise RawHeaderError(
+            f"increment {month}: {', '.join(blank)} is empty (0 bytes, not even its header)"
+        )
+    lost = []
+    for name, before in usual.items():
+        if name not in heads:
+            continue
+        if not heads[name].has_rows:
+            lost.append(
+                f"increments/{month}/{name} has no rows (rule empty_file: a header-only file) "
+                f"where a month usually brings {before:,} bytes of them"
+            )
+        elif sizes[name] < (1 - max_shrink) * before:
+            lost.append(
+                f"increments/{month}/{name} has {sizes[name]:,} bytes where a month usually "
+                f"brings {before:,} (rule shrunk_file: down {1 - sizes[name] / before:.0%}, more "
+                f"than the allowed {max_shrink:.0%})"
+            )
+    if lost and not allow_shrink:
+        raise DataLossError(_refusal(lost, f"the increment of {month} lacks data"))
+    return lost
+
+
+def _refusal(problems: list[str], lead: str = "the new raw snapshot loses data") -> str:
     return (
-        "the new raw snapshot loses data:\n  "
+        f"{lead}:\n  "
         + "\n  ".join(problems)
         + "\nnothing was published; if this is intended, run ingest again with allow_shrink=true"
         " (KKBOX_MAX_SHRINK sets the share a table or a file may shrink by)"

@@ -32,9 +32,11 @@ from churn_transform.audit import (
     RawHead,
     check_files_kept,
     check_headers,
+    check_increment_kept,
     check_tables_kept,
     files_record,
     read_heads,
+    usual_month,
 )
 from churn_transform.bronze import copy_increment_to_bronze, copy_to_bronze
 from churn_transform.increments import INCREMENTS, Increment, landed_increments, layer_version
@@ -133,7 +135,9 @@ def ingest(
                 )
         else:
             _fill_tables(lake, report, snapshot)
-        _ingest_increments(lake, report, raw_url, storage_options, blocksize)
+        _ingest_increments(
+            lake, report, raw_url, storage_options, blocksize, max_shrink, allow_shrink
+        )
         lake.point("silver", "", report.version)  # the whole snapshot goes live at once
         lake.point("bronze", "raw", snapshot.id)
     return report
@@ -145,9 +149,12 @@ def _ingest_increments(
     raw_url: str,
     storage_options: dict[str, object],
     blocksize: str,
+    max_shrink: float,
+    allow_shrink: bool,
 ) -> None:
     """Put each landed monthly increment, oldest first, as a layer on the base snapshot
-    ``report.version`` (written once: a layer already in the lake is reused), and make
+    ``report.version`` (written once: a layer already in the lake is reused, a new one first
+    checked like the base files, against what a month usually brings), and make
     ``report.version`` the top one. Every layer below the top is marked published (kept by
     ``remove_unpublished``) but not made current: readers see the base and all increments go
     live at once."""
@@ -155,7 +162,15 @@ def _ingest_increments(
     for increment in increments:
         version = layer_version(report.version, increment, SILVER_FORMAT, report.buckets)
         if not lake.has_version("silver", "", version):
-            check_headers(read_heads(increment.url, storage_options, increment.files))
+            heads = read_heads(increment.url, storage_options, increment.files)
+            check_headers(heads)
+            sizes = {name: size for name, (size, _) in increment.files.items()}
+            usual = usual_month(_manifest_of(lake, report.version))
+            for warning in check_increment_kept(
+                increment.month, heads, sizes, usual, max_shrink, allow_shrink
+            ):
+                log.warning("allowed by allow_shrink: %s", warning)
+                report.warnings.append(warning)
             _write_layer(lake, report, version, increment, storage_options, blocksize)
         audited = lake.audit_of("silver", "", version) or _audit(lake, version, True)
         if not audited["ok"]:
@@ -210,6 +225,10 @@ def _write_layer(
         "version": version,
         "layers": [*previous.get("layers", [report.version]), version],
         "increments": {**previous.get("increments", {}), increment.month: increment.id},
+        "increment_bytes": {
+            **previous.get("increment_bytes", {}),
+            increment.month: {name: size for name, (size, _) in increment.files.items()},
+        },
         "increment_rows_in": {
             **previous.get("increment_rows_in", {}),
             increment.month: {table: counts.get("rows_in", 0) for table, counts in found.items()},

@@ -16,7 +16,7 @@ import dask
 import pandas as pd
 import pytest
 
-from churn_transform.audit import RawHeaderError
+from churn_transform.audit import DataLossError, RawHeaderError
 from churn_transform.garbage import collect_garbage
 from churn_transform.gold import build_gold, gold_summary
 from churn_transform.ingest import ingest
@@ -192,3 +192,51 @@ def test_labels_arrive_with_a_later_month(landed: dict[str, Path], tmp_path: Pat
         may_gold = read_gold_table(lake, build_gold(lake, "2017-05")[0])
     assert april_gold["is_churn"].notna().all() and len(april_gold) == len(april)
     assert may_gold["is_churn"].isna().all() and len(may_gold) == 10
+
+
+@pytest.mark.parametrize(
+    ("kept", "refusal", "rule"),
+    [
+        (1, DataLossError, r"increments/2017-03/user_logs.csv has no rows \(rule empty_file"),
+        (3, DataLossError, r"user_logs.csv has [\d,]+ bytes where a month usually brings"),
+        (0, RawHeaderError, r"increment 2017-03: user_logs.csv is empty \(0 bytes"),
+    ],
+)
+def test_an_increment_short_of_a_month_s_rows_is_refused_naming_the_file_and_the_rule(
+    landed: dict[str, Path], tmp_path: Path, kept: int, refusal: type[Exception], rule: str
+) -> None:
+    """Issue #30, 6: a month's user_logs.csv with its header only (or two rows, or no byte)
+    changed most of May's gold and went on to be scored; the increment is judged against what a
+    month brings (here the base's one-month user_logs_v2.csv), not against the table's total."""
+    raw, lake = _base(landed, tmp_path)
+    before = _ingest(lake, raw)
+    _land(raw, landed["month"])
+    logs = raw / "increments" / "2017-03" / "user_logs.csv"
+    logs.write_text("".join(f"{line}\n" for line in logs.read_text().splitlines()[:kept]))
+    with pytest.raises(refusal, match=rule):
+        _ingest(lake, raw)
+    assert lake.current_version("silver", "") == before  # nothing published
+    if refusal is DataLossError:
+        with dask.config.set(scheduler="threads"):
+            report = ingest(lake, str(raw), {}, buckets=BUCKETS, allow_shrink=True)
+        assert report.increments == ["2017-03"]
+        assert any("user_logs.csv" in warning for warning in report.warnings)
+
+
+def test_a_later_increment_is_judged_against_the_months_before_it(
+    landed: dict[str, Path], tmp_path: Path
+) -> None:
+    raw, lake = _base(landed, tmp_path)
+    _land(raw, landed["month"])
+    march = _ingest(lake, raw)
+    usual = (landed["month"] / "transactions.csv").stat().st_size
+    transactions = _csv(landed["month"] / "transactions.csv")
+    _write(
+        transactions.head(len(transactions) // 10),
+        raw / "increments" / "2017-04" / "transactions.csv",
+    )
+    with pytest.raises(
+        DataLossError, match=f"a month usually brings {usual:,} \\(rule shrunk_file"
+    ):
+        _ingest(lake, raw)
+    assert lake.current_version("silver", "") == march
