@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from fsspec.core import url_to_fs
 
+from churn_transform.policy import months_between, shift_month
 from churn_transform.schema import INCREMENT_FILES, INCREMENT_LABEL_FILE
 from churn_transform.silver.tables import SOURCES
 
@@ -96,16 +97,38 @@ class MissingIncrementError(LookupError):
     """A month whose increment has not landed."""
 
 
-def landed_increment(raw_url: str, storage_options: dict[str, object], month: str) -> Increment:
-    """The increment of ``month``; raises ``MissingIncrementError`` naming the folder where it
-    should have landed when it has not (or holds no file)."""
-    for increment in landed_increments(raw_url, storage_options):
-        if increment.month == month:
-            return increment
-    raise MissingIncrementError(
-        f"no increment has landed for {month}: {raw_url.rstrip('/')}/{INCREMENTS}/{month}/ is "
-        "missing or empty"
-    )
+def landed_increment(
+    raw_url: str, storage_options: dict[str, object], month: str, since: str | None = None
+) -> Increment:
+    """The increment of ``month``, once whole and in order: raises ``MissingIncrementError``
+    naming the folder of a month from ``since`` (default: ``month``) to ``month`` that has not
+    landed (a month run on top of a gap would build its cohorts with that month missing), the
+    cohort file ``cohort_<month + 1>.csv`` it lacks (the users to score), or a file of it with
+    no byte."""
+    landed = {
+        increment.month: increment for increment in landed_increments(raw_url, storage_options)
+    }
+    root = f"{raw_url.rstrip('/')}/{INCREMENTS}"
+    first = since or month
+    months = [shift_month(first, k) for k in range(months_between(first, month) + 1)] or [month]
+    for missing in (m for m in months if m not in landed):
+        before = (
+            f" (before {month}, which needs every month since {first})" if missing != month else ""
+        )
+        raise MissingIncrementError(
+            f"no increment has landed for {missing}{before}: {root}/{missing}/ is missing or empty"
+        )
+    increment = landed[month]
+    cohort = f"cohort_{shift_month(month, 1)}.csv"
+    if cohort not in increment.files:
+        raise MissingIncrementError(
+            f"{increment.url}/{cohort} is missing: the increment of {month} lists the users of "
+            f"cohort {shift_month(month, 1)}, to score"
+        )
+    for name, (size, _) in sorted(increment.files.items()):
+        if not size:
+            raise MissingIncrementError(f"{increment.url}/{name} is empty (0 bytes)")
+    return increment
 
 
 def layer_version(previous: str, increment: Increment, silver_format: str, buckets: int) -> str:

@@ -98,10 +98,12 @@ def _awaiting_labels(lake: Lake, month: str, scoring: str) -> list[str]:
 
 
 def _require_increment(settings: Settings, month: str) -> None:
-    """Stop, before anything is written, when the month's increment has not landed: its cohort
-    to score would be empty and its labels missing."""
+    """Stop, before anything is written, when the month's increment, or an earlier month's
+    since the base data (``FIRST_MONTH`` is the first after it), has not landed whole: its
+    cohort to score would be empty, its labels missing, or its features built over a gap."""
     try:
-        landed_increment(settings.raw_dir, settings.storage_options(settings.raw_dir), month)
+        options = settings.storage_options(settings.raw_dir)
+        landed_increment(settings.raw_dir, options, month, since=FIRST_MONTH)
     except MissingIncrementError as missing:
         months = months_between(FIRST_MONTH, month) + 1
         hint = (
