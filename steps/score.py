@@ -5,7 +5,8 @@ Reads: the champion (the version ``models:/<name>@<alias>`` names now) and the g
 ``predictions/<cohort>/<run id>/submission.csv`` in the lake, in the competition's format
 (``msno,is_churn`` with is_churn a probability); ``scores.parquet``, every user's probability
 and decision with the model version that made them (what ``quality`` measures once the labels
-arrive; a cohort already scored by the same version is not scored again); and
+arrive; a cohort already scored by the same version from the same gold is not scored again),
+with ``gold.json``, the gold table's version and content hash; and
 beside it ``campaign.csv``, the ranked campaign list (``churn_transform.campaign``: probability,
 decision, revenue at risk, whether to target, the top three reasons), whose chosen size and
 reason are logged; on synthetic data, the AUC and log loss against the cohort's hidden labels.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import posixpath
 import sys
 
@@ -25,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.campaign import campaign_list
+from churn_transform.gold import build_gold, table_name
 from churn_transform.lake import Lake
 from churn_transform.registry import aliased
 from churn_transform.scoring import score
@@ -45,6 +48,8 @@ from steps._cli import (
 PREDICTIONS = "predictions"
 #: Beside the submission: every user's probability, decision and the model version that made them.
 SCORES = "scores.parquet"
+#: Beside the scores: the gold table they were made from (version and content hash).
+GOLD = "gold.json"
 
 
 def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
@@ -64,10 +69,15 @@ def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
     return table[["segment", "value", "users", "targeted", "mean_probability", "revenue_at_risk"]]
 
 
-def scored_by(lake: Lake, cohort: str, version: str) -> bool:
-    """Whether a batch score of ``cohort`` by model ``version`` is already in the lake."""
+def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:
+    """Whether a batch score of ``cohort`` by model ``version`` from the gold whose content hash
+    is ``gold_hash`` is already in the lake (gold rebuilt from changed data, or a score that
+    does not say what it read, is scored again)."""
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
     for path in lake.fs.glob(posixpath.join(folder, "*", SCORES)):
+        read = posixpath.join(posixpath.dirname(path), GOLD)
+        if not lake.fs.exists(read) or json.loads(lake.fs.cat_file(read)).get("hash") != gold_hash:
+            continue
         made = pq.read_table(path, columns=["model_version"], filesystem=lake.fs)
         if made.num_rows and made["model_version"][0].as_py() == version:
             return True
@@ -102,9 +112,12 @@ def main(argv: list[str] | None = None) -> None:
             )
         uri = f"models:/{settings.model_name}/{champion.version}"  # the alias, pinned
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri})
-        if scored_by(lake, args.cohort, champion.version):
-            mlflow.set_tag("skipped", f"already scored by version {champion.version}")
-            print(f"{args.cohort} is already scored by version {champion.version}: nothing to do")
+        with refusals("score"):
+            _, gold_hash, _ = build_gold(lake, args.cohort)
+        if scored_by(lake, args.cohort, champion.version, gold_hash):
+            said = f"already scored by version {champion.version}"
+            mlflow.set_tag("skipped", f"{said} from gold {gold_hash}")
+            print(f"{args.cohort} is {said}: nothing to do (gold {gold_hash[:12]} unchanged)")
             return
         model = load_registered(uri)
         with refusals("score"):
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         buffer = io.BytesIO()
         answers.assign(model_version=champion.version).to_parquet(buffer, index=False)
+        read = {"version": lake.current_version("gold", table_name(args.cohort)), "hash": gold_hash}
+        lake.write_bytes(json.dumps(read).encode(), PREDICTIONS, args.cohort, run.info.run_id, GOLD)
         lake.write_bytes(buffer.getvalue(), PREDICTIONS, args.cohort, run.info.run_id, SCORES)
         target = lake.write_bytes(
             scores[["msno", "is_churn"]].to_csv(index=False).encode(),
