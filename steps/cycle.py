@@ -116,6 +116,16 @@ def _require_increment(settings: Settings, month: str) -> None:
         sys.exit(f"cycle: {missing}{hint}")
 
 
+#: What a cycle found before it acted: a rerun of the month keeps its first record's (by then
+#: the champion may be the one the first run promoted, judged on a cohort it never scored).
+BEFORE = ("champion_before", "realized_roc_auc", "oracle_roc_auc", "decision", "retrained")
+
+
+def _kept_before(record: dict[str, object], done: dict[str, object]) -> dict[str, object]:
+    """``record`` with the before-facts of ``done``, the month's earlier record, if any."""
+    return {**record, **{fact: done[fact] for fact in BEFORE if fact in done}}
+
+
 def _said(record: dict[str, object]) -> str:
     """The cycle's record, a line per fact."""
     realized, oracle = record["realized_roc_auc"], record["oracle_roc_auc"]
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         decision = decide(policy, evidence)
         done = json.loads(lake.fs.cat_file(record_path)) if lake.fs.exists(record_path) else {}
         action, candidate = "kept", None
-        if decision.retrain and done.get("retrained"):
+        if done.get("retrained"):  # the month's retraining ran: its record says what it did
             action, candidate = done["action"], done.get("candidate")
         elif decision.retrain:
             train_run = step(
@@ -219,11 +229,12 @@ def main(argv: list[str] | None = None) -> None:
             "action": action,
             "candidate": candidate,
         }
+        record = _kept_before(record, done)
         lake.fs.makedirs(posixpath.dirname(record_path), exist_ok=True)
         lake.fs.pipe_file(record_path, json.dumps(record, indent=1).encode())
-        mlflow.set_tags({"decision": decision.text(), "action": action, "served": served})
+        mlflow.set_tags({"decision": str(record["decision"]), "action": action, "served": served})
         mlflow.log_dict(record, "cycle.json")
-        print(f"cycle {month} ({run.info.run_id}): {decision.text()}; {action}")
+        print(f"cycle {month} ({run.info.run_id}): {record['decision']}; {action}")
     print(_said(record))
 
 
