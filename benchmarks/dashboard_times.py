@@ -11,8 +11,9 @@ Prints, in seconds: the first render (a fresh server: imports and cold caches in
 second visitor's render (a new session, warm caches), then each click: opening every tab, and
 the widgets both layouts have (the traffic window, the campaign's filters, the explanation's
 button), each the median of ``--repeat`` clicks. In the browser a click lasts from the click to
-the end of the script run it caused, with every change drawn (Streamlit's own script state on
-the page); with AppTest it is the script run alone, without sending or drawing the page. Needs
+the last change of the page it caused (once the script has stopped and the page has been still
+for half a second); with AppTest it is the script run alone, without sending or drawing the
+page. Needs
 ``make demo``, and for the campaign, drift and live figures a scored cohort, a drift report and a
 running service.
 """
@@ -104,41 +105,43 @@ def apptest_figures(app_path: Path, repeat: int) -> None:
         _print(name, [timed(setup, action) for _ in range(repeat)])
 
 
-#: Records, in the page, when each script run ends and when the user last pressed or clicked.
+#: Records, in the page, when the page last changed and when the user last pressed or clicked.
+#: A script run that reads only caches can end before the page ever shows it running, so a
+#: click is over when the script has stopped and the page has not changed for QUIET_MS.
 WATCH = """
-window.__finished = [];
+window.__changed = 0;
 window.__input = 0;
-new MutationObserver((records) => {
-  for (const r of records) {
-    const state = r.target.getAttribute("data-test-script-state");
-    if (state === "notRunning" && r.oldValue !== "notRunning") {
-      window.__finished.push(performance.now());
-    }
-  }
-}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                      attributeFilter: ["data-test-script-state"]});
+new MutationObserver(() => { window.__changed = performance.now(); }).observe(
+  document, {subtree: true, childList: true, attributes: true, characterData: true});
 for (const kind of ["pointerdown", "keydown"]) {
   document.addEventListener(kind, () => { window.__input = performance.now(); }, true);
 }
 """
+QUIET_MS = 500
+SETTLED = f"""() => {{
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app && app.getAttribute("data-test-script-state") === "notRunning"
+    && window.__changed > window.__input
+    && performance.now() - window.__changed > {QUIET_MS};
+}}"""
 TIMEOUT_MS = 120_000
 
 
-def _seconds_to_next_run(page: Any, act: Callable[[], object]) -> float:
-    """Seconds from the last input of ``act`` to the end of the script run it caused."""
-    before = page.evaluate("window.__finished.length")
+def _seconds_to_settle(page: Any, act: Callable[[], object]) -> float:
+    """Seconds from the last input of ``act`` to the page's last change it caused."""
     act()
-    page.wait_for_function(f"window.__finished.length > {before}", timeout=TIMEOUT_MS)
-    done, pressed = page.evaluate(f"[window.__finished[{before}], window.__input]")
-    return float(done - pressed) / 1000
+    page.wait_for_function(SETTLED, timeout=TIMEOUT_MS)
+    changed, pressed = page.evaluate("[window.__changed, window.__input]")
+    return float(changed - pressed) / 1000
 
 
 def _first_render(browser: Any, url: str) -> tuple[Any, float]:
+    """A new session's page, and the seconds from navigation to the page's last change."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.add_init_script(WATCH)
     page.goto(url)
-    page.wait_for_function("window.__finished.length > 0", timeout=TIMEOUT_MS)
-    return page, float(page.evaluate("window.__finished[0]")) / 1000
+    page.wait_for_function(SETTLED, timeout=TIMEOUT_MS)
+    return page, float(page.evaluate("window.__changed")) / 1000
 
 
 def _tab_click(page: Any, tab: str) -> Callable[[], object]:
@@ -213,8 +216,8 @@ def browser_figures(app_path: Path, repeat: int) -> None:
                     if tab:
                         current = page.get_by_role("tab", selected=True).inner_text()
                         if current != tab:
-                            _seconds_to_next_run(page, _tab_click(page, tab))
-                    times.append(_seconds_to_next_run(page, click))
+                            _seconds_to_settle(page, _tab_click(page, tab))
+                    times.append(_seconds_to_settle(page, click))
                 _print(name, times)
             browser.close()
     finally:
