@@ -18,36 +18,39 @@ import pytest
 import requests
 
 from churn_transform.settings import PROJECT_ROOT
-from tests.conftest import BIN, Champion, free_port, records_of, serve, stop, tracking_store
+from tests.conftest import (
+    BIN,
+    Champion,
+    chromium,
+    free_port,
+    records_of,
+    serve,
+    stop,
+    tracking_store,
+)
 from tests.integration.test_cycle import make, platform_copy
 
 pytestmark = pytest.mark.integration
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 TABS = ("Model", "Live", "Drift", "Campaign", "Subscriber", "Months")
-# Debian's chromium (what `make system-deps` installs); KKBOX_TEST_BROWSER=playwright takes the
-# browser `playwright install chromium` downloaded (GitHub's runners, whose apt chromium is a snap).
-BROWSER = os.environ.get("KKBOX_TEST_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Counts, in the page, the script runs Streamlit finished (its own state on the app's root).
+#: Records, in the page, when it last changed and when the user last clicked or typed.
 WATCH = """
-window.__finished = 0;
-new MutationObserver((records) => {
-  for (const r of records) {
-    if (r.target.getAttribute("data-test-script-state") === "notRunning"
-        && r.oldValue !== "notRunning") { window.__finished += 1; }
-  }
-}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                      attributeFilter: ["data-test-script-state"]});
+window.__changed = 0;
+window.__input = 0;
+new MutationObserver(() => { window.__changed = performance.now(); }).observe(
+  document, {subtree: true, childList: true, attributes: true, characterData: true});
+for (const kind of ["pointerdown", "keydown"]) {
+  document.addEventListener(kind, () => { window.__input = performance.now(); }, true);
+}
 """
+#: The page has settled since the last input: the script stopped, and the page changed after
+#: the input but not in the last half second. (A run served from the caches can end before the
+#: page ever shows it running, so the script's state alone cannot say a run happened.)
+SETTLED = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app && app.getAttribute("data-test-script-state") === "notRunning"
+    && window.__changed > window.__input && performance.now() - window.__changed > 500;
+}"""
 #: Hints that run in seconds on the test's data; the others (make demo, serve, months) are only
 #: checked with ``make -n``.
 CHEAP = ("score", "quality", "drift")
@@ -77,42 +80,32 @@ def _dashboard(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    launched = playwright.chromium.launch(
-        executable_path=None if BROWSER == "playwright" else BROWSER, args=FLAGS
-    )
-    yield launched
-    launched.close()
-    playwright.stop()
+    with chromium() as launched:
+        yield launched
 
 
 def _page(browser: Any, url: str) -> Any:
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.add_init_script(WATCH)
     page.goto(url)
-    page.wait_for_function("window.__finished > 0", timeout=60_000)
+    page.wait_for_function(SETTLED, timeout=60_000)
     return page
 
 
 def _after_run(page: Any, act: Any) -> None:
-    """Do ``act``, then wait for the script run it causes to end."""
-    before = page.evaluate("window.__finished")
+    """Do ``act``, then wait for the page to settle."""
     act()
-    page.wait_for_function(f"window.__finished > {before}", timeout=60_000)
+    page.wait_for_function(SETTLED, timeout=60_000)
 
 
-#: The open tab has run: its panel holds elements, none left from an earlier run, and the
-#: script has stopped. (A panel is empty until its first run: only the open tab runs.)
-OPEN_TAB_RAN = """() => {
+#: The open tab has run: the page has settled, and the tab's panel holds elements, none left
+#: from an earlier run. (A panel is empty until its first run: only the open tab runs.)
+OPEN_TAB_RAN = f"""() => {{
   const panel = [...document.querySelectorAll('[role="tabpanel"]')]
     .find((p) => p.offsetParent !== null);
-  const app = document.querySelector('[data-testid="stApp"]');
   return panel && panel.querySelector('[data-testid="stElementContainer"]')
-    && app.getAttribute("data-test-script-state") === "notRunning"
-    && !document.querySelector('[data-stale="true"]');
-}"""
+    && !document.querySelector('[data-stale="true"]') && ({SETTLED})();
+}}"""
 
 
 def _visit(page: Any, tab: str) -> Any:
@@ -225,7 +218,7 @@ def _every_tab_shows_its_content(page: Any) -> None:
     assert "Realized ROC AUC" in months and "make months" in months
     subscriber = _visit(page, "Subscriber")
     _after_run(page, subscriber.get_by_role("button", name="Explain", exact=True).click)
-    subscriber = _visit(page, "Subscriber")
+    subscriber.get_by_text("percentile in cohort 2017-04").wait_for(timeout=30_000)
     said = subscriber.inner_text()
     assert "percentile in cohort 2017-04" in said and "targeted by the campaign" in said
     assert "in percentage points" in said
