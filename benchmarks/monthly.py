@@ -28,7 +28,9 @@ It checks issue 15's targets and exits 1 when one is missed: decay is detected i
 month whose labels show it (the first cycle retraining for realized quality is the one whose
 labelled cohort is the shift's first); after the retrain the served model's realized AUC gets
 back within 0.02 of the oracle's and stays there (it prints the month it did); no request
-failed. ``--json`` writes the rows for tests. Needs no running service of its own.
+failed (``--no-recovery``: all but the return, which a run of a few months cannot show; the CI
+proof, ``tests/integration/test_monthly_proof.py``, is such a run). ``--json`` writes the rows
+for tests. Needs no running service of its own.
 """
 
 from __future__ import annotations
@@ -320,8 +322,11 @@ def recovered(rows: list[Row], retrained: set[str]) -> str | None:
     return None
 
 
-def misses(rows: list[Row], answers: list[tuple[int, str]], shift_start: str) -> list[str]:
-    """Issue 15's targets that the run missed (empty: all held)."""
+def misses(
+    rows: list[Row], answers: list[tuple[int, str]], shift_start: str, recovery: bool = True
+) -> list[str]:
+    """Issue 15's targets that the run missed (empty: all held); without ``recovery``, the
+    served model's return to the oracle (which takes months after the shift) is not one."""
     missed = []
     # retrained for realized quality: the decision's first reason names it
     detected = [r for r in rows if r.decision.startswith("retrain: realized ROC AUC")]
@@ -332,7 +337,7 @@ def misses(rows: list[Row], answers: list[tuple[int, str]], shift_start: str) ->
     back = recovered(rows, retrained)
     if not retrained:
         missed.append("no retrained model was promoted")
-    elif back is None:
+    elif back is None and recovery:
         missed.append(f"the served model never got back within {RECOVERY} of the oracle's AUC")
     failed = [a for a in answers if a[0] != 200]
     if failed:
@@ -350,6 +355,12 @@ def main() -> None:
     parser.add_argument("--min-oracle-share", type=float, default=0.85)
     parser.add_argument("--workdir", type=Path, help="kept afterwards; default: a temporary one")
     parser.add_argument("--json", type=Path, help="write the rows and answers here too")
+    parser.add_argument(
+        "--no-recovery",
+        dest="recovery",
+        action="store_false",
+        help="do not require the return to the oracle (a run too short for it: the CI proof)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kkbox-months-") as temporary:
         work = args.workdir or Path(temporary)
@@ -365,7 +376,7 @@ def main() -> None:
         f"\nservice: {len(answers):,} answers by id, {failed} failed, {retried} retries after "
         "Retry-After; answered by version " + ", ".join(f"{v}: {n:,}" for v, n in versions.items())
     )
-    missed = misses(rows, answers, args.shift_start)
+    missed = misses(rows, answers, args.shift_start, args.recovery)
     back = recovered(rows, {r.champion_after for r in rows if r.action == "promoted"})
     print(f"within {RECOVERY} of the oracle's ROC AUC from the labels of: {back or 'never'}")
     print(f"{args.users:,} users, shift from {args.shift_start}, {args.months} months: {took:.0f}s")
