@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from churn_transform.settings import Settings
+from churn_transform.settings import Settings, masked
 from dashboard import reads
 
 
@@ -16,7 +16,7 @@ def live(settings: Settings) -> None:
     if found.value is None:
         st.info(
             f"No traffic yet: {found.problem}. Start the service (`make serve`) and send it "
-            "requests (README, Serving)."
+            f"requests: from its Swagger UI ({masked(settings.service_url)}/), or `make loadtest`."
         )
         return
     traffic = found.value

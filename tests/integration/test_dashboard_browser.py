@@ -151,6 +151,7 @@ def test_with_nothing_there_every_hint_is_a_make_target_as_typed(
     finally:
         stop(process)
     assert {"make demo", "make serve"} <= set(hints["Model"]) and hints["Drift"] == ["make drift"]
+    assert hints["Live"] == ["make serve", "make loadtest"]
     assert hints["Campaign"] == ["make score"] and "make months" in hints["Months"]
     for command in {command for shown in hints.values() for command in shown}:
         assert command.startswith("make "), command
