@@ -26,7 +26,7 @@ import pandas as pd
 from churn_transform.drift import TooFewRows, compare, describe
 from churn_transform.settings import Settings, masked
 from churn_transform.traffic import read_traffic
-from steps._cli import boolean, day, lake_of, start, tracked_run
+from steps._cli import boolean, count, day, lake_of, positive, start, tracked_run
 
 DRIFT_EXIT = 3
 
@@ -63,9 +63,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         required=True,
         help='last day, YYYY-MM-DD or "today"',
     )
-    parser.add_argument("--days", type=int, required=True)
-    parser.add_argument("--max-rows", type=int, required=True)
-    parser.add_argument("--min-rows", type=int, required=True)
+    parser.add_argument("--days", type=positive, required=True)
+    parser.add_argument("--max-rows", type=positive, required=True)
+    parser.add_argument("--min-rows", type=count, required=True)
     parser.add_argument("--drift-share", type=float, required=True)
     parser.add_argument("--fail-on-drift", type=boolean, required=True)
     return parser.parse_args(argv)

@@ -16,7 +16,7 @@ import mlflow
 from churn_transform.settings import Settings
 from churn_transform.synthetic import GeneratorConfig, Summary, generate
 from churn_transform.synthetic.report import describe
-from steps._cli import cohort, day, start, tracked_run
+from steps._cli import cohort, count, day, positive, start, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +24,14 @@ log = logging.getLogger(__name__)
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     # Defaults live in MLproject; these are required so that they cannot disagree with it.
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--users", type=positive, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--shift", type=float, required=True)
     parser.add_argument("--log-start", type=day, required=True)
-    parser.add_argument("--chunk-users", type=int, required=True)
-    parser.add_argument("--months", type=int, required=True)
+    parser.add_argument("--chunk-users", type=positive, required=True)
+    parser.add_argument("--months", type=count, required=True)
     parser.add_argument("--shift-start", type=cohort, required=True)
-    parser.add_argument("--processes", type=int, required=True)
+    parser.add_argument("--processes", type=count, required=True)
     return parser.parse_args(argv)
 
 

@@ -31,7 +31,16 @@ from churn_transform.segments import segment_labels
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from churn_transform.traffic import read_traffic
-from steps._cli import cohort, day, lake_of, log_gold_input, optional, start, tracked_run
+from steps._cli import (
+    cohort,
+    count,
+    day,
+    lake_of,
+    log_gold_input,
+    optional,
+    start,
+    tracked_run,
+)
 from steps.score import PREDICTIONS, SCORES
 
 #: The overall figures logged to MLflow and pushed to Prometheus.
@@ -125,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     window = "first day of the service's answers to count, or 'none' (batch scores only)"
     parser.add_argument("--traffic-start", type=optional(day), required=True, help=window)
     parser.add_argument("--traffic-end", type=optional(day), required=True)
-    parser.add_argument("--min-segment-users", type=int, required=True)
+    parser.add_argument("--min-segment-users", type=count, required=True)
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "quality"):

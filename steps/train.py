@@ -52,6 +52,7 @@ from churn_transform.training import (
 from steps._cli import (
     cohort,
     cohorts,
+    count,
     lake_of,
     load_registered,
     log_gold_input,
@@ -247,7 +248,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
-    parser.add_argument("--min-segment-users", type=int, required=True)
+    parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--max-segment-auc-drop", type=float, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)

@@ -244,6 +244,27 @@ def test_main_ends_saying_what_next_with_the_address_of_the_experiment_s_runs() 
             "--max-age-months",
             "-1",
         ),
+        ("steps.drift", " ".join(DRIFT).replace("--days 7", "--days {}"), "--days", "0"),
+        (
+            "steps.drift",
+            " ".join(DRIFT).replace("--min-rows 1", "--min-rows {}"),
+            "--min-rows",
+            "-1",
+        ),
+        (
+            "steps.generate",
+            "--users {} --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months 0 "
+            "--shift-start 2017-03 --processes 1",
+            "--users",
+            "-5",
+        ),
+        (
+            "steps.generate",
+            "--users 10 --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months {} "
+            "--shift-start 2017-03 --processes 1",
+            "--months",
+            "-2",
+        ),
     ],
 )
 def test_a_count_out_of_range_is_refused_naming_its_flag(
