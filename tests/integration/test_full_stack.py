@@ -141,8 +141,19 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
     ):
         monkeypatch.setenv(name, env[name])
     monkeypatch.setenv("KKBOX_SERVICE_URL", url)
-    app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
-    assert not app.exception
-    assert f"Version {champion.version} of `kkbox-churn`, from the registry" in app.caption[0].value
-    assert {m.label: m.value for m in app.metric}["predictions"] == f"{len(records):,}"
-    assert app.subheader[0].value.startswith(("No dataset drift", "Dataset drift"))
+
+    def tab(name: str) -> AppTest:  # the dashboard runs only the open tab (?tab=NAME)
+        app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60)
+        app.query_params["tab"] = name
+        app.run()
+        assert not app.exception, name
+        return app
+
+    model = tab("Model")
+    assert (
+        f"Version {champion.version} of `kkbox-churn`, from the registry" in model.caption[0].value
+    )
+    live = tab("Live")
+    assert {m.label: m.value for m in live.metric}["predictions"] == f"{len(records):,}"
+    drift = tab("Drift")
+    assert drift.subheader[0].value.startswith(("No dataset drift", "Dataset drift"))
