@@ -87,8 +87,9 @@ def realized_quality(
     ``model_version``, ``source`` and optionally ``ts`` (the order of repeated answers).
     ``labels``: the cohort's known ``is_churn`` by ``msno``. ``segments``: a column per segment
     (its value for each user) by ``msno``. ``oracle``: the oracle's probability by ``msno``.
-    Groups with fewer than ``min_users`` labelled users are left out; so are users without a
-    label. Raises ``ValueError`` naming a missing column.
+    Segment values with fewer than ``min_users`` labelled users are left out (the whole cohort,
+    ``ALL``, never is: the policy's evidence must not vanish with a small cohort); so are users
+    without a label. Raises ``ValueError`` naming a missing column.
     """
     needed = {"msno", "churn_probability", "churn", "model_version", "source"}
     if missing := needed - set(predictions.columns):
@@ -110,7 +111,7 @@ def realized_quality(
         ]
         for segment, values in cuts:
             for value, part in group.groupby(values, sort=True):
-                if len(part) < min_users:
+                if segment != ALL and len(part) < min_users:
                     continue
                 found = figures(
                     part["_label"].to_numpy(),

@@ -78,3 +78,12 @@ def test_segments_with_too_few_users_are_left_out_and_a_missing_column_named() -
     assert quality.set_index("value").loc["30", "users"] == 290
     with pytest.raises(ValueError, match=r"lack the column\(s\) \['model_version'\]"):
         realized_quality(predictions.drop(columns="model_version"), labels)
+
+
+def test_the_whole_cohort_is_measured_however_few_its_users() -> None:
+    """A cohort smaller than the segment floor still has its realized quality: the policy's
+    evidence (a cycle with min_segment_users above the cohort's size recorded none)."""
+    predictions, labels, _ = _predictions(300)
+    segments = pd.DataFrame({"plan": ["30"] * 300}, index=predictions["msno"].to_numpy())
+    quality = realized_quality(predictions, labels, segments=segments, min_users=1000)
+    assert list(zip(quality["segment"], quality["users"], strict=True)) == [(ALL, 300)]
