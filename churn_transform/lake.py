@@ -191,13 +191,18 @@ class Lake:
     def point(self, area: str, table: str, version: str) -> None:
         """Make a complete version current: one atomic write of the pointer."""
         self.mark_published(area, table, version)
-        pointer = self._key(*self.versions_parts(area, table), POINTER)
-        if self._protocol:  # one PUT: S3 replaces an object atomically
-            self.fs.pipe_file(pointer, version.encode())
+        self.replace(self._key(*self.versions_parts(area, table), POINTER), version.encode())
+
+    def replace(self, path: str, data: bytes) -> None:
+        """Replace the small object at ``path`` (a path of this lake's filesystem) whole:
+        readers see the old bytes or the new, never a part. One PUT on an object store (S3
+        replaces an object atomically), a rename of a finished temporary file on a disk."""
+        if self._protocol:
+            self.fs.pipe_file(path, data)
             return
-        staged = f"{pointer}.{uuid.uuid4().hex[:8]}.new"
-        self.fs.pipe_file(staged, version.encode())
-        os.replace(staged, pointer)
+        staged = f"{path}.{uuid.uuid4().hex[:8]}.new"
+        self.fs.pipe_file(staged, data)
+        os.replace(staged, path)
 
     # -- cleaning up -------------------------------------------------------------------------
 

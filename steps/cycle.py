@@ -21,8 +21,10 @@ it on synthetic data):
    again by the new champion. A running service follows the new champion by itself.
 
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
-``cycles/M.json`` in the lake. Idempotent: each step is, and a month whose retraining already
-ran (``cycles/M.json``) is not retrained again.
+``cycles/M.json`` in the lake. The cycle keeps its progress in a journal in the lake
+(``churn_transform.journal``): a rerun of the month, after a kill at any point, completes exactly
+the stages that did not finish (measured and decided, trained, imported, re-scored), keeps what
+the first run found before it acted, and never retrains a month twice.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ import argparse
 import json
 import posixpath
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import mlflow
 
 from churn_transform.gold import table_name
 from churn_transform.increments import MissingIncrementError, landed_increment
+from churn_transform.journal import Journal
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
 from churn_transform.settings import Settings
@@ -116,16 +121,6 @@ def _require_increment(settings: Settings, month: str) -> None:
         sys.exit(f"cycle: {missing}{hint}")
 
 
-#: What a cycle found before it acted: a rerun of the month keeps its first record's (by then
-#: the champion may be the one the first run promoted, judged on a cohort it never scored).
-BEFORE = ("champion_before", "realized_roc_auc", "oracle_roc_auc", "decision", "retrained")
-
-
-def _kept_before(record: dict[str, object], done: dict[str, object]) -> dict[str, object]:
-    """``record`` with the before-facts of ``done``, the month's earlier record, if any."""
-    return {**record, **{fact: done[fact] for fact in BEFORE if fact in done}}
-
-
 def _said(record: dict[str, object]) -> str:
     """The cycle's record, a line per fact."""
     realized, oracle = record["realized_roc_auc"], record["oracle_roc_auc"]
@@ -143,99 +138,156 @@ def _said(record: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+Step = Callable[..., str]
+KEPT: dict[str, Any] = {"action": "kept", "candidate": None}
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = start("cycle")
     args = _arguments(argv)
     _require_increment(settings, args.month)
     lake = lake_of(settings)
-    month, scoring = args.month, shift_month(args.month, 1)
-    labelled = shift_month(month, -1)
-    newest = [shift_month(month, -k) for k in range(args.train_months, 0, -1)]
-    policy = Policy(args.max_auc_drop, args.max_age_months, args.retrain_on_drift)
-    record_path = lake.path_of(lake.url("cycles", f"{month}.json"))
+    journal = _journal(lake, args.month)
 
     def step(entry_point: str, **parameters: object) -> str:
         return project_step(settings, entry_point, args.env_manager, **parameters)
 
     with tracked_run(settings, "cycle") as run:
-        mlflow.log_param("month", month)
-        step("ingest", buckets=0, blocksize="32MB", allow_shrink="false")
-        for each in (labelled, scoring):
-            step("feature", cohort=each)
-        step("validate", cohorts=f"{labelled},{scoring}")
-        version, own, trained = _champion(settings)
-        step("score", cohort=scoring)
-        step("materialize", cohort=scoring)  # answers by id serve the new cohort
-        quality = _metrics(
-            step(
-                "quality",
-                cohort=labelled,
-                traffic_start="none",
-                traffic_end="none",
-                min_segment_users=args.min_segment_users,
-            )
-        )
-        drift = _metrics(step("drift", end="today", days=args.drift_days, fail_on_drift="false"))
-        evidence = Evidence(
-            cohort=labelled,
-            realized_auc=quality.get(f"batch.v{version}.roc_auc"),
-            evaluated_auc=own.get("roc_auc"),
-            evaluated_cohort=trained.get("eval_cohort"),
-            drift_alarm=bool(drift.get("dataset_drift", 0)),
-        )
-        decision = decide(policy, evidence)
-        done = json.loads(lake.fs.cat_file(record_path)) if lake.fs.exists(record_path) else {}
-        action, candidate = "kept", None
-        if done.get("retrained"):  # the month's retraining ran: its record says what it did
-            action, candidate = done["action"], done.get("candidate")
-        elif decision.retrain:
-            train_run = step(
-                "train",
-                train_cohort=",".join(newest),
-                eval_cohort=labelled,
-                holdout=args.holdout,
-                min_segment_users=args.min_segment_users,
-                margin=args.margin,
-                min_auc=args.min_auc,
-                min_oracle_share=args.min_oracle_share,
-            )
-            promotion = _tags(train_run).get("promotion", "")
-            candidate = promotion.split()[1] if promotion.startswith("version ") else None
-            action = (
-                "promoted"
-                if "is the new" in promotion
-                else "refused"
-                if "refused" in promotion or "stays a challenger" in promotion
-                else "retrained"
-            )
-            if action == "promoted":
-                step("import")
-                # the new champion's answers for M+1, and for M, scored last cycle and labelled
-                # next: so next cycle measures the realized quality of the champion serving now
-                for each in _awaiting_labels(lake, month, scoring):
-                    step("score", cohort=each)
-        served, _, _ = _champion(settings)
-        record = {
-            "month": month,
-            "scored": scoring,
-            "labelled": labelled,
-            "champion_before": version,
-            "champion_after": served,
-            "realized_roc_auc": evidence.realized_auc,
-            "oracle_roc_auc": quality.get(f"batch.v{version}.oracle_roc_auc"),
-            "drift_share": drift.get("drift_share"),
-            "decision": decision.text(),
-            "retrained": decision.retrain,
-            "action": action,
-            "candidate": candidate,
-        }
-        record = _kept_before(record, done)
-        lake.fs.makedirs(posixpath.dirname(record_path), exist_ok=True)
-        lake.fs.pipe_file(record_path, json.dumps(record, indent=1).encode())
+        mlflow.log_param("month", args.month)
+        before = journal.get("before") or journal.write("before", _measure(step, settings, args))
+        outcome = _act(step, settings, args, journal, before) if before["retrained"] else KEPT
+        record = {**before, "champion_after": _champion(settings)[0], **outcome}
+        lake.fs.makedirs(posixpath.dirname(_record_path(lake, args.month)), exist_ok=True)
+        lake.replace(_record_path(lake, args.month), json.dumps(record, indent=1).encode())
+        journal.write("done", {})
+        served, action = str(record["champion_after"]), str(record["action"])
         mlflow.set_tags({"decision": str(record["decision"]), "action": action, "served": served})
         mlflow.log_dict(record, "cycle.json")
-        print(f"cycle {month} ({run.info.run_id}): {record['decision']}; {action}")
+        print(f"cycle {args.month} ({run.info.run_id}): {record['decision']}; {action}")
     print(_said(record))
+
+
+def _record_path(lake: Lake, month: str) -> str:
+    return lake.path_of(lake.url("cycles", f"{month}.json"))
+
+
+def _journal(lake: Lake, month: str) -> Journal:
+    """The month's journal; for a month whose record predates journals, one saying every stage
+    that record shows done (its record is written last, so all of them)."""
+    journal = Journal(lake, month)
+    path = _record_path(lake, month)
+    if journal.stages() or not lake.fs.exists(path):
+        return journal
+    record = json.loads(lake.fs.cat_file(path))
+    after = ("champion_after", "action", "candidate")
+    journal.write("before", {k: v for k, v in record.items() if k not in after})
+    if record.get("retrained"):
+        journal.write("trained", {"action": record["action"], "candidate": record["candidate"]})
+        journal.write("imported", {})
+        journal.write("rescored", {})
+    return journal
+
+
+def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Steps 1 to 6: the month's data in, M+1 scored and served, M-1's realized quality, the
+    drift, and the policy's decision: what the cycle found before it acted."""
+    month, scoring, labelled = args.month, shift_month(args.month, 1), shift_month(args.month, -1)
+    step("ingest", buckets=0, blocksize="32MB", allow_shrink="false")
+    for each in (labelled, scoring):
+        step("feature", cohort=each)
+    step("validate", cohorts=f"{labelled},{scoring}")
+    version, own, trained = _champion(settings)
+    step("score", cohort=scoring)
+    step("materialize", cohort=scoring)  # answers by id serve the new cohort
+    quality = _metrics(
+        step(
+            "quality",
+            cohort=labelled,
+            traffic_start="none",
+            traffic_end="none",
+            min_segment_users=args.min_segment_users,
+        )
+    )
+    drift = _metrics(step("drift", end="today", days=args.drift_days, fail_on_drift="false"))
+    evidence = Evidence(
+        cohort=labelled,
+        realized_auc=quality.get(f"batch.v{version}.roc_auc"),
+        evaluated_auc=own.get("roc_auc"),
+        evaluated_cohort=trained.get("eval_cohort"),
+        drift_alarm=bool(drift.get("dataset_drift", 0)),
+    )
+    policy = Policy(args.max_auc_drop, args.max_age_months, args.retrain_on_drift)
+    decision = decide(policy, evidence)
+    return {
+        "month": month,
+        "scored": scoring,
+        "labelled": labelled,
+        "champion_before": version,
+        "realized_roc_auc": evidence.realized_auc,
+        "oracle_roc_auc": quality.get(f"batch.v{version}.oracle_roc_auc"),
+        "drift_share": drift.get("drift_share"),
+        "decision": decision.text(),
+        "retrained": decision.retrain,
+    }
+
+
+def _act(
+    step: Step,
+    settings: Settings,
+    args: argparse.Namespace,
+    journal: Journal,
+    before: dict[str, Any],
+) -> dict[str, Any]:
+    """Step 6's retraining, each stage once however often the cycle is run: train, and for a
+    promoted candidate, import and the cohorts awaiting labels scored again."""
+    trained = journal.get("trained") or journal.write(
+        "trained", _retrain(step, settings, args, before)
+    )
+    if trained["action"] != "promoted":
+        return trained
+    if journal.get("imported") is None:
+        step("import")
+        journal.write("imported", {"version": trained["candidate"]})
+    if journal.get("rescored") is None:
+        # the new champion's answers for M+1, and for M, scored last cycle and labelled next:
+        # so next cycle measures the realized quality of the champion serving now
+        cohorts = _awaiting_labels(journal.lake, args.month, before["scored"])
+        for each in cohorts:
+            step("score", cohort=each)
+        journal.write("rescored", {"cohorts": cohorts})
+    return trained
+
+
+def _retrain(
+    step: Step, settings: Settings, args: argparse.Namespace, before: dict[str, Any]
+) -> dict[str, Any]:
+    """Train on the newest labelled cohorts; the gate's outcome. A champion other than the one
+    the month judged means this month's training already moved the alias (a run killed before
+    the outcome was journaled): that is the outcome, not a reason to train again."""
+    current = _champion(settings)[0]
+    if current != before["champion_before"]:
+        return {"action": "promoted", "candidate": current}
+    newest = [shift_month(args.month, -k) for k in range(args.train_months, 0, -1)]
+    train_run = step(
+        "train",
+        train_cohort=",".join(newest),
+        eval_cohort=before["labelled"],
+        holdout=args.holdout,
+        min_segment_users=args.min_segment_users,
+        margin=args.margin,
+        min_auc=args.min_auc,
+        min_oracle_share=args.min_oracle_share,
+    )
+    promotion = _tags(train_run).get("promotion", "")
+    candidate = promotion.split()[1] if promotion.startswith("version ") else None
+    action = (
+        "promoted"
+        if "is the new" in promotion
+        else "refused"
+        if "refused" in promotion or "stays a challenger" in promotion
+        else "retrained"
+    )
+    return {"action": action, "candidate": candidate}
 
 
 if __name__ == "__main__":

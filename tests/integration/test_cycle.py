@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from churn_transform.settings import PROJECT_ROOT
-from tests.conftest import Champion, run_step, step_env
+from tests.conftest import Champion, run_step
 
 pytestmark = pytest.mark.integration
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
@@ -141,40 +141,64 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
     assert train.data.params["learning_rate"] == "0.02"  # a default the cycle did not pass
 
 
-def test_the_months_after_the_demo_measure_the_realized_quality_of_its_champion(
-    tmp_path: Path,
+#: The cycle's process killed once train has moved the alias, before anything else: what the
+#: issue's operator did (issue #30, finding 7).
+KILLED_AFTER_TRAIN = """
+import sys
+import steps.cycle as cycle
+real = cycle.project_step
+def dying(settings, entry_point, env_manager, **parameters):
+    run = real(settings, entry_point, env_manager, **parameters)
+    if entry_point == "train":
+        raise KeyboardInterrupt("killed after the alias moved")
+    return run
+cycle.project_step = dying
+cycle.main(sys.argv[1:])
+"""
+#: A policy that retrains and a gate that promotes whatever the candidate is.
+PROMOTING = {
+    "max_age_months": "0",
+    "min_segment_users": "100000",
+    "drift_days": "1",
+    "margin": "-1",
+    "min_auc": "0",
+    "min_oracle_share": "0",
+}
+
+
+def test_a_cycle_killed_after_the_alias_moved_is_finished_by_its_rerun(
+    month_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = step_env(
-        tmp_path,
-        BENTOML_HOME=str(tmp_path / "bentoml"),
-        BENTOML_DO_NOT_TRACK="True",
-        KKBOX_TRAFFIC_LOG_URI=str(tmp_path / "traffic"),
-        MLFLOW_EXPERIMENT_NAME="kkbox-churn",
-    )
-    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
-    client.create_experiment("kkbox-churn", artifact_location=str(tmp_path / "mlruns"))
-    # `make demo`'s main on 8,000 users: a model that 20,000 users' floor would refuse
-    demo = subprocess.run(
-        [MLFLOW, "run", ".", "-e", "main", "--env-manager", "local", "-P", "users=8000"]
-        + ["-P", "min_oracle_share=0"],
+    run_step(month_env, sys.executable, "-m", "steps.score", "--cohort", "2017-03")
+    argv = ["--month", "2017-04", "--max-auc-drop", "0.03", "--retrain-on-drift", "true"]
+    argv += ["--train-months", "2", "--holdout", "0.3", "--env-manager", "local"]
+    for name, value in PROMOTING.items():
+        argv += [f"--{name.replace('_', '-')}", value]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_TRAIN, *argv],
         cwd=PROJECT_ROOT,
-        env=env,
+        env=month_env,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    said = demo.stdout.strip().splitlines()[-5:]
-    assert said[0] == "what next:" and said[-1].split()[:2] == ["make", "months"]
-    assert "/#/experiments/1/runs?workflowType=machine_learning" in said[2]
-    for noise in ("Downloading artifacts", "Registry cache expired", " {}", '"silver_version"'):
-        assert noise not in demo.stdout + demo.stderr
-    assert list((tmp_path / "lake" / "predictions" / "2017-04").glob("*/scores.parquet"))
+    assert killed.returncode != 0 and "killed after the alias moved" in killed.stderr
+    client = mlflow.MlflowClient(month_env["MLFLOW_TRACKING_URI"])
+    assert str(client.get_model_version_by_alias("kkbox-churn", "champion").version) == "2"
+    assert not (tmp_path / "lake" / "cycles" / "2017-04.json").exists()
 
-    make(env, "months", "USERS=8000")
-    april, may = (
-        json.loads((tmp_path / "lake" / "cycles" / f"{month}.json").read_text())
-        for month in ("2017-04", "2017-05")
-    )
-    assert april["realized_roc_auc"] is None  # nobody scored March
-    assert may["labelled"] == "2017-04" and may["realized_roc_auc"] > 0.7
+    _cycle(month_env, "2017-04", *(f"{name}={value}" for name, value in PROMOTING.items()))
+    record = json.loads((tmp_path / "lake" / "cycles" / "2017-04.json").read_text())
+    assert (record["champion_before"], record["champion_after"]) == ("1", "2")
+    assert (record["action"], record["candidate"]) == ("promoted", "2")
+    assert record["realized_roc_auc"] is not None, json.dumps(record)  # v1 on March: the fact
+    assert len(client.search_model_versions("name='kkbox-churn'")) == 2  # not trained again
+    # imported: the store's newest model is version 2, which a service would now load
+    imported = run_step(month_env, sys.executable, "-m", "steps.import_champion")
+    assert "already in the store" in imported and "registry version 2" in imported
+    # and May, awaiting its labels, scored by version 2 too
+    scored = {
+        str(pd.read_parquet(path)["model_version"].iloc[0])
+        for path in (tmp_path / "lake" / "predictions" / "2017-05").glob("*/scores.parquet")
+    }
+    assert "2" in scored

@@ -63,29 +63,3 @@ def test_an_increment_without_its_cohort_file_is_refused_naming_the_file(raw: Pa
 def test_an_increment_file_without_a_byte_is_refused_naming_it(raw: Path) -> None:
     _land(raw, "2017-04", {"cohort_2017-05.csv": COHORT, "user_logs.csv": ""})
     assert _refusal("2017-04").startswith(f"cycle: {raw}/2017-04/user_logs.csv is empty (0 bytes)")
-
-
-def test_a_rerun_keeps_the_first_record_s_before_facts() -> None:
-    from steps.cycle import _kept_before
-
-    first = {
-        "month": "2017-05",
-        "champion_before": "1",
-        "champion_after": "2",
-        "realized_roc_auc": 0.71,
-        "oracle_roc_auc": 0.8,
-        "decision": "retrain: realized ROC AUC 0.7100 ...",
-        "retrained": True,
-        "action": "promoted",
-    }
-    # the rerun judged version 2, which the first run promoted and which never scored 2017-04
-    rerun = {
-        **first,
-        "champion_before": "2",
-        "realized_roc_auc": None,
-        "oracle_roc_auc": None,
-        "decision": "keep",
-        "retrained": False,
-    }
-    assert _kept_before(rerun, first) == first
-    assert _kept_before(rerun, {}) == rerun
