@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         uri = f"models:/{settings.model_name}/{champion.version}"  # the alias, pinned
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri})
+        model = load_registered(uri)  # a tampered model stops the step before any work
         with refusals("score"):
             _, gold_hash, _ = build_gold(lake, args.cohort)
         if scored_by(lake, args.cohort, champion.version, gold_hash):
@@ -119,7 +120,6 @@ def main(argv: list[str] | None = None) -> None:
             mlflow.set_tag("skipped", f"{said} from gold {gold_hash}")
             print(f"{args.cohort} is {said}: nothing to do (gold {gold_hash[:12]} unchanged)")
             return
-        model = load_registered(uri)
         with refusals("score"):
             scores = score(lake, args.cohort, model)
         log_gold_input(lake, args.cohort, "scoring")
