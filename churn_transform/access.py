@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from churn_transform.guards import answer
+from churn_transform.serving import CLIENT
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,11 @@ class RequireKeys:
             seconds = max(1, math.ceil(wait))
             message = f"Too many requests for key {name!r}; retry after {seconds} s."
             return await answer(send, 429, message, [(b"retry-after", str(seconds).encode())])
-        await self.app(scope, receive, send)
+        given = CLIENT.set(name)  # the traffic log says which key each prediction came with
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CLIENT.reset(given)
 
     def _count(self, counter: str, **labels: str) -> None:
         if self.counters is not None:

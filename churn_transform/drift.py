@@ -20,6 +20,8 @@ from churn_transform.schema import DRIFT_CATEGORICALS, FEATURES
 
 NUMERICAL = tuple(f for f in FEATURES if f not in DRIFT_CATEGORICALS)
 MISSING = "missing"
+#: The client of requests sent without an API key.
+NO_KEY = "(no key)"
 
 
 class TooFewRows(ValueError):
@@ -89,9 +91,23 @@ def compare(
     )
     summary = _summary(snapshot.dict(), drift_share, findings)
     summary.update(
-        reference_rows=len(reference), current_rows=len(current), current_predictions=logged
+        reference_rows=len(reference),
+        current_rows=len(current),
+        current_predictions=logged,
+        **_clients(current),
     )
     return DriftResult(summary, snapshot.get_html_str(as_iframe=False))
+
+
+def _clients(current: pd.DataFrame) -> dict[str, Any]:
+    """How many API clients (keys) the subscribers judged came from, and the largest one's
+    share of them: a drift one client can cause alone is no reason to retrain (the policy's
+    ``max_client_share``). Requests without a key (an open API) count as one client; a log
+    written before clients were logged says nothing (None)."""
+    if "client" not in current:
+        return {"clients": None, "top_client_share": None}
+    shares = current["client"].fillna(NO_KEY).value_counts(normalize=True)
+    return {"clients": int(len(shares)), "top_client_share": float(shares.iloc[0])}
 
 
 def _summary(

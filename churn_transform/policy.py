@@ -7,7 +7,10 @@ Each month, once the newest cohort's labels are in, the cycle gathers the ``Evid
    scores, made a month before the labels) is more than ``max_auc_drop`` below the AUC it had
    on its own evaluation cohort when it was trained. The alert ``ChurnModelQualityDecayed``
    (deploy/prometheus/alerts.yml) uses the same limit.
-2. **Drift.** The drift check over the service's traffic raised its alarm (``retrain_on_drift``).
+2. **Drift.** The drift check over the service's traffic raised its alarm (``retrain_on_drift``),
+   and no one API client sent more than ``max_client_share`` of the subscribers it judged: a
+   drift one key's traffic can cause alone is no reason to retrain (requests without a key, on
+   an open API, are one client).
 3. **Age.** The newest labelled cohort is ``max_age_months`` or more months after the cohort
    the champion was evaluated on.
 
@@ -28,6 +31,7 @@ class Policy:
     max_auc_drop: float
     max_age_months: int
     retrain_on_drift: bool
+    max_client_share: float
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Evidence:
     evaluated_auc: float | None  # the champion's own, on its evaluation cohort
     evaluated_cohort: str | None  # that cohort
     drift_alarm: bool
+    # the largest share of the drift window's subscribers one API client sent (None: unknown)
+    drift_top_client_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,16 @@ def decide(policy: Policy, evidence: Evidence) -> Decision:
         (reasons if drop > policy.max_auc_drop else calm).append(said)
     else:
         calm.append(f"no realized quality of the champion on {evidence.cohort}")
-    if evidence.drift_alarm:
-        (reasons if policy.retrain_on_drift else calm).append("the drift check raised its alarm")
-    else:
+    share = evidence.drift_top_client_share
+    if not evidence.drift_alarm:
         calm.append("no drift alarm")
+    elif share is not None and share > policy.max_client_share:
+        calm.append(
+            f"the drift alarm rests on one client's traffic ({share:.0%} of the subscribers "
+            f"judged; limit {policy.max_client_share:.0%})"
+        )
+    else:
+        (reasons if policy.retrain_on_drift else calm).append("the drift check raised its alarm")
     if evidence.evaluated_cohort is not None:
         age = months_between(evidence.evaluated_cohort, evidence.cohort)
         said = (

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 #: The id the service's middleware gave the HTTP request being handled, when tracing is off.
 REQUEST_ID: ContextVar[int | None] = ContextVar("kkbox_request_id", default=None)
+#: The name of the API key the request being handled came with (``access.RequireKeys`` sets it);
+#: None where the API is open.
+CLIENT: ContextVar[str | None] = ContextVar("kkbox_client", default=None)
 
 
 def current_request_id() -> str:
@@ -53,14 +56,21 @@ class Record(FeatureRecord):  # type: ignore[misc, valid-type]
     """A FeatureRecord that remembers the HTTP request it came in (batches mix requests)."""
 
     _request_id: str = PrivateAttr(default="")
+    _client: str | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any) -> None:
         # Validation runs in the request's own context; the batch that scores it does not.
         self._request_id = current_request_id()
+        self._client = CLIENT.get()
 
     @property
     def request_id(self) -> str:
         return self._request_id
+
+    @property
+    def client(self) -> str | None:
+        """The name of the API key the record came with (None: the API is open)."""
+        return self._client
 
 
 class Classifier(Protocol):
@@ -137,6 +147,7 @@ def traffic_entries(
             "model_version": model_version,
             "features": features,
             "msno": record.msno,
+            "client": record.client,
             "churn_probability": answer.churn_probability,
             "churn": answer.churn,
         }

@@ -64,6 +64,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-auc-drop", type=float, required=True)
     parser.add_argument("--max-age-months", type=count, required=True)
     parser.add_argument("--retrain-on-drift", type=boolean, required=True)
+    parser.add_argument("--max-client-share", type=float, required=True)
     parser.add_argument("--drift-days", type=positive, required=True)
     parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--train-months", type=positive, required=True)
@@ -215,8 +216,11 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
         evaluated_auc=own.get("roc_auc"),
         evaluated_cohort=trained.get("eval_cohort"),
         drift_alarm=bool(drift.get("dataset_drift", 0)),
+        drift_top_client_share=drift.get("top_client_share"),
     )
-    policy = Policy(args.max_auc_drop, args.max_age_months, args.retrain_on_drift)
+    policy = Policy(
+        args.max_auc_drop, args.max_age_months, args.retrain_on_drift, args.max_client_share
+    )
     decision = decide(policy, evidence)
     return {
         "month": month,

@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> None:
                 "drift_share": summary["drift_share"],
                 "drifted_columns": len(summary["drifted_columns"]),
                 "dataset_drift": int(summary["dataset_drift"]),
+                **(
+                    {"top_client_share": summary["top_client_share"]}
+                    if summary["top_client_share"] is not None
+                    else {}
+                ),
             }
         )
         mlflow.log_dict(summary, "drift/summary.json")

@@ -196,7 +196,7 @@ def test_every_subscriber_s_answer_by_id_is_its_batch_score(
     from steps._cli import load_registered
     from steps.score import score
 
-    url, _ = by_id_service
+    url, root = by_id_service
     mlflow.set_tracking_uri(champion.env["MLFLOW_TRACKING_URI"])
     batch = score(champion.lake, COHORT, load_registered("models:/kkbox-churn@champion"))
     ids = batch["msno"].tolist()
@@ -213,6 +213,14 @@ def test_every_subscriber_s_answer_by_id_is_its_batch_score(
     assert [a["msno"] for a in answers] == ids and len(ids) > 800
     served = np.array([a["churn_probability"] for a in answers])
     np.testing.assert_allclose(served, batch["is_churn"].to_numpy(), rtol=0, atol=1e-9)
+    # each logged prediction names the key it came with: what drift's client share counts
+    requests.post(f"{url}/metadata", json={}, headers={"Authorization": f"Bearer {KEY}"})
+    deadline = time.monotonic() + 30
+    logged, _ = read_traffic(root / "traffic", "2000-01-01", "2999-12-31")
+    while len(logged) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        logged, _ = read_traffic(root / "traffic", "2000-01-01", "2999-12-31")
+    assert set(logged["client"]) == {"tester"}
 
 
 def test_unknown_ids_get_a_404_naming_them_and_keys_still_apply(

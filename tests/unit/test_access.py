@@ -66,3 +66,17 @@ def test_a_loopback_name_or_address_serves_without_a_key(host: str) -> None:
 def test_a_network_address_or_an_unresolvable_name_needs_a_key(host: str) -> None:
     with pytest.raises(SystemExit, match=f"Refusing to serve {host}"):
         refuse_open_bind(KeyRing(), host)
+
+
+def test_a_request_s_key_name_is_known_while_it_is_handled_and_only_then() -> None:
+    from churn_transform.serving import CLIENT
+
+    seen: list[str | None] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen.append(CLIENT.get())
+        await _ok(scope, receive, send)
+
+    client = TestClient(RequireKeys(app, keys=KeyRing.load(f"alice:{DIGEST}", None)))
+    assert client.post("/predict", headers={"X-API-Key": "alice-secret-key"}).status_code == 200
+    assert seen == ["alice"] and CLIENT.get() is None

@@ -33,6 +33,7 @@ from tests.conftest import tracking_store
 DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5")
 CYCLE = (
     "--month 2017-04 --max-auc-drop 0.03 --max-age-months 6 --retrain-on-drift true "
+    "--max-client-share 0.5 "
     "--drift-days 30 --min-segment-users 500 --train-months 2 --holdout 0.3 --margin 0.005 "
     "--min-auc 0.6 --min-oracle-share 0.9 --env-manager local"
 )

@@ -59,3 +59,13 @@ def test_each_subscriber_counts_once_with_their_newest_prediction() -> None:
     alone = pd.concat([odd] * 5000, ignore_index=True)
     with pytest.raises(TooFewRows, match=r"1 subscriber\(s\) in the window \(5000 prediction"):
         compare(reference, alone, drift_share=0.5, min_rows=1000)
+
+
+def test_the_summary_says_how_many_clients_sent_the_window_and_the_largest_share() -> None:
+    reference = _traffic(1500, seed=1)
+    current = _traffic(1200, seed=2).assign(msno=[f"user-{i}" for i in range(1200)], ts=1.0)
+    current["client"] = ["alice"] * 900 + ["bob"] * 200 + [None] * 100
+    summary = compare(reference, current, drift_share=0.5, min_rows=1000).summary
+    assert summary["clients"] == 3 and summary["top_client_share"] == 0.75
+    unknown = compare(reference, current.drop(columns="client"), 0.5, 1000).summary
+    assert unknown["clients"] is None and unknown["top_client_share"] is None

@@ -10,7 +10,7 @@ import yaml
 from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
 from churn_transform.settings import PROJECT_ROOT
 
-POLICY = Policy(max_auc_drop=0.03, max_age_months=6, retrain_on_drift=True)
+POLICY = Policy(max_auc_drop=0.03, max_age_months=6, retrain_on_drift=True, max_client_share=0.5)
 
 
 def _evidence(**change: object) -> Evidence:
@@ -58,3 +58,16 @@ def test_the_decay_alert_and_the_cycle_use_the_policy_s_limit() -> None:
         r"kkbox_evaluated_roc_auc - ([0-9.]+)", rules["ChurnModelQualityDecayed"]["expr"]
     )
     assert limit is not None and float(limit[1]) == default
+
+
+def test_a_drift_one_client_could_cause_alone_is_no_reason_to_retrain() -> None:
+    """Issue 30: one key's repeated records raised the drift share and forced a retrain."""
+    flooded = decide(POLICY, _evidence(drift_alarm=True, drift_top_client_share=0.9))
+    assert not flooded.retrain
+    assert "the drift alarm rests on one client's traffic (90% of the subscribers judged; " in (
+        flooded.text()
+    )
+    assert decide(POLICY, _evidence(drift_alarm=True, drift_top_client_share=0.5)).retrain
+    assert decide(POLICY, _evidence(drift_alarm=True, drift_top_client_share=None)).retrain
+    single = replace(POLICY, max_client_share=1.0)  # a deployment with one client, by choice
+    assert decide(single, _evidence(drift_alarm=True, drift_top_client_share=1.0)).retrain
