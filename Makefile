@@ -54,6 +54,7 @@ months: setup ## After `make demo` (same USERS): April and May 2017 land, then a
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-05
 
 cycle: setup ## One month of the platform's life after its increment landed (MONTH=YYYY-MM)
+	$(if $(MONTH),,$(error make cycle needs the month whose increment landed: make cycle MONTH=2017-04))
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=$(MONTH)
 
 # COHORT=YYYY-MM picks another cohort than the entry point's default (MLproject).

@@ -78,8 +78,9 @@ def decide(policy: Policy, evidence: Evidence) -> Decision:
     if realized is not None and own is not None:
         drop = own - realized
         said = (
-            f"realized ROC AUC {realized:.4f} on {evidence.cohort} is {drop:+.4f} from the "
-            f"champion's own {own:.4f} (limit {policy.max_auc_drop})"
+            f"realized ROC AUC {realized:.4f} on {evidence.cohort}, {abs(drop):.4f} "
+            f"{'below' if drop > 0 else 'above'} the champion's own {own:.4f} (retrain when "
+            f"more than {policy.max_auc_drop} below)"
         )
         (reasons if drop > policy.max_auc_drop else calm).append(said)
     else:

@@ -62,7 +62,7 @@ def drift(settings: Settings) -> None:
     )
     st.caption(
         f"window {latest['window'][0]} to {latest['window'][1]}, "
-        f"{latest['current_rows']:,} predictions against {latest['reference_rows']:,} "
+        f"{latest['current_rows']:,} subscribers against {latest['reference_rows']:,} "
         f"reference rows, model version {latest['model_version']}, "
         f"report of {latest['created']}"
     )

@@ -41,6 +41,15 @@ def _ask(
     return (client.explain if explain else client.score)(settings, record)
 
 
+def _refusal(answer: Any) -> str | None:
+    """The service's own message of a refusal: ``{"error": ...}``, which BentoML 1.4 sends as a
+    one-item list; None for another body (a 400's ``detail`` is shown as it is)."""
+    found = answer[0] if isinstance(answer, list) and len(answer) == 1 else answer
+    if isinstance(found, dict) and isinstance(found.get("error"), str):
+        return str(found["error"])
+    return None
+
+
 def _answer(settings: Settings, msno: str, cohort: str | None, text: str, explain: bool) -> None:
     try:
         record = None if msno else json.loads(text)
@@ -63,6 +72,8 @@ def _answer(settings: Settings, msno: str, cohort: str | None, text: str, explai
                 f"Not an answer of this dashboard's service; does {masked(settings.service_url)}"
                 " run this checkout's (`make serve`)?"
             )
+        elif refusal := _refusal(answer):
+            st.write(refusal)
         else:
             st.json(answer)
         return

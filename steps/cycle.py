@@ -132,7 +132,7 @@ def _said(record: dict[str, object]) -> str:
     lines = [
         f"  scored {record['scored']}; newly labelled {record['labelled']}",
         f"  realized ROC AUC on {record['labelled']}: {measured}",
-        f"  drift share: {drift if drift is not None else 'none measured (no traffic)'}",
+        f"  drift share: {f'{drift:.2f}' if drift is not None else 'none measured (no traffic)'}",
         f"  champion: version {record['champion_before']} -> {record['champion_after']}"
         + (f" (candidate {record['candidate']})" if record["candidate"] else ""),
     ]

@@ -116,3 +116,13 @@ def test_the_waterfall_walks_from_the_base_value_to_the_probability() -> None:
     assert steps["end"].iloc[-1] == pytest.approx(100 * answer["churn_probability"])
     assert (steps["start"].iloc[1:].to_numpy() == steps["end"].iloc[:-1].to_numpy()).all()
     assert list(steps["effect"]) == ["raises the risk", "lowers the risk"] + ["raises the risk"] * 2
+
+
+def test_a_refusal_shows_the_service_s_message_not_its_json() -> None:
+    """BentoML 1.4 sends a refusal as a one-item list: the Subscriber tab showed it raw."""
+    from dashboard.subscriber import _refusal
+
+    message = "unknown subscriber ids in cohort 2017-04: nobody."
+    assert _refusal([{"error": message}]) == message
+    assert _refusal({"error": message}) == message
+    assert _refusal({"detail": [{"loc": ["records", 0, "bd"]}]}) is None

@@ -27,14 +27,17 @@ def _evidence(**change: object) -> Evidence:
 def test_a_champion_within_every_limit_is_kept_and_says_why() -> None:
     decision = decide(POLICY, _evidence())
     assert not decision.retrain
-    assert "realized ROC AUC 0.9000 on 2017-06 is +0.0100" in decision.text()
+    assert "realized ROC AUC 0.9000 on 2017-06, 0.0100 below the champion's" in decision.text()
+    better = decide(POLICY, _evidence(realized_auc=0.95)).text()
+    assert "realized ROC AUC 0.9500 on 2017-06, 0.0400 above the champion's own 0.9100" in better
     assert "no drift alarm" in decision.text() and "3 month(s)" in decision.text()
 
 
 def test_each_rule_alone_asks_for_a_retrain() -> None:
     decayed = decide(POLICY, _evidence(realized_auc=0.87))
     assert decayed.retrain and decayed.reasons == (
-        "realized ROC AUC 0.8700 on 2017-06 is +0.0400 from the champion's own 0.9100 (limit 0.03)",
+        "realized ROC AUC 0.8700 on 2017-06, 0.0400 below the champion's own 0.9100 (retrain when "
+        "more than 0.03 below)",
     )
     assert decide(POLICY, _evidence(drift_alarm=True)).retrain
     assert not decide(replace(POLICY, retrain_on_drift=False), _evidence(drift_alarm=True)).retrain
