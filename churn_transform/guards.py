@@ -30,6 +30,9 @@ RETRY_AFTER_SECONDS = 1
 #: Seconds a request's body may take to arrive whole once its headers are in: a record list of
 #: the largest size allowed takes milliseconds on any link a client would serve from.
 BODY_TIMEOUT_SECONDS = 10.0
+#: Requests from one client address that may wait for their body at once: a client's own
+#: concurrent requests send theirs at once, so only a stalling one ever has many waiting.
+WAITING_PER_CLIENT = 16
 OVERLOADED = f"The service is overloaded; retry after {RETRY_AFTER_SECONDS} s."
 
 
@@ -143,9 +146,11 @@ class GuardRequests:
     - A body over ``max_body_bytes`` gets 413: at once when its Content-Length says so, else
       when the bytes read pass the limit (reading stops there, so memory stays bounded).
     - A body that has not arrived whole within ``body_timeout`` seconds gets 408. At most
-      ``max_waiting`` requests wait for their body at once (more get 503 with ``Retry-After``),
-      and a request counts towards ``max_concurrency`` only once its body is read: clients that
-      send headers and stall their bodies cannot hold the slots of the requests that are ready.
+      ``max_waiting`` requests wait for their body at once, and at most ``waiting_per_client``
+      from one client address (more get 503 with ``Retry-After``); a request counts towards
+      ``max_concurrency`` only once its body is read: clients that send headers and stall their
+      bodies can neither hold the slots of the requests that are ready nor, from one address,
+      crowd out the others' bodies.
     - Beyond ``max_concurrency`` requests in flight in this worker, 503 with ``Retry-After``.
       BentoML's adaptive batcher sheds load too, with a bare 503 "An unexpected error has
       occurred"; that answer is replaced by the same clear one.
@@ -158,24 +163,34 @@ class GuardRequests:
         max_concurrency: int,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
         max_waiting: int | None = None,
+        waiting_per_client: int = WAITING_PER_CLIENT,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.body_timeout = body_timeout
-        self.max_waiting = max_concurrency if max_waiting is None else max_waiting
+        self.max_waiting = 4 * max_concurrency if max_waiting is None else max_waiting
+        self.waiting_per_client = waiting_per_client
         self.in_flight = self.waiting = 0
+        self.waiting_by_client: dict[str, int] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        if self.waiting >= self.max_waiting:
+        client = (scope.get("client") or ("unknown", 0))[0]
+        waiting = self.waiting_by_client.get(client, 0)
+        if self.waiting >= self.max_waiting or waiting >= self.waiting_per_client:
             return await _overloaded(send)
         self.waiting += 1
+        self.waiting_by_client[client] = waiting + 1
         try:
             body = await self._body(scope, receive, send)
         finally:
             self.waiting -= 1
+            if self.waiting_by_client[client] == 1:
+                del self.waiting_by_client[client]
+            else:
+                self.waiting_by_client[client] -= 1
         if body is None:  # refused, and answered
             return
         if self.in_flight >= self.max_concurrency:

@@ -83,3 +83,31 @@ def test_a_ready_request_is_served_while_others_stall() -> None:
 
     served = asyncio.run(scene())
     assert [sent[0]["status"] for sent in served] == [200] * 4
+
+
+def test_one_client_address_may_keep_only_so_many_bodies_waiting() -> None:
+    guard = GuardRequests(
+        _echo, max_body_bytes=4096, max_concurrency=2, body_timeout=5.0, waiting_per_client=4
+    )
+
+    async def request(address: str, receive: object) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await guard({**SCOPE, "client": (address, 5000)}, receive, send)
+        return sent
+
+    async def scene() -> tuple[list[dict], list[dict]]:
+        stalled = [asyncio.create_task(request("10.0.0.9", _stalled)) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        fifth = await asyncio.wait_for(request("10.0.0.9", _stalled), 1.0)  # refused at once
+        other = await asyncio.wait_for(request("10.0.0.1", _ready), 1.0)
+        for task in stalled:
+            task.cancel()
+        return fifth, other
+
+    fifth, other = asyncio.run(scene())
+    assert fifth[0]["status"] == 503 and other[0]["status"] == 200
+    assert guard.waiting_by_client == {}
