@@ -68,6 +68,8 @@ def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
         model_uri,
         labels=labels_of(champion, run),
         metadata=metadata_of(model_uri, run, champion),
+        # BentoML's own default, said outright: the service calls the model itself, unbatched
+        signatures={"predict": {"batchable": False}},
     )
     return model, True
 
