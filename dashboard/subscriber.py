@@ -45,7 +45,7 @@ def _refusal(answer: Any) -> str | None:
     """The service's own message of a refusal: ``{"error": ...}``, which BentoML 1.4 sends as a
     one-item list; None for another body (a 400's ``detail`` is shown as it is)."""
     found = answer[0] if isinstance(answer, list) and len(answer) == 1 else answer
-    if isinstance(found, dict) and isinstance(found.get("error"), str):
+    if isinstance(found, dict) and isinstance(found.get("error"), str) and "detail" not in found:
         return str(found["error"])
     return None
 

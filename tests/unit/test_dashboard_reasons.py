@@ -126,3 +126,4 @@ def test_a_refusal_shows_the_service_s_message_not_its_json() -> None:
     assert _refusal([{"error": message}]) == message
     assert _refusal({"error": message}) == message
     assert _refusal({"detail": [{"loc": ["records", 0, "bd"]}]}) is None
+    assert _refusal({"error": "invalid", "detail": [{"loc": ["records", 0, "bd"]}]}) is None
