@@ -113,8 +113,7 @@ class TokenBucket:
     def wait(self, name: str) -> float:
         """0 when ``name`` may go now (a token is taken), else the seconds until it may."""
         now = self.clock()
-        tokens, then = self.buckets.get(name, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        tokens = self._tokens(name, now)
         if tokens >= 1:
             self.buckets[name] = (tokens - 1, now)
             return 0.0
@@ -123,10 +122,13 @@ class TokenBucket:
 
     def waiting(self, name: str) -> float:
         """0 when ``name`` has a token, else the seconds until it has one; nothing is taken."""
-        now = self.clock()
-        tokens, then = self.buckets.get(name, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        tokens = self._tokens(name, self.clock())
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def _tokens(self, name: str, now: float) -> float:
+        """``name``'s tokens at ``now``: what it had, refilled at the rate up to the burst."""
+        tokens, then = self.buckets.get(name, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - then) * self.rate)
 
 
 def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
