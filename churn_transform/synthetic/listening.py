@@ -49,11 +49,12 @@ class Listening:
         self._draw(users, rng, decay[self.user, self.day_index])
         if shift:
             self._shrink(shift_rng, shifted[self.day_index], 1.0 - 0.35 * shift)
-        # The shift thins the drawn cells afterwards, so the draws themselves do not change.
-        thinned = draw[self.user, self.day_index] < chance[self.user, self.day_index] * np.where(
-            shifted[self.day_index], 1.0 - 0.45 * shift, 1.0
-        )
-        self._keep(thinned)
+            # The shift thins the drawn cells afterwards, so the draws themselves do not change.
+            chance_of = chance[self.user, self.day_index]
+            thinned = draw[self.user, self.day_index] < chance_of * np.where(
+                shifted[self.day_index], 1.0 - 0.45 * shift, 1.0
+            )
+            self._keep(thinned)
 
     def _shrink(self, rng: np.random.Generator, cells: np.ndarray, factor: float) -> None:
         """The shift: fewer plays on the shifted days, drawn from a stream of its own."""
@@ -78,21 +79,22 @@ class Listening:
         u = self.user
         level = users.volume[u] * np.sqrt(decay)
         songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, len(u)))).astype(np.int64)
-        shares = users.band_shares[u]
-        counts = np.zeros((len(u), 5), dtype=np.int64)
-        left, mass = songs.copy(), np.ones(len(u))
+        # One contiguous array per band: the same values as columns of a (cells, 5) matrix,
+        # without its strided reads and writes.
+        band_shares = np.ascontiguousarray(users.band_shares.T)
+        bands, left, mass = [], songs.copy(), np.ones(len(u))
         for band in range(4):
-            p = np.clip(shares[:, band] / np.maximum(mass, 1e-9), 0.0, 1.0)
-            counts[:, band] = rng.binomial(left, p)
-            left -= counts[:, band]
-            mass -= shares[:, band]
-        counts[:, 4] = left
+            share = band_shares[band][u]
+            p = np.clip(share / np.maximum(mass, 1e-9), 0.0, 1.0)
+            bands.append(rng.binomial(left, p))
+            left -= bands[band]
+            mass -= share
         all_skipped = rng.random(len(u)) < 0.025  # days of sampling: nothing heard to the end
-        counts[all_skipped, 0] += counts[all_skipped, 4]
-        counts[all_skipped, 4] = 0
-        self.counts = counts
+        bands[0] = np.where(all_skipped, bands[0] + left, bands[0])
+        bands.append(np.where(all_skipped, 0, left))
+        self.counts = np.stack(bands, axis=1)
         self.unique = np.maximum(1, rng.binomial(songs, users.unique_ratio[u]))
-        played = counts @ _BAND_PLAYED
+        played = self.counts @ _BAND_PLAYED
         secs = played * users.song_seconds[u] * rng.lognormal(0.0, 0.1, len(u))
         self.secs = np.maximum(np.round(secs, 3), 0.001)
 
@@ -149,6 +151,8 @@ def _interval_counts(
     users: np.ndarray, start: np.ndarray, stop: np.ndarray, n_users: int, first_day: int, width: int
 ) -> np.ndarray:
     marks = np.zeros((n_users, width + 1), dtype=np.int32)
-    np.add.at(marks, (users, np.clip(start - first_day, 0, width)), 1)
-    np.add.at(marks, (users, np.clip(stop - first_day, 0, width)), -1)
-    return np.cumsum(marks, axis=1)[:, :width]
+    row = users * (width + 1)
+    np.add.at(marks.reshape(-1), row + np.clip(start - first_day, 0, width), 1)
+    np.add.at(marks.reshape(-1), row + np.clip(stop - first_day, 0, width), -1)
+    # int32 throughout: numpy would sum into int64, twice the memory to write.
+    return np.cumsum(marks, axis=1, dtype=np.int32)[:, :width]
