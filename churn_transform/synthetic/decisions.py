@@ -25,11 +25,12 @@ def decide_cohort(
     cohort: str,
     chain: Chain,
     rng: np.random.Generator,
-    seconds: Callable[[Chain], tuple[np.ndarray, int]],
+    seconds: Callable[[Chain, int], tuple[np.ndarray, int]],
 ) -> pd.DataFrame:
     """Play the chain up to the cohort's cutoff and decide its users' churn with the oracle.
 
-    ``seconds`` gives every user's listening per day up to the cutoff, and the day it starts.
+    ``seconds(chain, cutoff)`` gives every user's listening per day over days before the
+    cutoff, and the first of those days.
     """
     cutoff, month_end = month_bounds(cohort)
     users = chain.users
@@ -45,7 +46,7 @@ def decide_cohort(
         1.0 + np.exp(4.9 - 2.5 * disengaged - 3.0 * users.price_sensitivity[in_cohort])
     )
     chain.pre_cutoff_cancels(in_cohort, cutoff, switch_off)
-    secs, first_day = seconds(chain)
+    secs, first_day = seconds(chain, cutoff)
     drivers = observed_drivers(
         chain.transactions(),
         secs,

@@ -17,6 +17,8 @@ from churn_transform.synthetic.population import Users
 #: Share of a song's length heard in each num_* band (<25%, 25-50%, 50-75%, 75-98.5%, >98.5%).
 _BAND_PLAYED = np.array([0.12, 0.37, 0.62, 0.92, 1.0])
 BANDS = ("num_25", "num_50", "num_75", "num_985", "num_100")
+#: Days of listening the oracle's drivers read before a cutoff.
+DRIVER_WINDOW = 60
 
 
 class Listening:
@@ -102,13 +104,6 @@ class Listening:
         """Which drawn cells are real rows, given the (users, days) subscription matrix."""
         return subscribed[self.user, self.day_index]
 
-    def seconds_matrix(self, subscribed: np.ndarray) -> np.ndarray:
-        """Seconds played per (user, day) of the window, zero on days without a row."""
-        secs = np.zeros(subscribed.shape, dtype=np.float64)
-        keep = self.active(subscribed)
-        secs[self.user[keep], self.day_index[keep]] = self.secs[keep]
-        return secs
-
     def rows(self, subscribed: np.ndarray) -> pd.DataFrame:
         """user_logs rows (user index and day number; file formatting happens in the writer)."""
         keep = self.active(subscribed)
@@ -120,6 +115,28 @@ class Listening:
         frame["num_unq"] = self.unique[keep]
         frame["total_secs"] = self.secs[keep]
         return frame
+
+
+def seconds_before(
+    windows: Sequence[Listening],
+    transactions: pd.DataFrame,
+    blocked: Sequence[tuple[np.ndarray, ...]],
+    n_users: int,
+    cutoff: int,
+) -> tuple[np.ndarray, int]:
+    """Seconds per (user, day) over the ``DRIVER_WINDOW`` days before ``cutoff`` (zero on days
+    without a row), and the first of those days: the only listening the oracle's drivers read.
+    ``windows`` are the drawn listening, ``transactions`` and ``blocked`` the subscriptions."""
+    start = cutoff - DRIVER_WINDOW
+    subscribed = subscribed_days(transactions, blocked, n_users, start, cutoff)
+    secs = np.zeros(subscribed.shape)
+    for window in windows:
+        days = window.day_index + window.first_day
+        inside = np.flatnonzero((days >= start) & (days < cutoff))
+        user, column = window.user[inside], days[inside] - start
+        on = subscribed[user, column]
+        secs[user[on], column[on]] = window.secs[inside[on]]
+    return secs, start
 
 
 def subscribed_days(

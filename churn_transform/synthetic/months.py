@@ -17,7 +17,7 @@ import pandas as pd
 
 from churn_transform.dates import add_months, month_bounds
 from churn_transform.synthetic.decisions import decide_cohort, stream
-from churn_transform.synthetic.listening import Listening, subscribed_days
+from churn_transform.synthetic.listening import Listening, seconds_before, subscribed_days
 from churn_transform.synthetic.population import (
     LAST_REGISTRATION,
     NEWCOMERS_PER_DAY,
@@ -29,7 +29,6 @@ from churn_transform.synthetic.subscriptions import Chain
 
 #: The first further month: its data is the first increment after the base files.
 FIRST_MONTH = "2017-04"
-_WINDOW = 60  # days of listening the oracle's drivers read before a cutoff
 
 
 def further_months(months: int) -> list[str]:
@@ -63,21 +62,10 @@ class _Line:
     offset: int  # index of the first user in ``Months.msno``
 
     def seconds(self, at: Chain, cutoff: int) -> tuple[np.ndarray, int]:
-        """Every user's seconds per day over the ``_WINDOW`` days before ``cutoff``."""
-        start, n = cutoff - _WINDOW, len(at.users)
-        subscribed = subscribed_days(at.transactions(), at.blocked, n, start, cutoff)
-        secs = np.zeros(subscribed.shape)
-        for window in self.listening:
-            days = window.day_index + window.first_day
-            inside = np.flatnonzero((days >= start) & (days < cutoff))
-            user, column = window.user[inside], days[inside] - start
-            on = subscribed[user, column]
-            secs[user[on], column[on]] = window.secs[inside[on]]
-        return secs, start
+        return seconds_before(self.listening, at.transactions(), at.blocked, len(at.users), cutoff)
 
     def decide(self, cohort: str) -> pd.DataFrame:
-        cutoff = month_bounds(cohort)[0]
-        decided = decide_cohort(cohort, self.chain, self.rng, lambda at: self.seconds(at, cutoff))
+        decided = decide_cohort(cohort, self.chain, self.rng, self.seconds)
         return decided.assign(user=decided["user"] + self.offset)
 
     def logs(self, first_day: int, end_day: int) -> pd.DataFrame:

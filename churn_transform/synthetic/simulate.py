@@ -23,10 +23,15 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from churn_transform.dates import day
+from churn_transform.dates import day, month_bounds
 from churn_transform.labels import churn_labels
 from churn_transform.synthetic.decisions import decide_cohort
-from churn_transform.synthetic.listening import Listening, subscribed_days
+from churn_transform.synthetic.listening import (
+    DRIVER_WINDOW,
+    Listening,
+    seconds_before,
+    subscribed_days,
+)
 from churn_transform.synthetic.months import Months, simulate_months
 from churn_transform.synthetic.population import Users, draw_users, members_frame
 from churn_transform.synthetic.subscriptions import Chain
@@ -66,6 +71,8 @@ class Chunk:
 
 def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
     """Play a chunk's users from 2015 to mid 2017, taking the oracle decision at each cutoff."""
+    if config.log_start > month_bounds(COHORTS[0])[0] - DRIVER_WINDOW:
+        raise ValueError("the listening window must start at least 60 days before a cutoff")
     # Separate streams, so that the shift knob (which changes how much is drawn after it
     # starts) leaves every earlier draw, and so the whole past, exactly as it was. The further
     # months (``months``) draw from streams 5 and up: the writer takes stream 4.
@@ -78,9 +85,8 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
     window = (config.log_start, LOGS_END)
     listening = Listening(users, listening_rng, window, config.shift, config.shift_start)
 
-    def seconds(at: Chain) -> tuple[np.ndarray, int]:
-        subscribed = _subscribed(at, len(users), config.log_start)
-        return listening.seconds_matrix(subscribed), config.log_start
+    def seconds(at: Chain, cutoff: int) -> tuple[np.ndarray, int]:
+        return seconds_before((listening,), at.transactions(), at.blocked, len(users), cutoff)
 
     decisions = [decide_cohort(cohort, chain, rng, seconds) for cohort in COHORTS]
     further = None
