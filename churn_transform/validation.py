@@ -6,7 +6,8 @@ so what these schemas reject is a truly broken input. Tables are checked bucket 
 a user's rows all live in one bucket, per-bucket uniqueness is global uniqueness. Ingest and
 ``gold.build_gold`` audit a new version with ``validate_silver`` and ``validate_gold`` before it is
 published; ``validate_lake`` reports on what is current, refusing silver and gold that are not of
-one snapshot.
+one snapshot. A silver bucket whose Parquet statistics clear it (``silver.statistics``) is not
+read; every other is checked row by row.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from churn_transform.schema import (
     msno_column,
 )
 from churn_transform.silver import InconsistentSnapshotError, read_bucket, silver_snapshot
+from churn_transform.silver.read import part_paths
+from churn_transform.silver.statistics import clears
 
 #: Transactions and listening start with the challenge's files; monthly increments continue
 #: them (docs/monthly.md), so the only upper bound is the day the check runs.
@@ -207,6 +210,14 @@ def merge(reports: list[list[Failure]], rows: dict[str, int]) -> ValidationRepor
 def _check_bucket(
     lake: Lake, table: str, bucket: int, version: str, newest_layer_only: bool = False
 ) -> tuple[list[Failure], int]:
+    """The failures of one bucket and its rows. A bucket in one part file that the file's own
+    statistics clear (``silver.statistics``) is not read; any other is read whole and checked
+    by Pandera, which names the rows that fail."""
+    paths = part_paths(lake, table, bucket, version, newest_layer_only)
+    if not paths:
+        return [], 0
+    if len(paths) == 1 and clears(SILVER[table], paths[0], lake.fs):
+        return [], pq.ParquetFile(paths[0], filesystem=lake.fs).metadata.num_rows
     frame = read_bucket(lake, table, bucket, version=version, newest_layer_only=newest_layer_only)
     return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
 

@@ -22,7 +22,8 @@ from churn_transform.lake import Lake
 from churn_transform.silver.layers import merge_layers
 from churn_transform.silver.tables import SOURCES
 
-_PANDAS_TYPES = {
+#: Arrow types read as pandas' nullable ones (what the Pandera schemas of silver declare).
+PANDAS_TYPES = {
     pa.int64(): pd.Int64Dtype(),
     pa.int8(): pd.Int8Dtype(),
     pa.string(): pd.StringDtype(),
@@ -138,9 +139,25 @@ def read_bucket_table(
     raise FileNotFoundError(f"silver/{version}/{table} has no part file in any layer")
 
 
-def _read_part(lake: Lake, table: str, bucket: int, layer: str, coded_ids: bool) -> pa.Table | None:
+def part_paths(
+    lake: Lake, table: str, bucket: int, version: str, newest_layer_only: bool = False
+) -> list[str]:
+    """The part files holding one bucket of a silver table of ``version``, one per layer that
+    has rows of it, oldest first (``newest_layer_only``: the newest layer's, if it has one)."""
+    layers = snapshot_layers(lake, version)
+    paths = [_part_path(lake, table, bucket, layer) for layer in layers]
+    if newest_layer_only:
+        paths = paths[-1:]
+    return [path for path in paths if lake.fs.exists(path)]
+
+
+def _part_path(lake: Lake, table: str, bucket: int, layer: str) -> str:
     folder = lake.path_of(lake.version_url("silver", table, layer))
-    path = f"{folder}/part-{bucket:05d}.parquet"
+    return f"{folder}/part-{bucket:05d}.parquet"
+
+
+def _read_part(lake: Lake, table: str, bucket: int, layer: str, coded_ids: bool) -> pa.Table | None:
+    path = _part_path(lake, table, bucket, layer)
     if not lake.fs.exists(path):
         return None
     return pq.read_table(
@@ -162,4 +179,9 @@ def read_bucket(
     rows = read_bucket_table(
         lake, table, bucket, version=version, newest_layer_only=newest_layer_only
     )
-    return rows.to_pandas(types_mapper=_PANDAS_TYPES.get, ignore_metadata=True)
+    return as_pandas(rows)
+
+
+def as_pandas(rows: pa.Table) -> pd.DataFrame:
+    """Silver rows as pandas with nullable types (``PANDAS_TYPES``), as validation reads them."""
+    return rows.to_pandas(types_mapper=PANDAS_TYPES.get, ignore_metadata=True)

@@ -1,0 +1,195 @@
+"""A silver part file is cleared from its Parquet statistics only when Pandera would pass it:
+every rule broken in a file keeps it from being cleared, and random files never get a clearance
+Pandera would refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from churn_transform.silver.read import as_pandas
+from churn_transform.silver.statistics import clears
+from churn_transform.validation import SILVER, check_frame
+
+A, B = "a" * 43 + "=", "b" * 43 + "="
+FS = LocalFileSystem()
+
+
+def _file(frame: pd.DataFrame, folder: Path, name: str = "part-00000.parquet") -> str:
+    """``frame`` written as silver writes a part: Parquet's own types, statistics on."""
+    path = str(folder / name)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, store_schema=False)
+    return path
+
+
+def _members() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, B], "string"),
+            "city": pd.array([1, 22], "Int64"),
+            "bd": pd.array([None, 30], "Int64"),
+            "gender": pd.array(["female", None], "string"),
+            "registered_via": pd.array([7, None], "Int64"),
+            "registration_init_time": pd.to_datetime(["2004-01-01", "2016-05-02"]),
+        }
+    )
+
+
+def _transactions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, B], "string"),
+            "payment_method_id": pd.array([41, 39], "Int64"),
+            "payment_plan_days": pd.array([30, 0], "Int64"),
+            "plan_list_price": pd.array([149, 0], "Int64"),
+            "actual_amount_paid": pd.array([149, 0], "Int64"),
+            "is_auto_renew": pd.array([1, 0], "Int64"),
+            "transaction_date": pd.to_datetime(["2017-01-01", "2017-03-31"]),
+            "membership_expire_date": pd.to_datetime(["2017-01-31", None]),
+            "is_cancel": pd.array([0, 1], "Int64"),
+        }
+    )
+
+
+def _logs() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, A, B], "string"),
+            "date": pd.to_datetime(["2017-01-01", "2017-01-02", "2017-01-01"]),
+            **{band: pd.array([0, 3, 1], "Int64") for band in ("num_25", "num_50", "num_75")},
+            "num_985": pd.array([0, 0, 0], "Int64"),
+            "num_100": pd.array([5, 0, 2], "Int64"),
+            "num_unq": pd.array([1, 2, 1], "Int64"),
+            "total_secs": [1200.5, None, 86_400.0],
+        }
+    )
+
+
+FRAMES = {"members": _members, "transactions": _transactions, "user_logs": _logs}
+
+
+@pytest.mark.parametrize("table", sorted(FRAMES))
+def test_a_valid_part_is_cleared_without_pandera(table: str, tmp_path: Path) -> None:
+    frame = FRAMES[table]()
+    assert check_frame(SILVER[table], table, frame) == []
+    assert clears(SILVER[table], _file(frame, tmp_path), FS)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("transactions", "actual_amount_paid", -149),
+        ("transactions", "payment_plan_days", 451),
+        ("transactions", "is_cancel", 2),  # a flag: between the bounds of no 0/1 set
+        ("transactions", "transaction_date", pd.Timestamp("2014-12-31")),
+        ("transactions", "membership_expire_date", pd.Timestamp("1970-01-01")),
+        ("transactions", "msno", "not-a-user-id"),  # a string rule, from the dictionary
+        ("transactions", "payment_method_id", None),  # null where none is allowed
+        ("members", "city", 23),
+        ("members", "gender", "other"),
+        ("members", "registration_init_time", pd.Timestamp("2003-12-31")),
+        ("user_logs", "num_unq", 0),
+        ("user_logs", "total_secs", 86_401.0),
+        ("user_logs", "total_secs", -1.0),
+    ],
+)
+def test_a_part_breaking_a_rule_is_left_to_pandera(
+    table: str, column: str, value: object, tmp_path: Path
+) -> None:
+    bad = FRAMES[table]()
+    bad.loc[1, column] = value
+    assert check_frame(SILVER[table], table, bad)  # Pandera refuses it, naming the row
+    assert not clears(SILVER[table], _file(bad, tmp_path), FS)
+
+
+def test_a_repeated_key_is_not_cleared(tmp_path: Path) -> None:
+    logs = _logs()
+    logs.loc[1, "date"] = logs.loc[0, "date"]
+    assert not clears(SILVER["user_logs"], _file(logs, tmp_path), FS)
+    members = _members()
+    members.loc[1, "msno"] = A
+    assert not clears(SILVER["members"], _file(members, tmp_path), FS)
+
+
+def test_keys_out_of_order_are_left_to_pandera_which_passes_them(tmp_path: Path) -> None:
+    """Unique but unsorted: not decided from the order, and Pandera finds nothing wrong."""
+    logs = _logs().iloc[[1, 0, 2]]
+    assert not clears(SILVER["user_logs"], _file(logs, tmp_path), FS)
+    assert check_frame(SILVER["user_logs"], "user_logs", logs) == []
+
+
+def test_a_missing_column_or_another_type_is_not_cleared(tmp_path: Path) -> None:
+    assert not clears(SILVER["user_logs"], _file(_logs().drop(columns="num_unq"), tmp_path), FS)
+    wide = _logs().astype({"num_unq": "float64"})
+    assert not clears(SILVER["user_logs"], _file(wide, tmp_path), FS)
+
+
+def test_a_rule_over_the_whole_frame_is_always_left_to_pandera(tmp_path: Path) -> None:
+    labels = pd.DataFrame(
+        {
+            "msno": pd.array([A, B], "string"),
+            "cohort": pd.array(["2017-03", "2017-04"], "string"),
+            "is_churn": pd.array([1, None], "Int8"),
+        }
+    )
+    assert check_frame(SILVER["labels"], "labels", labels) == []
+    assert not clears(SILVER["labels"], _file(labels, tmp_path), FS)
+
+
+# mostly valid values, so that both outcomes are frequent; each list ends with rule breakers
+IDS = st.sampled_from([A, B, "c" * 44, A, B, "d" * 43, ""])
+DAYS = st.sampled_from(
+    list(pd.to_datetime(["2015-01-01", "2016-06-30", "2017-03-31", "2017-02-01", "2014-12-31"]))
+)
+COUNTS = st.sampled_from([0, 1, 2, 3, -1])
+UNIQUE = st.sampled_from([1, 2, 3, 0])
+SECONDS = st.one_of(
+    st.none(), st.sampled_from([0.0, 3600.0, 86_400.0, float("nan"), -0.5, 86_400.5])
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(IDS, DAYS, COUNTS, UNIQUE, SECONDS), min_size=1, max_size=5),
+    sort=st.booleans(),
+    row_group=st.sampled_from([1, 2, 64]),
+)
+def test_a_cleared_part_always_passes_pandera(
+    rows: list[tuple[str, pd.Timestamp, int, int, float | None]],
+    sort: bool,
+    row_group: int,
+    tmp_path: Path,
+) -> None:
+    """Soundness: whatever the values, order and row groups, a file cleared from its statistics
+    is one Pandera, reading its rows, would pass."""
+    frame = pd.DataFrame(
+        {
+            "msno": pd.array([r[0] for r in rows], "string"),
+            "date": pd.to_datetime([r[1] for r in rows]),
+            **{band: pd.array([r[2] for r in rows], "Int64") for band in ("num_25", "num_50")},
+            **{band: pd.array([0] * len(rows), "Int64") for band in ("num_75", "num_985")},
+            "num_100": pd.array([r[2] for r in rows], "Int64"),
+            "num_unq": pd.array([r[3] for r in rows], "Int64"),
+            "total_secs": pd.array([r[4] for r in rows], "float64"),
+        }
+    )
+    if sort:
+        frame = frame.sort_values(["msno", "date"], kind="stable")
+    path = str(tmp_path / "part.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group
+    )
+    cleared = clears(SILVER["user_logs"], path, FS)
+    event(f"cleared: {cleared}")  # both outcomes occur: pytest --hypothesis-show-statistics
+    if cleared:
+        read = as_pandas(pq.read_table(path))
+        assert check_frame(SILVER["user_logs"], "user_logs", read) == []
