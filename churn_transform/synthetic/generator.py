@@ -113,7 +113,7 @@ class _ChunkOutput:
     churners: dict[str, int] = field(default_factory=dict)
     label_mismatches: int = 0
 
-    def write(self, name: str, frame: pd.DataFrame) -> None:
+    def write(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         self.csv.setdefault(name, []).append(csv_rows(frame, self.columns[name]))
         self.rows[name] = self.rows.get(name, 0) + len(frame)
 

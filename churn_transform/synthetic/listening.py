@@ -105,16 +105,14 @@ class Listening:
         return subscribed[self.user, self.day_index]
 
     def rows(self, subscribed: np.ndarray) -> pd.DataFrame:
-        """user_logs rows (user index and day number; file formatting happens in the writer)."""
-        keep = self.active(subscribed)
-        frame = pd.DataFrame(
-            {"user": self.user[keep], "date": self.day_index[keep] + self.first_day}
-        )
-        for band, name in enumerate(BANDS):
-            frame[name] = self.counts[keep, band]
-        frame["num_unq"] = self.unique[keep]
-        frame["total_secs"] = self.secs[keep]
-        return frame
+        """user_logs rows (user index and day number; file formatting happens in the writer),
+        user by user, each user's days in order."""
+        keep = np.flatnonzero(self.active(subscribed))
+        counts = self.counts[keep]
+        columns = {"user": self.user[keep], "date": self.day_index[keep] + self.first_day}
+        columns.update({name: counts[:, band] for band, name in enumerate(BANDS)})
+        columns.update(num_unq=self.unique[keep], total_secs=self.secs[keep])
+        return pd.DataFrame(columns)
 
 
 def seconds_before(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,13 @@ _EPOCH_QUIRK_BEFORE = day("2016-06-01")
 _CSV_ROWS = pacsv.WriteOptions(include_header=False, quoting_style="none")
 
 
-def csv_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> pa.Buffer:
+def csv_rows(frame: pd.DataFrame | pa.Table, columns: tuple[str, ...]) -> pa.Buffer:
     """The frame's ``columns`` as CSV rows without a header and without quoting, as the real
     files: missing values empty, floats in their shortest exact form."""
-    table = pa.Table.from_pandas(frame, columns=list(columns), preserve_index=False)
+    if isinstance(frame, pa.Table):
+        table = frame.select(list(columns))
+    else:
+        table = pa.Table.from_pandas(frame, columns=list(columns), preserve_index=False)
     rows = pa.BufferOutputStream()
     pacsv.write_csv(table, rows, write_options=_CSV_ROWS)
     return rows.getvalue()
@@ -92,21 +95,23 @@ def file_rows(transactions: pd.DataFrame, msno: np.ndarray) -> pd.DataFrame:
 
 def user_logs_files(
     rng: np.random.Generator, logs: pd.DataFrame, msno: np.ndarray
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, pa.Table]:
     """user_logs.csv (before March 2017) and user_logs_v2.csv (March), with total_secs outliers.
 
     v1: 0.016% of rows negative (down to about -9.2e15), a few over 1e12; v2: 0.023% over 86,400.
     """
-    out, date = _log_rows(logs, msno)
-    draw = rng.random(len(out))
+    columns, date = _log_rows(logs, msno)
+    secs = columns["total_secs"]
+    draw = rng.random(len(date))
     v1 = date < V2_START
     negative = v1 & (draw < 0.00016)
-    out.loc[negative, "total_secs"] = -np.round(10 ** rng.uniform(0, 15.96, int(negative.sum())), 3)
+    secs[negative] = -np.round(10 ** rng.uniform(0, 15.96, int(negative.sum())), 3)
     huge = v1 & (draw > 1 - 2e-7)
-    out.loc[huge, "total_secs"] = np.round(10 ** rng.uniform(12, 13, int(huge.sum())), 3)
+    secs[huge] = np.round(10 ** rng.uniform(12, 13, int(huge.sum())), 3)
     long_day = ~v1 & (draw < 0.00023)
-    out.loc[long_day, "total_secs"] = np.round(rng.uniform(86_400, 9.2e6, int(long_day.sum())), 3)
-    return {"user_logs.csv": out[v1], "user_logs_v2.csv": out[~v1]}
+    secs[long_day] = np.round(rng.uniform(86_400, 9.2e6, int(long_day.sum())), 3)
+    rows, march = pa.table(columns), int(np.searchsorted(date, V2_START))
+    return {"user_logs.csv": rows.slice(0, march), "user_logs_v2.csv": rows.slice(march)}
 
 
 def increment_transactions(
@@ -140,28 +145,50 @@ def increment_transactions(
 
 def increment_logs(
     rng: np.random.Generator, logs: pd.DataFrame, msno: np.ndarray, months: list[str]
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, pa.Table]:
     """Each further month's user_logs.csv, with the v2 file's share of days over 86,400 s."""
-    out, date = _log_rows(logs, msno)
-    draw = rng.random(len(out))
+    columns, date = _log_rows(logs, msno)
+    secs = columns["total_secs"]
+    draw = rng.random(len(date))
     long_day = draw < 0.00023
-    out.loc[long_day, "total_secs"] = np.round(rng.uniform(86_400, 9.2e6, int(long_day.sum())), 3)
+    secs[long_day] = np.round(rng.uniform(86_400, 9.2e6, int(long_day.sum())), 3)
+    rows = pa.table(columns)
     files = {}
     for month in months:
-        first, end = month_bounds(month)
-        files[month] = out[(date >= first) & (date < end)]
+        first, end = np.searchsorted(date, month_bounds(month))
+        files[month] = rows.slice(first, end - first)
     return files
 
 
-def _log_rows(logs: pd.DataFrame, msno: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """user_logs rows in the file's columns, ordered by day then user, and their day numbers."""
-    # A user has one row a day, so this order is that of sorting by day then user, in any way.
-    order = np.lexsort((logs["user"].to_numpy(), logs["date"].to_numpy()))
-    date = logs["date"].to_numpy()[order]
-    columns = {"msno": msno[logs["user"].to_numpy()[order]], "date": to_yyyymmdd(date)}
+def _log_rows(logs: pd.DataFrame, msno: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """user_logs columns in the file's formats, ordered by day then user, and their day numbers.
+    ``logs`` come user by user (``Listening.rows``); every column is a fresh array."""
+    date = logs["date"].to_numpy()
+    # A user has one row a day and the rows come user by user: a stable sort on the day alone
+    # orders them by day then user.
+    order = np.argsort(_day_offsets(date), kind="stable")
+    date = date[order]
+    user = pa.array(logs["user"].to_numpy()[order])
+    columns = {"msno": pa.array(msno).take(user), "date": _yyyymmdd(date)}
     for column in RAW_FILES["user_logs.csv"][2:]:
         columns[column] = logs[column].to_numpy()[order]
-    return pd.DataFrame(columns), date
+    return columns, date
+
+
+def _day_offsets(days: np.ndarray) -> np.ndarray:
+    """Days counted from the first: 16-bit where they fit, for numpy's radix sort."""
+    if not len(days):
+        return days
+    offsets = days - days.min()
+    return offsets.astype(np.uint16) if offsets.max() < 2**16 else offsets
+
+
+def _yyyymmdd(days: np.ndarray) -> np.ndarray:
+    """``to_yyyymmdd`` of many day numbers, converting each day of their span once."""
+    if not len(days):
+        return to_yyyymmdd(days)
+    first = days.min()
+    return to_yyyymmdd(np.arange(first, days.max() + 1))[days - first]
 
 
 def _shuffled(rng: np.random.Generator, rows: pd.DataFrame) -> pd.DataFrame:
