@@ -16,7 +16,9 @@ from churn_transform.schema import RAW_FILES
 V2_START = day("2017-03-01")
 FILES_END = day("2017-04-01")
 _EPOCH_QUIRK_BEFORE = day("2016-06-01")
-_CSV_ROWS = pacsv.WriteOptions(include_header=False, quoting_style="none")
+# Arrow formats a batch of rows at a time: in batches of its default 1,024 rows, a chunk's rows
+# took about a tenth longer to format.
+_CSV_ROWS = pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=1 << 16)
 
 
 def csv_rows(frame: pd.DataFrame | pa.Table, columns: tuple[str, ...]) -> pa.Buffer:
