@@ -31,13 +31,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+#: Each plan length's price options and the probability of each, in the order of ``PRICES``.
+_PRICE_DRAWS = [
+    (plan_days, np.array(options), np.array(weights) / sum(weights))
+    for plan_days, (options, weights) in PRICES.items()
+]
+
+
 def price_of(rng: np.random.Generator, plans: np.ndarray) -> np.ndarray:
     """A list price for each plan length."""
     prices = np.zeros(len(plans), dtype=np.int64)
-    for plan_days, (options, weights) in PRICES.items():
+    for plan_days, options, p in _PRICE_DRAWS:
         hit = plans == plan_days
-        p = np.array(weights) / sum(weights)
-        prices[hit] = rng.choice(np.array(options), size=int(hit.sum()), p=p)
+        count = int(np.count_nonzero(hit))
+        if count:  # choosing no price draws no number: the call can go
+            prices[hit] = rng.choice(options, size=count, p=p)
     return prices
 
 
