@@ -7,23 +7,24 @@ the way to train on the newest labelled cohort and judge on it too. Produces: an
 with parameters, data versions (gold content hashes), git commit, evaluation metrics, the
 oracle's scores and the gap to them, plots, feature importance, a training sample kept as the
 drift reference, and the model (transformer + LightGBM, calibrated, package code shipped,
-pyfunc returning probabilities), registered as a new version of the model. The ``champion``
-alias moves to it only if it beats the current champion on the same evaluation users by
-``--margin``; otherwise it is tagged as a challenger.
+pyfunc returning probabilities), registered as a new version of the model, with its model card.
+Then the promotion gate (``churn_transform.modelling.promotion``): the ``champion`` alias moves
+to it only if it clears the floor and beats the current champion on the same evaluation users by
+``--margin`` with no segment far below; otherwise it is tagged a challenger, or refused with its
+reason. The gate's outcome is kept as ``promotion.json`` (what the monthly cycle reads) and as
+the tag ``promotion``, a sentence.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
@@ -33,8 +34,9 @@ from churn_transform.campaign import gains, monthly_price, targeting_value
 from churn_transform.card import CardFacts, model_card
 from churn_transform.explanation import explain
 from churn_transform.gold import read_gold
+from churn_transform.lake import Lake
+from churn_transform.modelling.promotion import Gate, Judged, promote, record, segments_of
 from churn_transform.schema import FEATURES
-from churn_transform.segments import segment_metrics, segment_regressions
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.agreement import agreement
 from churn_transform.synthetic.report import oracle_answers, oracle_terms
@@ -42,11 +44,9 @@ from churn_transform.training import (
     Fitted,
     Floor,
     TrainConfig,
-    beats,
     evaluate,
     fit,
     model_requirements,
-    refusal,
     split_held_out,
 )
 from steps._cli import (
@@ -137,21 +137,6 @@ def explanation_agreement(
     return agreement(explain(fitted.model, gold[list(FEATURES)]).contributions, terms).as_metrics()
 
 
-def segments_of(model: object, gold: pd.DataFrame) -> pd.DataFrame:
-    """The model's metrics per segment of the labelled cohort ``gold``."""
-    probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
-    return segment_metrics(gold, gold["is_churn"].astype(int).to_numpy(), probability)
-
-
-@dataclass(frozen=True)
-class SegmentGate:
-    """The candidate's segment metrics, and how far below the champion's a segment may fall."""
-
-    candidate: pd.DataFrame
-    min_users: int
-    max_auc_drop: float
-
-
 def log_model(
     fitted: Fitted, train: pd.DataFrame, settings: Settings
 ) -> mlflow.entities.model_registry.ModelVersion:
@@ -184,62 +169,6 @@ def attach_card(settings: Settings, version: str, card: str) -> None:
     mlflow.MlflowClient().update_model_version(settings.model_name, version, description=card)
 
 
-def promote(
-    settings: Settings,
-    version: str,
-    scores: dict[str, float],
-    eval_gold: pd.DataFrame,
-    margin: float,
-    floor: Floor,
-    segments: SegmentGate,
-) -> str:
-    """Move the champion alias to ``version`` if it clears the floor and beats the champion on
-    the same cohort; a candidate below the floor, or far below the champion on a segment with
-    enough users, is tagged ``refused`` with its reason."""
-    client = mlflow.MlflowClient()
-    name, alias = settings.model_name, settings.champion_alias
-    reason = refusal(scores, floor)
-    try:
-        champion = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        champion = None
-    champion_scores = None
-    if champion is not None and reason is None:
-        model = load_registered(f"models:/{name}@{alias}")
-        threshold = float(client.get_run(str(champion.run_id)).data.metrics["threshold"])
-        champion_scores = evaluate(model, eval_gold, threshold)
-        worse = segment_regressions(
-            segments.candidate,
-            segments_of(model, eval_gold),
-            segments.min_users,
-            segments.max_auc_drop,
-        )
-        reason = "; ".join(worse) if worse else None
-    if reason is not None:
-        client.set_model_version_tag(name, version, "role", "refused")
-        client.set_model_version_tag(name, version, "refusal", reason)
-        decision = f"version {version} is refused and will not serve: {reason}"
-        mlflow.set_tag("promotion", decision)
-        return decision
-    promoted = beats(scores, champion_scores, margin)
-    comparison = {
-        "candidate": scores,
-        "champion": champion_scores,
-        "margin": margin,
-        "champion_version": champion.version if champion else None,
-    }
-    client.set_model_version_tag(name, version, "comparison", json.dumps(comparison))
-    if promoted:
-        client.set_registered_model_alias(name, alias, version)
-        decision = f"version {version} is the new {alias}"
-    else:  # only a champion can be not beaten
-        assert champion is not None
-        client.set_model_version_tag(name, version, "role", "challenger")
-        decision = f"version {version} stays a challenger: {alias} is version {champion.version}"
-    mlflow.set_tag("promotion", decision)
-    return decision
-
-
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train-cohort", type=cohorts, required=True)
@@ -265,65 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     settings = start("train")
     args = _arguments(argv)
     config = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
-    lake = lake_of(settings)
     with tracked_run(settings, "train"):
-        tables = [read_gold(lake, each) for each in args.train_cohort]
-        for each, (table, _) in zip(args.train_cohort, tables, strict=True):
-            log_gold_input(lake, each, "training", table)
-        train = pd.concat([table for table, _ in tables], ignore_index=True)
-        train_hash = ",".join(hash_ for _, hash_ in tables)
-        held_out, eval_hash = read_gold(lake, args.eval_cohort)
-        log_gold_input(lake, args.eval_cohort, "evaluation", held_out)
-        if args.holdout > 0:
-            train, held_out = split_held_out(train, held_out, args.holdout)
-        train_cohort = ",".join(args.train_cohort)
-        mlflow.set_tags(
-            {
-                "gold_hash.train": train_hash,
-                "gold_hash.eval": eval_hash,
-                "git_commit": _git_commit(),
-                # the cycle's policy reads how old the champion's evaluation is
-                "train_cohort": train_cohort,
-                "eval_cohort": args.eval_cohort,
-                "holdout": str(args.holdout),
-            }
-        )
+        train, held_out, hashes = _read(lake_of(settings), args)
         fitted = fit(train, config)
-        scores = evaluate(fitted.model, held_out, fitted.threshold)
-        oracle = oracle_scores(settings, args.eval_cohort, held_out)
-        if oracle:
-            scores["auc_gap_to_oracle"] = oracle["oracle_roc_auc"] - scores["roc_auc"]
-            scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
-        segments = segments_of(fitted.model, held_out)
-        mlflow.log_table(segments, "evaluation/segments.json")
-        agreement = explanation_agreement(settings, args.eval_cohort, held_out, fitted)
-        mlflow.log_metrics(
-            {
-                **scores,
-                **oracle,
-                **agreement,
-                "threshold": fitted.threshold,
-                "best_iteration": fitted.best_iteration,
-                **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
-            }
-        )
-        mlflow.set_tag("threshold_reason", fitted.threshold_reason)
-        with tempfile.TemporaryDirectory() as folder:
-            _plots(fitted, held_out, Path(folder))
-            campaign = _campaign(fitted, held_out, Path(folder), settings)
-            mlflow.log_metrics(campaign)
-            train[list(FEATURES)].sample(
-                min(REFERENCE_ROWS, len(train)), random_state=0
-            ).to_parquet(Path(folder) / "reference.parquet")
-            mlflow.log_artifacts(folder, "evaluation")
-        version = log_model(fitted, train, settings)
+        scores, agreement, segments = _judge(settings, args.eval_cohort, fitted, held_out)
+        campaign = _log_evaluation(settings, fitted, train, held_out)
+        version = str(log_model(fitted, train, settings).version)
         card = CardFacts(
             name=settings.model_name,
-            version=str(version.version),
-            train_cohort=train_cohort,
+            version=version,
+            train_cohort=",".join(args.train_cohort),
             eval_cohort=args.eval_cohort,
-            data_versions={"train": train_hash, "eval": eval_hash},
-            scores={**scores, **oracle, **agreement},
+            data_versions=hashes,
+            scores={**scores, **agreement},
             segments=segments,
             threshold=fitted.threshold,
             threshold_reason=fitted.threshold_reason,
@@ -331,15 +214,87 @@ def main(argv: list[str] | None = None) -> None:
             min_segment_users=args.min_segment_users,
             holdout=args.holdout,
         )
-        attach_card(settings, str(version.version), model_card(card))
+        attach_card(settings, version, model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)
-        gate = SegmentGate(segments, args.min_segment_users, args.max_segment_auc_drop)
-        decision = promote(
-            settings, version.version, {**scores, **oracle}, held_out, args.margin, floor, gate
-        )
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in {**scores, **oracle}.items())
+        gate = Gate(floor, args.margin, args.min_segment_users, args.max_segment_auc_drop)
+        candidate = Judged(version, scores, segments)
+        outcome = promote(settings, candidate, held_out, gate, load_registered)
+        record(outcome)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in scores.items())
     print(f"judged on {args.eval_cohort}: {shown}")
-    print(decision)
+    print(outcome.text())
+
+
+def _read(
+    lake: Lake, args: argparse.Namespace
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The training rows, the evaluation rows (the held-out users only, with ``--holdout``) and
+    the content hashes of the gold tables read, each logged as an input and tagged."""
+    tables = [read_gold(lake, each) for each in args.train_cohort]
+    for each, (table, _) in zip(args.train_cohort, tables, strict=True):
+        log_gold_input(lake, each, "training", table)
+    train = pd.concat([table for table, _ in tables], ignore_index=True)
+    train_hash = ",".join(hash_ for _, hash_ in tables)
+    held_out, eval_hash = read_gold(lake, args.eval_cohort)
+    log_gold_input(lake, args.eval_cohort, "evaluation", held_out)
+    if args.holdout > 0:
+        train, held_out = split_held_out(train, held_out, args.holdout)
+    mlflow.set_tags(
+        {
+            "gold_hash.train": train_hash,
+            "gold_hash.eval": eval_hash,
+            "git_commit": _git_commit(),
+            # the cycle's policy reads how old the champion's evaluation is
+            "train_cohort": ",".join(args.train_cohort),
+            "eval_cohort": args.eval_cohort,
+            "holdout": str(args.holdout),
+        }
+    )
+    return train, held_out, {"train": train_hash, "eval": eval_hash}
+
+
+def _judge(
+    settings: Settings, cohort: str, fitted: Fitted, held_out: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, float], pd.DataFrame]:
+    """The candidate on the evaluation users, logged: its scores (with the oracle's and the gaps
+    to them, on synthetic data), how far its reasons agree with the oracle's, and its metrics
+    per segment."""
+    scores = evaluate(fitted.model, held_out, fitted.threshold)
+    oracle = oracle_scores(settings, cohort, held_out)
+    if oracle:
+        scores["auc_gap_to_oracle"] = oracle["oracle_roc_auc"] - scores["roc_auc"]
+        scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
+    segments = segments_of(fitted.model, held_out)
+    mlflow.log_table(segments, "evaluation/segments.json")
+    agreement = explanation_agreement(settings, cohort, held_out, fitted)
+    mlflow.log_metrics(
+        {
+            **scores,
+            **oracle,
+            **agreement,
+            "threshold": fitted.threshold,
+            "best_iteration": fitted.best_iteration,
+            **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
+        }
+    )
+    mlflow.set_tag("threshold_reason", fitted.threshold_reason)
+    return {**scores, **oracle}, agreement, segments
+
+
+def _log_evaluation(
+    settings: Settings, fitted: Fitted, train: pd.DataFrame, held_out: pd.DataFrame
+) -> dict[str, float]:
+    """Plots, the campaign's value (logged; returned) and a training sample kept as the drift
+    reference, under ``evaluation/``."""
+    with tempfile.TemporaryDirectory() as folder:
+        _plots(fitted, held_out, Path(folder))
+        campaign = _campaign(fitted, held_out, Path(folder), settings)
+        mlflow.log_metrics(campaign)
+        train[list(FEATURES)].sample(min(REFERENCE_ROWS, len(train)), random_state=0).to_parquet(
+            Path(folder) / "reference.parquet"
+        )
+        mlflow.log_artifacts(folder, "evaluation")
+    return campaign
 
 
 if __name__ == "__main__":
