@@ -6,13 +6,21 @@ batch scores of the ``score`` step and the service's traffic log. Joined with th
 answer), they give, per source and model version, overall and per segment: ROC AUC, log loss,
 expected calibration error, the share decided "churn", and precision and recall of that
 decision; on synthetic data the oracle's AUC and log loss on the same users stand beside them.
+
+The overall figures become metrics of the ``quality`` run (``reported_metrics``) and are read back
+from them (``realized_figures``, which the monthly cycle's policy takes as its evidence): their
+names are made here only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
+
+from churn_transform.monitoring.predictions import BATCH
 
 #: The figures of one group of predictions, in the order the tables show them.
 FIGURES = (
@@ -29,6 +37,16 @@ FIGURES = (
 )
 #: The segment value of the rows covering a whole group.
 ALL = "all"
+#: The overall figures logged as metrics of the quality run (and pushed to Prometheus).
+REPORTED = (
+    "roc_auc",
+    "log_loss",
+    "calibration_error",
+    "precision",
+    "recall",
+    "decision_rate",
+    "oracle_roc_auc",
+)
 
 
 def calibration_error(labels: np.ndarray, probability: np.ndarray, bins: int = 10) -> float:
@@ -130,3 +148,28 @@ def realized_quality(
                 )
     columns = ["source", "model_version", "segment", "value", *FIGURES]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _metric(source: str, version: str, figure: str) -> str:
+    return f"{source}.v{version}.{figure}"
+
+
+def reported_metrics(quality: pd.DataFrame) -> dict[str, float]:
+    """The REPORTED figures of ``quality``'s overall rows (one per source and model version) as
+    run metrics; those not measured (NaN: one class only, no oracle) are left out."""
+    overall = quality[quality["segment"] == ALL]
+    return {
+        _metric(str(row.source), str(row.model_version), name): getattr(row, name)
+        for row in overall.itertuples()
+        for name in REPORTED
+        if pd.notna(getattr(row, name))
+    }
+
+
+def realized_figures(
+    metrics: Mapping[str, float], version: str, source: str = BATCH
+) -> dict[str, float]:
+    """Model ``version``'s REPORTED figures that a quality run measured (its ``metrics``, as
+    ``reported_metrics`` named them) for ``source``: empty if it made no prediction there."""
+    found = {name: metrics.get(_metric(source, version, name)) for name in REPORTED}
+    return {name: value for name, value in found.items() if value is not None}

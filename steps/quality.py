@@ -1,12 +1,13 @@
 """Entry point ``quality``: how the predictions made for a cohort did, once its labels arrived.
 
 Reads: the cohort's gold table (its labels and the segments' columns; built from the current
-silver if missing), every batch score of the cohort (``predictions/<cohort>/<run>/scores.parquet``,
-each row with the model version that made it), the service's traffic log between
+silver if missing), every batch score of the cohort (each row with the model version that made
+it: ``churn_transform.monitoring.predictions``), the service's traffic log between
 ``--traffic-start`` and ``--traffic-end`` when given, the oracle's answers on synthetic data, and
 each model version's own evaluation ROC AUC (its training run). Produces, replacing the
 cohort's previous figures: ``quality/<cohort>/quality.parquet`` in the lake (every source,
-version and segment); MLflow metrics of the overall rows and the table as an artifact; and,
+version and segment); MLflow metrics of the overall rows (named by ``churn_transform.quality``,
+which the cycle reads them back through) and the table as an artifact; and,
 with ``KKBOX_PUSHGATEWAY_URL`` set, the overall figures pushed to the Prometheus Pushgateway
 (``kkbox_realized_roc_auc`` beside ``kkbox_evaluated_roc_auc``), where the alert
 ``ChurnModelQualityDecayed`` compares them. A cohort without labels yet, or without any
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import posixpath
 
 import mlflow
 import pandas as pd
@@ -25,7 +25,8 @@ from mlflow.exceptions import MlflowException
 
 from churn_transform.gold import build_gold, read_gold
 from churn_transform.lake import Lake
-from churn_transform.quality import ALL, realized_quality
+from churn_transform.monitoring.predictions import batch_scores
+from churn_transform.quality import ALL, REPORTED, realized_quality, reported_metrics
 from churn_transform.schema import LABEL
 from churn_transform.segments import segment_labels
 from churn_transform.settings import Settings
@@ -41,31 +42,6 @@ from steps._cli import (
     start,
     tracked_run,
 )
-from steps.score import PREDICTIONS, SCORES
-
-#: The overall figures logged to MLflow and pushed to Prometheus.
-REPORTED = (
-    "roc_auc",
-    "log_loss",
-    "calibration_error",
-    "precision",
-    "recall",
-    "decision_rate",
-    "oracle_roc_auc",
-)
-
-
-def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
-    """Every batch score of ``cohort`` with the version that made it, oldest run first."""
-    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", SCORES)), key=lake.fs.modified)
-    frames = [pd.read_parquet(path, filesystem=lake.fs) for path in paths]
-    if not frames:
-        return pd.DataFrame()
-    # a later run of the same version replaces an earlier one (the last answer counts)
-    return pd.concat(
-        [f.assign(source="batch", ts=i) for i, f in enumerate(frames)], ignore_index=True
-    )
 
 
 def served(settings: Settings, start: str, end: str) -> pd.DataFrame:
@@ -129,52 +105,27 @@ def push(url: str, cohort: str, overall: pd.DataFrame, evaluated: dict[str, floa
 
 def main(argv: list[str] | None = None) -> None:
     settings = start("quality")
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cohort", type=cohort, required=True)
-    window = "first day of the service's answers to count, or 'none' (batch scores only)"
-    parser.add_argument("--traffic-start", type=optional(day), required=True, help=window)
-    parser.add_argument("--traffic-end", type=optional(day), required=True)
-    parser.add_argument("--min-segment-users", type=count, required=True)
-    args = parser.parse_args(argv)
+    args = _arguments(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "quality"):
         build_gold(lake, args.cohort)
         gold, _ = read_gold(lake, args.cohort)
         log_gold_input(lake, args.cohort, "evaluation", gold)
-        labelled = gold[gold[LABEL].notna()]
+        labelled = gold[gold[LABEL].notna()].set_index("msno")
         if labelled.empty:
             print(f"quality: cohort {args.cohort} has no labels yet; nothing to measure")
             return
-        predictions = [batch_scores(lake, args.cohort)]
-        if args.traffic_start and args.traffic_end:
-            predictions.append(served(settings, args.traffic_start, args.traffic_end))
-        made = [p for p in predictions if not p.empty]
-        if not made:
+        predictions = _predictions(settings, lake, args)
+        if predictions.empty:
             print(f"quality: no prediction was made for cohort {args.cohort}; nothing to measure")
             return
-        by_user = labelled.set_index("msno")
-        oracle = oracle_answers(settings.oracle_dir, args.cohort, by_user.index.to_series())
-        quality = realized_quality(
-            pd.concat(made, ignore_index=True),
-            by_user[LABEL],
-            segments=segment_labels(by_user),
-            oracle=oracle["churn_probability"] if oracle is not None else None,
-            min_users=args.min_segment_users,
-        )
+        quality = _measure(settings, args, predictions, labelled)
         buffer = io.BytesIO()
         quality.assign(cohort=args.cohort).to_parquet(buffer, index=False)
         target = lake.write_bytes(buffer.getvalue(), "quality", args.cohort, "quality.parquet")
         overall = quality[quality["segment"] == ALL]
         evaluated = evaluated_auc(settings, sorted(overall["model_version"].unique()))
-        for row in overall.itertuples():
-            prefix = f"{row.source}.v{row.model_version}"
-            mlflow.log_metrics(
-                {
-                    f"{prefix}.{name}": getattr(row, name)
-                    for name in REPORTED
-                    if pd.notna(getattr(row, name))
-                }
-            )
+        mlflow.log_metrics(reported_metrics(quality))
         mlflow.log_table(quality, "quality/quality.json")
         mlflow.log_params({"cohort": args.cohort, "quality": target})
         if settings.pushgateway_url:
@@ -182,6 +133,39 @@ def main(argv: list[str] | None = None) -> None:
     print(overall.drop(columns=["segment", "value"]).to_string(index=False))
     own = ", ".join(f"version {v} {auc:.4f}" for v, auc in evaluated.items()) or "none known"
     print(f"quality of {args.cohort}: {target}; ROC AUC on their own evaluation cohort: {own}")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cohort", type=cohort, required=True)
+    window = "first day of the service's answers to count, or 'none' (batch scores only)"
+    parser.add_argument("--traffic-start", type=optional(day), required=True, help=window)
+    parser.add_argument("--traffic-end", type=optional(day), required=True)
+    parser.add_argument("--min-segment-users", type=count, required=True)
+    return parser.parse_args(argv)
+
+
+def _predictions(settings: Settings, lake: Lake, args: argparse.Namespace) -> pd.DataFrame:
+    """The batch scores of the cohort, and the service's answers in the window if given."""
+    found = [batch_scores(lake, args.cohort)]
+    if args.traffic_start and args.traffic_end:
+        found.append(served(settings, args.traffic_start, args.traffic_end))
+    made = [frame for frame in found if not frame.empty]
+    return pd.concat(made, ignore_index=True) if made else pd.DataFrame()
+
+
+def _measure(
+    settings: Settings, args: argparse.Namespace, predictions: pd.DataFrame, labelled: pd.DataFrame
+) -> pd.DataFrame:
+    """Realized quality of ``predictions`` against the ``labelled`` users (by msno)."""
+    oracle = oracle_answers(settings.oracle_dir, args.cohort, labelled.index.to_series())
+    return realized_quality(
+        predictions,
+        labelled[LABEL],
+        segments=segment_labels(labelled),
+        oracle=oracle["churn_probability"] if oracle is not None else None,
+        min_users=args.min_segment_users,
+    )
 
 
 if __name__ == "__main__":

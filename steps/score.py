@@ -1,34 +1,36 @@
 """Entry point ``score``: batch churn probabilities for a cohort with no labels, with Dask.
 
 Reads: the champion (the version ``models:/<name>@<alias>`` names now) and the gold table of
-``--cohort`` (built first if missing, from the current silver). Produces:
-``predictions/<cohort>/<run id>/submission.csv`` in the lake, in the competition's format
-(``msno,is_churn`` with is_churn a probability); ``scores.parquet``, every user's probability
+``--cohort`` (built first if missing, from the current silver). Produces, in the lake under
+``predictions/<cohort>/<run id>/`` (the layout: ``churn_transform.monitoring.predictions``):
+``submission.csv`` in the competition's format; ``scores.parquet``, every user's probability
 and decision with the model version that made them (what ``quality`` measures once the labels
 arrive; a cohort already scored by the same version from the same gold is not scored again),
-with ``gold.json``, the gold table's version and content hash; and
-beside it ``campaign.csv``, the ranked campaign list (``churn_transform.campaign``: probability,
-decision, revenue at risk, whether to target, the top three reasons), whose chosen size and
-reason are logged; on synthetic data, the AUC and log loss against the cohort's hidden labels.
+with ``gold.json``, the gold table's version and content hash; and ``campaign.csv``, the ranked
+campaign list (``churn_transform.campaign``: probability, decision, revenue at risk, whether to
+target, the top three reasons), whose chosen size and reason are logged; on synthetic data, the
+AUC and log loss against the cohort's hidden labels.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import posixpath
 import sys
 
 import mlflow
 import pandas as pd
-import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.campaign import campaign_list
+from churn_transform.campaign import Choice, campaign_list
 from churn_transform.gold import build_gold, table_name
 from churn_transform.lake import Lake
+from churn_transform.monitoring.predictions import (
+    GoldRead,
+    scored_by,
+    write_campaign,
+    write_predictions,
+)
 from churn_transform.registry import aliased
 from churn_transform.scoring import score
 from churn_transform.segments import SEGMENTS
@@ -44,12 +46,6 @@ from steps._cli import (
     start,
     tracked_run,
 )
-
-PREDICTIONS = "predictions"
-#: Beside the submission: every user's probability, decision and the model version that made them.
-SCORES = "scores.parquet"
-#: Beside the scores: the gold table they were made from (version and content hash).
-GOLD = "gold.json"
 
 
 def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
@@ -67,21 +63,6 @@ def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
         parts.append(part.rename_axis("value").reset_index().assign(segment=name))
     table = pd.concat(parts, ignore_index=True)
     return table[["segment", "value", "users", "targeted", "mean_probability", "revenue_at_risk"]]
-
-
-def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:
-    """Whether a batch score of ``cohort`` by model ``version`` from the gold whose content hash
-    is ``gold_hash`` is already in the lake (gold rebuilt from changed data, or a score that
-    does not say what it read, is scored again)."""
-    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    for path in lake.fs.glob(posixpath.join(folder, "*", SCORES)):
-        read = posixpath.join(posixpath.dirname(path), GOLD)
-        if not lake.fs.exists(read) or json.loads(lake.fs.cat_file(read)).get("hash") != gold_hash:
-            continue
-        made = pq.read_table(path, columns=["model_version"], filesystem=lake.fs)
-        if made.num_rows and made["model_version"][0].as_py() == version:
-            return True
-    return False
 
 
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
@@ -103,62 +84,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     lake = lake_of(settings)
     with tracked_run(settings, "score") as run, dask_cluster(settings):
-        try:
-            champion = aliased(settings.tracking_uri, settings.model_name, settings.champion_alias)
-        except MlflowException as error:
-            sys.exit(
-                f"score: no {settings.champion_alias!r} version of {settings.model_name!r} to "
-                f"score with ({str(error).splitlines()[0]}); train one first (`make demo`)"
-            )
-        uri = f"models:/{settings.model_name}/{champion.version}"  # the alias, pinned
+        version = _champion(settings)
+        uri = f"models:/{settings.model_name}/{version}"  # the alias, pinned
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri})
         model = load_registered(uri)  # a tampered model stops the step before any work
         with refusals("score"):
             _, gold_hash, _ = build_gold(lake, args.cohort)
-        if scored_by(lake, args.cohort, champion.version, gold_hash):
-            said = f"already scored by version {champion.version}"
+        if scored_by(lake, args.cohort, version, gold_hash):
+            said = f"already scored by version {version}"
             mlflow.set_tag("skipped", f"{said} from gold {gold_hash}")
             print(f"{args.cohort} is {said}: nothing to do (gold {gold_hash[:12]} unchanged)")
             return
         with refusals("score"):
             scores = score(lake, args.cohort, model)
         log_gold_input(lake, args.cohort, "scoring")
-        # the realized-quality step joins these with the labels once they arrive
-        answers = scores[["msno", "is_churn", "churn"]].rename(
-            columns={"is_churn": "churn_probability"}
-        )
-        buffer = io.BytesIO()
-        answers.assign(model_version=champion.version).to_parquet(buffer, index=False)
-        read = {"version": lake.current_version("gold", table_name(args.cohort)), "hash": gold_hash}
-        lake.write_bytes(json.dumps(read).encode(), PREDICTIONS, args.cohort, run.info.run_id, GOLD)
-        lake.write_bytes(buffer.getvalue(), PREDICTIONS, args.cohort, run.info.run_id, SCORES)
-        target = lake.write_bytes(
-            scores[["msno", "is_churn"]].to_csv(index=False).encode(),
-            "predictions",
-            args.cohort,
-            run.info.run_id,
-            "submission.csv",
-        )
-        ranked, choice = campaign_list(
-            scores.rename(columns={"is_churn": "churn_probability"}),
-            scores,
-            settings.offer_cost,
-            settings.offer_acceptance,
-        )
-        shown = ranked.drop(columns=["last_list_price", "last_plan_days"])
-        campaign = lake.write_bytes(
-            shown.to_csv(index=False).encode(),
-            "predictions",
-            args.cohort,
-            run.info.run_id,
-            "campaign.csv",
-        )
+        read = GoldRead(lake.current_version("gold", table_name(args.cohort)), gold_hash)
+        target = write_predictions(lake, args.cohort, run.info.run_id, scores, version, read)
+        campaign, choice = _campaign(settings, lake, args.cohort, run.info.run_id, scores)
         mlflow.log_params(
             {"submission": target, "campaign": campaign, "campaign_size": choice.size}
         )
-        mlflow.set_tag("campaign_reason", choice.reason)
-        mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
-        mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
         mlflow.log_metrics({"rows": len(scores), "mean_probability": scores["is_churn"].mean()})
         quality = hidden_label_quality(settings, args.cohort, scores)
         if quality:
@@ -166,6 +111,35 @@ def main(argv: list[str] | None = None) -> None:
             print(", ".join(f"{name} {value:.4f}" for name, value in quality.items()))
     print(f"scored {len(scores):,} users of {args.cohort} with {uri}: {target}")
     print(f"campaign list: {campaign}; {choice.reason}")
+
+
+def _champion(settings: Settings) -> str:
+    """The version the champion alias names now; stops the step, saying so, when none does."""
+    try:
+        return aliased(settings.tracking_uri, settings.model_name, settings.champion_alias).version
+    except MlflowException as error:
+        sys.exit(
+            f"score: no {settings.champion_alias!r} version of {settings.model_name!r} to "
+            f"score with ({str(error).splitlines()[0]}); train one first (`make demo`)"
+        )
+
+
+def _campaign(
+    settings: Settings, lake: Lake, cohort: str, run_id: str, scores: pd.DataFrame
+) -> tuple[str, Choice]:
+    """The ranked campaign list in the lake (its URL) and the size chosen, whose reason, value
+    and figures per segment are logged."""
+    ranked, choice = campaign_list(
+        scores.rename(columns={"is_churn": "churn_probability"}),
+        scores,
+        settings.offer_cost,
+        settings.offer_acceptance,
+    )
+    campaign = write_campaign(lake, cohort, run_id, ranked)
+    mlflow.set_tag("campaign_reason", choice.reason)
+    mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
+    mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
+    return campaign, choice
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn_transform.lake import Lake
-from steps.score import GOLD, PREDICTIONS, SCORES, scored_by
+from churn_transform.monitoring.predictions import GOLD, PREDICTIONS, SCORES, scored_by
 
 
 def _scored(lake: Lake, run: str, version: str, gold_hash: str | None) -> None:

@@ -1,0 +1,97 @@
+"""The batch predictions in the lake: the one place that knows their layout.
+
+One folder per scoring run, ``predictions/<cohort>/<run id>/``:
+
+- ``submission.csv``: the competition's format, ``msno,is_churn`` with is_churn a probability;
+- ``scores.parquet``: every user's ``churn_probability`` and ``churn`` decision with the
+  ``model_version`` that made them (what realized quality joins with the labels);
+- ``gold.json``: the gold table they were made from, its ``version`` and content ``hash``;
+- ``campaign.csv``: the ranked campaign list (``churn_transform.campaign``), which the
+  dashboard lists by this same layout.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from churn_transform.lake import Lake
+
+PREDICTIONS = "predictions"
+SUBMISSION = "submission.csv"
+#: Beside the submission: every user's probability, decision and the model version that made them.
+SCORES = "scores.parquet"
+#: Beside the scores: the gold table they were made from (version and content hash).
+GOLD = "gold.json"
+CAMPAIGN = "campaign.csv"
+#: The ``source`` of batch scores among realized quality's predictions (the service's: traffic).
+BATCH = "batch"
+#: Columns of the scoring frame the campaign list leaves out (they gave its revenue at risk).
+_PLAN = ["last_list_price", "last_plan_days"]
+
+
+@dataclass(frozen=True)
+class GoldRead:
+    """The gold table a scoring run read: its version in the lake and its content hash."""
+
+    version: str
+    hash: str
+
+
+def write_predictions(
+    lake: Lake, cohort: str, run_id: str, scores: pd.DataFrame, model_version: str, gold: GoldRead
+) -> str:
+    """One scoring run's ``gold.json``, ``scores.parquet`` and ``submission.csv``; the URL of the
+    submission. ``scores`` is ``churn_transform.scoring.score``'s frame (``is_churn`` the
+    probability, ``churn`` the decision). The gold is written first: scores never stand
+    without what they were made from (``scored_by`` would not trust them)."""
+    answers = scores[["msno", "is_churn", "churn"]].rename(
+        columns={"is_churn": "churn_probability"}
+    )
+    buffer = io.BytesIO()
+    answers.assign(model_version=model_version).to_parquet(buffer, index=False)
+    lake.write_bytes(json.dumps(asdict(gold)).encode(), PREDICTIONS, cohort, run_id, GOLD)
+    lake.write_bytes(buffer.getvalue(), PREDICTIONS, cohort, run_id, SCORES)
+    submission = scores[["msno", "is_churn"]].to_csv(index=False).encode()
+    return lake.write_bytes(submission, PREDICTIONS, cohort, run_id, SUBMISSION)
+
+
+def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -> str:
+    """The run's ranked campaign list (``churn_transform.campaign.campaign_list``); its URL."""
+    shown = ranked.drop(columns=_PLAN).to_csv(index=False).encode()
+    return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
+
+
+def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:
+    """Whether a batch score of ``cohort`` by model ``version`` from the gold whose content hash
+    is ``gold_hash`` is already in the lake (gold rebuilt from changed data, or a score that
+    does not say what it read, is scored again)."""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    for path in lake.fs.glob(posixpath.join(folder, "*", SCORES)):
+        read = posixpath.join(posixpath.dirname(path), GOLD)
+        if not lake.fs.exists(read) or json.loads(lake.fs.cat_file(read)).get("hash") != gold_hash:
+            continue
+        made = pq.read_table(path, columns=["model_version"], filesystem=lake.fs)
+        if made.num_rows and made["model_version"][0].as_py() == version:
+            return True
+    return False
+
+
+def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
+    """Every batch score of ``cohort`` with the version that made it, oldest run first, as
+    ``churn_transform.quality.realized_quality`` takes predictions (``source`` ``BATCH``, ``ts``
+    the run's order); an empty frame when the cohort was never scored."""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", SCORES)), key=lake.fs.modified)
+    frames = [pd.read_parquet(path, filesystem=lake.fs) for path in paths]
+    if not frames:
+        return pd.DataFrame()
+    # a later run of the same version replaces an earlier one (the last answer counts)
+    return pd.concat(
+        [f.assign(source=BATCH, ts=i) for i, f in enumerate(frames)], ignore_index=True
+    )

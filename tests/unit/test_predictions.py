@@ -1,0 +1,124 @@
+"""The batch predictions in the lake (issue #32): what ``score`` writes is what ``quality`` reads,
+in one layout; and the realized figures a quality run logs are read back by the one function
+that named them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_transform.lake import Lake
+from churn_transform.monitoring.predictions import (
+    BATCH,
+    GOLD,
+    PREDICTIONS,
+    SCORES,
+    GoldRead,
+    batch_scores,
+    scored_by,
+    write_campaign,
+    write_predictions,
+)
+from churn_transform.quality import ALL, realized_figures, realized_quality, reported_metrics
+
+#: ``churn_transform.scoring.score``'s frame, cut to what the layout keeps (is_churn: probability).
+SCORED = pd.DataFrame(
+    {
+        "msno": ["AAAA=", "BBBB=", "CCCC="],
+        "is_churn": [0.9, 0.2, 0.6],
+        "churn": [True, False, True],
+        "reason_1": ["cancelled", "", "short plan"],
+    }
+)
+
+
+def _write(lake: Lake, run: str, version: str, gold_hash: str = "aaaa") -> str:
+    return write_predictions(lake, "2017-05", run, SCORED, version, GoldRead("v3", gold_hash))
+
+
+def test_a_run_s_scores_submission_and_gold_are_written_in_their_folder(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    submission = _write(lake, "run1", "4")
+    folder = tmp_path / PREDICTIONS / "2017-05" / "run1"
+    assert submission == lake.url(PREDICTIONS, "2017-05", "run1", "submission.csv")
+    assert pd.read_csv(folder / "submission.csv").columns.tolist() == ["msno", "is_churn"]
+    scores = pd.read_parquet(folder / SCORES)
+    assert scores.to_dict("list") == {
+        "msno": ["AAAA=", "BBBB=", "CCCC="],
+        "churn_probability": [0.9, 0.2, 0.6],
+        "churn": [True, False, True],
+        "model_version": ["4", "4", "4"],
+    }
+    assert (folder / GOLD).read_text() == '{"version": "v3", "hash": "aaaa"}'
+
+
+def test_what_was_written_is_already_scored_by_its_version_from_its_gold(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _write(lake, "run1", "4")
+    assert scored_by(lake, "2017-05", "4", "aaaa")
+    assert not scored_by(lake, "2017-05", "5", "aaaa")
+    assert not scored_by(lake, "2017-05", "4", "bbbb")
+
+
+def test_the_campaign_list_leaves_out_the_plan_columns(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    ranked = SCORED.assign(target=True, last_list_price=149, last_plan_days=30)
+    url = write_campaign(lake, "2017-05", "run1", ranked)
+    shown = pd.read_csv(lake.path_of(url))
+    assert shown.columns.tolist() == ["msno", "is_churn", "churn", "reason_1", "target"]
+
+
+def test_every_batch_score_is_read_back_oldest_run_first(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _write(lake, "later", "5")
+    _write(lake, "earlier", "4")
+    for run, when in (("earlier", 1_000_000), ("later", 2_000_000)):
+        os.utime(tmp_path / PREDICTIONS / "2017-05" / run / SCORES, (when, when))
+    read = batch_scores(lake, "2017-05")
+    assert read["model_version"].tolist() == ["4"] * 3 + ["5"] * 3
+    assert read["ts"].tolist() == [0] * 3 + [1] * 3 and set(read["source"]) == {BATCH}
+
+
+def test_a_cohort_never_scored_reads_as_no_predictions(tmp_path: Path) -> None:
+    assert batch_scores(Lake(str(tmp_path)), "2017-05").empty
+
+
+def _quality(tmp_path: Path) -> pd.DataFrame:
+    lake = Lake(str(tmp_path))
+    _write(lake, "run1", "4")
+    labels = pd.Series([1, 0, 0], index=["AAAA=", "BBBB=", "CCCC="], name="is_churn")
+    oracle = pd.Series([0.8, 0.1, 0.3], index=labels.index)
+    return realized_quality(batch_scores(lake, "2017-05"), labels, oracle=oracle)
+
+
+def test_the_realized_figures_logged_are_read_back_for_their_version(tmp_path: Path) -> None:
+    quality = _quality(tmp_path)
+    overall = quality[quality["segment"] == ALL].iloc[0]
+    read = realized_figures(reported_metrics(quality), "4")
+    assert read["roc_auc"] == overall["roc_auc"] == 1.0
+    assert read["oracle_roc_auc"] == overall["oracle_roc_auc"]
+    assert set(read) == {
+        "roc_auc",
+        "log_loss",
+        "calibration_error",
+        "precision",
+        "recall",
+        "decision_rate",
+        "oracle_roc_auc",
+    }
+
+
+@pytest.mark.parametrize(("version", "source"), [("5", BATCH), ("4", "traffic")])
+def test_a_version_or_source_without_predictions_has_no_realized_figures(
+    version: str, source: str, tmp_path: Path
+) -> None:
+    assert realized_figures(reported_metrics(_quality(tmp_path)), version, source) == {}
+
+
+def test_figures_not_measured_are_not_logged(tmp_path: Path) -> None:
+    quality = _quality(tmp_path).assign(oracle_roc_auc=np.nan)
+    assert "oracle_roc_auc" not in realized_figures(reported_metrics(quality), "4")
