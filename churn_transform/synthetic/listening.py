@@ -47,8 +47,14 @@ class Listening:
         chance = users.engagement[:, None] * decay * np.where(weekend, 1.08, 0.97)
         shift_rng = np.random.default_rng(rng.integers(2**63))
         draw = rng.random(chance.shape, dtype=np.float32)
-        self.user, self.day_index = np.nonzero(draw < chance)
-        self._draw(users, rng, decay[self.user, self.day_index])
+        drawn = draw < chance
+        # The drawn cells user by user, each user's days in order (as np.nonzero gives them),
+        # found through flat indices: np.nonzero of a matrix costs several times as much.
+        per_user = np.count_nonzero(drawn, axis=1)
+        cells = np.flatnonzero(drawn)
+        self.user = np.repeat(np.arange(len(users)), per_user)
+        self.day_index = cells - self.user * len(days)
+        self._draw(users, rng, decay.reshape(-1)[cells], per_user)
         if shift:
             self._shrink(shift_rng, shifted[self.day_index], 1.0 - 0.35 * shift)
             # The shift thins the drawn cells afterwards, so the draws themselves do not change.
@@ -76,33 +82,44 @@ class Listening:
             self.secs[cells],
         )
 
-    def _draw(self, users: Users, rng: np.random.Generator, decay: np.ndarray) -> None:
-        """Each drawn cell's plays, given its user's engagement multiplier on its day."""
-        u = self.user
-        level = users.volume[u] * np.sqrt(decay)
-        songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, len(u)))).astype(np.int64)
+    def _draw(
+        self, users: Users, rng: np.random.Generator, decay: np.ndarray, per_user: np.ndarray
+    ) -> None:
+        """Each drawn cell's plays, given its user's engagement multiplier on its day;
+        ``per_user`` counts the cells of each user (they come user by user)."""
+
+        def each(trait: np.ndarray) -> np.ndarray:  # the trait of each cell's user
+            return np.repeat(trait, per_user)
+
+        n = len(self.user)
+        level = each(users.volume) * np.sqrt(decay)
+        songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, n))).astype(np.int64)
         # One contiguous array per band: the same values as columns of a (cells, 5) matrix,
         # without its strided reads and writes.
         band_shares = np.ascontiguousarray(users.band_shares.T)
-        bands, left, mass = [], songs.copy(), np.ones(len(u))
+        bands, left, mass = [], songs.copy(), np.ones(n)
         for band in range(4):
-            share = band_shares[band][u]
+            share = each(band_shares[band])
             p = np.clip(share / np.maximum(mass, 1e-9), 0.0, 1.0)
             bands.append(rng.binomial(left, p))
             left -= bands[band]
             mass -= share
-        all_skipped = rng.random(len(u)) < 0.025  # days of sampling: nothing heard to the end
+        all_skipped = rng.random(n) < 0.025  # days of sampling: nothing heard to the end
         bands[0] = np.where(all_skipped, bands[0] + left, bands[0])
         bands.append(np.where(all_skipped, 0, left))
         self.counts = np.stack(bands, axis=1)
-        self.unique = np.maximum(1, rng.binomial(songs, users.unique_ratio[u]))
+        self.unique = np.maximum(1, rng.binomial(songs, each(users.unique_ratio)))
         played = self.counts @ _BAND_PLAYED
-        secs = played * users.song_seconds[u] * rng.lognormal(0.0, 0.1, len(u))
+        secs = played * each(users.song_seconds) * rng.lognormal(0.0, 0.1, n)
         self.secs = np.maximum(np.round(secs, 3), 0.001)
 
     def active(self, subscribed: np.ndarray) -> np.ndarray:
         """Which drawn cells are real rows, given the (users, days) subscription matrix."""
-        return subscribed[self.user, self.day_index]
+        width = subscribed.shape[1]
+        if width < self.end_day - self.first_day:
+            raise ValueError(f"the subscription matrix has {width} days, not the window's")
+        # Flat indices: indexing a matrix by (row, column) pairs costs several times as much.
+        return subscribed.reshape(-1)[self.user * width + self.day_index]
 
     def rows(self, subscribed: np.ndarray) -> pd.DataFrame:
         """user_logs rows (user index and day number; file formatting happens in the writer),
