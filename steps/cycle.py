@@ -42,7 +42,9 @@ from churn_transform.gold import table_name
 from churn_transform.increments import MissingIncrementError, landed_increment
 from churn_transform.journal import Journal
 from churn_transform.lake import Lake, TableNotFoundError
+from churn_transform.modelling.promotion import PromotionOutcome, recorded
 from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
+from churn_transform.quality import realized_figures
 from churn_transform.settings import Settings
 from churn_transform.synthetic.months import FIRST_MONTH
 from steps._cli import (
@@ -81,8 +83,8 @@ def _metrics(run_id: str) -> dict[str, float]:
     return dict(mlflow.MlflowClient().get_run(run_id).data.metrics)
 
 
-def _tags(run_id: str) -> dict[str, str]:
-    return dict(mlflow.MlflowClient().get_run(run_id).data.tags)
+def _outcome(settings: Settings, run_id: str) -> PromotionOutcome | None:
+    return recorded(settings.tracking_uri, run_id)
 
 
 def _champion(settings: Settings) -> tuple[str, dict[str, float], dict[str, str]]:
@@ -200,19 +202,18 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
     version, own, trained = _champion(settings)
     step("score", cohort=scoring)
     step("materialize", cohort=scoring)  # answers by id serve the new cohort
-    quality = _metrics(
-        step(
-            "quality",
-            cohort=labelled,
-            traffic_start="none",
-            traffic_end="none",
-            min_segment_users=args.min_segment_users,
-        )
+    quality = step(
+        "quality",
+        cohort=labelled,
+        traffic_start="none",
+        traffic_end="none",
+        min_segment_users=args.min_segment_users,
     )
+    realized = realized_figures(_metrics(quality), version)
     drift = _metrics(step("drift", end="today", days=args.drift_days, fail_on_drift="false"))
     evidence = Evidence(
         cohort=labelled,
-        realized_auc=quality.get(f"batch.v{version}.roc_auc"),
+        realized_auc=realized.get("roc_auc"),
         evaluated_auc=own.get("roc_auc"),
         evaluated_cohort=trained.get("eval_cohort"),
         drift_alarm=bool(drift.get("dataset_drift", 0)),
@@ -228,7 +229,7 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
         "labelled": labelled,
         "champion_before": version,
         "realized_roc_auc": evidence.realized_auc,
-        "oracle_roc_auc": quality.get(f"batch.v{version}.oracle_roc_auc"),
+        "oracle_roc_auc": realized.get("oracle_roc_auc"),
         "drift_share": drift.get("drift_share"),
         "decision": decision.text(),
         "retrained": decision.retrain,
@@ -282,16 +283,16 @@ def _retrain(
         min_auc=args.min_auc,
         min_oracle_share=args.min_oracle_share,
     )
-    promotion = _tags(train_run).get("promotion", "")
-    candidate = promotion.split()[1] if promotion.startswith("version ") else None
-    action = (
-        "promoted"
-        if "is the new" in promotion
-        else "refused"
-        if "refused" in promotion or "stays a challenger" in promotion
-        else "retrained"
-    )
-    return {"action": action, "candidate": candidate}
+    return _trained(_outcome(settings, train_run))
+
+
+def _trained(outcome: PromotionOutcome | None) -> dict[str, Any]:
+    """The journal's facts of a training, from its gate's outcome: the candidate, and whether
+    it serves now ("promoted") or not ("refused": below the floor, behind on a segment, or a
+    challenger); "retrained" when the training recorded no outcome."""
+    if outcome is None:
+        return {"action": "retrained", "candidate": None}
+    return {"action": "promoted" if outcome.promoted else "refused", "candidate": outcome.version}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pytest
 import steps.cycle as cycle
 from churn_transform.journal import Journal
 from churn_transform.lake import Lake
+from churn_transform.modelling.promotion import Outcome, PromotionOutcome
 
 BEFORE = {
     "month": "2017-05",
@@ -69,8 +70,8 @@ class Platform:
             self._point("after score")
         return f"run-of-{entry_point}-{len(self.calls)}"
 
-    def tags(self, run_id: str) -> dict[str, str]:
-        return {"promotion": f"version {self.versions[-1]} is the new champion"}
+    def outcome(self, settings: object, run_id: str) -> PromotionOutcome:
+        return PromotionOutcome(Outcome.PROMOTED, self.versions[-1], "champion", "1")
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def lake(tmp_path: Path) -> Lake:
 
 def _cycle(platform: Platform, lake: Lake, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(cycle, "_champion", lambda settings: (platform.champion, {}, {}))
-    monkeypatch.setattr(cycle, "_tags", platform.tags)
+    monkeypatch.setattr(cycle, "_outcome", platform.outcome)
     journal = Journal(lake, "2017-05")
     before = journal.get("before") or journal.write("before", dict(BEFORE))
     return cycle._act(platform.step, None, ARGS, journal, before)  # type: ignore[arg-type]
@@ -128,7 +129,8 @@ def test_a_refused_candidate_is_not_imported_and_its_outcome_stays(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     platform = Platform()
-    platform.tags = lambda run_id: {"promotion": "version 2 refused: ..."}  # type: ignore[method-assign]
+    refused = PromotionOutcome(Outcome.BELOW_FLOOR, "2", "champion", "1", ("...",))
+    platform.outcome = lambda settings, run_id: refused  # type: ignore[method-assign]
     platform.step = _refusing(platform.step, platform)  # type: ignore[method-assign]
     assert _cycle(platform, lake, monkeypatch) == {"action": "refused", "candidate": "2"}
     assert _cycle(platform, lake, monkeypatch) == {"action": "refused", "candidate": "2"}

@@ -1,9 +1,10 @@
 """The promotion gate's typed outcome (issue #32): each outcome from crafted figures, its sentence
-for people, its record kept on a real MLflow run and read back whole, and the gate on a real
-registry."""
+for people, its record kept on a real MLflow run and read back whole, the gate on a real registry,
+and the cycle following the record whatever the sentence says."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import steps.cycle as cycle
 from churn_transform.modelling.promotion import (
     Gate,
     Judged,
@@ -187,6 +189,61 @@ def test_a_recorded_outcome_is_read_back_whole_beside_its_sentence(
 
 def test_a_run_that_recorded_no_outcome_reads_as_none(tracking: str) -> None:
     assert recorded(tracking, _recorded_run(None)) is None
+
+
+ARGS = argparse.Namespace(
+    month="2017-05",
+    train_months=2,
+    holdout=0.3,
+    min_segment_users=100,
+    margin=0.005,
+    min_auc=0.6,
+    min_oracle_share=0.9,
+)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "sentence", "facts"),
+    [
+        # the sentence no longer starts "version N" nor says "is the new"
+        (
+            PromotionOutcome(Outcome.PROMOTED, "2", "champion", "1"),
+            "v2 takes over from v1",
+            {"action": "promoted", "candidate": "2"},
+        ),
+        # the sentence says "is the new", which the old text matching took for a promotion
+        (
+            PromotionOutcome(Outcome.CHALLENGER, "2", "champion", "1"),
+            "version 2 is the new runner-up; champion stays version 1",
+            {"action": "refused", "candidate": "2"},
+        ),
+        (
+            PromotionOutcome(Outcome.SEGMENT_REGRESSION, "2", "champion", "1", ("city=1",)),
+            "version 2 is the new candidate held back on city=1",
+            {"action": "refused", "candidate": "2"},
+        ),
+        (None, "version 2 is the new champion", {"action": "retrained", "candidate": None}),
+    ],
+)
+def test_the_cycle_follows_the_recorded_outcome_whatever_its_sentence_says(
+    outcome: PromotionOutcome | None,
+    sentence: str,
+    facts: dict[str, Any],
+    tracking: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_id = _recorded_run(outcome, sentence)
+    monkeypatch.setattr(cycle, "_champion", lambda settings: ("1", {}, {}))
+    trained: list[dict[str, object]] = []
+
+    def step(entry_point: str, **parameters: object) -> str:
+        trained.append({"entry_point": entry_point, **parameters})
+        return run_id
+
+    before = {"champion_before": "1", "labelled": "2017-04"}
+    settings = Settings(tracking_uri=tracking)
+    assert cycle._retrain(step, settings, ARGS, before) == facts
+    assert [each["entry_point"] for each in trained] == ["train"]
 
 
 class Fixed:
