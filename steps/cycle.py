@@ -195,22 +195,17 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
     """Steps 1 to 6: the month's data in, M+1 scored and served, M-1's realized quality, the
     drift, and the policy's decision: what the cycle found before it acted."""
     month, scoring, labelled = args.month, shift_month(args.month, 1), shift_month(args.month, -1)
-    step("ingest", buckets=0, blocksize="32MB", allow_shrink="false")
+    step("ingest")
     for each in (labelled, scoring):
         step("feature", cohort=each)
     step("validate", cohorts=f"{labelled},{scoring}")
     version, own, trained = _champion(settings)
     step("score", cohort=scoring)
     step("materialize", cohort=scoring)  # answers by id serve the new cohort
-    quality = step(
-        "quality",
-        cohort=labelled,
-        traffic_start="none",
-        traffic_end="none",
-        min_segment_users=args.min_segment_users,
-    )
+    quality = step("quality", cohort=labelled, min_segment_users=args.min_segment_users)
     realized = realized_figures(_metrics(quality), version)
-    drift = _metrics(step("drift", end="today", days=args.drift_days, fail_on_drift="false"))
+    # a drift is evidence for the policy here, not a reason for its step to fail
+    drift = _metrics(step("drift", days=args.drift_days, fail_on_drift="false"))
     evidence = Evidence(
         cohort=labelled,
         realized_auc=realized.get("roc_auc"),
