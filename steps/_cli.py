@@ -18,7 +18,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.entities import Experiment
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from pydantic import ValidationError
 
 from churn_transform.artifact import UntrustedModelError, load_model
@@ -66,7 +65,7 @@ def start(step: str) -> Settings:
         )
         sys.exit(f"{step}: invalid configuration: {problems}")
     if run_id := os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.MlflowClient(settings.tracking_uri).set_tag(run_id, MLFLOW_RUN_NAME, step)
+        mlflow.MlflowClient(settings.tracking_uri).update_run(run_id, name=step)
     return settings
 
 
@@ -323,7 +322,7 @@ def refusals(step: str) -> Iterator[None]:
         sys.exit(f"{step}: {refused}")
 
 
-PROJECT = str(Path(__file__).resolve().parent.parent)
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def project_step(
@@ -341,7 +340,7 @@ def project_step(
     if env_manager == "local":
         return _step_in_process(settings, entry_point, parameters)
     submitted = mlflow.projects.run(
-        PROJECT,
+        str(PROJECT),
         entry_point=entry_point,
         parameters=parameters,
         env_manager=env_manager,
@@ -353,25 +352,22 @@ def project_step(
 
 
 def _step_in_process(settings: Settings, entry_point: str, parameters: dict[str, object]) -> str:
-    """``mlflow run . -e ENTRY_POINT --env-manager local``, in this process: MLflow creates the
-    run (tags, parameters, parent) and renders the entry point's command, ``python -m
-    steps.NAME ...``, whose ``main`` then runs here inside that run, as ``mlflow run`` would
-    hand it over (``MLFLOW_RUN_ID``). A step that fails fails its run and this caller; one that
-    ends without having opened its run (nothing to do) finishes it, as ``mlflow run`` would."""
+    """``mlflow run . -e ENTRY_POINT --env-manager local``, in this process: the run is opened as
+    MLflow opens it (tags, parameters, parent: ``_mlproject``) and the entry point's command,
+    ``python -m steps.NAME ...``, has its ``main`` run here inside that run, as ``mlflow run``
+    would hand it over (``MLFLOW_RUN_ID``). A step that fails fails its run and this caller; one
+    that ends without having opened its run (nothing to do) finishes it, as ``mlflow run`` would."""
     import importlib
-    import shlex
 
-    from mlflow.projects._project_spec import load_project
-    from mlflow.projects.utils import get_or_create_run
+    from steps import _mlproject
 
-    spec = load_project(PROJECT).get_entry_point(entry_point)
-    words = shlex.split(spec.compute_command(parameters, None))
+    spec = _mlproject.entry_point(PROJECT, entry_point)
+    values = spec.values(parameters)
+    words = spec.argv(values)
     if words[:2] != ["python", "-m"] or not words[2].startswith("steps."):
         raise ValueError(f"entry point {entry_point!r} is not a step: {' '.join(words)}")
     experiment = mlflow.set_experiment(settings.experiment_name).experiment_id
-    run = get_or_create_run(None, PROJECT, experiment, PROJECT, None, entry_point, parameters)
-    run_id = run.info.run_id
-    mlflow.MlflowClient().set_tag(run_id, MLFLOW_RUN_NAME, entry_point)
+    run_id = _mlproject.open_run(PROJECT, spec, values, experiment)
     outer = os.environ.get("MLFLOW_RUN_ID")
     os.environ["MLFLOW_RUN_ID"] = run_id
     client = mlflow.MlflowClient()
