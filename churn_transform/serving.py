@@ -41,10 +41,10 @@ CLIENT: ContextVar[str | None] = ContextVar("kkbox_client", default=None)
 
 
 def current_request_id() -> str:
-    """The id of the HTTP request being handled, in 16 hex digits, which BentoML logs and returns
-    as the request's ``X-BentoML-Request-ID`` header: the one ``REQUEST_ID`` holds (tracing
-    off), else the span id of the request's OpenTelemetry server span. Outside any request (a
-    direct call), a fresh random id."""
+    """The id of the HTTP request being handled, in 16 hex digits, as the request's
+    ``X-BentoML-Request-ID`` header returns it: the one ``REQUEST_ID`` holds (tracing off: the
+    service's middleware returns it), else the span id of the request's OpenTelemetry server
+    span (BentoML returns it). Outside any request (a direct call), a fresh random id."""
     given = REQUEST_ID.get()
     if given is not None:
         return format(given, "016x")
