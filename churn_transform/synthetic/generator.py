@@ -23,7 +23,6 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from churn_transform.dates import add_months, day, month_bounds, to_days
-from churn_transform.labels import churn_labels
 from churn_transform.schema import LABEL_FILES, RAW_FILES, SCORING_COHORT
 from churn_transform.synthetic.decisions import stream
 from churn_transform.synthetic.months import FIRST_MONTH, Months, further_cohorts, further_months
@@ -215,8 +214,7 @@ def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkO
             out.write(FUTURE_FILE if name == "future" else name, frame)
     for name, frame in user_logs_files(rng, chunk.logs, msno).items():
         out.write(name, frame)
-    everything = pd.concat(transactions.values()).drop_duplicates()
-    labels = cohort_labels(everything)
+    labels = cohort_labels(pd.concat(transactions.values()))
     oracle = chunk.oracle.assign(msno=msno[chunk.oracle["user"].to_numpy()])
     for file_name, cohort in LABEL_FILES.items():
         truth = labels[cohort][["msno", "is_churn"]]
@@ -264,8 +262,8 @@ def _write_months(
     months, count = further
     rows, date = file_rows(months.transactions, months.msno), months.transactions["date"].to_numpy()
     out.write(FUTURE_FILE, rows[date >= month_bounds(further_cohorts(count)[-1])[0]])
-    history = pd.concat([*published, rows[date >= FILES_END]]).drop_duplicates()
-    labels = {c: churn_labels(history, c) for c in [SCORING_COHORT, *further_cohorts(count)]}
+    history = pd.concat([*published, rows[date >= FILES_END]])
+    labels = cohort_labels(history, [SCORING_COHORT, *further_cohorts(count)])
     out.label_mismatches += _mismatches(april, labels[SCORING_COHORT])
     oracle = months.oracle.assign(msno=months.msno[months.oracle["user"].to_numpy()])
     for cohort in further_cohorts(count):

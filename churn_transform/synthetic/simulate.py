@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -111,9 +111,22 @@ def _subscribed(chain: Chain, n_users: int, log_start: int) -> np.ndarray:
     return subscribed_days(chain.transactions(), chain.blocked, n_users, log_start, LOGS_END)
 
 
-def cohort_labels(transactions: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The official rule applied to file-format transactions, for every cohort month."""
-    return {cohort: churn_labels(transactions, cohort) for cohort in COHORTS}
+def cohort_labels(
+    transactions: pd.DataFrame, cohorts: Sequence[str] = COHORTS
+) -> dict[str, pd.DataFrame]:
+    """The official rule applied to file-format transactions (exact repeats counted once), for
+    every cohort month of ``cohorts``.
+
+    The rule sorts and groups by msno: it runs on each msno's rank among them instead, which
+    orders the rows alike at a fraction of the cost of strings, and the labels get the msno back.
+    """
+    ranks, ids = pd.factorize(transactions["msno"], sort=True)
+    ranked = transactions.assign(msno=ranks).drop_duplicates()
+    labels = {}
+    for cohort in cohorts:
+        found = churn_labels(ranked, cohort)
+        labels[cohort] = found.assign(msno=np.asarray(ids)[found["msno"].to_numpy()])
+    return labels
 
 
 def usable_cores() -> int:
