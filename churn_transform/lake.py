@@ -71,7 +71,7 @@ class Lake:
 
     def path_of(self, url: str) -> str:
         """The filesystem path (no protocol) of a URL in this lake, for ``self.fs`` calls."""
-        return str(self.fs._strip_protocol(url))
+        return str(fsspec.core.strip_protocol(url))
 
     def write_bytes(self, data: bytes, *parts: str) -> str:
         """Write one small object (a report) at ``parts`` under the root; returns its URL."""

@@ -216,7 +216,7 @@ def _copy_whole(path: Path, url: str, storage_options: dict[str, Any]) -> None:
     """Copy ``path`` to ``url`` so that a reader sees all of it or nothing."""
     fs, target = fsspec.core.url_to_fs(url, **storage_options)
     if isinstance(fs, LocalFileSystem):
-        fs.makedirs(fs._parent(target), exist_ok=True)
+        fs.makedirs(os.path.dirname(target), exist_ok=True)
         partial = f"{target}.partial"  # not a traffic-*.jsonl name: readers pass it by
         fs.put_file(str(path), partial)
         fs.mv(partial, target)
