@@ -8,6 +8,7 @@ cell becomes a row depends only on the subscription on that day.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,45 @@ _BAND_PLAYED = np.array([0.12, 0.37, 0.62, 0.92, 1.0])
 BANDS = ("num_25", "num_50", "num_75", "num_985", "num_100")
 #: Days of listening the oracle's drivers read before a cutoff.
 DRIVER_WINDOW = 60
+#: Users whose (users, days) matrices are drawn at once: a few MB, not the chunk's hundreds.
+_BLOCK_USERS = 1000
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """The cells of a window whose draw fell under the chance of listening, user by user, each
+    user's days in order (as np.nonzero would give them)."""
+
+    index: np.ndarray  # flat indices into the (users, days) matrix
+    per_user: np.ndarray  # cells of each user
+    decay: np.ndarray  # each cell's engagement multiplier
+    draw: np.ndarray  # each cell's draw and chance, kept only for the shift (else empty)
+    chance: np.ndarray
+
+
+def _drawn_cells(
+    users: Users, rng: np.random.Generator, days: np.ndarray, day_factor: np.ndarray, shift: bool
+) -> _Drawn:
+    """Draw the (users, days) matrix a block of users at a time: the same numbers in the same
+    order as all at once, in a few MB at a time instead of hundreds."""
+    blocks: list[list[np.ndarray]] = [[] for _ in range(5)]  # in the order of _Drawn's fields
+    for first in range(0, len(users), _BLOCK_USERS):
+        rows = slice(first, first + _BLOCK_USERS)
+        decay = users.decay(days, rows)
+        chance = users.engagement[rows, None] * decay * day_factor
+        draw = rng.random(chance.shape, dtype=np.float32)
+        drawn = draw < chance
+        cells = np.flatnonzero(drawn)
+        kept = (draw.reshape(-1)[cells], chance.reshape(-1)[cells]) if shift else ()
+        found = (
+            cells + first * len(days),
+            np.count_nonzero(drawn, axis=1),
+            decay.reshape(-1)[cells],
+            *kept,
+        )
+        for block, part in zip(blocks, found, strict=False):
+            block.append(part)
+    return _Drawn(*(np.concatenate(block) if block else np.zeros(0, np.int64) for block in blocks))
 
 
 class Listening:
@@ -43,23 +83,15 @@ class Listening:
         days = np.arange(first_day, end_day)
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
         shifted = days >= shift_start
-        decay = users.decay(days)
-        chance = users.engagement[:, None] * decay * np.where(weekend, 1.08, 0.97)
         shift_rng = np.random.default_rng(rng.integers(2**63))
-        draw = rng.random(chance.shape, dtype=np.float32)
-        drawn = draw < chance
-        # The drawn cells user by user, each user's days in order (as np.nonzero gives them),
-        # found through flat indices: np.nonzero of a matrix costs several times as much.
-        per_user = np.count_nonzero(drawn, axis=1)
-        cells = np.flatnonzero(drawn)
-        self.user = np.repeat(np.arange(len(users)), per_user)
-        self.day_index = cells - self.user * len(days)
-        self._draw(users, rng, decay.reshape(-1)[cells], per_user)
+        cells = _drawn_cells(users, rng, days, np.where(weekend, 1.08, 0.97), bool(shift))
+        self.user = np.repeat(np.arange(len(users)), cells.per_user)
+        self.day_index = cells.index - self.user * len(days)
+        self._draw(users, rng, cells.decay, cells.per_user)
         if shift:
             self._shrink(shift_rng, shifted[self.day_index], 1.0 - 0.35 * shift)
             # The shift thins the drawn cells afterwards, so the draws themselves do not change.
-            chance_of = chance[self.user, self.day_index]
-            thinned = draw[self.user, self.day_index] < chance_of * np.where(
+            thinned = cells.draw < cells.chance * np.where(
                 shifted[self.day_index], 1.0 - 0.45 * shift, 1.0
             )
             self._keep(thinned)

@@ -120,10 +120,11 @@ class Users:
     def __len__(self) -> int:
         return len(self.msno)
 
-    def decay(self, days: np.ndarray) -> np.ndarray:
-        """Engagement multiplier (1 = intact) of every user on every day: shape (users, days)."""
-        since = days[None, :] - self.disengage_day[:, None]
-        return np.exp(-np.clip(since, 0, None) / self.decay_days[:, None])
+    def decay(self, days: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """Engagement multiplier (1 = intact) of the users ``rows`` (every user by default) on
+        every day: shape (users, days)."""
+        since = days[None, :] - self.disengage_day[rows, None]
+        return np.exp(-np.clip(since, 0, None) / self.decay_days[rows, None])
 
     def decay_at(self, idx: np.ndarray, days: np.ndarray | int) -> np.ndarray:
         """Engagement multiplier of users ``idx`` on one day each."""
