@@ -84,14 +84,16 @@ class Listening:
         weekend = np.isin((days + 3) % 7, (5, 6))  # 1970-01-01 was a Thursday
         shifted = days >= shift_start
         shift_rng = np.random.default_rng(rng.integers(2**63))
-        cells = _drawn_cells(users, rng, days, np.where(weekend, 1.08, 0.97), bool(shift))
-        self.user = np.repeat(np.arange(len(users)), cells.per_user)
-        self.day_index = cells.index - self.user * len(days)
-        self._draw(users, rng, cells.decay, cells.per_user)
+        drawn = _drawn_cells(users, rng, days, np.where(weekend, 1.08, 0.97), bool(shift))
+        self.n_users = len(users)
+        self.user = np.repeat(np.arange(len(users)), drawn.per_user)
+        self.day_index = drawn.index - self.user * len(days)
+        self._flat = drawn.index  # each cell's index in the flattened (users, days) matrix
+        self._draw(users, rng, drawn.decay, drawn.per_user)
         if shift:
             self._shrink(shift_rng, shifted[self.day_index], 1.0 - 0.35 * shift)
             # The shift thins the drawn cells afterwards, so the draws themselves do not change.
-            thinned = cells.draw < cells.chance * np.where(
+            thinned = drawn.draw < drawn.chance * np.where(
                 shifted[self.day_index], 1.0 - 0.45 * shift, 1.0
             )
             self._keep(thinned)
@@ -108,6 +110,7 @@ class Listening:
 
     def _keep(self, cells: np.ndarray) -> None:
         self.user, self.day_index = self.user[cells], self.day_index[cells]
+        self._flat = self._flat[cells]
         self.counts, self.unique, self.secs = (
             self.counts[cells],
             self.unique[cells],
@@ -147,11 +150,23 @@ class Listening:
 
     def active(self, subscribed: np.ndarray) -> np.ndarray:
         """Which drawn cells are real rows, given the (users, days) subscription matrix."""
-        width = subscribed.shape[1]
-        if width < self.end_day - self.first_day:
-            raise ValueError(f"the subscription matrix has {width} days, not the window's")
+        if subscribed.shape != (self.n_users, self.end_day - self.first_day):
+            raise ValueError(f"a {subscribed.shape} subscription matrix for the window's cells")
         # Flat indices: indexing a matrix by (row, column) pairs costs several times as much.
-        return subscribed.reshape(-1)[self.user * width + self.day_index]
+        return subscribed.reshape(-1)[self._flat]
+
+    def between(self, first_day: int, end_day: int) -> np.ndarray:
+        """The cells of the days from ``first_day`` to before ``end_day``, user by user."""
+        width = self.end_day - self.first_day
+        first, end = np.clip(np.array([first_day, end_day]) - self.first_day, 0, width)
+        # Each user's cells lie in a run of the ascending flat indices: find where it starts.
+        row = np.arange(self.n_users) * width
+        start, stop = (
+            np.searchsorted(self._flat, row + first),
+            np.searchsorted(self._flat, row + end),
+        )
+        counts = stop - start
+        return np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
 
     def rows(self, subscribed: np.ndarray) -> pd.DataFrame:
         """user_logs rows (user index and day number; file formatting happens in the writer),
@@ -178,9 +193,8 @@ def seconds_before(
     subscribed = subscribed_days(transactions, blocked, n_users, start, cutoff)
     secs = np.zeros(subscribed.shape)
     for window in windows:
-        days = window.day_index + window.first_day
-        inside = np.flatnonzero((days >= start) & (days < cutoff))
-        user, column = window.user[inside], days[inside] - start
+        inside = window.between(start, cutoff)
+        user, column = window.user[inside], window.day_index[inside] + (window.first_day - start)
         on = subscribed[user, column]
         secs[user[on], column[on]] = window.secs[inside[on]]
     return secs, start
@@ -216,7 +230,8 @@ def _interval_counts(
 ) -> np.ndarray:
     marks = np.zeros((n_users, width + 1), dtype=np.int32)
     row = users * (width + 1)
-    np.add.at(marks.reshape(-1), row + np.clip(start - first_day, 0, width), 1)
-    np.add.at(marks.reshape(-1), row + np.clip(stop - first_day, 0, width), -1)
+    # int32 marks: np.add.at casting a Python int misses its fast path, twenty times slower.
+    np.add.at(marks.reshape(-1), row + np.clip(start - first_day, 0, width), np.int32(1))
+    np.add.at(marks.reshape(-1), row + np.clip(stop - first_day, 0, width), np.int32(-1))
     # int32 throughout: numpy would sum into int64, twice the memory to write.
     return np.cumsum(marks, axis=1, dtype=np.int32)[:, :width]
