@@ -66,7 +66,7 @@ class Listening:
 
     user: np.ndarray
     day_index: np.ndarray
-    counts: np.ndarray
+    bands: list[np.ndarray]  # each cell's songs in each num_* band, one array per band
     unique: np.ndarray
     secs: np.ndarray
 
@@ -100,22 +100,22 @@ class Listening:
 
     def _shrink(self, rng: np.random.Generator, cells: np.ndarray, factor: float) -> None:
         """The shift: fewer plays on the shifted days, drawn from a stream of its own."""
-        before = self.counts[cells] @ _BAND_PLAYED
-        self.counts[cells] = rng.binomial(self.counts[cells], factor)
-        songs = self.counts[cells].sum(axis=1)
+        counts = np.stack([band[cells] for band in self.bands], axis=1)
+        before = counts @ _BAND_PLAYED
+        counts = rng.binomial(counts, factor)
+        for band, shrunk in zip(self.bands, counts.T, strict=True):
+            band[cells] = shrunk
+        songs = counts.sum(axis=1)
         self.unique[cells] = np.clip(self.unique[cells], 1, np.maximum(songs, 1))
-        after = self.counts[cells] @ _BAND_PLAYED
+        after = counts @ _BAND_PLAYED
         scaled = self.secs[cells] * np.where(before > 0, after / np.maximum(before, 1e-9), factor)
         self.secs[cells] = np.maximum(np.round(scaled, 3), 0.001)
 
     def _keep(self, cells: np.ndarray) -> None:
         self.user, self.day_index = self.user[cells], self.day_index[cells]
         self._flat = self._flat[cells]
-        self.counts, self.unique, self.secs = (
-            self.counts[cells],
-            self.unique[cells],
-            self.secs[cells],
-        )
+        self.bands = [band[cells] for band in self.bands]
+        self.unique, self.secs = self.unique[cells], self.secs[cells]
 
     def _draw(
         self, users: Users, rng: np.random.Generator, decay: np.ndarray, per_user: np.ndarray
@@ -129,8 +129,7 @@ class Listening:
         n = len(self.user)
         level = each(users.volume) * np.sqrt(decay)
         songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, n))).astype(np.int64)
-        # One contiguous array per band: the same values as columns of a (cells, 5) matrix,
-        # without its strided reads and writes.
+        # One contiguous array per band: a (cells, 5) matrix costs strided reads and writes.
         band_shares = np.ascontiguousarray(users.band_shares.T)
         bands, left, mass = [], songs.copy(), np.ones(n)
         for band in range(4):
@@ -142,9 +141,11 @@ class Listening:
         all_skipped = rng.random(n) < 0.025  # days of sampling: nothing heard to the end
         bands[0] = np.where(all_skipped, bands[0] + left, bands[0])
         bands.append(np.where(all_skipped, 0, left))
-        self.counts = np.stack(bands, axis=1)
+        self.bands = bands
         self.unique = np.maximum(1, rng.binomial(songs, each(users.unique_ratio)))
-        played = self.counts @ _BAND_PLAYED
+        # As a float matrix: numpy would convert the integers itself, then make the same
+        # product (the BLAS's: its sums may differ from others in the last bit).
+        played = np.stack(bands, axis=1, dtype=np.float64) @ _BAND_PLAYED
         secs = played * each(users.song_seconds) * rng.lognormal(0.0, 0.1, n)
         self.secs = np.maximum(np.round(secs, 3), 0.001)
 
@@ -172,9 +173,8 @@ class Listening:
         """user_logs rows (user index and day number; file formatting happens in the writer),
         user by user, each user's days in order."""
         keep = np.flatnonzero(self.active(subscribed))
-        counts = self.counts[keep]
         columns = {"user": self.user[keep], "date": self.day_index[keep] + self.first_day}
-        columns.update({name: counts[:, band] for band, name in enumerate(BANDS)})
+        columns.update({name: band[keep] for band, name in zip(self.bands, BANDS, strict=True)})
         columns.update(num_unq=self.unique[keep], total_secs=self.secs[keep])
         return pd.DataFrame(columns)
 
