@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -104,7 +104,8 @@ system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus
 # (`--dist loadfile`, which builds a file's fixtures once, was slower in one run: benchmarks/README.md.)
 TEST_WORKERS ?= 2
 
-test: system-deps lint ## Lint, then run the test suite (what CI runs; TEST_WORKERS=2 processes)
+test: system-deps lint ## Lint, the ratio guard, then the test suite (what CI runs; TEST_WORKERS=2 processes)
+	$(MAKE) --no-print-directory bench-guard
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup ## ruff check and format check, mypy over the library and the steps
@@ -115,6 +116,10 @@ lint: setup ## ruff check and format check, mypy over the library and the steps
 format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
+
+# Before the tests, on a machine otherwise quiet: ratios measured side by side (benchmarks/README.md).
+bench-guard: setup ## Ours against DuckDB, the bare app and a yardstick: fails on a ratio over 25% below its reference (RECORD=1 refreshes them)
+	$(BIN)/python benchmarks/guard.py $(if $(RECORD),--record)
 
 bench-months: setup ## The platform over seven months with the shift part way: issue 15's table (100,000 users)
 	$(BIN)/python benchmarks/monthly.py
