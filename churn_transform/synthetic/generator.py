@@ -41,6 +41,7 @@ from churn_transform.synthetic.writer import (
     file_rows,
     increment_logs,
     increment_transactions,
+    spill,
     transactions_files,
     user_logs_files,
 )
@@ -107,6 +108,8 @@ class _ChunkOutput:
 
     columns: dict[str, tuple[str, ...]]
     csv: dict[str, list[pa.Buffer]] = field(default_factory=dict)
+    #: Where a worker process left the rows instead (``spill``), and each file's bytes there.
+    spilled: tuple[Path, dict[str, int]] | None = None
     rows: dict[str, int] = field(default_factory=dict)
     cohort_users: dict[str, int] = field(default_factory=dict)
     churners: dict[str, int] = field(default_factory=dict)
@@ -154,7 +157,7 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
     }
     summary, churners = Summary(), dict[str, int]()
     try:
-        with contextlib.closing(_chunk_outputs(config)) as outputs:
+        with contextlib.closing(_chunk_outputs(config, raw)) as outputs:
             for output in outputs:
                 _append(output, files, summary, churners)
         for file in files.values():
@@ -174,11 +177,13 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
     return summary
 
 
-def _chunk_outputs(config: GeneratorConfig) -> Generator[_ChunkOutput]:
-    """Every chunk's output in chunk order, played in up to ``config.processes`` processes."""
+def _chunk_outputs(config: GeneratorConfig, staging: Path) -> Generator[_ChunkOutput]:
+    """Every chunk's output in chunk order, played in up to ``config.processes`` processes (their
+    rows spilled into files in ``staging``)."""
     chunks = _chunk_sizes(config)
     processes = min(config.processes or usable_cores(), len(chunks))
-    outputs = in_order(partial(_play_chunk, config), chunks, processes)
+    play = partial(_play_chunk, config) if processes <= 1 else partial(_spilled, config, staging)
+    outputs = in_order(play, chunks, processes)
     shown = {"desc": "generate", "total": len(chunks), "unit": "chunk", "disable": len(chunks) < 4}
     with contextlib.closing(outputs), tqdm(outputs, **shown) as progress:
         yield from progress
@@ -189,10 +194,24 @@ def _append(
 ) -> None:
     for name, parts in output.csv.items():
         files[name].append(parts, output.rows[name])
+    if output.spilled:
+        path, sizes = output.spilled
+        with path.open("rb") as spilled:
+            for name, size in sizes.items():
+                files[name].append_from(spilled, size, output.rows[name])
+        path.unlink()
     summary.label_mismatches += output.label_mismatches
     for cohort, users in output.cohort_users.items():
         summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + users
         churners[cohort] = churners.get(cohort, 0) + output.churners[cohort]
+
+
+def _spilled(config: GeneratorConfig, staging: Path, chunk_size: tuple[int, int]) -> _ChunkOutput:
+    """``_play_chunk`` in a worker process: its rows spilled into a file of ``staging``."""
+    output = _play_chunk(config, chunk_size)
+    path = staging / f".chunk-{chunk_size[0]}"
+    output.csv, output.spilled = {}, (path, spill(output.csv, path))
+    return output
 
 
 def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkOutput:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,8 +51,50 @@ class CsvFile:
             self._file.write(rows)
         self.rows += count
 
+    def append_from(self, source: BinaryIO, size: int, count: int) -> None:
+        """Append the next ``size`` bytes of ``source`` (rows already formatted)."""
+        self._file.flush()
+        _copy(source, self._file, size)
+        self.rows += count
+
     def close(self) -> None:
         self._file.close()
+
+
+def spill(parts: dict[str, list[pa.Buffer]], path: Path) -> dict[str, int]:
+    """Write every file's formatted rows into ``path``, one file's after the other, and answer
+    how many bytes each has there (in that order): a worker process hands back a path, not
+    megabytes through a pipe, and the main process copies them on (``CsvFile.append_from``)."""
+    sizes = {}
+    with path.open("wb") as spilled:
+        for name, buffers in parts.items():
+            for rows in buffers:
+                spilled.write(rows)
+            sizes[name] = sum(rows.size for rows in buffers)
+    return sizes
+
+
+def _copy(source: BinaryIO, target: BinaryIO, size: int) -> None:
+    """Copy ``size`` bytes from where ``source`` stands to where ``target`` does: inside the
+    kernel where it can (Linux's copy_file_range), through memory elsewhere."""
+    try:
+        while size:
+            copied = os.copy_file_range(source.fileno(), target.fileno(), size)
+            if not copied:
+                raise EOFError(f"{source.name} ends {size} bytes early")
+            size -= copied
+        return
+    except AttributeError:  # not Linux
+        pass
+    except OSError as error:  # a file system that cannot: copy through memory
+        if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    while size:
+        block = source.read(min(size, 1 << 24))
+        if not block:
+            raise EOFError(f"{source.name} ends {size} bytes early")
+        target.write(block)
+        size -= len(block)
 
 
 def transactions_files(
