@@ -296,6 +296,8 @@ class Chain:
         """All rows so far, with user index and day-number dates (not yet in file format)."""
         if not self._rows:
             return pd.DataFrame({name: np.array([], dtype=np.int64) for name in _TX_FIELDS})
-        return pd.DataFrame(
-            {name: np.concatenate([rows[name] for rows in self._rows]) for name in _TX_FIELDS}
-        )
+        if len(self._rows) > 1:  # joined once: the next call joins only the rows written since
+            self._rows = [
+                {name: np.concatenate([rows[name] for rows in self._rows]) for name in _TX_FIELDS}
+            ]
+        return pd.DataFrame(self._rows[0])
