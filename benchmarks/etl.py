@@ -10,12 +10,14 @@ names about 4,000 users. ``--logs-by-date`` first rewrites both user_logs files 
 most users; the other files are linked. Both layouts hold the same rows.
 
 Each engine runs in a child process of its own, so its peak memory (resident set, the process
-and its children) is measured alone. Every engine does CSV -> zstd Parquet of user_logs and
-transactions with dates typed as dates, then the per-user user_logs aggregation of one cohort:
-the 17 LOG_FEATURES of ``features.log_features`` for every user with logs before the cutoff.
-Ours does more in its conversion (the bronze copy, cleaning, exact-duplicate removal, bucketing
-and sorting by user, members and labels too). Its aggregation is timed like for like, then the
-whole gold table of the cohort on its own ("gold s").
+and its children) is measured alone. Each span is timed in wall seconds (``convert_s``, the
+table's) and in CPU seconds of all the process's threads (``convert_cpu_s``, which ``guard.py``
+compares). Every engine does CSV -> zstd Parquet of user_logs and transactions with dates
+typed as dates, then the per-user user_logs aggregation of one cohort: the 17 LOG_FEATURES
+of ``features.log_features`` for every user with logs before the cutoff. Ours does more in its
+conversion (the bronze copy, cleaning, exact-duplicate removal, bucketing and sorting by user,
+members and labels too). Its aggregation is timed like for like, then the whole gold table of
+the cohort on its own ("gold s").
 Locust-style caveat: all engines share this machine's cores with nothing else running.
 """
 
@@ -44,19 +46,19 @@ def _ours(raw: Path, work: Path, buckets: int, blocksize: str) -> dict[str, floa
 
     lake = Lake(str(work / "lake"))
     with dask.config.set(scheduler="threads"):
-        began = time.perf_counter()
+        began = _now()
         report = ingest(lake, str(raw), {}, buckets, blocksize)
-        ingested = time.perf_counter()
+        ingested = _now()
         tasks = [dask.delayed(_logs_only)(lake, b) for b in range(report.buckets)]
         aggregate_rows = sum(dask.compute(*tasks))
-        aggregated = time.perf_counter()
+        aggregated = _now()
         _, _, rows = build_gold(lake, COHORT)
-        done = time.perf_counter()
+        done = _now()
     return {
-        "convert_s": ingested - began,
-        "aggregate_s": aggregated - ingested,
+        **_spans(
+            convert=(began, ingested), aggregate=(ingested, aggregated), gold=(aggregated, done)
+        ),
         "aggregate_rows": aggregate_rows,
-        "gold_s": done - aggregated,
         "gold_rows": rows,
         "logs_parquet_bytes": report.tables["user_logs"].bytes_out,
         "buckets": report.buckets,
@@ -72,10 +74,25 @@ def _logs_only(lake: object, bucket: int) -> int:
     return len(log_features(logs, cutoff_of(COHORT)))
 
 
-def _timings(began: float, converted: float, done: float, rows: int, work: Path) -> dict:
+Instant = tuple[float, float]
+
+
+def _now() -> Instant:
+    """Wall seconds, and CPU seconds of every thread of this process, so far."""
+    return time.perf_counter(), time.process_time()
+
+
+def _spans(**spans: tuple[Instant, Instant]) -> dict[str, float]:
+    """Each span's wall seconds as ``<name>_s``, its CPU seconds as ``<name>_cpu_s``."""
+    seconds = {}
+    for name, (start, end) in spans.items():
+        seconds[f"{name}_s"], seconds[f"{name}_cpu_s"] = end[0] - start[0], end[1] - start[1]
+    return seconds
+
+
+def _timings(began: Instant, converted: Instant, done: Instant, rows: int, work: Path) -> dict:
     return {
-        "convert_s": converted - began,
-        "aggregate_s": done - converted,
+        **_spans(convert=(began, converted), aggregate=(converted, done)),
         "aggregate_rows": rows,
         "logs_parquet_bytes": (work / "user_logs.parquet").stat().st_size,
     }
@@ -92,7 +109,7 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
     import duckdb
 
     con = duckdb.connect()
-    began = time.perf_counter()
+    began = _now()
     for name, files in (("user_logs", LOG_FILES), ("transactions", TX_FILES)):
         sources = ", ".join(f"'{raw / f}'" for f in files)
         dates = ", ".join(
@@ -102,7 +119,7 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
             f"COPY (SELECT * REPLACE ({dates}) FROM read_csv([{sources}], header=true)) TO "
             f"'{work / name}.parquet' (FORMAT parquet, COMPRESSION zstd)"
         )
-    converted = time.perf_counter()
+    converted = _now()
     # The same LOG_FEATURES as features.log_features, per user, from days before the cutoff.
     windows = ", ".join(
         f"sum(secs) FILTER (WHERE ago <= {w}) AS secs_{w}, "
@@ -127,19 +144,19 @@ def _duckdb(raw: Path, work: Path) -> dict[str, float]:
                 FROM '{work / "user_logs.parquet"}' WHERE date < DATE '{CUTOFF}')
           GROUP BY msno""")
     rows = con.execute("SELECT count(*) FROM log_features").fetchall()[0][0]
-    done = time.perf_counter()
+    done = _now()
     return _timings(began, converted, done, rows, work)
 
 
 def _pandas(raw: Path, work: Path) -> dict[str, float]:
     import pandas as pd
 
-    began = time.perf_counter()
+    began = _now()
     logs = pd.concat([pd.read_csv(raw / f) for f in LOG_FILES], ignore_index=True)
     logs.to_parquet(work / "user_logs.parquet", compression="zstd")
     tx = pd.concat([pd.read_csv(raw / f) for f in TX_FILES], ignore_index=True)
     tx.to_parquet(work / "transactions.parquet", compression="zstd")
-    converted = time.perf_counter()
+    converted = _now()
     cutoff = pd.Timestamp(CUTOFF)
     logs["d"] = pd.to_datetime(logs["date"].astype(str), format="%Y%m%d")
     logs = logs[logs["d"] < cutoff]
@@ -161,7 +178,7 @@ def _pandas(raw: Path, work: Path) -> dict[str, float]:
     sums = pd.DataFrame(wide).groupby("msno").sum()
     sums["days_since_last_log"] = ago.groupby(logs["msno"]).min()
     rows = len(sums)
-    done = time.perf_counter()
+    done = _now()
     return _timings(began, converted, done, rows, work)
 
 
