@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-USERS ?= 20000
+# USERS: synthetic users of demo, months and generate (unset: MLproject's `users`, the one
+# default); the benchmarks' size when not given: BENCH_USERS
+BENCH_USERS = $(or $(USERS),20000)
 STAMP := $(VENV)/.installed
 SOURCES := churn_transform steps tests benchmarks dashboard loadtests service.py
 
@@ -43,13 +45,13 @@ lock: | $(UV) ## Refresh uv.lock to the newest allowed versions, and the Bento's
 	$(UV) export --frozen --only-group serve --no-emit-project --no-hashes --no-header \
 	  --output-file deploy/bento/requirements.txt
 
-demo: setup ## The main job end to end on embedded defaults (USERS=20000)
-	$(BIN)/mlflow run . -e main --env-manager local -P users=$(USERS)
+demo: setup ## The main job end to end on MLproject's defaults (USERS=N for another size)
+	$(BIN)/mlflow run . -e main --env-manager local $(if $(USERS),-P users=$(USERS))
 
 # The months after the demo: the generator writes them beside the base files, which it rewrites
 # unchanged when given the same USERS and seed.
 months: setup ## After `make demo` (same USERS): April and May 2017 land, then a cycle for each
-	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS) -P months=2
+	$(BIN)/mlflow run . -e generate --env-manager local $(if $(USERS),-P users=$(USERS)) -P months=2
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-04
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-05
 
@@ -72,8 +74,8 @@ UI_PORT ?= 5000
 ui: setup ## MLflow's UI over this store on http://127.0.0.1:5000 (UI_PORT), printing the runs' address
 	$(BIN)/python -m steps.ui --host 127.0.0.1 --port $(UI_PORT)
 
-generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=20000)
-	$(BIN)/mlflow run . -e generate --env-manager local -P users=$(USERS)
+generate: setup ## Only write a synthetic KKBox dataset to data/raw (USERS=N; MLproject's default)
+	$(BIN)/mlflow run . -e generate --env-manager local $(if $(USERS),-P users=$(USERS))
 
 SERVE_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
@@ -124,14 +126,14 @@ bench-guard: setup ## Ours against DuckDB, the bare app and a yardstick: fails o
 bench-months: setup ## The platform over seven months with the shift part way: issue 15's table (100,000 users)
 	$(BIN)/python benchmarks/monthly.py
 
-bench-generate: setup ## Generator throughput and peak memory (USERS=20000; COMPARE=1: one process beside every core)
-	$(BIN)/python benchmarks/generate.py --users $(USERS) $(if $(COMPARE),--compare)
+bench-generate: setup ## Generator throughput and peak memory (USERS=N, 20000 unset; COMPARE=1: one process beside every core)
+	$(BIN)/python benchmarks/generate.py --users $(BENCH_USERS) $(if $(COMPARE),--compare)
 
 bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
-	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(USERS))
+	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(BENCH_USERS))
 
 bench-increment: setup ## One month's increment against a whole ingest (RAW=folder, or USERS=N to generate)
-	$(BIN)/python benchmarks/increment.py $(if $(RAW),--raw $(RAW),--users $(USERS))
+	$(BIN)/python benchmarks/increment.py $(if $(RAW),--raw $(RAW),--users $(BENCH_USERS))
 
 fidelity: setup ## How closely a raw folder matches the real KKBox data (RAW=folder, default data/raw)
 	$(BIN)/python benchmarks/fidelity.py --raw $(or $(RAW),data/raw)
