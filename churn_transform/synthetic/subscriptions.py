@@ -31,21 +31,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-#: Each plan length's price options and the probability of each, in the order of ``PRICES``.
-_PRICE_DRAWS = [
-    (plan_days, np.array(options), np.array(weights) / sum(weights))
-    for plan_days, (options, weights) in PRICES.items()
-]
+def _price_draws() -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Each plan length's price options and their cumulative probabilities, as PRICES orders."""
+    draws = []
+    for plan_days, (options, weights) in PRICES.items():
+        cdf = (np.array(weights) / sum(weights)).cumsum()
+        draws.append((plan_days, np.array(options), cdf / cdf[-1]))
+    return draws
+
+
+_PRICE_DRAWS = _price_draws()
 
 
 def price_of(rng: np.random.Generator, plans: np.ndarray) -> np.ndarray:
     """A list price for each plan length."""
     prices = np.zeros(len(plans), dtype=np.int64)
-    for plan_days, options, p in _PRICE_DRAWS:
+    for plan_days, options, cdf in _PRICE_DRAWS:
         hit = plans == plan_days
         count = int(np.count_nonzero(hit))
-        if count:  # choosing no price draws no number: the call can go
-            prices[hit] = rng.choice(options, size=count, p=p)
+        if count:
+            # rng.choice(options, count, p=...) draws just so (one uniform a pick, then the
+            # cumulative probabilities), after checks of p that cost more than these few picks.
+            prices[hit] = options[cdf.searchsorted(rng.random(count), side="right")]
     return prices
 
 
