@@ -82,6 +82,8 @@ def _print(runs: list[Measurement], config: GeneratorConfig, out: Path) -> None:
     line("bytes written", [f"{run.bytes / 1e9:.2f}G" for run in runs])
     line("user_logs bytes", [f"{run.log_bytes / 1e9:.2f}G" for run in runs])
     line("rows/s", [f"{run.rows / run.seconds:,.0f}" for run in runs])
+    # What a run costs whatever else the machine does: the figure to compare between commits.
+    line("rows/CPU s", [f"{run.rows / run.cpu_seconds:,.0f}" for run in runs])
     line("MB/s", [f"{run.bytes / 1e6 / run.seconds:.1f}" for run in runs])
     line("peak RSS", [f"{run.peak_mib:.0f}M" for run in runs])
     line("worker peak RSS", [f"{run.worker_peak_mib:.0f}M" for run in runs])
