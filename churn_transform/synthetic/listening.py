@@ -143,8 +143,8 @@ class Listening:
         bands.append(np.where(all_skipped, 0, left))
         self.bands = bands
         self.unique = np.maximum(1, rng.binomial(songs, each(users.unique_ratio)))
-        # As a float matrix: numpy would convert the integers itself, then make the same
-        # product (the BLAS's: its sums may differ from others in the last bit).
+        # Stacked as floats: the product numpy made of the integer matrix after converting it
+        # (the BLAS's; a sum of one's own may differ from it in the last bit).
         played = np.stack(bands, axis=1, dtype=np.float64) @ _BAND_PLAYED
         secs = played * each(users.song_seconds) * rng.lognormal(0.0, 0.1, n)
         self.secs = np.maximum(np.round(secs, 3), 0.001)
@@ -160,7 +160,8 @@ class Listening:
         """The cells of the days from ``first_day`` to before ``end_day``, user by user."""
         width = self.end_day - self.first_day
         first, end = np.clip(np.array([first_day, end_day]) - self.first_day, 0, width)
-        # Each user's cells lie in a run of the ascending flat indices: find where it starts.
+        # Each user's cells are a run of the ascending flat indices: a binary search finds
+        # the part of each run inside the days.
         row = np.arange(self.n_users) * width
         start, stop = (
             np.searchsorted(self._flat, row + first),
