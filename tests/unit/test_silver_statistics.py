@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from churn_transform.silver.read import as_pandas
 from churn_transform.silver.statistics import clears
 from churn_transform.validation import SILVER, check_frame
+from tests.unit.test_validation import A, B
+from tests.unit.test_validation import _transactions as transactions_rows
 
-A, B = "a" * 43 + "=", "b" * 43 + "="
 FS = LocalFileSystem()
 
 
@@ -42,22 +43,6 @@ def _members() -> pd.DataFrame:
     )
 
 
-def _transactions() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "msno": pd.array([A, B], "string"),
-            "payment_method_id": pd.array([41, 39], "Int64"),
-            "payment_plan_days": pd.array([30, 0], "Int64"),
-            "plan_list_price": pd.array([149, 0], "Int64"),
-            "actual_amount_paid": pd.array([149, 0], "Int64"),
-            "is_auto_renew": pd.array([1, 0], "Int64"),
-            "transaction_date": pd.to_datetime(["2017-01-01", "2017-03-31"]),
-            "membership_expire_date": pd.to_datetime(["2017-01-31", None]),
-            "is_cancel": pd.array([0, 1], "Int64"),
-        }
-    )
-
-
 def _logs() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -72,7 +57,7 @@ def _logs() -> pd.DataFrame:
     )
 
 
-FRAMES = {"members": _members, "transactions": _transactions, "user_logs": _logs}
+FRAMES = {"members": _members, "transactions": transactions_rows, "user_logs": _logs}
 
 
 @pytest.mark.parametrize("table", sorted(FRAMES))
