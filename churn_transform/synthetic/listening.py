@@ -177,7 +177,7 @@ class Listening:
         columns = {"user": self.user[keep], "date": self.day_index[keep] + self.first_day}
         columns.update({name: band[keep] for band, name in zip(self.bands, BANDS, strict=True)})
         columns.update(num_unq=self.unique[keep], total_secs=self.secs[keep])
-        return pd.DataFrame(columns)
+        return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy to make
 
 
 def seconds_before(

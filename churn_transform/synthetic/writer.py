@@ -132,8 +132,8 @@ def file_rows(transactions: pd.DataFrame, msno: np.ndarray) -> pd.DataFrame:
             "plan_list_price": transactions["price"].to_numpy(),
             "actual_amount_paid": transactions["paid"].to_numpy(),
             "is_auto_renew": transactions["auto"].to_numpy(),
-            "transaction_date": to_yyyymmdd(transactions["date"]),
-            "membership_expire_date": to_yyyymmdd(transactions["expire"]),
+            "transaction_date": _yyyymmdd(transactions["date"].to_numpy()),
+            "membership_expire_date": _yyyymmdd(transactions["expire"].to_numpy()),
             "is_cancel": transactions["cancel"].to_numpy(),
         }
     )
