@@ -23,7 +23,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from churn_transform.dates import day, month_bounds
+from churn_transform.dates import day, month_bounds, to_yyyymmdd
 from churn_transform.labels import churn_labels
 from churn_transform.synthetic.decisions import decide_cohort
 from churn_transform.synthetic.listening import (
@@ -119,12 +119,19 @@ def cohort_labels(
 
     The rule sorts and groups by msno: it runs on each msno's rank among them instead, which
     orders the rows alike at a fraction of the cost of strings, and the labels get the msno back.
+    Of the rows before a cutoff it reads only each user's last (labels.py); it gets only those
+    of each user's last day before the cutoff, in their order, and every row from the cutoff on.
     """
     ranks, ids = pd.factorize(transactions["msno"], sort=True)
     ranked = transactions.assign(msno=ranks).drop_duplicates()
+    user, date = ranked["msno"].to_numpy(), ranked["transaction_date"].to_numpy(np.int64)
     labels = {}
     for cohort in cohorts:
-        found = churn_labels(ranked, cohort)
+        cutoff = int(to_yyyymmdd(month_bounds(cohort)[0]))
+        before = date < cutoff
+        last_day = np.zeros(len(ids), dtype=np.int64)
+        np.maximum.at(last_day, user[before], date[before])
+        found = churn_labels(ranked[~before | (date == last_day[user])], cohort)
         labels[cohort] = found.assign(msno=np.asarray(ids)[found["msno"].to_numpy()])
     return labels
 
