@@ -22,6 +22,9 @@ BANDS = ("num_25", "num_50", "num_75", "num_985", "num_100")
 DRIVER_WINDOW = 60
 #: Users whose (users, days) matrices are drawn at once: a few MB, not the chunk's hundreds.
 _BLOCK_USERS = 1000
+#: What a cut counts on a day, against 1 for each paid period covering it: one sum of both
+#: tells covered and not cut (1 to _CUT - 1) while paid periods overlap fewer than _CUT times.
+_CUT = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -209,30 +212,32 @@ def subscribed_days(
     end_day: int,
 ) -> np.ndarray:
     """(users, days) matrix: True where a paid period covers the day and no cancel cut it."""
-    width = end_day - first_day
-    paid = transactions[transactions["cancel"] == 0]
-    cover = _interval_counts(
-        paid["user"].to_numpy(),
-        paid["date"].to_numpy(),
-        paid["expire"].to_numpy(),
-        n_users,
-        first_day,
-        width,
-    )
+    paid = transactions["cancel"].to_numpy() == 0
+    columns = [transactions[name].to_numpy()[paid] for name in ("user", "date", "expire")]
+    intervals = [(*columns, np.ones(len(columns[0]), dtype=np.int32))]
     if blocked:
-        users, start, stop = (np.concatenate(part) for part in zip(*blocked, strict=True))
-        cut = _interval_counts(users, start, stop, n_users, first_day, width)
-        return (cover > 0) & (cut == 0)
-    return cover > 0
+        cut = [np.concatenate(part) for part in zip(*blocked, strict=True)]
+        intervals.append((*cut, np.full(len(cut[0]), _CUT, dtype=np.int32)))
+    users, start, stop, weight = (np.concatenate(part) for part in zip(*intervals, strict=True))
+    counts = _interval_counts(users, start, stop, weight, n_users, first_day, end_day - first_day)
+    return (counts > 0) & (counts < _CUT)
 
 
 def _interval_counts(
-    users: np.ndarray, start: np.ndarray, stop: np.ndarray, n_users: int, first_day: int, width: int
+    users: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    weight: np.ndarray,
+    n_users: int,
+    first_day: int,
+    width: int,
 ) -> np.ndarray:
+    """Per (user, day): the sum of the ``weight`` of the intervals from ``start`` to before
+    ``stop`` that cover the day."""
     marks = np.zeros((n_users, width + 1), dtype=np.int32)
     row = users * (width + 1)
-    # int32 marks: np.add.at casting a Python int misses its fast path, twenty times slower.
-    np.add.at(marks.reshape(-1), row + np.clip(start - first_day, 0, width), np.int32(1))
-    np.add.at(marks.reshape(-1), row + np.clip(stop - first_day, 0, width), np.int32(-1))
+    # int32 weights: np.add.at casting to the marks' type would miss its fast path.
+    np.add.at(marks.reshape(-1), row + np.clip(start - first_day, 0, width), weight)
+    np.add.at(marks.reshape(-1), row + np.clip(stop - first_day, 0, width), -weight)
     # int32 throughout: numpy would sum into int64, twice the memory to write.
     return np.cumsum(marks, axis=1, dtype=np.int32)[:, :width]
