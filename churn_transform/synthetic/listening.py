@@ -133,22 +133,20 @@ class Listening:
         level = each(users.volume) * np.sqrt(decay)
         songs = np.maximum(1, np.round(level * rng.lognormal(0.0, 0.6, n))).astype(np.int64)
         # One contiguous array per band: a (cells, 5) matrix costs strided reads and writes.
-        band_shares = np.ascontiguousarray(users.band_shares.T)
-        bands, left, mass = [], songs.copy(), np.ones(n)
-        for band in range(4):
-            share = each(band_shares[band])
-            p = np.clip(share / np.maximum(mass, 1e-9), 0.0, 1.0)
-            bands.append(rng.binomial(left, p))
-            left -= bands[band]
+        bands, left, mass = [], songs.copy(), np.ones(len(per_user))
+        for share in users.band_shares.T[:4]:
+            # A band's chance of each song left depends on the user alone: reckoned per user.
+            bands.append(rng.binomial(left, each(np.clip(share / np.maximum(mass, 1e-9), 0, 1))))
+            left -= bands[-1]
             mass -= share
         all_skipped = rng.random(n) < 0.025  # days of sampling: nothing heard to the end
-        bands[0] = np.where(all_skipped, bands[0] + left, bands[0])
-        bands.append(np.where(all_skipped, 0, left))
-        self.bands = bands
+        np.add(bands[0], left, out=bands[0], where=all_skipped)
+        left[all_skipped] = 0
+        self.bands = [*bands, left]
         self.unique = np.maximum(1, rng.binomial(songs, each(users.unique_ratio)))
         # Stacked as floats: the product numpy made of the integer matrix after converting it
         # (the BLAS's; a sum of one's own may differ from it in the last bit).
-        played = np.stack(bands, axis=1, dtype=np.float64) @ _BAND_PLAYED
+        played = np.stack(self.bands, axis=1, dtype=np.float64) @ _BAND_PLAYED
         secs = played * each(users.song_seconds) * rng.lognormal(0.0, 0.1, n)
         self.secs = np.maximum(np.round(secs, 3), 0.001)
 
