@@ -24,6 +24,11 @@ import requests
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Two test processes share both cores with the servers and steps they start. LightGBM's OpenMP
+# threads spin while they wait for a sibling that has no core: CPU burnt for nothing, and a small
+# fit stalled for minutes beside another busy process. Waiting threads sleep instead, with the
+# same results. Set before anything loads OpenMP; every process a test starts inherits it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 BIN = Path(sys.executable).parent
 
 
