@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import functools
 import os
 import shutil
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,11 +414,29 @@ def train_arguments(
     return arguments
 
 
-@pytest.fixture(scope="session")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
-    """Data generated with the shift knob on: February and March (the model's cohorts) are the
-    unshifted past; April's features carry March's shift."""
+def built_once(request: pytest.FixtureRequest, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name``, filled by ``build`` once per test run. With several test processes
+    (pytest-xdist) it lies in the folder the run's processes share: the first process to ask
+    builds it while the others wait on a lock, then all read it. Callers that change what they
+    find there work on a copy."""
+    factory = request.getfixturevalue("tmp_path_factory")
+    if not hasattr(request.config, "workerinput"):  # one test process
+        folder = factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = factory.getbasetemp().parent  # pytest-N/, above each process's popen-gwN/
+    folder, done = shared / name, shared / f"{name}.built"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed in another process
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
+
+def _build_champion(root: Path) -> None:
     import dask
 
     from churn_transform.gold import build_gold
@@ -426,7 +445,6 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     from churn_transform.synthetic import GeneratorConfig, generate
     from churn_transform.training import TrainConfig
 
-    root = tmp_path_factory.mktemp("champion")
     config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", shift=1.0)
     generate(config, root / "data" / "raw", root / "data" / "oracle")
     lake = Lake(str(root / "lake"))
@@ -434,16 +452,42 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
         ingest(lake, str(root / "data" / "raw"), {}, buckets=1)
         for cohort in ("2017-02", "2017-03", "2017-04"):
             build_gold(lake, cohort)
-    env = step_env(
+    env = _champion_env(root)
+    arguments = train_arguments(TrainConfig(n_estimators=150, min_child_samples=50))
+    run_step(env, sys.executable, "-m", "steps.train", *arguments)
+    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import_champion")
+
+
+def _champion_env(root: Path) -> dict[str, str]:
+    return step_env(
         root,
         BENTOML_HOME=str(root / "bentoml"),
         BENTOML_DO_NOT_TRACK="True",
         KKBOX_TRAFFIC_LOG_URI=str(root / "traffic"),
     )
-    arguments = train_arguments(TrainConfig(n_estimators=150, min_child_samples=50))
-    run_step(env, sys.executable, "-m", "steps.train", *arguments)
-    assert "imported kkbox-churn:" in run_step(env, sys.executable, "-m", "steps.import_champion")
-    return Champion(env, lake)
+
+
+#: What the champion's build leaves, and tests write into (scores, reports, registry versions).
+CHAMPION_STORES = ("data", "lake", "bentoml", "mlflow.db")
+
+
+@pytest.fixture(scope="session")
+def champion(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Champion:
+    """Data generated with the shift knob on: February and March (the model's cohorts) are the
+    unshifted past; April's features carry March's shift. Trained and imported once per run;
+    each test process works on its own copy of the stores (the registry's artifacts, which
+    nothing changes, stay where the training wrote them)."""
+    from churn_transform.lake import Lake
+
+    built = built_once(request, "champion", _build_champion)
+    root = tmp_path_factory.mktemp("champion")
+    for name in CHAMPION_STORES:
+        source = built / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, symlinks=True)
+        else:
+            shutil.copyfile(source, root / name)
+    return Champion(_champion_env(root), Lake(str(root / "lake")))
 
 
 def serve(
