@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import functools
+import json
 import os
 import shutil
 import socket
@@ -434,6 +435,40 @@ def built_once(request: pytest.FixtureRequest, name: str, build: Callable[[Path]
             build(folder)
             done.touch()
     return folder
+
+
+def _generate_raw(root: Path) -> None:
+    from churn_transform.synthetic import GeneratorConfig, generate
+
+    config = GeneratorConfig(users=2500, seed=21, log_start="2016-10-01")
+    generate(config, root / "raw", root / "oracle")
+
+
+@pytest.fixture(scope="session")
+def raw(request: pytest.FixtureRequest) -> Path:
+    """A small generated raw folder (2,500 users), built once per run; read only (a test that
+    changes it works on a copy)."""
+    return built_once(request, "raw", _generate_raw) / "raw"
+
+
+@pytest.fixture(scope="session")
+def reference_gold(raw: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Gold content hashes of ``raw`` on the embedded default (local lake, local threads), built
+    once per run: what every other way of running the pipeline must give."""
+    import dask
+
+    from churn_transform.gold import build_gold
+    from churn_transform.ingest import ingest
+    from churn_transform.lake import Lake
+
+    def build(root: Path) -> None:
+        lake = Lake(str(root / "lake"))
+        with dask.config.set(scheduler="threads"):
+            ingest(lake, str(raw), {}, buckets=2)
+            digests = {c: build_gold(lake, c)[1] for c in ("2017-02", "2017-03")}
+        (root / "digests.json").write_text(json.dumps(digests))
+
+    return json.loads((built_once(request, "reference-gold", build) / "digests.json").read_text())
 
 
 def _build_champion(root: Path) -> None:

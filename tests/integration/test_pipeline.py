@@ -1,4 +1,5 @@
-"""ingest, feature, validate on real files: quirks, idempotence, failures, leakage, scale-out."""
+"""ingest, feature, validate on real files: quirks, idempotence, failures, leakage. (Scale-out,
+the same gold from ``main`` on an S3 lake and a Dask cluster: test_full_stack.py.)"""
 
 from __future__ import annotations
 
@@ -22,20 +23,10 @@ from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
 from churn_transform.silver import SOURCES, read_bucket, read_bucket_table
-from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.validation import validate_lake
-from tests.conftest import S3_CREDENTIALS, step_env
+from tests.conftest import step_env
 
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
-
-
-@pytest.fixture(scope="session")
-def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
-    generate(
-        GeneratorConfig(users=2500, seed=21, log_start="2016-10-01"), root / "raw", root / "oracle"
-    )
-    return root / "raw"
 
 
 @pytest.fixture
@@ -328,47 +319,3 @@ def test_validation_stops_the_chain_on_corrupted_files(raw_copy: Path, tmp_path:
     assert not (tmp_path / "lake" / "silver" / "CURRENT").exists()
     reports = list((tmp_path / "lake" / "reports" / "audit").iterdir())
     assert len(reports) == 1
-
-
-@pytest.fixture(scope="session")
-def reference_gold(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Gold content hashes of the embedded default (local lake, local threads)."""
-    lake = Lake(str(tmp_path_factory.mktemp("reference") / "lake"))
-    with dask.config.set(scheduler="threads"):
-        ingest(lake, str(raw), {}, buckets=2)
-        return {c: build_gold(lake, c)[1] for c in ("2017-02", "2017-03")}
-
-
-@pytest.mark.integration
-def test_main_on_a_dask_cluster_gives_the_same_gold(
-    raw: Path, tmp_path: Path, dask_scheduler: str, reference_gold: dict[str, str]
-) -> None:
-    result = _run_main(tmp_path, KKBOX_RAW_URI=str(raw), KKBOX_DASK_SCHEDULER=dask_scheduler)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "validation passed" in result.stdout
-    for cohort, digest in reference_gold.items():
-        assert f"gold {cohort}:" in result.stdout and digest in result.stdout
-
-
-@pytest.mark.integration
-def test_main_on_an_s3_lake_gives_the_same_gold(
-    raw: Path, tmp_path: Path, s3_bucket: str, s3_endpoint: str, reference_gold: dict[str, str]
-) -> None:
-    import s3fs
-
-    fs = s3fs.S3FileSystem(**S3_CREDENTIALS, client_kwargs={"endpoint_url": s3_endpoint})
-    fs.put(str(raw) + "/", f"{s3_bucket[5:]}/raw/", recursive=True)
-    result = _run_main(
-        tmp_path,
-        KKBOX_RAW_URI=f"{s3_bucket}/raw",
-        KKBOX_LAKE_URI=f"{s3_bucket}/lake",
-        AWS_ENDPOINT_URL_S3=s3_endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    for digest in reference_gold.values():
-        assert digest in result.stdout
-    assert fs.exists(f"{s3_bucket[5:]}/lake/gold/features_2017-03/CURRENT")
-    assert fs.exists(f"{s3_bucket[5:]}/lake/bronze/raw/CURRENT")
