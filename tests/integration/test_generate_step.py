@@ -1,4 +1,5 @@
-"""The ``generate`` and ``main`` entry points through ``mlflow run``, as a user runs them."""
+"""The ``generate`` entry point through ``mlflow run``, as a user runs it. (``main``'s, which
+generates too: ``make demo`` in tests/integration/test_readme_walk.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.conftest import tracking_store
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 
 
-def _env(tmp_path: Path, entry_point: str) -> dict[str, str]:
+def _env(tmp_path: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_EXPERIMENT_NAME"}
     return {
         **inherited,
@@ -27,32 +28,29 @@ def _env(tmp_path: Path, entry_point: str) -> dict[str, str]:
         "KKBOX_FEATURE_REPO": str(tmp_path / "feature_store"),
         "MLFLOW_TRACKING_URI": tracking_store(tmp_path / "mlflow.db"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
-        # `make generate` exports the experiment for `mlflow run`; `main` passes it on itself
-        **({"MLFLOW_EXPERIMENT_NAME": "kkbox-churn"} if entry_point == "generate" else {}),
+        # `make generate` exports the experiment for `mlflow run`
+        "MLFLOW_EXPERIMENT_NAME": "kkbox-churn",
     }
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("entry_point", ["generate", "main"])
-def test_mlflow_run_writes_the_eight_files(tmp_path: Path, entry_point: str) -> None:
+def test_mlflow_run_writes_the_eight_files(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             MLFLOW,
             "run",
             ".",
             "-e",
-            entry_point,
+            "generate",
             "--env-manager",
             "local",
             "-P",
             "users=2000",
             "-P",
             "log_start=2016-11-01",
-            # 2,000 users train a model too weak for the promotion floor; the files are the point
-            *(["-P", "min_auc=0", "-P", "min_oracle_share=0"] if entry_point == "main" else []),
         ],
         cwd=PROJECT_ROOT,
-        env=_env(tmp_path, entry_point),
+        env=_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -83,7 +81,7 @@ def test_mlflow_run_generate_writes_the_further_months(tmp_path: Path) -> None:
         [MLFLOW, "run", ".", "-e", "generate", "--env-manager", "local"]
         + [arg for p in parameters for arg in ("-P", p)],
         cwd=PROJECT_ROOT,
-        env=_env(tmp_path, "generate"),
+        env=_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,

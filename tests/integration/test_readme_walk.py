@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pytest
 import requests
 
+from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
 from tests.conftest import chromium, free_port, step_env
 from tests.integration.test_cycle import make
@@ -98,6 +100,7 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
         MLFLOW_EXPERIMENT_NAME="kkbox-churn",
     )
     demo = make(env, "demo")
+    raw = sorted(path.name for path in (root / "data" / "raw").iterdir())  # before the months
     months = make(env, "months")
     servers = {}
     try:
@@ -105,7 +108,7 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
             servers[readme_port] = _started(env, target, variable, ports[readme_port])
         for readme_port, process in servers.items():
             _answered(f"http://127.0.0.1:{ports[readme_port]}/", process)
-        yield env, {"ports": ports, "demo": demo.stdout, "months": months.stdout, "root": root}
+        yield env, {"ports": ports, "demo": demo.stdout, "raw": raw, "months": months.stdout}
     finally:
         for process in servers.values():
             try:
@@ -136,6 +139,22 @@ def test_make_demo_ends_with_what_to_run_next(walked: tuple[dict[str, str], dict
     assert "/#/experiments/1/runs?workflowType=machine_learning" in last[2]
     for noise in ("Downloading artifacts", "Registry cache expired", " {}", '"silver_version"'):
         assert noise not in walk["demo"]
+
+
+def test_make_demo_generated_the_eight_files_through_mlflow_run(
+    walked: tuple[dict[str, str], dict],
+) -> None:
+    """``make demo`` is ``mlflow run . -e main``: its generate step wrote the eight raw files, and
+    its run logged the users asked for and the oracle's AUC."""
+    env, walk = walked
+    assert walk["raw"] == sorted(RAW_FILES)
+    assert "oracle AUC" in walk["demo"] and "2017-03" in walk["demo"]
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("kkbox-churn").experiment_id])
+    generated = [r for r in runs if "rows_user_logs" in r.data.metrics]
+    (demo,) = [r for r in generated if "mlflow.parentRunId" in r.data.tags]  # main's, not months'
+    assert demo.data.params["users"] == "20000"  # the Makefile's USERS
+    assert demo.data.metrics["oracle_auc_2017-03"] > 0.8
 
 
 def test_every_url_of_the_section_answers(walked: tuple[dict[str, str], dict]) -> None:
