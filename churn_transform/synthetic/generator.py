@@ -196,7 +196,7 @@ def _append(
         files[name].append(parts, output.rows[name])
     if output.spilled:
         path, sizes = output.spilled
-        with path.open("rb") as spilled:
+        with path.open("rb", buffering=0) as spilled:  # unbuffered: read no further than asked
             for name, size in sizes.items():
                 files[name].append_from(spilled, size, output.rows[name])
         path.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -42,6 +43,32 @@ def test_two_processes_write_the_bytes_of_one(tmp_path: Path) -> None:
     assert "oracle/oracle_terms.csv" in written
     assert _digests(two.root) == written
     assert two.summary == one.summary
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The digests of ``CONFIG`` without further months, played in one process."""
+    small = {**CONFIG, "months": 0}
+    return _digests(make(tmp_path_factory.mktemp("one"), processes=1, **small).root)
+
+
+@pytest.mark.parametrize("kernel_copy", ["missing", "refused"])
+def test_rows_spilled_by_workers_and_copied_through_memory_are_the_same_bytes(
+    one_process: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: str
+) -> None:
+    """Where the kernel cannot copy a worker's spilled rows on (no copy_file_range, or a file
+    system that refuses it), the main process copies them through memory."""
+    if kernel_copy == "missing":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    else:
+
+        def refuse(*args: object) -> int:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    two = make(tmp_path, processes=2, **{**CONFIG, "months": 0})
+    assert _digests(two.root) == one_process
+    assert not list((tmp_path / "raw").glob(".chunk-*"))
 
 
 def test_results_come_back_in_the_order_of_the_tasks() -> None:
