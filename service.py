@@ -3,8 +3,8 @@
     bentoml serve service:ChurnService    # Swagger UI: http://127.0.0.1:3000/ (not /docs)
 
 ``POST /predict`` takes ``{"records": [...]}``: up to ``KKBOX_MAX_REQUEST_RECORDS`` gold rows
-(``churn_transform.records.FeatureRecord``, which also refuses a record no member could have:
-``churn_transform.plausibility``), and answers one ``Prediction`` per record, in order.
+(``serving.records.FeatureRecord``, which also refuses a record no member could have:
+``churn_transform.serving.plausibility``), and answers one ``Prediction`` per record, in order.
 Concurrent requests are merged by BentoML's adaptive batching (``KKBOX_MAX_BATCH_SIZE``,
 ``KKBOX_MAX_LATENCY_MS``; a batch size of 1 turns it off). A request with any invalid record
 is refused as a whole with a 400 whose ``detail`` lists every fault with its location
@@ -18,7 +18,7 @@ and ``KKBOX_RATE_LIMIT`` bounds each key's rate (429 with ``Retry-After``); the 
 to serve a network address without keys. ``POST /metadata``
 describes the model. ``POST /predict_ids`` takes ``{"ids": [...], "cohort": "2017-04"}`` (the
 cohort optional) and answers the same ``Prediction`` per id from the features the
-``materialize`` step loaded into the online feature store (``churn_transform.online_store``);
+``materialize`` step loaded into the online feature store (``serving.online_store``);
 unknown ids are a 404 that names them, says where ids come from and gives a few the cohort
 holds. ``POST /explain_ids`` answers the same ids as ``/explain`` does. The OpenAPI document
 (``/docs.json``) has real examples: the example record for ``/predict`` and ``/explain``, and
@@ -26,14 +26,14 @@ for the by-id APIs an id of the newest cohort served, read from the online store
 document is asked for. ``/readyz``, ``/livez`` and ``/metrics`` are BentoML's.
 A worker dies with the ``bentoml serve`` that started it (Linux), and SIGTERM answers the
 requests in flight first. Every prediction is appended to the traffic log off the request path
-(``churn_transform.traffic``). Every ``KKBOX_CHAMPION_POLL_SECONDS`` each worker checks the
+(``churn_transform.serving.traffic``). Every ``KKBOX_CHAMPION_POLL_SECONDS`` each worker checks the
 registry's champion alias and, when it names a new version, loads it (trusted types only) and
-swaps it in between two batches, without a restart (``churn_transform.follow``); 0 keeps the
+swaps it in between two batches, without a restart (``churn_transform.serving.follow``); 0 keeps the
 model the service started with. The service does no feature work of its own: the model's
 transformer does it, exactly as in training.
 
 This module only wires BentoML up: the champion, the request record and the metrics are in
-``churn_transform.serving``, the request guards in ``guards``, keys and rate limits in
+``churn_transform.serving.runtime``, the request guards in ``guards``, keys and rate limits in
 ``access``. The model is read from the store when the service
 starts, not on import, and the class takes a model directly, so ``tests/unit/test_service.py``
 calls it and its ASGI app with a model fitted in the test.
@@ -53,7 +53,9 @@ from bentoml.exceptions import BentoMLException, NotFound, ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import Field
 
-from churn_transform.access import (
+from churn_transform.modelling.artifact import load_model
+from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
+from churn_transform.serving.access import (
     KeyConfigError,
     KeyRing,
     RequireKeys,
@@ -61,19 +63,17 @@ from churn_transform.access import (
     listening_address,
     refuse_open_bind,
 )
-from churn_transform.artifact import load_model
-from churn_transform.follow import FollowChampion
-from churn_transform.guards import GuardRequests, ReportRefusals, quiet_refusals
-from churn_transform.online_store import (
+from churn_transform.serving.follow import FollowChampion
+from churn_transform.serving.guards import GuardRequests, ReportRefusals, quiet_refusals
+from churn_transform.serving.online_store import (
     OnlineFeatures,
     UnknownCohortError,
     UnknownIdsError,
     online_store,
 )
-from churn_transform.records import Explained, Prediction
-from churn_transform.registry import Registered, aliased, fetch
-from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH
-from churn_transform.serving import (
+from churn_transform.serving.records import Explained, Prediction
+from churn_transform.serving.registry import Registered, aliased, fetch
+from churn_transform.serving.runtime import (
     REQUEST_ID,
     Champion,
     Record,
@@ -82,8 +82,8 @@ from churn_transform.serving import (
     metrics,
     traffic_entries,
 )
+from churn_transform.serving.traffic import TrafficLog
 from churn_transform.settings import Settings
-from churn_transform.traffic import TrafficLog
 
 log = logging.getLogger(__name__)
 #: A subscriber id as the raw files spell it; a longer one cannot be a KKBox id.
@@ -152,7 +152,7 @@ BATCHING = (
 
 def load_champion(reference: bentoml.models.BentoModel) -> Champion:
     """The model imported by ``mlflow run . -e import``, read from the BentoML store with the
-    project's trusted types only (``churn_transform.artifact``): a tampered artifact stops the
+    project's trusted types only (``modelling.artifact``): a tampered artifact stops the
     service at start with the reason."""
     stored = reference.resolve()
     return Champion(

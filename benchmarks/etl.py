@@ -40,8 +40,8 @@ TX_FILES = ("transactions.csv", "transactions_v2.csv")
 def _ours(raw: Path, work: Path, buckets: int, blocksize: str) -> dict[str, float]:
     import dask
 
-    from churn_transform.gold import build_gold
-    from churn_transform.ingest import ingest
+    from churn_transform.etl.gold import build_gold
+    from churn_transform.etl.ingest import ingest
     from churn_transform.lake import Lake
 
     lake = Lake(str(work / "lake"))
@@ -67,8 +67,8 @@ def _ours(raw: Path, work: Path, buckets: int, blocksize: str) -> dict[str, floa
 
 def _logs_only(lake: object, bucket: int) -> int:
     """The DuckDB query's work: listening windows of every user of a bucket, nothing else."""
-    from churn_transform.features import cutoff_of, log_features
-    from churn_transform.silver import read_bucket_table
+    from churn_transform.etl.features import cutoff_of, log_features
+    from churn_transform.etl.silver import read_bucket_table
 
     logs = read_bucket_table(lake, "user_logs", bucket, coded_ids=True)  # type: ignore[arg-type]
     return len(log_features(logs, cutoff_of(COHORT)))

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import dask
 
-from churn_transform.explanation import explain
-from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest
+from churn_transform.etl.gold import build_gold
+from churn_transform.etl.ingest import ingest
 from churn_transform.lake import Lake
+from churn_transform.modelling.explanation import explain
+from churn_transform.modelling.training import TrainConfig, evaluate, fit
 from churn_transform.schema import FEATURES
 from churn_transform.synthetic import GeneratorConfig, generate
 from churn_transform.synthetic.agreement import agreement
 from churn_transform.synthetic.report import oracle_terms
-from churn_transform.training import TrainConfig, evaluate, fit
 
 
 def main() -> None:

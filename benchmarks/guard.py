@@ -290,10 +290,10 @@ def _champion_child(lake: str, home: str, payloads: str) -> dict[str, Any]:
     the import step would put it there, and the gold rows the load sends, as records."""
     os.environ["BENTOML_HOME"] = home  # read when bentoml is imported
     os.environ["OMP_NUM_THREADS"] = "1"  # LightGBM's threads spin for a core on a busy machine
-    from churn_transform.gold import read_gold
+    from churn_transform.etl.gold import read_gold
     from churn_transform.lake import Lake
-    from churn_transform.records import as_records
-    from churn_transform.training import TrainConfig, fit
+    from churn_transform.modelling.training import TrainConfig, fit
+    from churn_transform.serving.records import as_records
 
     gold, data_version = read_gold(Lake(lake), COHORT)
     fitted = fit(gold, TrainConfig(n_estimators=100, early_stopping_rounds=10))
@@ -310,9 +310,9 @@ def _import(model: Any, folder: Path, labels: dict[str, str], threshold: float) 
     import bentoml
     import mlflow
 
-    from churn_transform import artifact
+    from churn_transform.modelling import artifact
+    from churn_transform.modelling.training import model_requirements
     from churn_transform.settings import Settings
-    from churn_transform.training import model_requirements
 
     # this environment has no pip, which MLflow looks for to write a conda.yaml nobody reads
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)

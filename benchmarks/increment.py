@@ -27,7 +27,7 @@ from pathlib import Path
 
 import dask
 
-from churn_transform.ingest import ingest
+from churn_transform.etl.ingest import ingest
 from churn_transform.lake import Lake
 from churn_transform.schema import RAW_FILES
 

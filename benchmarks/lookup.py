@@ -1,5 +1,5 @@
 """The online store's read for one subscriber id, timed in-process: the service's own reader
-(``churn_transform.online_store``) beside Feast's client (``FeatureStore.get_online_features``
+(``serving.online_store``) beside Feast's client (``FeatureStore.get_online_features``
 over the cohort's feature service), on the store the settings name (``KKBOX_ONLINE_STORE``).
 
     python benchmarks/lookup.py --cohort 2017-04 --lookups 3000
@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from churn_transform.feature_store import feature_store, service_name  # noqa: E402
-from churn_transform.gold import read_gold  # noqa: E402
+from churn_transform.etl.feature_store import feature_store, service_name  # noqa: E402
+from churn_transform.etl.gold import read_gold  # noqa: E402
 from churn_transform.lake import lake_of  # noqa: E402
-from churn_transform.online_store import OnlineFeatures, online_store  # noqa: E402
+from churn_transform.serving.online_store import OnlineFeatures, online_store  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
 
 

@@ -52,8 +52,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from churn_transform.policy import shift_month  # noqa: E402
-from churn_transform.quality import ALL  # noqa: E402
+from churn_transform.dates import shift_month  # noqa: E402
+from churn_transform.monitoring.quality import ALL  # noqa: E402
 from churn_transform.synthetic.generator import increment_folder  # noqa: E402
 
 BIN = Path(sys.executable).parent

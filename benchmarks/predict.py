@@ -7,7 +7,7 @@ Single-row latency (median and p99 over ``--repeats`` calls) and rows/s at batch
 1024 rows, for the full model (ChurnFeatures + LightGBM + calibration, as served) and for the
 Booster alone on already-transformed rows. "model, lists" feeds the same model a mapping of
 column name to Python list, as the service does with JSON records; "with reasons" is what
-``/explain`` adds: every feature's reason (``churn_transform.explanation``) as JSON records.
+``/explain`` adds: every feature's reason (``modelling.explanation``) as JSON records.
 Rows are real gold rows.
 """
 
@@ -19,10 +19,10 @@ import time
 import mlflow
 import numpy as np
 
-from churn_transform.artifact import load_model
-from churn_transform.explanation import explain
-from churn_transform.gold import read_gold
+from churn_transform.etl.gold import read_gold
 from churn_transform.lake import lake_of
+from churn_transform.modelling.artifact import load_model
+from churn_transform.modelling.explanation import explain
 from churn_transform.schema import FEATURES
 from churn_transform.settings import Settings
 

@@ -3,7 +3,7 @@
     python benchmarks/tune.py                      # the settings' lake and oracle (make demo)
     KKBOX_DATA_DIR=/data/100k KKBOX_LAKE_URI=/data/100k/lake python benchmarks/tune.py
 
-Each row trains the project's pipeline (``churn_transform.training.fit``: the same splits,
+Each row trains the project's pipeline (``churn_transform.modelling.training.fit``: the same splits,
 early stopping, calibration) on the training cohort's gold table with one configuration and
 scores the evaluation cohort. The first row is the project's default ``TrainConfig``.
 """
@@ -16,11 +16,11 @@ from dataclasses import replace
 
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.gold import read_gold
+from churn_transform.etl.gold import read_gold
 from churn_transform.lake import lake_of
+from churn_transform.modelling.training import TrainConfig, evaluate, fit
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
-from churn_transform.training import TrainConfig, evaluate, fit
 
 CANDIDATES = {
     "default": {},

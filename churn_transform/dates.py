@@ -80,3 +80,16 @@ def parse_yyyymmdd(
     parsed = days.astype("datetime64[D]").astype("datetime64[ns]")
     parsed[~valid] = np.datetime64("NaT")
     return parsed, present & ~valid
+
+
+def months_between(earlier: str, later: str) -> int:
+    """Whole months from ``earlier`` to ``later`` (both YYYY-MM)."""
+    (y0, m0), (y1, m1) = (map(int, earlier.split("-")), map(int, later.split("-")))
+    return (y1 - y0) * 12 + (m1 - m0)
+
+
+def shift_month(month: str, months: int) -> str:
+    """``month`` (YYYY-MM) moved by ``months`` (negative: back)."""
+    year, number = map(int, month.split("-"))
+    index = year * 12 + number - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"

@@ -18,8 +18,8 @@ import pandas as pd
 import requests
 
 from churn_transform.lake import lake_of
+from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import Settings, masked
-from churn_transform.traffic import read_traffic
 
 #: MLflow's HTTP client retries a failed call 7 times with a backoff of 2 (about 4 minutes a
 #: call, made for rate-limited servers), and waits 120 s for an answer: a registry that is down

@@ -14,7 +14,7 @@ REASONS = ("reason_1", "reason_2", "reason_3")
 
 def reason_features(listed: pd.DataFrame) -> pd.DataFrame:
     """The feature each reason names, without its value: ``score`` writes a reason as
-    "<meaning>: <value>" (``churn_transform.explanation``), so one feature carries as many
+    "<meaning>: <value>" (``churn_transform.modelling.explanation``), so one feature carries as many
     reasons as it has values."""
     reasons = listed[list(REASONS)].astype("string")  # a column of no reason at all is float
     return reasons.apply(lambda column: column.str.rsplit(": ", n=1).str[0])

@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from churn_transform.records import Prediction  # noqa: E402
-from churn_transform.serving import Champion  # noqa: E402
+from churn_transform.serving.records import Prediction  # noqa: E402
+from churn_transform.serving.runtime import Champion  # noqa: E402
 
 
 def bare_app(champion: Champion, records: object) -> Starlette:

@@ -50,9 +50,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from churn_transform.gold import read_gold  # noqa: E402
+from churn_transform.etl.gold import read_gold  # noqa: E402
 from churn_transform.lake import lake_of  # noqa: E402
-from churn_transform.records import as_records  # noqa: E402
+from churn_transform.serving.records import as_records  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
 from loadtests.defaults import BATCH_SHARE, RPS  # noqa: E402
 

@@ -20,9 +20,9 @@ import pandas as pd
 from mlflow.entities import Experiment
 from pydantic import ValidationError
 
-from churn_transform.artifact import UntrustedModelError, load_model
 from churn_transform.lake import Lake, lake_of  # noqa: F401 (lake_of: the steps' way to their lake)
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.artifact import UntrustedModelError, load_model
+from churn_transform.modelling.model import ChurnModel
 from churn_transform.settings import Settings
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -190,7 +190,7 @@ def log_gold_input(lake: Lake, cohort: str, context: str, gold: pd.DataFrame | N
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    from churn_transform.gold import gold_summary, table_name
+    from churn_transform.etl.gold import gold_summary, table_name
     from churn_transform.schema import LABEL
 
     table = table_name(cohort)
@@ -302,9 +302,9 @@ def refusals(step: str) -> Iterator[None]:
     that failed (its report printed and logged to the run), the lock held by another writer, a
     silver snapshot that does not hold together, a table not built yet, raw files that do not
     look like KKBox's or lost rows."""
-    from churn_transform.audit import AuditError, DataLossError, RawHeaderError
+    from churn_transform.etl.audit import AuditError, DataLossError, RawHeaderError
+    from churn_transform.etl.silver import InconsistentSnapshotError
     from churn_transform.lake import LakeLockedError, TableNotFoundError
-    from churn_transform.silver import InconsistentSnapshotError
 
     try:
         yield

@@ -13,7 +13,7 @@ it on synthetic data):
 4. ``quality`` of cohort M-1: the predictions made for it two cycles ago against its labels,
    per model version and segment;
 5. ``drift`` of the service's recent traffic against the champion's training data;
-6. the written policy (``churn_transform.policy``) decides whether to retrain; if so,
+6. the written policy (``churn_transform.monitoring.policy``) decides whether to retrain; if so,
    ``train`` on the ``--train-months`` newest labelled cohorts (M-1 and before), judged on the
    ``--holdout`` share of cohort M-1's users kept out of training (by a hash of the msno), whose
    gate promotes the candidate only if it beats the champion on them by the margin with no
@@ -22,7 +22,7 @@ it on synthetic data):
 
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
 ``cycles/M.json`` in the lake. The cycle keeps its progress in a journal in the lake
-(``churn_transform.journal``): a rerun of the month, after a kill at any point, completes exactly
+(``monitoring.journal``): a rerun of the month, after a kill at any point, completes exactly
 the stages that did not finish (measured and decided, trained, imported, re-scored), keeps what
 the first run found before it acted, and never retrains a month twice.
 """
@@ -38,13 +38,14 @@ from typing import Any
 
 import mlflow
 
-from churn_transform.gold import table_name
-from churn_transform.increments import MissingIncrementError, landed_increment
-from churn_transform.journal import Journal
+from churn_transform.dates import months_between, shift_month
+from churn_transform.etl.gold import table_name
+from churn_transform.etl.increments import MissingIncrementError, landed_increment
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.modelling.promotion import PromotionOutcome, recorded
-from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
-from churn_transform.quality import realized_figures
+from churn_transform.monitoring.journal import Journal
+from churn_transform.monitoring.policy import Evidence, Policy, decide
+from churn_transform.monitoring.quality import realized_figures
 from churn_transform.settings import Settings
 from churn_transform.synthetic.months import FIRST_MONTH
 from steps._cli import (

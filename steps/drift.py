@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 import mlflow
 import pandas as pd
 
-from churn_transform.drift import TooFewRows, compare, describe
+from churn_transform.monitoring.drift import TooFewRows, compare, describe
+from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import Settings, masked
-from churn_transform.traffic import read_traffic
 from steps._cli import boolean, count, day, lake_of, positive, start, tracked_run
 
 DRIFT_EXIT = 3

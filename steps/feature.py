@@ -11,7 +11,7 @@ import argparse
 
 import mlflow
 
-from churn_transform.gold import build_gold
+from churn_transform.etl.gold import build_gold
 from steps._cli import cohort, dask_cluster, lake_of, refusals, start, tracked_run
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from churn_transform.garbage import collect_garbage
-from churn_transform.gold import content_hash
+from churn_transform.etl.gold import content_hash
+from churn_transform.etl.retention import collect_garbage
 from churn_transform.lake import Lake, LakeLockedError
 from churn_transform.settings import Settings
 from steps._cli import lake_of, start, tracked_run

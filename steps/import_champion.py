@@ -22,7 +22,7 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from churn_transform.registry import labels_of, metadata_of
+from churn_transform.serving.registry import labels_of, metadata_of
 from churn_transform.settings import Settings
 from steps._cli import load_registered, start, tracked_run
 
@@ -47,7 +47,7 @@ def is_imported(labels: Mapping[str, str] | None, champion: ModelVersion) -> boo
 
 def import_champion(settings: Settings) -> tuple[bentoml.Model, bool]:
     """The champion in the BentoML store, and whether this call imported it. A champion whose
-    artifact is not a model this project trained (``churn_transform.artifact``) stops the step
+    artifact is not a model this project trained (``modelling.artifact``) stops the step
     before it reaches the store."""
     client = mlflow.MlflowClient(settings.tracking_uri)
     try:

@@ -15,7 +15,7 @@ import argparse
 
 import mlflow
 
-from churn_transform.ingest import IngestReport, ingest
+from churn_transform.etl.ingest import IngestReport, ingest
 from steps._cli import boolean, count, dask_cluster, lake_of, refusals, size, start, tracked_run
 
 

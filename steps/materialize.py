@@ -6,7 +6,7 @@ Produces: Feast's offline source, ``feature_store/<cohort>/<gold hash>.parquet``
 feature view of that gold version in Feast's registry, its rows in the online store (SQLite or
 Redis, ``KKBOX_ONLINE_STORE``), and the feature service ``churn_<cohort>`` pointed at it once
 every row is loaded. Running it again on the same gold changes nothing; a run that fails leaves
-the previous version served (``churn_transform.feature_store``).
+the previous version served (``churn_transform.etl.feature_store``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import argparse
 
 import mlflow
 
-from churn_transform.feature_store import feature_store, offline_frame, publish_cohort
-from churn_transform.gold import build_gold, read_gold
+from churn_transform.etl.feature_store import feature_store, offline_frame, publish_cohort
+from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
-from churn_transform.online_store import online_store
+from churn_transform.serving.online_store import online_store
 from steps._cli import cohort, dask_cluster, lake_of, log_gold_input, refusals, start, tracked_run
 
 

@@ -6,7 +6,7 @@ it: ``churn_transform.monitoring.predictions``), the service's traffic log betwe
 ``--traffic-start`` and ``--traffic-end`` when given, the oracle's answers on synthetic data, and
 each model version's own evaluation ROC AUC (its training run). Produces, replacing the
 cohort's previous figures: ``quality/<cohort>/quality.parquet`` in the lake (every source,
-version and segment); MLflow metrics of the overall rows (named by ``churn_transform.quality``,
+version and segment); MLflow metrics of the overall rows (named by ``monitoring.quality``,
 which the cycle reads them back through) and the table as an artifact; and,
 with ``KKBOX_PUSHGATEWAY_URL`` set, the overall figures pushed to the Prometheus Pushgateway
 (``kkbox_realized_roc_auc`` beside ``kkbox_evaluated_roc_auc``), where the alert
@@ -23,15 +23,15 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from churn_transform.gold import build_gold, read_gold
+from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
+from churn_transform.modelling.segments import segment_labels
 from churn_transform.monitoring.predictions import batch_scores
-from churn_transform.quality import ALL, REPORTED, realized_quality, reported_metrics
+from churn_transform.monitoring.quality import ALL, REPORTED, realized_quality, reported_metrics
 from churn_transform.schema import LABEL
-from churn_transform.segments import segment_labels
+from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
-from churn_transform.traffic import read_traffic
 from steps._cli import (
     cohort,
     count,

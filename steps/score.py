@@ -7,7 +7,7 @@ Reads: the champion (the version ``models:/<name>@<alias>`` names now) and the g
 and decision with the model version that made them (what ``quality`` measures once the labels
 arrive; a cohort already scored by the same version from the same gold is not scored again),
 with ``gold.json``, the gold table's version and content hash; and ``campaign.csv``, the ranked
-campaign list (``churn_transform.campaign``: probability, decision, revenue at risk, whether to
+campaign list (``modelling.campaign``: probability, decision, revenue at risk, whether to
 target, the top three reasons), whose chosen size and reason are logged; on synthetic data, the
 AUC and log loss against the cohort's hidden labels.
 """
@@ -22,18 +22,18 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.campaign import Choice, campaign_list
-from churn_transform.gold import build_gold, table_name
+from churn_transform.etl.gold import build_gold, table_name
 from churn_transform.lake import Lake
+from churn_transform.modelling.campaign import Choice, campaign_list
+from churn_transform.modelling.segments import SEGMENTS
 from churn_transform.monitoring.predictions import (
     GoldRead,
     scored_by,
     write_campaign,
     write_predictions,
 )
-from churn_transform.registry import aliased
-from churn_transform.scoring import score
-from churn_transform.segments import SEGMENTS
+from churn_transform.monitoring.scoring import score
+from churn_transform.serving.registry import aliased
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 from steps._cli import (

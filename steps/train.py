@@ -29,26 +29,25 @@ from mlflow.models import infer_signature
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, log_loss, roc_auc_score
 
-from churn_transform import artifact
-from churn_transform.campaign import gains, monthly_price, targeting_value
-from churn_transform.card import CardFacts, model_card
-from churn_transform.explanation import explain
-from churn_transform.gold import read_gold
+from churn_transform.etl.gold import read_gold
 from churn_transform.lake import Lake
-from churn_transform.modelling.promotion import Gate, Judged, promote, record, segments_of
-from churn_transform.schema import FEATURES
-from churn_transform.settings import PROJECT_ROOT, Settings
-from churn_transform.synthetic.agreement import agreement
-from churn_transform.synthetic.report import oracle_answers, oracle_terms
-from churn_transform.training import (
+from churn_transform.modelling import artifact
+from churn_transform.modelling.campaign import gains, monthly_price, targeting_value
+from churn_transform.modelling.card import CardFacts, model_card
+from churn_transform.modelling.explanation import explain
+from churn_transform.modelling.promotion import Floor, Gate, Judged, promote, record, segments_of
+from churn_transform.modelling.training import (
     Fitted,
-    Floor,
     TrainConfig,
     evaluate,
     fit,
     model_requirements,
     split_held_out,
 )
+from churn_transform.schema import FEATURES
+from churn_transform.settings import PROJECT_ROOT, Settings
+from churn_transform.synthetic.agreement import agreement
+from churn_transform.synthetic.report import oracle_answers, oracle_terms
 from steps._cli import (
     cohort,
     cohorts,

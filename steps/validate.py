@@ -14,8 +14,8 @@ import time
 
 import mlflow
 
-from churn_transform.silver import InconsistentSnapshotError
-from churn_transform.validation import validate_lake
+from churn_transform.etl.gold import validate_lake
+from churn_transform.etl.silver import InconsistentSnapshotError
 from steps._cli import cohorts, dask_cluster, lake_of, log_gold_input, start, tracked_run
 
 

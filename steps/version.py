@@ -20,7 +20,7 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from churn_transform.gold import table_name
+from churn_transform.etl.gold import table_name
 from churn_transform.lake import Lake
 from churn_transform.settings import Settings
 from steps._cli import cohorts, lake_of, start, tracked_run

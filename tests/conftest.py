@@ -457,8 +457,8 @@ def reference_gold(raw: Path, request: pytest.FixtureRequest) -> dict[str, str]:
     once per run: what every other way of running the pipeline must give."""
     import dask
 
-    from churn_transform.gold import build_gold
-    from churn_transform.ingest import ingest
+    from churn_transform.etl.gold import build_gold
+    from churn_transform.etl.ingest import ingest
     from churn_transform.lake import Lake
 
     def build(root: Path) -> None:
@@ -474,11 +474,11 @@ def reference_gold(raw: Path, request: pytest.FixtureRequest) -> dict[str, str]:
 def _build_champion(root: Path) -> None:
     import dask
 
-    from churn_transform.gold import build_gold
-    from churn_transform.ingest import ingest
+    from churn_transform.etl.gold import build_gold
+    from churn_transform.etl.ingest import ingest
     from churn_transform.lake import Lake
+    from churn_transform.modelling.training import TrainConfig
     from churn_transform.synthetic import GeneratorConfig, generate
-    from churn_transform.training import TrainConfig
 
     config = GeneratorConfig(users=8000, seed=11, log_start="2016-10-01", shift=1.0)
     generate(config, root / "data" / "raw", root / "data" / "oracle")
@@ -570,7 +570,7 @@ def service(champion: Champion) -> Iterator[str]:
 
 def records_of(gold: Any, rows: slice = slice(None)) -> list[dict[str, Any]]:
     """Gold rows as the service's JSON records (nulls as None)."""
-    from churn_transform.records import as_records
+    from churn_transform.serving.records import as_records
 
     return as_records(gold.iloc[rows])
 

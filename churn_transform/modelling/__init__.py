@@ -1,5 +1,8 @@
-"""Modelling: from gold tables to a registered model version, and whether that version serves.
+"""Modelling: from gold tables to a registered model version, and whether it serves.
 
-Today the promotion gate (``promotion``). The model, its transformer, its artifact format and its
-training, still at the library's root, are to move here.
+``transformer`` (the features shared by training and serving), ``model`` (the calibrated
+pipeline), ``training`` (splits, fit, metrics), ``segments``, ``campaign`` and ``card`` (what a
+version is judged and described by), ``artifact`` and ``explanation`` (its files and reasons),
+``promotion`` (the gate that makes a version the champion, with a typed outcome). Imports the
+library's root only.
 """

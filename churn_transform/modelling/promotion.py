@@ -1,9 +1,9 @@
 """The promotion gate: whether a newly registered model version serves, and the record of why.
 
 The gate's rules, in order: the floor any model must clear, the first one included
-(``training.refusal``); no segment of enough users far below the champion's on the same users
+(``refusal``); no segment of enough users far below the champion's on the same users
 (``segments.segment_regressions``); and beating the champion by the margin without a worse log
-loss (``training.beats``). ``check_floor`` and ``compare`` apply them and return a typed
+loss (``beats``). ``check_floor`` and ``compare`` apply them and return a typed
 ``PromotionOutcome``; ``promote`` applies them on the registry (the champion alias moved, or the
 version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps the outcome on the
 training run as ``promotion.json``, which ``recorded`` reads back (the monthly cycle does), beside
@@ -24,14 +24,47 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.segments import segment_metrics, segment_regressions
+from churn_transform.modelling.training import evaluate
 from churn_transform.schema import FEATURES, LABEL
-from churn_transform.segments import segment_metrics, segment_regressions
 from churn_transform.settings import Settings
-from churn_transform.training import Floor, beats, evaluate, refusal
 
 #: The training run's artifact holding its outcome.
 RECORD = "promotion.json"
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What any model must clear to become champion, the first one included."""
+
+    min_roc_auc: float
+    #: Share of the oracle's ROC AUC on the same users, where the data is synthetic.
+    min_oracle_share: float
+
+
+def refusal(scores: dict[str, float], floor: Floor) -> str | None:
+    """Why a candidate may not serve at all (a constant model, or one far below the oracle),
+    or None when it clears the floor. ``scores`` may carry ``oracle_roc_auc``."""
+    auc = scores["roc_auc"]
+    if not auc > floor.min_roc_auc:
+        return f"ROC AUC {auc:.4f} is not above the floor of {floor.min_roc_auc}"
+    oracle = scores.get("oracle_roc_auc")
+    if oracle is not None and auc < floor.min_oracle_share * oracle:
+        return (
+            f"ROC AUC {auc:.4f} is below {floor.min_oracle_share:.0%} of the oracle's "
+            f"{oracle:.4f} on the same users"
+        )
+    return None
+
+
+def beats(candidate: dict[str, float], champion: dict[str, float] | None, margin: float) -> bool:
+    """Promotion rule: no champion yet, or a ROC AUC higher by at least ``margin`` on the same
+    evaluation cohort, without a worse log loss."""
+    if champion is None:
+        return True
+    better = candidate["roc_auc"] >= champion["roc_auc"] + margin
+    return better and candidate["log_loss"] <= champion["log_loss"]
 
 
 class Outcome(StrEnum):

@@ -1,6 +1,7 @@
 """Monitoring: what the platform learns about its models once they serve.
 
-Today the batch predictions in the lake (``predictions``: where ``score`` writes a cohort's
-answers and ``quality`` reads them back once the labels arrive). Drift, realized quality and
-the retraining policy, still at the library's root, are to move here.
+``scoring`` and ``predictions`` (a cohort's batch answers in the lake, written and read back),
+``quality`` (realized quality once labels land), ``drift`` (the traffic against the champion's
+training data), ``policy`` (the written retraining rule) and ``journal`` (a monthly cycle's
+progress). Imports the root, ``etl`` and ``modelling``.
 """

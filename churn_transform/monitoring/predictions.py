@@ -6,7 +6,7 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
 - ``scores.parquet``: every user's ``churn_probability`` and ``churn`` decision with the
   ``model_version`` that made them (what realized quality joins with the labels);
 - ``gold.json``: the gold table they were made from, its ``version`` and content ``hash``;
-- ``campaign.csv``: the ranked campaign list (``churn_transform.campaign``), which the
+- ``campaign.csv``: the ranked campaign list (``churn_transform.modelling.campaign``), which the
   dashboard lists by this same layout.
 """
 
@@ -47,7 +47,7 @@ def write_predictions(
     lake: Lake, cohort: str, run_id: str, scores: pd.DataFrame, model_version: str, gold: GoldRead
 ) -> str:
     """One scoring run's ``gold.json``, ``scores.parquet`` and ``submission.csv``; the URL of the
-    submission. ``scores`` is ``churn_transform.scoring.score``'s frame (``is_churn`` the
+    submission. ``scores`` is ``churn_transform.monitoring.scoring.score``'s frame (``is_churn`` the
     probability, ``churn`` the decision). The gold is written first: scores never stand
     without what they were made from (``scored_by`` would not trust them)."""
     answers = scores[["msno", "is_churn", "churn"]].rename(
@@ -62,7 +62,7 @@ def write_predictions(
 
 
 def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -> str:
-    """The run's ranked campaign list (``churn_transform.campaign.campaign_list``); its URL."""
+    """The run's ranked campaign list (``modelling.campaign.campaign_list``); its URL."""
     shown = ranked.drop(columns=_PLAN).to_csv(index=False).encode()
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
 
@@ -84,7 +84,7 @@ def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:
 
 def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
     """Every batch score of ``cohort`` with the version that made it, oldest run first, as
-    ``churn_transform.quality.realized_quality`` takes predictions (``source`` ``BATCH``, ``ts``
+    ``monitoring.quality.realized_quality`` takes predictions (``source`` ``BATCH``, ``ts``
     the run's order); an empty frame when the cohort was never scored."""
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
     paths = sorted(lake.fs.glob(posixpath.join(folder, "*", SCORES)), key=lake.fs.modified)

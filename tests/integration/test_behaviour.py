@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_transform.artifact import load_model
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.artifact import load_model
+from churn_transform.modelling.model import ChurnModel
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, WINDOWS
-from churn_transform.serving import Champion as Served
-from churn_transform.serving import Record
+from churn_transform.serving.runtime import Champion as Served
+from churn_transform.serving.runtime import Record
 from tests.conftest import Champion
 
 TOLERANCE = 0.02  # the largest fall of a probability a directional change may cause

@@ -17,7 +17,7 @@ import requests
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from churn_transform.explanation import READABLE
+from churn_transform.modelling.explanation import READABLE
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
 from dashboard import client

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_transform import feature_store as fs
-from churn_transform.online_store import OnlineFeatures, UnknownCohortError, online_store
+from churn_transform.etl import feature_store as fs
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES
+from churn_transform.serving.online_store import OnlineFeatures, UnknownCohortError, online_store
 from churn_transform.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -161,7 +161,7 @@ def test_our_entity_key_is_feasts(msno: str) -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from churn_transform.online_store import entity_key
+    from churn_transform.serving.online_store import entity_key
 
     key = EntityKey(join_keys=["msno"], entity_values=[Value(string_val=msno)])
     assert entity_key(msno) == serialize_entity_key(key, entity_key_serialization_version=3)
@@ -172,7 +172,7 @@ def test_values_decode_as_feast_wrote_them(value: Any) -> None:
     from feast.type_map import python_values_to_proto_values
     from feast.value_type import ValueType
 
-    from churn_transform.online_store import decode_value
+    from churn_transform.serving.online_store import decode_value
 
     kind = ValueType.STRING if isinstance(value, str) else ValueType.DOUBLE
     (proto,) = python_values_to_proto_values([value], kind)

@@ -14,7 +14,7 @@ import mlflow
 import pytest
 import requests
 
-from churn_transform.traffic import read_traffic
+from churn_transform.serving.traffic import read_traffic
 from tests.conftest import Champion, records_of, serve, stop
 from tests.integration.test_service import _metrics, _total
 from tests.integration.test_training import log_tampered

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 #: slow code ran where the guard timed it.
 SLOWER_SILVER = """
 import os
-from churn_transform.silver import scatter
+from churn_transform.etl.silver import scatter
 
 _parse_block = scatter.parse_block
 

@@ -16,12 +16,12 @@ import dask
 import pandas as pd
 import pytest
 
-from churn_transform.audit import DataLossError, RawHeaderError
-from churn_transform.garbage import collect_garbage
-from churn_transform.gold import build_gold, gold_summary
-from churn_transform.ingest import ingest
+from churn_transform.etl.audit import DataLossError, RawHeaderError
+from churn_transform.etl.gold import build_gold, gold_summary
+from churn_transform.etl.ingest import ingest
+from churn_transform.etl.retention import collect_garbage
+from churn_transform.etl.silver import SOURCES, read_bucket, silver_snapshot
 from churn_transform.lake import Lake
-from churn_transform.silver import SOURCES, read_bucket, silver_snapshot
 from churn_transform.synthetic import GeneratorConfig, generate
 
 BUCKETS = 3

@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from churn_transform.quality import ALL, FIGURES
+from churn_transform.monitoring.quality import ALL, FIGURES
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT
 from steps.quality import push

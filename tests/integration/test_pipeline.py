@@ -14,16 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import churn_transform.ingest as ingest_module
-import churn_transform.silver.write as silver_write
-from churn_transform.audit import AuditError
-from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest
+import churn_transform.etl.ingest as ingest_module
+import churn_transform.etl.silver.write as silver_write
+from churn_transform.etl.audit import AuditError
+from churn_transform.etl.gold import build_gold, validate_lake
+from churn_transform.etl.ingest import ingest
+from churn_transform.etl.silver import SOURCES, read_bucket, read_bucket_table
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
-from churn_transform.silver import SOURCES, read_bucket, read_bucket_table
-from churn_transform.validation import validate_lake
 from tests.conftest import step_env
 
 MLFLOW = str(Path(sys.executable).parent / "mlflow")

@@ -24,14 +24,14 @@ import requests
 from bentoml.exceptions import NotFound, ServiceUnavailable
 
 import service
-from churn_transform.feature_store import feature_store, offline_frame, publish_cohort
-from churn_transform.online_store import OnlineFeatures, online_store
-from churn_transform.records import FeatureRecord, as_records
+from churn_transform.etl.feature_store import feature_store, offline_frame, publish_cohort
 from churn_transform.schema import EXAMPLE_RECORD
-from churn_transform.serving import Champion as Served
-from churn_transform.serving import Record
+from churn_transform.serving.online_store import OnlineFeatures, online_store
+from churn_transform.serving.records import FeatureRecord, as_records
+from churn_transform.serving.runtime import Champion as Served
+from churn_transform.serving.runtime import Record
+from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import PROJECT_ROOT, Settings
-from churn_transform.traffic import read_traffic
 from tests.conftest import Champion, chromium, free_port, records_of, run_step, serve, stop
 
 pytestmark = pytest.mark.integration
@@ -132,7 +132,7 @@ def test_the_example_id_is_one_feast_loaded(
 @pytest.mark.parametrize("cohort", ["2017-02", "2017-03", COHORT])
 def test_every_real_gold_row_keeps_the_record_s_rules(champion: Champion, cohort: str) -> None:
     """Gold built by the pipeline (ingest, silver validation, features) from generated data:
-    the rules across fields refuse none of its rows (``churn_transform.plausibility``)."""
+    the rules across fields refuse none of its rows (``churn_transform.serving.plausibility``)."""
     records = as_records(champion.gold(cohort))
     refused = []
     for record in records:

@@ -13,24 +13,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import churn_transform.gold as gold_module
-import churn_transform.ingest as ingest_module
+import churn_transform.etl.gold as gold_module
+import churn_transform.etl.ingest as ingest_module
+import churn_transform.etl.silver.write as silver_write
 import churn_transform.lake as lake_module
-import churn_transform.silver.write as silver_write
-from churn_transform.audit import AuditError, DataLossError, RawHeaderError
-from churn_transform.bronze import bronze_files
-from churn_transform.garbage import collect_garbage
-from churn_transform.gold import build_gold, gold_summary, read_gold
-from churn_transform.ingest import ingest
-from churn_transform.lake import Lake, LakeLockedError
-from churn_transform.schema import RAW_FILES
-from churn_transform.silver import (
+from churn_transform.etl.audit import AuditError, DataLossError, RawHeaderError
+from churn_transform.etl.bronze import bronze_files
+from churn_transform.etl.gold import build_gold, gold_summary, read_gold, validate_lake
+from churn_transform.etl.ingest import ingest
+from churn_transform.etl.retention import collect_garbage
+from churn_transform.etl.silver import (
     SOURCES,
     InconsistentSnapshotError,
     read_bucket,
     silver_snapshot,
 )
-from churn_transform.validation import validate_lake
+from churn_transform.lake import Lake, LakeLockedError
+from churn_transform.schema import RAW_FILES
 
 USERS = [f"{'u' * 40}{i:03d}=" for i in range(12)]
 

@@ -16,9 +16,9 @@ import pytest
 import requests
 from sklearn.metrics import roc_auc_score
 
-from churn_transform.records import Prediction
-from churn_transform.serving import Record, traffic_entries
-from churn_transform.traffic import TrafficLog
+from churn_transform.serving.records import Prediction
+from churn_transform.serving.runtime import Record, traffic_entries
+from churn_transform.serving.traffic import TrafficLog
 from tests.conftest import Champion, records_of, run_step, start_pushgateway, stop
 
 pytestmark = pytest.mark.integration

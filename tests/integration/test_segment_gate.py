@@ -17,11 +17,11 @@ import mlflow
 import pandas as pd
 import pytest
 
-from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest
+from churn_transform.etl.gold import build_gold
+from churn_transform.etl.ingest import ingest
 from churn_transform.lake import Lake
+from churn_transform.modelling.training import TrainConfig
 from churn_transform.synthetic import GeneratorConfig, generate
-from churn_transform.training import TrainConfig
 from tests.conftest import run_step, step_env, train_arguments
 
 pytestmark = pytest.mark.integration

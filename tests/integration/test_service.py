@@ -24,7 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES
-from churn_transform.traffic import read_traffic
+from churn_transform.serving.traffic import read_traffic
 from tests.conftest import (
     BIN,
     Champion,
@@ -230,7 +230,7 @@ def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
     champion: Champion, tmp_path: Path
 ) -> None:
 
-    from churn_transform.training import TrainConfig
+    from churn_transform.modelling.training import TrainConfig
 
     # own BentoML store: the module's service keeps serving the first champion
     store = tmp_path / "bentoml"

@@ -15,16 +15,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.features import cohort_features
-from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest
+from churn_transform.etl.features import cohort_features
+from churn_transform.etl.gold import build_gold
+from churn_transform.etl.ingest import ingest
+from churn_transform.etl.silver import SOURCES, read_bucket
 from churn_transform.lake import Lake
+from churn_transform.modelling.segments import SEGMENTS
+from churn_transform.modelling.training import TrainConfig, evaluate, fit, model_requirements
 from churn_transform.schema import FEATURES
-from churn_transform.segments import SEGMENTS
 from churn_transform.settings import PROJECT_ROOT
-from churn_transform.silver import SOURCES, read_bucket
 from churn_transform.synthetic import GeneratorConfig, generate
-from churn_transform.training import TrainConfig, evaluate, fit, model_requirements
 from tests.conftest import step_env, train_arguments
 
 #: The default asks 200 users a leaf, tuned for 100,000 users; 12,000 need smaller leaves.

@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from churn_transform.gold import build_gold
-from churn_transform.ingest import ingest
+from churn_transform.etl.gold import build_gold
+from churn_transform.etl.ingest import ingest
 from churn_transform.lake import Lake
 from churn_transform.settings import PROJECT_ROOT
 from churn_transform.synthetic import GeneratorConfig, generate

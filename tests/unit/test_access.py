@@ -8,8 +8,8 @@ import hashlib
 import pytest
 from starlette.testclient import TestClient
 
-from churn_transform import access
-from churn_transform.access import KeyConfigError, KeyRing, RequireKeys, refuse_open_bind
+from churn_transform.serving import access
+from churn_transform.serving.access import KeyConfigError, KeyRing, RequireKeys, refuse_open_bind
 
 DIGEST = hashlib.sha256(b"alice-secret-key").hexdigest()
 
@@ -69,7 +69,7 @@ def test_a_network_address_or_an_unresolvable_name_needs_a_key(host: str) -> Non
 
 
 def test_a_request_s_key_name_is_known_while_it_is_handled_and_only_then() -> None:
-    from churn_transform.serving import CLIENT
+    from churn_transform.serving.runtime import CLIENT
 
     seen: list[str | None] = []
 

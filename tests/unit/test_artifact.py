@@ -12,10 +12,15 @@ import skops.io
 import yaml
 from sklearn.pipeline import Pipeline
 
-from churn_transform.artifact import FORMAT, TRUSTED_TYPES, UntrustedModelError, load_model
-from churn_transform.model import ChurnModel
-from churn_transform.training import model_requirements
-from churn_transform.transformer import ChurnFeatures
+from churn_transform.modelling.artifact import (
+    FORMAT,
+    TRUSTED_TYPES,
+    UntrustedModelError,
+    load_model,
+)
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.training import model_requirements
+from churn_transform.modelling.transformer import ChurnFeatures
 from tests.unit.test_model import _gold
 
 MARKER = Path("/tmp/kkbox-artifact-test-ran-code")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from churn_transform.audit import (
+from churn_transform.etl.audit import (
     DataLossError,
     RawHead,
     RawHeaderError,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import churn_transform.bronze as bronze_module
-from churn_transform.bronze import copy_uncached
+import churn_transform.etl.bronze as bronze_module
+from churn_transform.etl.bronze import copy_uncached
 
 CHUNK = 64 * 2**10
 

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_transform.campaign import campaign_list, choose, gains, monthly_price, targeting_value
+from churn_transform.modelling.campaign import (
+    campaign_list,
+    choose,
+    gains,
+    monthly_price,
+    targeting_value,
+)
 
 
 def test_monthly_price_is_the_list_price_per_30_plan_days_and_0_when_unknown() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from churn_transform.card import CardFacts, model_card
+from churn_transform.modelling.card import CardFacts, model_card
 
 
 def _facts(**change: object) -> CardFacts:

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from churn_transform.cleaning import (
+from churn_transform.etl.cleaning import (
     _fnv1a,
     bucket_of,
     clean_labels,
@@ -15,7 +15,7 @@ from churn_transform.cleaning import (
     clean_transactions,
     clean_user_logs,
 )
-from churn_transform.silver.dedup import drop_exact_duplicates
+from churn_transform.etl.silver.dedup import drop_exact_duplicates
 
 
 def test_members_ages_and_registration() -> None:

@@ -87,7 +87,7 @@ def test_a_step_parses_its_flag_with_it_and_names_the_flag_when_bad(
 def _train_arguments(**change: str) -> list[str]:
     from dataclasses import asdict
 
-    from churn_transform.training import TrainConfig
+    from churn_transform.modelling.training import TrainConfig
 
     given = {
         "train-cohort": "2017-05,2017-06",

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 import steps.cycle as cycle
-from churn_transform.journal import Journal
 from churn_transform.lake import Lake
 from churn_transform.modelling.promotion import Outcome, PromotionOutcome
+from churn_transform.monitoring.journal import Journal
 
 BEFORE = {
     "month": "2017-05",

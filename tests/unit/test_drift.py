@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_transform.drift import TooFewRows, compare, describe
+from churn_transform.monitoring.drift import TooFewRows, compare, describe
 from churn_transform.schema import FEATURES
 
 

@@ -9,10 +9,10 @@ import pytest
 from scipy.special import logit
 from sklearn.pipeline import Pipeline
 
-from churn_transform.explanation import READABLE, attribution_matrix, explain
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.explanation import READABLE, attribution_matrix, explain
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.transformer import ChurnFeatures
 from churn_transform.schema import FEATURES
-from churn_transform.transformer import ChurnFeatures
 
 
 def _gold(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Feast imported without typeguard's instrumentation (``churn_transform._feast``): Feast's
+"""Feast imported without typeguard's instrumentation (``churn_transform.etl._feast``): Feast's
 classes are left as written, and typeguard is as it was for everything imported afterwards."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 CHECK = """
 import typeguard
 checked = typeguard.typechecked
-from churn_transform import feature_store
+from churn_transform.etl import feature_store
 import feast.feature_view
 assert typeguard.typechecked is checked, "typeguard.typechecked was not restored"
 # typeguard's instrumentation recompiles a method: its code object is no longer Feast's own

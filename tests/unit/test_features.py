@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from churn_transform.features import cohort_features, log_features
+from churn_transform.etl.features import cohort_features, log_features
 from churn_transform.schema import FEATURES, LOG_FEATURES, WINDOWS
 
 T = pd.Timestamp

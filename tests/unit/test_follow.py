@@ -1,4 +1,4 @@
-"""The service's champion follower (``churn_transform.follow``), with a registry of its own."""
+"""The service's champion follower (``serving.follow``), with a registry of its own."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from churn_transform.artifact import UntrustedModelError
-from churn_transform.follow import FollowChampion
-from churn_transform.registry import Registered
+from churn_transform.modelling.artifact import UntrustedModelError
+from churn_transform.serving.follow import FollowChampion
+from churn_transform.serving.registry import Registered
 
 
 class Registry:

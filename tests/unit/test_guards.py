@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from churn_transform.guards import GuardRequests
+from churn_transform.serving.guards import GuardRequests
 
 SCOPE = {
     "type": "http",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from churn_transform.increments import landed_increments, layer_version
-from churn_transform.silver.layers import merge_layers
+from churn_transform.etl.increments import landed_increments, layer_version
+from churn_transform.etl.silver.layers import merge_layers
 
 
 def _logs(rows: list[tuple[str, int, float]]) -> pa.Table:

@@ -10,9 +10,9 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from churn_transform.model import ONE_THREAD_ROWS, ChurnModel
+from churn_transform.modelling.model import ONE_THREAD_ROWS, ChurnModel
+from churn_transform.modelling.transformer import ChurnFeatures
 from churn_transform.schema import FEATURES
-from churn_transform.transformer import ChurnFeatures
 
 
 def _gold(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

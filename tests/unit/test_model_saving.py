@@ -19,11 +19,11 @@ import mlflow.sklearn
 import pytest
 from sklearn.pipeline import Pipeline
 
-from churn_transform.artifact import TRUSTED_TYPES
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.artifact import TRUSTED_TYPES
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.training import MODEL_RUNTIME, Fitted, model_requirements
+from churn_transform.modelling.transformer import ChurnFeatures
 from churn_transform.settings import Settings
-from churn_transform.training import MODEL_RUNTIME, Fitted, model_requirements
-from churn_transform.transformer import ChurnFeatures
 from tests.conftest import tracking_store
 from tests.unit.test_model import _gold
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from churn_transform.online_store import (
+from churn_transform.schema import EXAMPLE_RECORD, FEATURES
+from churn_transform.serving.online_store import (
     EXAMPLE_IDS,
     OnlineFeatures,
     SqliteStore,
@@ -20,7 +21,6 @@ from churn_transform.online_store import (
     entity_key,
     msno_of,
 )
-from churn_transform.schema import EXAMPLE_RECORD, FEATURES
 
 PROJECT = "kkbox"
 

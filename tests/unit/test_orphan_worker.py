@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pr
 
 # the parent starts the child, says both pids, and dies at once; the child asks only after
 CHILD = (
-    "import os, pathlib, sys, time; from churn_transform.serving import die_with_parent; "
+    "import os, pathlib, sys, time; from churn_transform.serving.runtime import die_with_parent; "
     "parent = int(sys.argv[2]); time.sleep(0.5); "
     "die_with_parent(parent=parent); pathlib.Path(sys.argv[1]).write_text(str(os.getppid()))"
 )

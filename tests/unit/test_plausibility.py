@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_transform import plausibility, validation
-from churn_transform.features import cohort_features
-from churn_transform.plausibility import RULES, broken_rules
-from churn_transform.records import as_records
+from churn_transform.etl import validation
+from churn_transform.etl.features import cohort_features
 from churn_transform.schema import EXAMPLE_RECORD, MSNO_LENGTH, SECONDS_PER_DAY, WINDOWS
+from churn_transform.serving import plausibility
+from churn_transform.serving.plausibility import RULES, broken_rules
+from churn_transform.serving.records import as_records
 
 #: The example with no listening at all, as gold has a member without a log day.
 SILENT: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""The retraining policy (``churn_transform.policy``) and its agreement with the decay alert."""
+"""The retraining policy (``monitoring.policy``) and its agreement with the decay alert."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import yaml
 
-from churn_transform.policy import Evidence, Policy, decide, months_between, shift_month
+from churn_transform.dates import months_between, shift_month
+from churn_transform.monitoring.policy import Evidence, Policy, decide
 from churn_transform.settings import PROJECT_ROOT
 
 POLICY = Policy(max_auc_drop=0.03, max_age_months=6, retrain_on_drift=True, max_client_share=0.5)

@@ -23,9 +23,14 @@ from churn_transform.monitoring.predictions import (
     write_campaign,
     write_predictions,
 )
-from churn_transform.quality import ALL, realized_figures, realized_quality, reported_metrics
+from churn_transform.monitoring.quality import (
+    ALL,
+    realized_figures,
+    realized_quality,
+    reported_metrics,
+)
 
-#: ``churn_transform.scoring.score``'s frame, cut to what the layout keeps (is_churn: probability).
+#: ``monitoring.scoring.score``'s frame, cut to what the layout keeps (is_churn: probability).
 SCORED = pd.DataFrame(
     {
         "msno": ["AAAA=", "BBBB=", "CCCC="],

@@ -2,7 +2,7 @@
 
 import pytest
 
-from churn_transform.training import Floor, beats, refusal
+from churn_transform.modelling.promotion import Floor, beats, refusal
 
 CHAMPION = {"roc_auc": 0.90, "log_loss": 0.15}
 

@@ -17,6 +17,7 @@ import pytest
 
 import steps.cycle as cycle
 from churn_transform.modelling.promotion import (
+    Floor,
     Gate,
     Judged,
     Outcome,
@@ -30,7 +31,6 @@ from churn_transform.modelling.promotion import (
 )
 from churn_transform.schema import LABEL
 from churn_transform.settings import Settings
-from churn_transform.training import Floor
 from tests.conftest import tracking_store
 from tests.unit.test_explanation import _gold
 

@@ -4,7 +4,7 @@ workaround assumes, so the upgrade that breaks one fails here by name:
 
 - the logger on which BentoML reports a failed request (``service.BENTOML_REQUEST_ERRORS``), which
   the service quiets for requests it refuses on purpose;
-- Feast imported without typeguard's instrumentation (``churn_transform._feast``).
+- Feast imported without typeguard's instrumentation (``churn_transform.etl._feast``).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ BENTOML_LOGGER = """
 import logging, sys
 import service
 from starlette.testclient import TestClient
-from churn_transform.guards import QuietRefusals
-from churn_transform.serving import Champion
+from churn_transform.serving.guards import QuietRefusals
+from churn_transform.serving.runtime import Champion
 from churn_transform.settings import Settings
 
 tracebacks = []
@@ -126,7 +126,7 @@ def test_bentoml_reports_a_failed_request_on_the_logger_the_service_quiets(tmp_p
 
 FEAST = """
 import sys
-from churn_transform import _feast, feature_store
+from churn_transform.etl import _feast, feature_store
 takers = {
     name: module.typechecked
     for name, module in list(sys.modules.items())
@@ -151,4 +151,4 @@ def test_feast_is_imported_only_through_the_patch() -> None:
         for name in _imported(ast.parse(path.read_text(), str(path)))
         if name == "feast" or name.startswith("feast.")
     ]
-    assert set(importers) <= {"churn_transform/_feast.py"}
+    assert set(importers) <= {"churn_transform/etl/_feast.py"}

@@ -1,4 +1,4 @@
-"""Realized quality (``churn_transform.quality``) on predictions whose answers are known."""
+"""Realized quality (``monitoring.quality``) on predictions whose answers are known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn_transform.quality import ALL, calibration_error, realized_quality
+from churn_transform.monitoring.quality import ALL, calibration_error, realized_quality
 
 
 def _predictions(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series, pd.Series]:

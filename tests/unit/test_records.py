@@ -8,8 +8,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from churn_transform.records import FeatureRecord
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL, MAX_DAYS, WINDOWS, gold_schema
+from churn_transform.serving.records import FeatureRecord
 
 
 def test_every_gold_feature_and_msno_is_a_required_field() -> None:

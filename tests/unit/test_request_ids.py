@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from churn_transform.serving import current_request_id
+from churn_transform.serving.runtime import current_request_id
 from service import RequestIds
 
 

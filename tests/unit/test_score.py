@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from churn_transform.lake import Lake
-from churn_transform.model import ChurnModel
-from churn_transform.scoring import REASONS, score_part
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.monitoring.scoring import REASONS, score_part
 from tests.unit.test_explanation import _gold
 from tests.unit.test_explanation import model as model  # noqa: F401 (the fixture)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_transform.segments import (
+from churn_transform.modelling.segments import (
     SEGMENTS,
     segment_labels,
     segment_metrics,

@@ -27,15 +27,15 @@ from pydantic import BaseModel, ValidationError, create_model
 from starlette.testclient import TestClient
 
 import service
-from churn_transform import access
-from churn_transform.access import KeyRing, RequireKeys, TokenBucket, refuse_open_bind
-from churn_transform.guards import OVERLOADED, GuardRequests, QuietRefusals
-from churn_transform.online_store import OnlineFeatures, OnlineStore
+from churn_transform.modelling.training import TrainConfig, fit
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, LABEL
-from churn_transform.serving import Champion, Record
+from churn_transform.serving import access
+from churn_transform.serving.access import KeyRing, RequireKeys, TokenBucket, refuse_open_bind
+from churn_transform.serving.guards import OVERLOADED, GuardRequests, QuietRefusals
+from churn_transform.serving.online_store import OnlineFeatures, OnlineStore
+from churn_transform.serving.runtime import Champion, Record
+from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import PROJECT_ROOT, Settings
-from churn_transform.traffic import read_traffic
-from churn_transform.training import TrainConfig, fit
 
 ChurnService = service.ChurnService
 
@@ -48,14 +48,14 @@ def test_importing_the_service_loads_neither_dask_nor_s3fs() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    assert "service" in loaded and "churn_transform.serving" in loaded
+    assert "service" in loaded and "churn_transform.serving.runtime" in loaded
     assert "dask" not in loaded and "s3fs" not in loaded
 
 
 def test_freezing_the_heap_collects_its_garbage_first_then_exempts_the_rest() -> None:
     code = (  # in a fresh interpreter: the test process's heap stays as it is
         "import gc, weakref\n"
-        "from churn_transform.serving import freeze_heap\n"
+        "from churn_transform.serving.runtime import freeze_heap\n"
         "class Node: pass\n"
         "kept, cycle = Node(), Node()\n"
         "cycle.me = cycle\n"
@@ -782,7 +782,7 @@ def _gone(pid: int) -> bool:
 def test_a_process_that_asked_dies_with_its_parent(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     child = (
-        "import pathlib, sys, time; from churn_transform.serving import die_with_parent; "
+        "import pathlib, sys, time; from churn_transform.serving.runtime import die_with_parent; "
         "die_with_parent(); pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
     )
     parent = (

@@ -10,11 +10,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from churn_transform.cleaning import bucket_of
+from churn_transform.etl.cleaning import bucket_of
+from churn_transform.etl.silver import build_silver_tables
+from churn_transform.etl.silver.ids import ids_by_bucket
+from churn_transform.etl.silver.scatter import parse_block, scatter_block
 from churn_transform.schema import RAW_FILES
-from churn_transform.silver import build_silver_tables
-from churn_transform.silver.ids import ids_by_bucket
-from churn_transform.silver.scatter import parse_block, scatter_block
 
 HEADER = ",".join(RAW_FILES["user_logs.csv"])
 

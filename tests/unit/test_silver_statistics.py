@@ -14,9 +14,9 @@ from fsspec.implementations.local import LocalFileSystem
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from churn_transform.silver.read import as_pandas
-from churn_transform.silver.statistics import clears
-from churn_transform.validation import SILVER, check_frame
+from churn_transform.etl.silver.read import as_pandas
+from churn_transform.etl.silver.statistics import clears
+from churn_transform.etl.validation import SILVER, check_frame
 from tests.unit.test_validation import A, B
 from tests.unit.test_validation import _transactions as transactions_rows
 

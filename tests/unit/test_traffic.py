@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_transform.traffic import TrafficLog, read_traffic, replica_token, traffic_files
+from churn_transform.serving.traffic import TrafficLog, read_traffic, replica_token, traffic_files
 
 DAY = 1_795_737_600.0  # 2026-11-27 00:00:00 UTC
 

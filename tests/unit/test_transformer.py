@@ -13,8 +13,8 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from churn_transform.modelling.transformer import MISSING, UNSEEN, ChurnFeatures
 from churn_transform.schema import FEATURES
-from churn_transform.transformer import MISSING, UNSEEN, ChurnFeatures
 
 
 @parametrize_with_checks([ChurnFeatures()])

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churn_transform.etl.validation import NOT_EMPTY, SILVER, check_frame, merge, validate_gold
 from churn_transform.lake import Lake
 from churn_transform.schema import FEATURES, gold_schema
-from churn_transform.validation import NOT_EMPTY, SILVER, check_frame, merge, validate_gold
 
 A, B = "a" * 43 + "=", "b" * 43 + "="
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from churn_transform.schema import FEATURES
-from churn_transform.serving import metrics
+from churn_transform.serving.runtime import metrics
 
 logger = logging.getLogger(__name__)
 

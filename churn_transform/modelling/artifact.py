@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import yaml
 
 if TYPE_CHECKING:  # imported when a model is loaded: `bentoml serve`'s supervisor never does
-    from churn_transform.model import ChurnModel
+    from churn_transform.modelling.model import ChurnModel
 
 #: Every type a trained ChurnModel's skops file names, beyond what skops trusts by default.
 TRUSTED_TYPES: tuple[str, ...] = (
-    "churn_transform.model.ChurnModel",
-    "churn_transform.transformer.ChurnFeatures",
+    "churn_transform.modelling.model.ChurnModel",
+    "churn_transform.modelling.transformer.ChurnFeatures",
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
@@ -56,7 +56,7 @@ def load_model(model_dir: str | Path) -> ChurnModel:
     # importing the service must not do.
     import skops.io
 
-    from churn_transform.model import ChurnModel
+    from churn_transform.modelling.model import ChurnModel
 
     path = _model_file(Path(model_dir))
     try:

@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churn_transform.etl.silver.layers import merge_layers
+from churn_transform.etl.silver.tables import SOURCES
 from churn_transform.lake import Lake
-from churn_transform.silver.layers import merge_layers
-from churn_transform.silver.tables import SOURCES
 
 #: Arrow types read as pandas' nullable ones (what the Pandera schemas of silver declare).
 PANDAS_TYPES = {

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from churn_transform._feast import (
+from churn_transform.etl._feast import (
     Entity,
     FeatureService,
     FeatureServiceNotFoundException,
@@ -38,8 +38,8 @@ from churn_transform._feast import (
     String,
     ValueType,
 )
-from churn_transform.online_store import OnlineStore
 from churn_transform.schema import FEATURES
+from churn_transform.serving.online_store import OnlineStore
 from churn_transform.settings import Settings
 
 log = logging.getLogger(__name__)

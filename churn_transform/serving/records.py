@@ -21,8 +21,8 @@ import pandera.pandas as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from churn_transform.plausibility import broken_rules
 from churn_transform.schema import FEATURES, gold_schema
+from churn_transform.serving.plausibility import broken_rules
 
 #: Rules across a record's fields: each broken one as (name, fault with the values).
 RowRules = Callable[[Mapping[str, Any]], list[tuple[str, str]]]

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_transform.cleaning import id_buckets
-from churn_transform.silver.dedup import stable_argsort
+from churn_transform.etl.cleaning import id_buckets
+from churn_transform.etl.silver.dedup import stable_argsort
 
 
 def ids_by_bucket(ids: pa.DictionaryArray, buckets: int) -> tuple[pa.DictionaryArray, np.ndarray]:

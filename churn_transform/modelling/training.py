@@ -27,9 +27,9 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.transformer import ChurnFeatures
 from churn_transform.schema import FEATURES, LABEL
-from churn_transform.transformer import ChurnFeatures
 
 #: The distributions a saved model needs to load and predict, besides the project's own code that
 #: it ships (``churn_transform``): MLflow's loader, the pipeline's libraries, skops (its format)
@@ -177,36 +177,3 @@ def metrics(label: np.ndarray, probability: np.ndarray, threshold: float) -> dic
 def evaluate(model: object, gold: pd.DataFrame, threshold: float) -> dict[str, float]:
     features, label = features_and_label(gold)
     return metrics(label, model.predict_proba(features)[:, 1], threshold)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Floor:
-    """What any model must clear to become champion, the first one included."""
-
-    min_roc_auc: float
-    #: Share of the oracle's ROC AUC on the same users, where the data is synthetic.
-    min_oracle_share: float
-
-
-def refusal(scores: dict[str, float], floor: Floor) -> str | None:
-    """Why a candidate may not serve at all (a constant model, or one far below the oracle),
-    or None when it clears the floor. ``scores`` may carry ``oracle_roc_auc``."""
-    auc = scores["roc_auc"]
-    if not auc > floor.min_roc_auc:
-        return f"ROC AUC {auc:.4f} is not above the floor of {floor.min_roc_auc}"
-    oracle = scores.get("oracle_roc_auc")
-    if oracle is not None and auc < floor.min_oracle_share * oracle:
-        return (
-            f"ROC AUC {auc:.4f} is below {floor.min_oracle_share:.0%} of the oracle's "
-            f"{oracle:.4f} on the same users"
-        )
-    return None
-
-
-def beats(candidate: dict[str, float], champion: dict[str, float] | None, margin: float) -> bool:
-    """Promotion rule: no champion yet, or a ROC AUC higher by at least ``margin`` on the same
-    evaluation cohort, without a worse log loss."""
-    if champion is None:
-        return True
-    better = candidate["roc_auc"] >= champion["roc_auc"] + margin
-    return better and candidate["log_loss"] <= champion["log_loss"]

@@ -19,10 +19,10 @@ import shutil
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from churn_transform.increments import INCREMENTS, Increment
+from churn_transform.etl.fingerprint import RawFingerprint
+from churn_transform.etl.increments import INCREMENTS, Increment
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.schema import RAW_FILES
-from churn_transform.snapshot import Snapshot
 
 _DIRECT_CHUNK = 16 * 2**20
 MANIFEST = "_manifest.json"
@@ -32,7 +32,7 @@ def copy_to_bronze(
     lake: Lake,
     raw_url: str,
     storage_options: dict[str, object],
-    snapshot: Snapshot,
+    snapshot: RawFingerprint,
     cached: bool = True,
 ) -> dict[str, str]:
     """Stream the raw files that changed, as they are, into ``bronze/raw/<snapshot>`` (not made

@@ -17,8 +17,8 @@ from typing import Any
 
 from fsspec.core import url_to_fs
 
+from churn_transform.etl.fingerprint import RawFingerprint
 from churn_transform.schema import RAW_FILES, raw_columns
-from churn_transform.snapshot import Snapshot
 
 #: Enough of a file to hold its header and the start of its first row.
 _HEAD_BYTES = 64 * 2**10
@@ -216,7 +216,7 @@ def _refusal(problems: list[str], lead: str = "the new raw snapshot loses data")
     )
 
 
-def files_record(snapshot: Snapshot, heads: dict[str, RawHead]) -> dict[str, dict[str, Any]]:
+def files_record(snapshot: RawFingerprint, heads: dict[str, RawHead]) -> dict[str, dict[str, Any]]:
     """What a silver manifest keeps of each raw file, for the next run's ``check_files_kept``."""
     return {
         name: {"size": size, "stamp": stamp, "has_rows": heads[name].has_rows}

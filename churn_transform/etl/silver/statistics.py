@@ -28,7 +28,7 @@ from fsspec import AbstractFileSystem
 from pandera import Check
 from pandera.errors import SchemaError, SchemaErrors
 
-from churn_transform.silver.read import as_pandas
+from churn_transform.etl.silver.read import as_pandas
 
 #: Checks that hold for every value when they hold for the minimum and the maximum.
 _MONOTONE = {

@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from churn_transform.artifact import UntrustedModelError
-from churn_transform.registry import Registered
+from churn_transform.modelling.artifact import UntrustedModelError
+from churn_transform.serving.registry import Registered
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")

@@ -14,9 +14,9 @@ from dask.bytes import read_bytes
 from dask.delayed import Delayed
 from fsspec.core import url_to_fs
 
-from churn_transform.silver.compaction import compact_bucket
-from churn_transform.silver.scatter import SCATTER_FOLDER, Segments, scatter_block
-from churn_transform.silver.tables import SOURCES
+from churn_transform.etl.silver.compaction import compact_bucket
+from churn_transform.etl.silver.scatter import SCATTER_FOLDER, Segments, scatter_block
+from churn_transform.etl.silver.tables import SOURCES
 
 
 def build_silver_tables(

@@ -26,7 +26,7 @@ from dask.base import get_scheduler
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from churn_transform.audit import (
+from churn_transform.etl.audit import (
     AuditError,
     DataLossError,
     RawHead,
@@ -38,13 +38,13 @@ from churn_transform.audit import (
     read_heads,
     usual_month,
 )
-from churn_transform.bronze import copy_increment_to_bronze, copy_to_bronze
-from churn_transform.increments import INCREMENTS, Increment, landed_increments, layer_version
+from churn_transform.etl.bronze import copy_increment_to_bronze, copy_to_bronze
+from churn_transform.etl.fingerprint import RawFingerprint, fingerprint_of
+from churn_transform.etl.increments import INCREMENTS, Increment, landed_increments, layer_version
+from churn_transform.etl.silver import SOURCES, build_silver_tables
+from churn_transform.etl.silver.read import MANIFEST, TABLE_MARKER, table_marker
+from churn_transform.etl.validation import validate_silver
 from churn_transform.lake import Lake, TableNotFoundError
-from churn_transform.silver import SOURCES, build_silver_tables
-from churn_transform.silver.read import MANIFEST, TABLE_MARKER, table_marker
-from churn_transform.snapshot import Snapshot, snapshot_of
-from churn_transform.validation import validate_silver
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class IngestReport:
         return metrics
 
 
-def auto_buckets(snapshot: Snapshot) -> int:
+def auto_buckets(snapshot: RawFingerprint) -> int:
     """One bucket per 64 MB of raw user logs: a bucket is what one task holds in memory."""
     return max(1, math.ceil(_raw_bytes(snapshot, "user_logs") / BUCKET_BYTES))
 
@@ -113,7 +113,7 @@ def ingest(
     with lake.lock("ingest"):
         for area, table in (("silver", ""), ("bronze", "raw"), ("bronze", INCREMENTS)):
             lake.remove_unpublished(area, table)
-        snapshot = snapshot_of(raw_url, storage_options)
+        snapshot = fingerprint_of(raw_url, storage_options)
         buckets = buckets or auto_buckets(snapshot)
         report = IngestReport(snapshot.id, buckets, f"{snapshot.id}-f{SILVER_FORMAT}-b{buckets}")
         previous = _current_manifest(lake)
@@ -129,7 +129,7 @@ def ingest(
                 max_shrink,
                 allow_shrink,
             )
-            if snapshot_of(raw_url, storage_options) != snapshot:
+            if fingerprint_of(raw_url, storage_options) != snapshot:
                 raise RuntimeError(
                     f"the raw files at {raw_url} changed during ingest; run it again"
                 )
@@ -242,7 +242,7 @@ def _write_layer(
 def _write_and_audit(
     lake: Lake,
     report: IngestReport,
-    snapshot: Snapshot,
+    snapshot: RawFingerprint,
     raw_url: str,
     storage_options: dict[str, object],
     blocksize: str,
@@ -308,7 +308,7 @@ def _manifest_of(lake: Lake, version: str) -> dict[str, Any]:
 def _write_snapshot(
     lake: Lake,
     report: IngestReport,
-    snapshot: Snapshot,
+    snapshot: RawFingerprint,
     heads: dict[str, RawHead],
     raw_url: str,
     storage_options: dict[str, object],
@@ -346,7 +346,7 @@ def _tasks_read(raw_url: str) -> bool:
     return in_process or not isinstance(url_to_fs(raw_url)[0], LocalFileSystem)
 
 
-def _raw_bytes(snapshot: Snapshot, table: str) -> int:
+def _raw_bytes(snapshot: RawFingerprint, table: str) -> int:
     return sum(snapshot.files[name][0] for name in SOURCES[table])
 
 
@@ -354,7 +354,7 @@ def _convert(
     lake: Lake,
     report: IngestReport,
     urls: dict[str, str],
-    snapshot: Snapshot,
+    snapshot: RawFingerprint,
     sources: dict[str, str],
     source_options: dict[str, object],
     blocksize: str,
@@ -373,7 +373,7 @@ def _convert(
     return {table: counts.get("rows_in", 0) for table, counts in found.items()}
 
 
-def _fill_tables(lake: Lake, report: IngestReport, snapshot: Snapshot) -> None:
+def _fill_tables(lake: Lake, report: IngestReport, snapshot: RawFingerprint) -> None:
     for table in SOURCES:
         url = lake.version_url("silver", table, report.version)
         report.tables[table] = _table_report(lake, url, _raw_bytes(snapshot, table))

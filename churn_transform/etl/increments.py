@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from fsspec.core import url_to_fs
 
-from churn_transform.policy import months_between, shift_month
+from churn_transform.dates import months_between, shift_month
+from churn_transform.etl.silver.tables import SOURCES
 from churn_transform.schema import INCREMENT_FILES, INCREMENT_LABEL_FILE
-from churn_transform.silver.tables import SOURCES
 
 #: The folder of the raw folder that increments land in.
 INCREMENTS = "increments"

@@ -5,9 +5,9 @@ Silver holds the raw tables after the documented cleaning (``cleaning``): known 
 so what these schemas reject is a truly broken input. Tables are checked bucket by bucket; since
 a user's rows all live in one bucket, per-bucket uniqueness is global uniqueness. Ingest and
 ``gold.build_gold`` audit a new version with ``validate_silver`` and ``validate_gold`` before it is
-published; ``validate_lake`` reports on what is current, refusing silver and gold that are not of
-one snapshot. A silver bucket whose Parquet statistics clear it (``silver.statistics``) is not
-read; every other is checked row by row.
+published; ``gold.validate_lake`` reports on what is current with ``silver_checks``,
+``gold_checks`` and ``run_checks``. A silver bucket whose Parquet statistics clear it
+(``silver.statistics``) is not read; every other is checked row by row.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from dask.delayed import Delayed
 from pandera import Check, Column
 from pandera.errors import SchemaErrors
 
+from churn_transform.etl.silver import read_bucket, silver_snapshot
+from churn_transform.etl.silver.read import part_paths
+from churn_transform.etl.silver.statistics import clears
 from churn_transform.lake import Lake
 from churn_transform.schema import (
     GENDERS,
@@ -32,9 +35,6 @@ from churn_transform.schema import (
     gold_schema,
     msno_column,
 )
-from churn_transform.silver import InconsistentSnapshotError, read_bucket, silver_snapshot
-from churn_transform.silver.read import part_paths
-from churn_transform.silver.statistics import clears
 
 #: Transactions and listening start with the challenge's files; monthly increments continue
 #: them (docs/monthly.md), so the only upper bound is the day the check runs.
@@ -229,7 +229,7 @@ def _check_gold(lake: Lake, cohort: str, paths: list[str]) -> tuple[list[Failure
     return check_frame(gold_schema(unlabelled), f"gold.{cohort}", frame), len(frame)
 
 
-def _silver_tasks(
+def silver_checks(
     lake: Lake, version: str, newest_layer_only: bool = False
 ) -> list[tuple[str, Delayed]]:
     buckets = silver_snapshot(lake, version).buckets
@@ -241,14 +241,14 @@ def _silver_tasks(
     ]
 
 
-def _gold_tasks(lake: Lake, cohort: str, url: str) -> list[tuple[str, Delayed]]:
+def gold_checks(lake: Lake, cohort: str, url: str) -> list[tuple[str, Delayed]]:
     """One check of the whole gold table: a row per user is small, and Pandera's cost per call
     (tens of milliseconds) was most of the audit's time when it ran once per part."""
     paths = sorted(lake.fs.glob(f"{lake.path_of(url)}/part-*.parquet"))
     return [(f"gold.{cohort}", dask.delayed(_check_gold)(lake, cohort, paths))] if paths else []
 
 
-def _run(tasks: list[tuple[str, Delayed]], cohorts: list[str]) -> ValidationReport:
+def run_checks(tasks: list[tuple[str, Delayed]], cohorts: list[str]) -> ValidationReport:
     results = dask.compute(*[task for _, task in tasks])
     rows: defaultdict[str, int] = defaultdict(int)
     for (name, _), (_, count) in zip(tasks, results, strict=True):
@@ -274,30 +274,10 @@ def _empty(cohort: str) -> Failure:
 def validate_silver(lake: Lake, version: str, newest_layer_only: bool = False) -> ValidationReport:
     """Check every bucket of every table of silver ``version``, published or not;
     ``newest_layer_only``: only the rows its newest layer (a monthly increment) added."""
-    return _run(_silver_tasks(lake, version, newest_layer_only), [])
+    return run_checks(silver_checks(lake, version, newest_layer_only), [])
 
 
 def validate_gold(lake: Lake, cohort: str, url: str) -> ValidationReport:
     """Check every part of the gold table of ``cohort`` at ``url``, published or not, and that
     the cohort has users."""
-    return _run(_gold_tasks(lake, cohort, url), [cohort])
-
-
-def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
-    """Check every bucket of the current silver snapshot and the current gold tables of
-    ``cohorts``; raises ``InconsistentSnapshotError`` if a gold table was built from another
-    snapshot than the current one (run ``feature`` again), or silver's tables disagree."""
-    from churn_transform import gold  # gold audits its versions with this module
-
-    silver = silver_snapshot(lake)
-    tasks = _silver_tasks(lake, silver.version)
-    for cohort in cohorts:
-        url = lake.current("gold", gold.table_name(cohort))
-        built_from = gold.gold_summary(lake, url).get("silver")
-        if built_from != silver.version:
-            raise InconsistentSnapshotError(
-                f"gold {gold.table_name(cohort)} was built from silver {built_from}, but the "
-                f"current silver is {silver.version}: run feature for {cohort} again"
-            )
-        tasks += _gold_tasks(lake, cohort, url)
-    return _run(tasks, cohorts)
+    return run_checks(gold_checks(lake, cohort, url), [cohort])

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from churn_transform.guards import answer
-from churn_transform.serving import CLIENT
+from churn_transform.serving.guards import answer
+from churn_transform.serving.runtime import CLIENT
 
 logger = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import dask
 import pandas as pd
 import pyarrow.parquet as pq
 
-from churn_transform.explanation import explain
-from churn_transform.gold import build_gold
+from churn_transform.etl.gold import build_gold
 from churn_transform.lake import Lake
-from churn_transform.model import ChurnModel
+from churn_transform.modelling.explanation import explain
+from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.segments import segment_labels
 from churn_transform.schema import FEATURES
-from churn_transform.segments import segment_labels
 
 #: The readable reasons given for each user, largest first.
 REASONS = 3

@@ -17,7 +17,7 @@ from churn_transform.schema import RAW_FILES
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class RawFingerprint:
     """The raw files as found: name -> (bytes, fingerprint), and an id derived from them."""
 
     files: dict[str, tuple[int, str]]
@@ -32,7 +32,7 @@ class Snapshot:
         return sum(size for size, _ in self.files.values())
 
 
-def snapshot_of(raw_url: str, storage_options: dict[str, object]) -> Snapshot:
+def fingerprint_of(raw_url: str, storage_options: dict[str, object]) -> RawFingerprint:
     """Fingerprint the eight raw files (size and modification time or ETag); names a missing one."""
     fs, root = url_to_fs(raw_url, **storage_options)
     files = {}
@@ -45,4 +45,4 @@ def snapshot_of(raw_url: str, storage_options: dict[str, object]) -> Snapshot:
             info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
         )
         files[name] = (int(info["size"]), str(stamp))
-    return Snapshot(files)
+    return RawFingerprint(files)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from churn_transform.dates import months_between
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -55,19 +57,6 @@ class Decision:
     def text(self) -> str:
         verdict = "retrain" if self.retrain else "keep the champion"
         return f"{verdict}: " + "; ".join(self.reasons)
-
-
-def months_between(earlier: str, later: str) -> int:
-    """Whole months from ``earlier`` to ``later`` (both YYYY-MM)."""
-    (y0, m0), (y1, m1) = (map(int, earlier.split("-")), map(int, later.split("-")))
-    return (y1 - y0) * 12 + (m1 - m0)
-
-
-def shift_month(month: str, months: int) -> str:
-    """``month`` (YYYY-MM) moved by ``months`` (negative: back)."""
-    year, number = map(int, month.split("-"))
-    index = year * 12 + number - 1 + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def decide(policy: Policy, evidence: Evidence) -> Decision:

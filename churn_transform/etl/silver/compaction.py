@@ -15,10 +15,10 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from churn_transform.cleaning import CLEANERS
-from churn_transform.silver.dedup import drop_exact_duplicates
-from churn_transform.silver.ids import ids_in_order
-from churn_transform.silver.tables import SORT_KEYS
+from churn_transform.etl.cleaning import CLEANERS
+from churn_transform.etl.silver.dedup import drop_exact_duplicates
+from churn_transform.etl.silver.ids import ids_in_order
+from churn_transform.etl.silver.tables import SORT_KEYS
 
 _PARQUET = {"compression": "zstd"}
 #: Columns Parquet should not try to dictionary-encode: high-cardinality floats, where the

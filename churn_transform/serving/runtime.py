@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from pydantic import PrivateAttr
 
-from churn_transform.explanation import explain
-from churn_transform.records import Explained, FeatureRecord, Prediction, Reason
+from churn_transform.modelling.explanation import explain
 from churn_transform.schema import FEATURES
+from churn_transform.serving.records import Explained, FeatureRecord, Prediction, Reason
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Champion:
         ]
 
     def explain(self, records: Sequence[Record]) -> list[Explained]:
-        """``predict``'s answers with every feature's reason (``churn_transform.explanation``)."""
+        """``predict``'s answers with every feature's reason (``modelling.explanation``)."""
         columns = _columns(records)
         explanation = explain(self.model, columns)  # type: ignore[arg-type]
         reasons = explanation.records(columns)

@@ -19,12 +19,12 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from churn_transform.bronze import bronze_manifest
-from churn_transform.gold import gold_summary
-from churn_transform.increments import INCREMENTS
+from churn_transform.etl.bronze import bronze_manifest
+from churn_transform.etl.gold import gold_summary
+from churn_transform.etl.increments import INCREMENTS
+from churn_transform.etl.silver import snapshot_layers
+from churn_transform.etl.silver.read import MANIFEST
 from churn_transform.lake import Lake, TableNotFoundError
-from churn_transform.silver import snapshot_layers
-from churn_transform.silver.read import MANIFEST
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import pandas as pd
 from churn_transform.schema import FEATURES
 
 if TYPE_CHECKING:  # scikit-learn is imported with a model, not with the service's definitions
-    from churn_transform.model import ChurnModel
+    from churn_transform.modelling.model import ChurnModel
 
 #: What each gold feature means to the retention team.
 READABLE: dict[str, str] = {
@@ -135,7 +135,7 @@ def _json(value: Any) -> Any:
 def attribution_matrix(input_names: list[str]) -> np.ndarray:
     """(model input columns x FEATURES): how each input's contribution is shared among gold
     features. A gold feature maps to itself, a derived column equally to its inputs."""
-    from churn_transform.transformer import DERIVED
+    from churn_transform.modelling.transformer import DERIVED
 
     matrix = np.zeros((len(input_names), len(FEATURES)))
     position = {name: j for j, name in enumerate(FEATURES)}

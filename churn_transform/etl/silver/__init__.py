@@ -10,7 +10,7 @@ and ``dedup``); ``read`` gives a bucket back; ``tables`` says what each table is
 ``ingest`` decides where the CSVs are read from and when the snapshot goes live.
 """
 
-from churn_transform.silver.read import (
+from churn_transform.etl.silver.read import (
     InconsistentSnapshotError,
     SilverSnapshot,
     read_bucket,
@@ -19,8 +19,8 @@ from churn_transform.silver.read import (
     silver_snapshot,
     snapshot_layers,
 )
-from churn_transform.silver.tables import SOURCES
-from churn_transform.silver.write import build_silver_tables
+from churn_transform.etl.silver.tables import SOURCES
+from churn_transform.etl.silver.write import build_silver_tables
 
 __all__ = [
     "SOURCES",

@@ -18,10 +18,10 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from churn_transform.cleaning import clean_labels
+from churn_transform.etl.cleaning import clean_labels
+from churn_transform.etl.silver.dedup import stable_argsort
+from churn_transform.etl.silver.ids import ids_by_bucket, used_ids
 from churn_transform.schema import RAW_DTYPES, label_file, raw_columns
-from churn_transform.silver.dedup import stable_argsort
-from churn_transform.silver.ids import ids_by_bucket, used_ids
 
 _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
 #: The parse types of the first try: ids dictionary-encoded by the parser (a block names each

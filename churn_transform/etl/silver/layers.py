@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_transform.silver.dedup import drop_exact_duplicates
-from churn_transform.silver.tables import SORT_KEYS
+from churn_transform.etl.silver.dedup import drop_exact_duplicates
+from churn_transform.etl.silver.tables import SORT_KEYS
 
 #: Tables whose rows are identified by these keys: the newest layer's row wins.
 REPLACED_BY_KEY: dict[str, list[str]] = {"members": ["msno"], "labels": ["cohort", "msno"]}

@@ -5,7 +5,7 @@ computes ``features.cohort_features`` and writes ``part-<b>.parquet``. Memory is
 bucket. The version name derives from the silver snapshot, the feature code version and the
 cohort, so a re-run on the same silver writes nothing. A new version is validated before it is
 made current (one that fails stays unpublished, with its report); it records the silver
-snapshot it was built from, which ``validation.validate_lake`` compares with the current one,
+snapshot it was built from, which ``validate_lake`` compares with the current one,
 and the content hash of its files for data lineage (MLflow, DVC).
 """
 
@@ -22,11 +22,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churn_transform.audit import AuditError
-from churn_transform.features import cohort_features
+from churn_transform.etl.audit import AuditError
+from churn_transform.etl.features import cohort_features
+from churn_transform.etl.silver import (
+    SOURCES,
+    InconsistentSnapshotError,
+    read_bucket,
+    read_bucket_table,
+    silver_snapshot,
+)
+from churn_transform.etl.validation import (
+    ValidationReport,
+    gold_checks,
+    run_checks,
+    silver_checks,
+    validate_gold,
+)
 from churn_transform.lake import Lake
-from churn_transform.silver import SOURCES, read_bucket, read_bucket_table, silver_snapshot
-from churn_transform.validation import validate_gold
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +139,21 @@ def _audit(lake: Lake, cohort: str, version: str, url: str) -> None:
             audited,
             str(audited.get("text", "")),
         )
+
+
+def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
+    """Check every bucket of the current silver snapshot and the current gold tables of
+    ``cohorts``; raises ``InconsistentSnapshotError`` if a gold table was built from another
+    snapshot than the current one (run ``feature`` again), or silver's tables disagree."""
+    silver = silver_snapshot(lake)
+    tasks = silver_checks(lake, silver.version)
+    for cohort in cohorts:
+        url = lake.current("gold", table_name(cohort))
+        built_from = gold_summary(lake, url).get("silver")
+        if built_from != silver.version:
+            raise InconsistentSnapshotError(
+                f"gold {table_name(cohort)} was built from silver {built_from}, but the "
+                f"current silver is {silver.version}: run feature for {cohort} again"
+            )
+        tasks += gold_checks(lake, cohort, url)
+    return run_checks(tasks, cohorts)
