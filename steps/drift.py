@@ -19,10 +19,12 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import mlflow
 import pandas as pd
 
+from churn_transform.lake import Lake
 from churn_transform.monitoring.drift import TooFewRows, compare, describe
 from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import Settings, masked
@@ -77,15 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     first, last = window(args.end, args.days)
     lake = lake_of(settings)
     with tracked_run(settings, "drift") as run:
-        traffic, seen = read_traffic(
-            settings.traffic_uri,
-            first,
-            last,
-            max_rows=args.max_rows,
-            storage_options=settings.storage_options(settings.traffic_uri),
-        )
-        mlflow.log_metrics({"window_predictions": seen, "sampled_predictions": len(traffic)})
-        mlflow.set_tags({"window": f"{first}..{last}"})
+        traffic, seen = _traffic(settings, first, last, args.max_rows)
         if traffic.empty:
             print(
                 f"drift: no predictions logged from {first} to {last} under "
@@ -108,30 +102,41 @@ def main(argv: list[str] | None = None) -> None:
             "run_id": run.info.run_id,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        mlflow.log_metrics(
-            {
-                "drift_share": summary["drift_share"],
-                "drifted_columns": len(summary["drifted_columns"]),
-                "dataset_drift": int(summary["dataset_drift"]),
-                **(
-                    {"top_client_share": summary["top_client_share"]}
-                    if summary["top_client_share"] is not None
-                    else {}
-                ),
-            }
-        )
-        mlflow.log_dict(summary, "drift/summary.json")
-        mlflow.log_text(result.html, "drift/report.html")
-        folder = f"{time.strftime('%Y%m%dT%H%M%S')}-{run.info.run_id}"
-        lake.write_bytes(result.html.encode(), "monitoring", "drift", folder, "report.html")
-        lake.write_bytes(
-            json.dumps(summary, indent=1).encode(), "monitoring", "drift", folder, "summary.json"
-        )
+        _record(lake, summary, result.html)
     print(f"drift: {first}..{last}, model version {version}")
     print(describe(summary))
     if summary["dataset_drift"] and args.fail_on_drift:
         print("drift: failing as asked; retrain with `mlflow run . -e main`")
         sys.exit(DRIFT_EXIT)
+
+
+def _traffic(settings: Settings, first: str, last: str, rows: int) -> tuple[pd.DataFrame, int]:
+    """A sample of at most ``rows`` of the window's traffic and how many it held, logged."""
+    uri = settings.traffic_uri
+    options = settings.storage_options(uri)
+    traffic, seen = read_traffic(uri, first, last, max_rows=rows, storage_options=options)
+    mlflow.log_metrics({"window_predictions": seen, "sampled_predictions": len(traffic)})
+    mlflow.set_tags({"window": f"{first}..{last}"})
+    return traffic, seen
+
+
+def _record(lake: Lake, summary: dict[str, Any], html: str) -> None:
+    """The summary and the report on this MLflow run and in the lake's monitoring folder."""
+    top_client_share = summary["top_client_share"]
+    mlflow.log_metrics(
+        {
+            "drift_share": summary["drift_share"],
+            "drifted_columns": len(summary["drifted_columns"]),
+            "dataset_drift": int(summary["dataset_drift"]),
+            **({"top_client_share": top_client_share} if top_client_share is not None else {}),
+        }
+    )
+    mlflow.log_dict(summary, "drift/summary.json")
+    mlflow.log_text(html, "drift/report.html")
+    folder = f"{time.strftime('%Y%m%dT%H%M%S')}-{summary['run_id']}"
+    lake.write_bytes(html.encode(), "monitoring", "drift", folder, "report.html")
+    summary_bytes = json.dumps(summary, indent=1).encode()
+    lake.write_bytes(summary_bytes, "monitoring", "drift", folder, "summary.json")
 
 
 if __name__ == "__main__":
