@@ -173,7 +173,7 @@ def _servers(work: Path) -> Iterator[dict[str, tuple[str, int]]]:
     """The URL and process id of each server of the champion in ``work``'s BentoML store,
     started at once and ready; both stopped on the way out, whatever happens."""
     sys.path.insert(0, str(ROOT))
-    from loadtests.run import Service
+    from loadtests.run import start_server
 
     settings = {
         "BENTOML_HOME": str(work / "bentoml"),
@@ -183,10 +183,11 @@ def _servers(work: Path) -> Iterator[dict[str, tuple[str, int]]]:
         "OMP_NUM_THREADS": "1",  # one row a call: LightGBM's threads would only spin
     }
     with ExitStack() as stack:
-        servers = {label: Service(bare=label == "bare app", **settings) for label in SERVERS}
-        for server in servers.values():
-            stack.push(server.__exit__)
-        yield {label: (server.__enter__(), server.process.pid) for label, server in servers.items()}
+        servers = {}
+        for label in SERVERS:
+            servers[label] = server = start_server(bare=label == "bare app", **settings)
+            stack.callback(server.stop)
+        yield {label: (server.ready(), server.process.pid) for label, server in servers.items()}
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from churn_transform.lake import lake_of  # noqa: E402
 from churn_transform.serving.records import as_records  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
 from loadtests.defaults import BATCH_SHARE, RPS  # noqa: E402
+from loadtests.servers import BARE_APP, SERVICE, Server, free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SHARED = f"Locust and the service shared this machine's {os.cpu_count()} cores."
@@ -168,51 +169,15 @@ def show(title: str, rows: list[dict[str, float]], label: str) -> None:
         )
 
 
-class Service:
+def start_server(bare: bool = False, **settings: str) -> Server:
     """``bentoml serve`` of this project with some settings changed (or, with ``bare``, the
-    same champion behind ``baseline.py``'s bare app), announced and stopped."""
-
-    def __init__(self, bare: bool = False, **settings: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        address = ["--host", "127.0.0.1", "--port", str(self.port)]
-        if bare:
-            print(f"starting the bare app (loadtests/baseline.py) on {self.url}", flush=True)
-            command = [sys.executable, str(ROOT / "loadtests" / "baseline.py"), *address]
-        else:
-            print(f"starting bentoml serve on {self.url} with {settings}", flush=True)
-            command = [str(BIN / "bentoml"), "serve", "service:ChurnService", *address]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **settings},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def __enter__(self) -> str:
-        for _ in range(600):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server for {self.url} exited ({self.process.returncode})")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self.url
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.url} did not become ready")
-
-    def __exit__(self, *_: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    same champion behind ``baseline.py``'s bare app), announced, started; a context manager
+    giving its URL once ready, and stopping it on the way out."""
+    port = free_port()
+    what = "the bare app (loadtests/baseline.py)" if bare else "bentoml serve"
+    changed = "" if bare else f" with {settings}"
+    print(f"starting {what} on http://127.0.0.1:{port}{changed}", flush=True)
+    return Server(BARE_APP if bare else SERVICE, env={**os.environ, **settings}, port=port)
 
 
 def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -288,7 +253,7 @@ def baseline(args: argparse.Namespace, run: Runner) -> list[dict[str, Any]]:
     rows = []
     for _ in range(args.rounds):
         for label, bare in (("service", False), ("bare app", True)):
-            with Service(bare=bare) as host:
+            with start_server(bare=bare) as host:
                 rows.append({"label": label, **run(host, args.users, args.rps)})
     pace = f"paced at {args.rps:g}/s" if args.rps else "flat out"
     show(f"the service against a bare app, {args.users} users {pace}", rows, "")
@@ -339,20 +304,20 @@ def main() -> None:
         print(f"highest rate with p95 < {args.p95_ms:g} ms and no failure: {best:.0f} requests/s")
     elif args.mode == "compare":
         for label, size in (("batching on", str(settings.max_batch_size)), ("batching off", "1")):
-            with Service(KKBOX_MAX_BATCH_SIZE=size) as host:
+            with start_server(KKBOX_MAX_BATCH_SIZE=size) as host:
                 rows.append({"label": label, **run(host, args.users, 0)})
         show(f"adaptive batching, {args.users} users flat out", rows, "")
         ratio = rows[0]["requests_per_s"] / max(rows[1]["requests_per_s"], 1e-9)
         print(f"batching on / off throughput: {ratio:.2f}x")
     elif args.mode == "workers":
         for workers in ("1", "2"):
-            with Service(KKBOX_WORKERS=workers) as host:
+            with start_server(KKBOX_WORKERS=workers) as host:
                 rows.append({"label": f"{workers} worker(s)", **run(host, args.users, args.rps)})
         pace = f"paced at {args.rps:g}/s" if args.rps else "flat out"
         show(f"service workers, {args.users} users {pace}", rows, "")
     else:
         for latency in args.latencies.split(","):
-            with Service(KKBOX_MAX_LATENCY_MS=latency) as host:
+            with start_server(KKBOX_MAX_LATENCY_MS=latency) as host:
                 rows.append({"label": f"{latency} ms", **run(host, args.users, 0)})
         show(
             f"max_latency_ms sweep, {args.users} users flat out (failures are 503s)",
