@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from churn_transform.dates import shift_month  # noqa: E402
 from churn_transform.monitoring.quality import ALL  # noqa: E402
 from churn_transform.synthetic.generator import increment_folder  # noqa: E402
+from loadtests.servers import Server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 FIRST_MONTH = "2017-04"
@@ -137,45 +138,14 @@ def _mlflow_run(env: dict[str, str], log: Path, entry: str, **parameters: object
     _run(env, log, *command)
 
 
-def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"bentoml serve exited: {log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the service did not become ready in 120 s")
-
-
-def _free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    os.killpg(process.pid, signal.SIGTERM)
+def _serve(env: dict[str, str], log: Path) -> Server:
+    """``bentoml serve`` in a session of its own, its output in ``log``, once ready."""
+    server = Server(env=env, log=log, session=True, ready_within=120, stop_within=60)
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        server.ready()
+    except (RuntimeError, TimeoutError) as failed:
+        raise SystemExit(f"the service did not start: {failed}") from failed
+    return server
 
 
 def realized(lake: Path, cohort: str, version: str | None) -> tuple[float | None, float | None]:
@@ -236,8 +206,8 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
     for cohort in ("2017-03", "2017-04"):  # as the cycles before the first would have
         _run(env, log, sys.executable, "-m", "steps.score", "--cohort", cohort)
     print(f"data and first champion: {time.perf_counter() - started:.0f} s", flush=True)
-    process, url = _serve(env, work / "serve.log")
-    sender = Sender(url)
+    server = _serve(env, work / "serve.log")
+    sender = Sender(server.url)
     sender.start()
     rows: list[Row] = []
     try:
@@ -277,7 +247,7 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
     finally:
         sender.done.set()
         sender.join(timeout=30)
-        _stop(process)
+        server.stop()
     return rows, sender.answers, sender.retried
 
 
