@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import requests
 
+from loadtests.servers import Server, free_port, stop
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -54,12 +56,6 @@ def _no_mlflow_environment_leaks() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until_up(process: subprocess.Popen[bytes], url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,15 +67,6 @@ def wait_until_up(process: subprocess.Popen[bytes], url: str, timeout: float = 3
         except requests.RequestException:
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 S3_CREDENTIALS = {"key": "testing", "secret": "testing"}
@@ -531,33 +518,8 @@ def serve(
     """``bentoml serve`` of the project's service on ``port`` (a free one by default), once it is
     ready; in a session of its own, so its process group can be signalled as a whole; its output
     appended to ``log`` when given."""
-    from churn_transform.settings import PROJECT_ROOT
-
-    port = port or free_port()
-    command = [str(BIN / "bentoml"), "serve", "service:ChurnService", "--host", "127.0.0.1"]
-    with log.open("ab") if log else open(os.devnull, "wb") as output:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            said = log.read_text()[-2000:] if log else ""
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}: {said}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    stop(process)
-    raise TimeoutError("the service did not become ready in 60 s")
+    server = Server(env=env, log=log, port=port, session=True)
+    return server.process, server.ready()
 
 
 @pytest.fixture(scope="module")
