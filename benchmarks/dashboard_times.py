@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,12 @@ from typing import Any
 import requests
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loadtests.servers import free_port  # noqa: E402
+
+APP = ROOT / "dashboard" / "app.py"
 #: The session-state key of the dashboard's tabs (``dashboard/app.py``).
 TAB_KEY = "tab"
 
@@ -180,7 +184,7 @@ def _browser_clicks(page: Any) -> dict[str, tuple[str | None, Callable[[], objec
 def browser_figures(app_path: Path, repeat: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -237,12 +241,6 @@ BROWSER_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(url: str, timeout: float = 60) -> None:
