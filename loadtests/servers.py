@@ -73,6 +73,7 @@ class Server:
         ready_within: float = 60.0,
         stop_within: float = 30.0,
     ) -> None:
+        self.name = " ".join(Path(part).name for part in command[:2])  # bentoml serve
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log, self.session = log, session
@@ -94,9 +95,8 @@ class Server:
             if self.process.poll() is not None:
                 said = self.log.read_text()[-3000:] if self.log else ""
                 self.stop()  # its workers, when it leads a group
-                name = " ".join(Path(part).name for part in self.process.args[:2])
                 raise RuntimeError(
-                    f"{name} on {self.url} exited with {self.process.returncode}: {said}"
+                    f"{self.name} on {self.url} exited with {self.process.returncode}: {said}"
                 )
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
