@@ -19,6 +19,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from churn_transform.etl.gold import read_gold
 from churn_transform.lake import lake_of
 from churn_transform.modelling.training import TrainConfig, evaluate, fit
+from churn_transform.schema import LABEL
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
 
@@ -47,12 +48,12 @@ def main() -> None:
     train, _ = read_gold(lake, args.train_cohort)
     held_out, _ = read_gold(lake, args.eval_cohort)
     print(
-        f"{len(train):,} training users ({int(train['is_churn'].sum()):,} churners), "
+        f"{len(train):,} training users ({int(train[LABEL].sum()):,} churners), "
         f"{len(held_out):,} evaluation users"
     )
     oracle = oracle_answers(settings.oracle_dir, args.eval_cohort, held_out["msno"])
     if oracle is not None:
-        truth, p = held_out["is_churn"].astype(int), oracle["churn_probability"]
+        truth, p = held_out[LABEL].astype(int), oracle["churn_probability"]
         print(f"{'oracle':<44}{roc_auc_score(truth, p):>9.4f}{log_loss(truth, p):>10.4f}")
     print(f"{'configuration':<44}{'ROC AUC':>9}{'log loss':>10}{'trees':>7}{'fit s':>7}")
     for name, change in CANDIDATES.items():

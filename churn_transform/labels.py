@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import month_bounds, to_days
+from churn_transform.schema import LABEL
 
 #: A renewal this many days or more after the expiry is a churn.
 CHURN_GAP_DAYS = 30
@@ -58,6 +59,6 @@ def churn_labels(transactions: pd.DataFrame, cohort: str) -> pd.DataFrame:
     labels = members.to_frame()
     labels["expiry"] = np.minimum(labels["expiry"], moved.reindex(labels.index).fillna(np.inf))
     gap = first_renewal.reindex(labels.index) - labels["expiry"]
-    labels["is_churn"] = (gap.isna() | (gap >= CHURN_GAP_DAYS)).astype(np.int64)
+    labels[LABEL] = (gap.isna() | (gap >= CHURN_GAP_DAYS)).astype(np.int64)
     labels["expiry"] = labels["expiry"].astype(np.int64)
-    return labels.reset_index()[["msno", "is_churn", "expiry"]]
+    return labels.reset_index()[["msno", LABEL, "expiry"]]

@@ -33,6 +33,7 @@ from churn_transform.monitoring.predictions import (
     write_predictions,
 )
 from churn_transform.monitoring.scoring import score
+from churn_transform.schema import LABEL
 from churn_transform.serving.registry import aliased
 from churn_transform.settings import Settings
 from churn_transform.synthetic.report import oracle_answers
@@ -68,12 +69,12 @@ def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
     """AUC and log loss against the generator's hidden labels of the cohort, when there are."""
     hidden = oracle_answers(settings.oracle_dir, cohort, scores["msno"])
-    if hidden is None or hidden["is_churn"].nunique() < 2:
+    if hidden is None or hidden[LABEL].nunique() < 2:
         return {}
-    labels = hidden["is_churn"]
+    labels, probability = hidden[LABEL], scores["churn_probability"]
     return {
-        "hidden_label_roc_auc": roc_auc_score(labels, scores["is_churn"]),
-        "hidden_label_log_loss": log_loss(labels, scores["is_churn"]),
+        "hidden_label_roc_auc": roc_auc_score(labels, probability),
+        "hidden_label_log_loss": log_loss(labels, probability),
     }
 
 
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_params(
             {"submission": target, "campaign": campaign, "campaign_size": choice.size}
         )
-        mlflow.log_metrics({"rows": len(scores), "mean_probability": scores["is_churn"].mean()})
+        mlflow.log_metrics(
+            {"rows": len(scores), "mean_probability": scores["churn_probability"].mean()}
+        )
         quality = hidden_label_quality(settings, args.cohort, scores)
         if quality:
             mlflow.log_metrics(quality)
@@ -130,7 +133,7 @@ def _campaign(
     """The ranked campaign list in the lake (its URL) and the size chosen, whose reason, value
     and figures per segment are logged."""
     ranked, choice = campaign_list(
-        scores.rename(columns={"is_churn": "churn_probability"}),
+        scores,
         scores,
         settings.offer_cost,
         settings.offer_acceptance,

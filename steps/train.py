@@ -44,7 +44,7 @@ from churn_transform.modelling.training import (
     model_requirements,
     split_held_out,
 )
-from churn_transform.schema import FEATURES
+from churn_transform.schema import FEATURES, LABEL
 from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.agreement import agreement
 from churn_transform.synthetic.report import oracle_answers, oracle_terms
@@ -76,7 +76,7 @@ def _plots(fitted: Fitted, gold: pd.DataFrame, folder: Path) -> None:
     matplotlib.use("Agg")  # files only, no display; set here, not at import
     import matplotlib.pyplot as plt
 
-    features, label = gold[list(FEATURES)], gold["is_churn"].astype(int)
+    features, label = gold[list(FEATURES)], gold[LABEL].astype(int)
     probability = fitted.model.predict_proba(features)[:, 1]
     for name, display in (("roc", RocCurveDisplay), ("pr", PrecisionRecallDisplay)):
         display.from_predictions(label, probability)
@@ -101,7 +101,7 @@ def _campaign(fitted: Fitted, gold: pd.DataFrame, folder: Path, settings: Settin
     the model would choose there against contacting as many users at random."""
     import matplotlib.pyplot as plt
 
-    label = gold["is_churn"].astype(int).to_numpy()
+    label = gold[LABEL].astype(int).to_numpy()
     probability = fitted.model.predict_proba(gold[list(FEATURES)])[:, 1]
     curve = gains(label, probability)
     for column, baseline in (("captured", curve["contacted"]), ("lift", 1.0 + 0 * curve["lift"])):
@@ -122,7 +122,7 @@ def oracle_scores(settings: Settings, cohort: str, gold: pd.DataFrame) -> dict[s
     oracle = oracle_answers(settings.oracle_dir, cohort, gold["msno"])
     if oracle is None:
         return {}
-    truth, p = gold["is_churn"].astype(int).to_numpy(), oracle["churn_probability"].to_numpy()
+    truth, p = gold[LABEL].astype(int).to_numpy(), oracle["churn_probability"].to_numpy()
     return {"oracle_roc_auc": roc_auc_score(truth, p), "oracle_log_loss": log_loss(truth, p)}
 
 

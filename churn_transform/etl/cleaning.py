@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn_transform.dates import parse_yyyymmdd
+from churn_transform.schema import LABEL
 
 SECONDS_PER_DAY = 86_400
 Counts = dict[str, int]
@@ -108,9 +109,9 @@ def clean_user_logs(logs: pa.Table) -> tuple[pa.Table, Counts]:
 
 def clean_labels(labels: pd.DataFrame, cohort: str, known: bool) -> tuple[pd.DataFrame, Counts]:
     """Label rows of one cohort; ``known=False`` for a scoring file whose labels are dummies."""
-    churn = labels["is_churn"].astype("Int8") if known else pd.array([pd.NA] * len(labels), "Int8")
+    churn = labels[LABEL].astype("Int8") if known else pd.array([pd.NA] * len(labels), "Int8")
     cohorts = pd.Series(cohort, index=labels.index, dtype="string")
-    return pd.DataFrame({"msno": labels["msno"], "cohort": cohorts, "is_churn": churn}), {}
+    return pd.DataFrame({"msno": labels["msno"], "cohort": cohorts, LABEL: churn}), {}
 
 
 CLEANERS: dict[str, Callable[[pa.Table], tuple[pa.Table, Counts]]] = {

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
+from churn_transform.schema import LABEL
 
 PREDICTIONS = "predictions"
 SUBMISSION = "submission.csv"
@@ -47,18 +48,18 @@ def write_predictions(
     lake: Lake, cohort: str, run_id: str, scores: pd.DataFrame, model_version: str, gold: GoldRead
 ) -> str:
     """One scoring run's ``gold.json``, ``scores.parquet`` and ``submission.csv``; the URL of the
-    submission. ``scores`` is ``churn_transform.monitoring.scoring.score``'s frame (``is_churn`` the
-    probability, ``churn`` the decision). The gold is written first: scores never stand
+    submission. ``scores`` is ``churn_transform.monitoring.scoring.score``'s frame
+    (``churn_probability``, ``churn`` the decision). The gold is written first: scores never stand
     without what they were made from (``scored_by`` would not trust them)."""
-    answers = scores[["msno", "is_churn", "churn"]].rename(
-        columns={"is_churn": "churn_probability"}
-    )
+    answers = scores[["msno", "churn_probability", "churn"]]
     buffer = io.BytesIO()
     answers.assign(model_version=model_version).to_parquet(buffer, index=False)
     lake.write_bytes(json.dumps(asdict(gold)).encode(), PREDICTIONS, cohort, run_id, GOLD)
     lake.write_bytes(buffer.getvalue(), PREDICTIONS, cohort, run_id, SCORES)
-    submission = scores[["msno", "is_churn"]].to_csv(index=False).encode()
-    return lake.write_bytes(submission, PREDICTIONS, cohort, run_id, SUBMISSION)
+    # the competition's columns: its label's name over the probability
+    submission = scores[["msno", "churn_probability"]].rename(columns={"churn_probability": LABEL})
+    submission_bytes = submission.to_csv(index=False).encode()
+    return lake.write_bytes(submission_bytes, PREDICTIONS, cohort, run_id, SUBMISSION)
 
 
 def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -> str:

@@ -34,7 +34,7 @@ def score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "msno": gold["msno"].astype(str),
-            "is_churn": probability,
+            "churn_probability": probability,
             "churn": probability >= model.threshold_,
             **reasons,
             "last_list_price": gold["last_list_price"],

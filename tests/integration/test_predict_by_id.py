@@ -212,7 +212,7 @@ def test_every_subscriber_s_answer_by_id_is_its_batch_score(
         answers += answer.json()
     assert [a["msno"] for a in answers] == ids and len(ids) > 800
     served = np.array([a["churn_probability"] for a in answers])
-    np.testing.assert_allclose(served, batch["is_churn"].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(served, batch["churn_probability"].to_numpy(), rtol=0, atol=1e-9)
     # each logged prediction names the key it came with: what drift's client share counts
     requests.post(f"{url}/metadata", json={}, headers={"Authorization": f"Bearer {KEY}"})
     deadline = time.monotonic() + 30

@@ -30,11 +30,11 @@ from churn_transform.monitoring.quality import (
     reported_metrics,
 )
 
-#: ``monitoring.scoring.score``'s frame, cut to what the layout keeps (is_churn: probability).
+#: ``monitoring.scoring.score``'s frame, cut to what the layout keeps.
 SCORED = pd.DataFrame(
     {
         "msno": ["AAAA=", "BBBB=", "CCCC="],
-        "is_churn": [0.9, 0.2, 0.6],
+        "churn_probability": [0.9, 0.2, 0.6],
         "churn": [True, False, True],
         "reason_1": ["cancelled", "", "short plan"],
     }
@@ -50,7 +50,11 @@ def test_a_run_s_scores_submission_and_gold_are_written_in_their_folder(tmp_path
     submission = _write(lake, "run1", "4")
     folder = tmp_path / PREDICTIONS / "2017-05" / "run1"
     assert submission == lake.url(PREDICTIONS, "2017-05", "run1", "submission.csv")
-    assert pd.read_csv(folder / "submission.csv").columns.tolist() == ["msno", "is_churn"]
+    submitted = pd.read_csv(folder / "submission.csv")  # the competition's columns
+    assert submitted.to_dict("list") == {
+        "msno": ["AAAA=", "BBBB=", "CCCC="],
+        "is_churn": [0.9, 0.2, 0.6],
+    }
     scores = pd.read_parquet(folder / SCORES)
     assert scores.to_dict("list") == {
         "msno": ["AAAA=", "BBBB=", "CCCC="],
@@ -74,7 +78,7 @@ def test_the_campaign_list_leaves_out_the_plan_columns(tmp_path: Path) -> None:
     ranked = SCORED.assign(target=True, last_list_price=149, last_plan_days=30)
     url = write_campaign(lake, "2017-05", "run1", ranked)
     shown = pd.read_csv(lake.path_of(url))
-    assert shown.columns.tolist() == ["msno", "is_churn", "churn", "reason_1", "target"]
+    assert shown.columns.tolist() == ["msno", "churn_probability", "churn", "reason_1", "target"]
 
 
 def test_every_batch_score_is_read_back_oldest_run_first(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from churn_transform.monitoring.scoring import REASONS, score_part
 from tests.unit.test_explanation import _gold
 from tests.unit.test_explanation import model as model  # noqa: F401 (the fixture)
 
-COLUMNS = ["msno", "is_churn", "churn", *[f"reason_{i + 1}" for i in range(REASONS)]]
+COLUMNS = ["msno", "churn_probability", "churn", *[f"reason_{i + 1}" for i in range(REASONS)]]
 
 
 def _part(folder: Path, users: int) -> str:
@@ -32,4 +32,4 @@ def test_a_part_without_users_scores_to_no_rows_with_every_column(
     assert empty.empty and list(empty.columns) == list(full.columns)
     assert set(COLUMNS) <= set(full.columns) and len(full) == 4
     both = pd.concat([empty, full], ignore_index=True)
-    assert both["is_churn"].tolist() == full["is_churn"].tolist()
+    assert both["churn_probability"].tolist() == full["churn_probability"].tolist()
