@@ -198,7 +198,7 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
     month, scoring, labelled = args.month, shift_month(args.month, 1), shift_month(args.month, -1)
     step("ingest")
     for each in (labelled, scoring):
-        step("feature", cohort=each)
+        step("gold", cohort=each)
     step("validate", cohorts=f"{labelled},{scoring}")
     version, own, trained = _champion(settings)
     step("score", cohort=scoring)

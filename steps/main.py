@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             allow_shrink=args.allow_shrink,
         )
         for cohort in (args.train_cohort, args.eval_cohort):
-            step("feature", cohort=cohort)
+            step("gold", cohort=cohort)
         step("validate", cohorts=f"{args.train_cohort},{args.eval_cohort}")
         step("version", cohorts=f"{args.train_cohort},{args.eval_cohort}")
         step(

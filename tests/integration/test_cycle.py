@@ -134,7 +134,7 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
         [first.info.experiment_id], f"tags.mlflow.parentRunId = '{first.info.run_id}'"
     )
     entry_points = {run.data.tags["mlflow.project.entryPoint"] for run in steps}
-    assert entry_points >= {"ingest", "feature", "validate", "score", "quality", "drift", "train"}
+    assert entry_points >= {"ingest", "gold", "validate", "score", "quality", "drift", "train"}
     assert all(run.info.status == "FINISHED" for run in steps)
     train = next(run for run in steps if run.data.tags["mlflow.project.entryPoint"] == "train")
     assert train.data.params["train_cohort"] == "2017-02,2017-03"

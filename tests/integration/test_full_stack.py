@@ -91,7 +91,7 @@ def test_main_serve_monitor_on_s3_mlflow_server_and_dask(
         "run",
         ".",
         "-e",
-        "feature",
+        "gold",
         "--env-manager",
         "local",
         "-P",

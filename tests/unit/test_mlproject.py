@@ -17,10 +17,10 @@ from steps._mlproject import EntryPoint, entry_point, open_run
 from tests.conftest import tracking_store
 
 ENTRY_POINTS = yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())["entry_points"]
-FEATURE = EntryPoint(
-    "feature",
+GOLD = EntryPoint(
+    "gold",
     {"cohort": {"type": "string", "default": "2017-03"}, "seed": {"type": "float", "default": 1}},
-    "python -m steps.feature --cohort {cohort} --seed {seed}",
+    "python -m steps.gold --cohort {cohort} --seed {seed}",
 )
 
 
@@ -34,17 +34,17 @@ def test_every_entry_point_reads_as_a_step_with_its_defaults(name: str) -> None:
 
 
 def test_given_values_replace_the_defaults_and_others_are_appended() -> None:
-    values = FEATURE.values({"cohort": "2017-04", "extra": 2})
+    values = GOLD.values({"cohort": "2017-04", "extra": 2})
     assert values == {"cohort": "2017-04", "seed": "1", "extra": "2"}
-    assert FEATURE.argv(values) == [
-        *("python", "-m", "steps.feature"),
+    assert GOLD.argv(values) == [
+        *("python", "-m", "steps.gold"),
         *("--cohort", "2017-04", "--seed", "1", "--extra", "2"),
     ]
 
 
 def test_a_value_reaches_the_command_as_one_word_whatever_it_holds() -> None:
-    values = FEATURE.values({"cohort": "2017-04; rm -rf ~"})
-    assert FEATURE.argv(values)[4] == "2017-04; rm -rf ~"
+    values = GOLD.values({"cohort": "2017-04; rm -rf ~"})
+    assert GOLD.argv(values)[4] == "2017-04; rm -rf ~"
     assert values["cohort"] == "'2017-04; rm -rf ~'"  # logged as MLflow logs it
 
 
@@ -98,18 +98,18 @@ def test_a_run_carries_mlflow_s_tags_of_a_project_run_and_its_parameters(
     _git(repo, "init", "-q")
     _git(repo, "remote", "add", "origin", "https://someone:s3cret@git.example.com/kkbox.git")
     _git(repo, "commit", "-q", "--allow-empty", "-m", "first")
-    values = FEATURE.values({"cohort": "2017-04"})
+    values = GOLD.values({"cohort": "2017-04"})
     with mlflow.start_run() as parent:
-        run = tracking.get_run(open_run(project, FEATURE, values, "0"))
-    assert run.info.run_name == "feature" and run.data.params == values
+        run = tracking.get_run(open_run(project, GOLD, values, "0"))
+    assert run.info.run_name == "gold" and run.data.params == values
     tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.user"}
     assert tags == {
-        "mlflow.runName": "feature",
+        "mlflow.runName": "gold",
         "mlflow.source.type": "PROJECT",
         "mlflow.source.name": f"file://{repo.resolve()}#project",
         "mlflow.source.git.commit": _git(repo, "rev-parse", "HEAD"),
         "mlflow.source.git.repoURL": "https://git.example.com/kkbox.git",
-        "mlflow.project.entryPoint": "feature",
+        "mlflow.project.entryPoint": "gold",
         "mlflow.parentRunId": parent.info.run_id,
     }
     assert run.data.tags["mlflow.user"]
@@ -118,6 +118,6 @@ def test_a_run_carries_mlflow_s_tags_of_a_project_run_and_its_parameters(
 def test_outside_a_repository_the_source_is_the_project_s_path(
     tracking: mlflow.MlflowClient, tmp_path: Path
 ) -> None:
-    run = tracking.get_run(open_run(tmp_path, FEATURE, FEATURE.values({}), "0"))
+    run = tracking.get_run(open_run(tmp_path, GOLD, GOLD.values({}), "0"))
     assert run.data.tags["mlflow.source.name"] == str(tmp_path)
     assert not {"mlflow.source.git.commit", "mlflow.parentRunId"} & set(run.data.tags)

@@ -34,6 +34,7 @@ def _argv(entry: str, **values: str) -> tuple[str, list[str]]:
 def test_every_entry_point_with_text_parameters_is_covered() -> None:
     covered = {entry for entry, _ in TEXT_PARAMETERS}
     assert {
+        "gold",
         "feature",
         "validate",
         "version",

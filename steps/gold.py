@@ -1,4 +1,5 @@
-"""Entry point ``feature``: the gold feature table of one cohort month, with Dask.
+"""Entry point ``gold``: the gold feature table of one cohort month, with Dask (``feature``, its
+old name, is an alias in MLproject for one release).
 
 Reads: the current silver snapshot. Produces: ``gold/features_<cohort>/<version>``, one row per
 user of the cohort, from data strictly before the month, published only once it passed
@@ -16,13 +17,13 @@ from steps._cli import cohort, dask_cluster, lake_of, refusals, start, tracked_r
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = start("feature")
+    settings = start("gold")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cohort", type=cohort, required=True, help="cohort month, e.g. 2017-03")
     args = parser.parse_args(argv)
     lake = lake_of(settings)
-    with tracked_run(settings, "feature"), dask_cluster(settings):
-        with refusals("feature"):
+    with tracked_run(settings, "gold"), dask_cluster(settings):
+        with refusals("gold"):
             url, digest, rows = build_gold(lake, args.cohort)
         mlflow.log_params({"cohort": args.cohort, "gold_url": url})
         mlflow.set_tags({"gold_hash": digest, f"gold_hash.{args.cohort}": digest})
