@@ -112,12 +112,18 @@ def _column_passes(
 
 def _types_pass(schema: pa_schema.DataFrameSchema, arrow: pa.Schema) -> bool:
     """The file's columns and types, as pandas would read them, are the schema's (Pandera
-    checks an empty frame of them: every column rule passes on no rows)."""
+    checks an empty frame of them: every column rule passes on no rows). Asked once per schema
+    and Arrow schema: every part of a table has the same."""
+    key = (id(schema), arrow.serialize().to_pybytes())
+    if (known := _VERDICTS.get(key)) is not None:
+        return known[1]
     try:
         schema.validate(as_pandas(arrow.empty_table()))
+        passed = True
     except (SchemaError, SchemaErrors):
-        return False
-    return True
+        passed = False
+    _remember(key, schema, passed)
+    return passed
 
 
 def _footer(metadata: pq.FileMetaData, column: int) -> tuple[int | None, Any, Any]:
@@ -140,9 +146,32 @@ def _footer(metadata: pq.FileMetaData, column: int) -> tuple[int | None, Any, An
 
 
 def _pass(checks: Iterable[Check], values: pa.Array) -> bool:
-    """Every check passes on ``values``, read as silver's readers read a column."""
+    """Every check passes on ``values``, read as silver's readers read a column. Asked once per
+    checks and values when the values are few: the parts of a table mostly share their bounds
+    (the same first and last day, the same smallest amount)."""
+    checks = tuple(checks)
+    key = None
+    if len(values) <= _FEW:
+        key = (tuple(map(id, checks)), str(values.type), tuple(values.to_pylist()))
+        if (known := _VERDICTS.get(key)) is not None:
+            return known[1]
     series = as_pandas(pa.table({"values": values}))["values"]
-    return all(bool(check(series).check_passed) for check in checks)
+    passed = all(bool(check(series).check_passed) for check in checks)
+    if key is not None:
+        _remember(key, checks, passed)
+    return passed
+
+
+#: Verdicts already reached, by what they were asked on, each kept with the schema or checks it
+#: judged (alive, so that their ids in the key are not taken by other objects).
+_VERDICTS: dict[tuple[Any, ...], tuple[object, bool]] = {}
+_MOST_VERDICTS = 100_000
+
+
+def _remember(key: tuple[Any, ...], judged: object, verdict: bool) -> None:
+    if len(_VERDICTS) >= _MOST_VERDICTS:
+        _VERDICTS.clear()
+    _VERDICTS[key] = (judged, verdict)
 
 
 def _distinct(column: pa.ChunkedArray) -> pa.Array:
