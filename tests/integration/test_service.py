@@ -223,7 +223,7 @@ def test_import_is_idempotent_and_the_bento_builds_with_its_dockerfile(
     described = yaml.safe_load((bento / "bento.yaml").read_text())
     packed = [m["tag"] for s in described["services"] for m in s["models"]]
     assert len(packed) == 1 and packed[0].startswith("kkbox-churn:")
-    assert (bento / "src" / "churn_transform" / "transformer.py").is_file()
+    assert (bento / "src" / "churn_transform" / "modelling" / "transformer.py").is_file()
 
 
 def test_another_registry_s_version_1_is_imported_not_mistaken_for_ours(
