@@ -26,6 +26,11 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMClassifier",
 )
 FORMAT = "skops"
+#: The same types as named by models trained before the library moved into wings.
+BEFORE_WINGS: tuple[str, ...] = (
+    "churn_transform.model.ChurnModel",
+    "churn_transform.transformer.ChurnFeatures",
+)
 
 
 class UntrustedModelError(RuntimeError):
@@ -63,6 +68,12 @@ def load_model(model_dir: str | Path) -> ChurnModel:
         unknown = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
     except Exception as error:  # a file skops cannot even list: not one we wrote
         raise UntrustedModelError(f"{path} is not a readable skops file: {error}") from None
+    if unknown and unknown <= set(BEFORE_WINGS):
+        raise UntrustedModelError(
+            f"{path} was trained before the library moved into wings ({', '.join(sorted(unknown))}"
+            " are now under churn_transform.modelling): retrain it with "
+            "`mlflow run . -e train --env-manager local`, or `make demo`"
+        )
     if unknown:
         raise UntrustedModelError(
             f"{path} asks for types this project does not trust: {', '.join(sorted(unknown))}"

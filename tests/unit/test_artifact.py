@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import lightgbm as lgb
@@ -109,3 +110,23 @@ def test_a_model_file_outside_the_artifact_is_refused(model: ChurnModel, tmp_pat
 def test_a_folder_that_is_no_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UntrustedModelError, match="is not an MLflow sklearn model"):
         load_model(tmp_path)
+
+
+def test_a_model_trained_before_the_wings_is_refused_saying_to_retrain(
+    model: ChurnModel, tmp_path: Path
+) -> None:
+    folder = _saved(
+        model, tmp_path / "m", serialization_format=FORMAT, skops_trusted_types=list(TRUSTED_TYPES)
+    )
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
+    model_file = folder / flavor["pickled_model"]
+    with zipfile.ZipFile(model_file) as saved:  # the types named as the old layout named them
+        members = {name: saved.read(name) for name in saved.namelist()}
+    members["schema.json"] = members["schema.json"].replace(
+        b"churn_transform.modelling.", b"churn_transform."
+    )
+    with zipfile.ZipFile(model_file, "w") as rewritten:
+        for name, data in members.items():
+            rewritten.writestr(name, data)
+    with pytest.raises(UntrustedModelError, match=r"before the library moved into wings.*retrain"):
+        load_model(folder)
