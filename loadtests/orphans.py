@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,13 +22,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 BENTOML = str(Path(sys.executable).parent / "bentoml")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from loadtests.servers import free_port  # noqa: E402
 
 
 def _orphan(port: int) -> int | None:
@@ -53,7 +49,7 @@ def _orphan(port: int) -> int | None:
 
 def one_try(after: float, wait: float) -> bool:
     """Whether a worker outlived its server killed ``after`` seconds from its start."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [BENTOML, "serve", "service:ChurnService", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
