@@ -76,7 +76,7 @@ from churn_transform.serving.registry import Registered, aliased, fetch
 from churn_transform.serving.runtime import (
     REQUEST_ID,
     Champion,
-    Record,
+    RequestRecord,
     die_with_parent,
     freeze_heap,
     metrics,
@@ -99,7 +99,7 @@ SETTINGS = Settings()
 #: The body of /predict and /explain: gold rows, at most KKBOX_MAX_REQUEST_RECORDS of them.
 #: ``example`` is the keyword Swagger UI reads in OpenAPI 3.0 (BentoML's); it ignores ``examples``.
 Records = Annotated[
-    list[Record],
+    list[RequestRecord],
     Field(
         min_length=1,
         max_length=SETTINGS.max_request_records,
@@ -307,7 +307,7 @@ class ChurnService:
         records = self.lookup(ids, cohort)
         return self._answered(records, self.champion.explain(records))
 
-    def lookup(self, ids: list[str], cohort: str | None) -> list[Record]:
+    def lookup(self, ids: list[str], cohort: str | None) -> list[RequestRecord]:
         """The record of every id, or the refusal naming the ids and the cohort."""
         try:
             with self.metrics["lookup"].time():
@@ -320,7 +320,7 @@ class ChurnService:
         except Exception as failed:
             log.exception("feature store lookup failed")
             raise ServiceUnavailable(f"the feature store did not answer: {failed}") from failed
-        return [Record(**features) for features in found]
+        return [RequestRecord(**features) for features in found]
 
     def example_ids(self) -> list[str]:
         """An id of the newest cohort served, for the OpenAPI examples; none when no cohort is
@@ -350,7 +350,7 @@ class ChurnService:
         """``/predict``'s answers with the reason of every feature (exact log-odds shares)."""
         return self._answered(records, self.champion.explain(records))
 
-    def _answered(self, records: list[Record], answers: list[Answer]) -> list[Answer]:
+    def _answered(self, records: list[RequestRecord], answers: list[Answer]) -> list[Answer]:
         """Count and log answers, as every prediction is: records sent, records looked up by
         id, records explained."""
         observe = self.metrics["probability"].observe

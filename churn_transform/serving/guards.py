@@ -64,8 +64,8 @@ class ReportRefusals:
     (status, method, path, and the faulty fields of a 400, never a value sent), and the faults
     of each are counted by field in ``kkbox_validation_errors_total``.
 
-    BentoML validates the body against ``Record`` before our code runs and answers 400 itself;
-    reading that answer is the one place the faults can be seen. Its own ERROR traceback for
+    BentoML validates the body against ``RequestRecord`` before our code runs and answers 400
+    itself; reading that answer is the one place the faults can be seen. Its own ERROR traceback for
     the same request, which quotes the input, is dropped by ``QuietRefusals``."""
 
     def __init__(self, app: Any) -> None:

@@ -52,7 +52,7 @@ def current_request_id() -> str:
     return format(span.span_id, "016x") if span.is_valid else uuid.uuid4().hex
 
 
-class Record(FeatureRecord):  # type: ignore[misc, valid-type]
+class RequestRecord(FeatureRecord):  # type: ignore[misc, valid-type]
     """A FeatureRecord that remembers the HTTP request it came in (batches mix requests)."""
 
     _request_id: str = PrivateAttr(default="")
@@ -99,7 +99,7 @@ class Champion:
     def threshold(self) -> float:
         return float(self.about["metrics"]["threshold"])
 
-    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+    def predict(self, records: Sequence[RequestRecord]) -> list[Prediction]:
         """One answer per record, in order; the model's own transformer does the feature work."""
         churn = self.model.predict_proba(_columns(records))[:, 1].tolist()
         return [
@@ -112,7 +112,7 @@ class Champion:
             for r, p in zip(records, churn, strict=True)
         ]
 
-    def explain(self, records: Sequence[Record]) -> list[Explained]:
+    def explain(self, records: Sequence[RequestRecord]) -> list[Explained]:
         """``predict``'s answers with every feature's reason (``modelling.explanation``)."""
         columns = _columns(records)
         explanation = explain(self.model, columns)  # type: ignore[arg-type]
@@ -127,12 +127,12 @@ class Champion:
         ]
 
 
-def _columns(records: Sequence[Record]) -> dict[str, list[Any]]:
+def _columns(records: Sequence[RequestRecord]) -> dict[str, list[Any]]:
     return {name: [getattr(r, name) for r in records] for name in FEATURES}
 
 
 def traffic_entries(
-    records: Sequence[Record], answers: Sequence[Prediction], model_version: str
+    records: Sequence[RequestRecord], answers: Sequence[Prediction], model_version: str
 ) -> Iterator[dict[str, Any]]:
     """The traffic log's line for each answer: its request, features and what was answered."""
     now = time.time()

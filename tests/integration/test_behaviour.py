@@ -18,7 +18,7 @@ from churn_transform.modelling.artifact import load_model
 from churn_transform.modelling.model import ChurnModel
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES, WINDOWS
 from churn_transform.serving.runtime import Champion as Served
-from churn_transform.serving.runtime import Record
+from churn_transform.serving.runtime import RequestRecord
 from tests.conftest import Champion
 
 TOLERANCE = 0.02  # the largest fall of a probability a directional change may cause
@@ -89,7 +89,9 @@ def test_cutting_listening_does_not_lower_the_risk(model: ChurnModel, rows: pd.D
 def test_the_user_id_does_not_change_the_answer(model: ChurnModel) -> None:
     served = Served(model, "test", {"registry_version": "1"}, {"metrics": {"threshold": 0.5}})
     ids = ["+UVtmiuUMYmk9KkMT9kRfzbRGfSs7PDIIkYydmyawzo=", "a" * 43 + "=", "Z" * 43 + "="]
-    answers = served.predict([Record.model_validate({**EXAMPLE_RECORD, "msno": i}) for i in ids])
+    answers = served.predict(
+        [RequestRecord.model_validate({**EXAMPLE_RECORD, "msno": i}) for i in ids]
+    )
     assert len({a.churn_probability for a in answers}) == 1
     assert [a.msno for a in answers] == ids
 

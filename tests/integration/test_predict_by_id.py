@@ -29,7 +29,7 @@ from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.serving.online_store import OnlineFeatures, online_store
 from churn_transform.serving.records import FeatureRecord, as_records
 from churn_transform.serving.runtime import Champion as Served
-from churn_transform.serving.runtime import Record
+from churn_transform.serving.runtime import RequestRecord
 from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import PROJECT_ROOT, Settings
 from tests.conftest import Champion, chromium, free_port, records_of, run_step, serve, stop
@@ -79,7 +79,7 @@ def test_by_id_answers_and_logs_what_predict_does_with_the_features(
     served = _service(settings, served_model)
     try:
         by_id = served.predict_ids(list(gold["msno"]), COHORT)
-        sent = served.predict([Record.model_validate(r) for r in as_records(gold)])
+        sent = served.predict([RequestRecord.model_validate(r) for r in as_records(gold)])
     finally:
         served.flush_traffic_log()
     assert by_id == sent
@@ -112,7 +112,7 @@ def test_explain_by_id_answers_and_logs_what_explain_does_with_the_features(
     served = _service(_sqlite(tmp_path, gold), served_model)
     try:
         by_id = served.explain_ids(list(gold["msno"]), COHORT)
-        sent = served.explain([Record.model_validate(r) for r in as_records(gold)])
+        sent = served.explain([RequestRecord.model_validate(r) for r in as_records(gold)])
     finally:
         served.flush_traffic_log()
     assert by_id == sent

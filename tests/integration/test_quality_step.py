@@ -17,7 +17,7 @@ import requests
 from sklearn.metrics import roc_auc_score
 
 from churn_transform.serving.records import Prediction
-from churn_transform.serving.runtime import Record, traffic_entries
+from churn_transform.serving.runtime import RequestRecord, traffic_entries
 from churn_transform.serving.traffic import TrafficLog
 from tests.conftest import Champion, records_of, run_step, start_pushgateway, stop
 
@@ -79,7 +79,7 @@ def test_the_service_s_answers_are_measured_per_version_beside_the_batch(
     lake, traffic = tmp_path / "lake", tmp_path / "traffic"
     shutil.copytree(champion.env["KKBOX_LAKE_URI"], lake)
     march = champion.gold("2017-03")
-    records = [Record(**r) for r in records_of(march)]
+    records = [RequestRecord(**r) for r in records_of(march)]
     log = TrafficLog(str(traffic))
     for version, part in (("1", records[:600]), ("7", records[600:])):
         answers = [

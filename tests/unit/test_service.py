@@ -33,7 +33,7 @@ from churn_transform.serving import access
 from churn_transform.serving.access import KeyRing, RequireKeys, TokenBucket, refuse_open_bind
 from churn_transform.serving.guards import OVERLOADED, GuardRequests, QuietRefusals
 from churn_transform.serving.online_store import OnlineFeatures, OnlineStore
-from churn_transform.serving.runtime import Champion, Record
+from churn_transform.serving.runtime import Champion, RequestRecord
 from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import PROJECT_ROOT, Settings
 
@@ -129,7 +129,7 @@ def test_predict_answers_the_model_s_probabilities_in_order(
 ) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
     try:
-        answers = served.predict([Record.model_validate(r) for r in RECORDS])
+        answers = served.predict([RequestRecord.model_validate(r) for r in RECORDS])
     finally:
         served.flush_traffic_log()
     expected = _expected(champion, RECORDS)
@@ -141,7 +141,7 @@ def test_predict_answers_the_model_s_probabilities_in_order(
 
 def test_every_prediction_is_logged_with_its_features(champion: Champion, tmp_path: Path) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
-    records = [Record.model_validate(r) for r in RECORDS]
+    records = [RequestRecord.model_validate(r) for r in RECORDS]
     served.predict(records)
     served.flush_traffic_log()  # what BentoML calls on shutdown
     logged, seen = read_traffic(tmp_path / "traffic", "2000-01-01", "2999-12-31")
@@ -154,7 +154,7 @@ def test_explain_answers_predict_s_answers_with_reasons_that_add_up(
     champion: Champion, tmp_path: Path
 ) -> None:
     served = ChurnService.inner(champion, _settings(tmp_path))
-    records = [Record.model_validate(r) for r in RECORDS]
+    records = [RequestRecord.model_validate(r) for r in RECORDS]
     try:
         explained = served.explain(records)
         predicted = served.predict(records)
@@ -209,7 +209,7 @@ def test_explain_by_id_answers_what_explain_does_with_the_features(
     ids = [RECORDS[2]["msno"], RECORDS[0]["msno"]]
     try:
         by_id = served.explain_ids(ids, None)
-        sent = served.explain([Record.model_validate(r) for r in (RECORDS[2], RECORDS[0])])
+        sent = served.explain([RequestRecord.model_validate(r) for r in (RECORDS[2], RECORDS[0])])
         with pytest.raises(NotFound, match=r"cohort 2017-04: nobody\. Ids are the msno"):
             served.explain_ids([ids[0], "nobody"], None)
     finally:
