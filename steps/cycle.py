@@ -34,6 +34,7 @@ import json
 import posixpath
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import mlflow
@@ -215,9 +216,8 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
         drift_alarm=bool(drift.get("dataset_drift", 0)),
         drift_top_client_share=drift.get("top_client_share"),
     )
-    policy = Policy(
-        args.max_auc_drop, args.max_age_months, args.retrain_on_drift, args.max_client_share
-    )
+    # every limit of the policy is a run parameter of the same name (MLproject's cycle)
+    policy = Policy(**{limit.name: getattr(args, limit.name) for limit in fields(Policy)})
     decision = decide(policy, evidence)
     return {
         "month": month,
