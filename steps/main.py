@@ -1,6 +1,6 @@
 """Entry point ``main``: the whole chain, each step a nested MLflow Projects run.
 
-generate (optional) -> ingest -> feature (training and evaluation cohorts) -> validate ->
+generate (optional) -> ingest -> gold (training and evaluation cohorts) -> validate ->
 version (DVC) -> train (MLflow registry) -> import (the champion into BentoML's store) ->
 materialize (the served cohort's features into the online feature store) -> score (that cohort,
 by the champion: the predictions whose realized quality a later cycle measures once its labels
