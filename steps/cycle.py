@@ -6,7 +6,7 @@ a month whose folder is missing stops the cycle before anything is written, sayi
 it on synthetic data):
 
 1. ``ingest``: the increment becomes a layer of silver (nothing, if it already is);
-2. ``feature`` and ``validate``: gold of the cohort to score (M+1) and of the newly labelled
+2. ``gold`` and ``validate``: gold of the cohort to score (M+1) and of the newly labelled
    cohort (M-1);
 3. ``score`` cohort M+1 with the champion (once per champion version), and ``materialize`` its
    features into the online store, so answers by id serve the new cohort;
