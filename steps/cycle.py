@@ -119,7 +119,9 @@ def _require_increment(settings: Settings, month: str) -> None:
         hint = (
             f"; on synthetic data, `mlflow run . -e generate --env-manager local -P months="
             f"{months} -P users=N` writes it (N: the users of the base files, which it rewrites "
-            "unchanged; `make months` does so for 2017-04 and 2017-05 after `make demo`)"
+            "unchanged; `make months` does so for 2017-04 and 2017-05 after `make demo`). It "
+            "draws every month from April anew: a month this lake ingested comes out different, "
+            "and ingest refuses it, so past the months landed start anew (`make clean`)"
             if months > 0
             else ""
         )

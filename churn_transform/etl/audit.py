@@ -32,6 +32,12 @@ class DataLossError(RuntimeError):
     """The new raw snapshot lost data the previous one had; the run needs an explicit override."""
 
 
+class ChangedIncrementError(DataLossError):
+    """A month's increment changed after it was ingested: its predictions and realized quality
+    were made from what it held. No override: the files ingested are put back, or a new lake
+    takes the new data."""
+
+
 class AuditError(RuntimeError):
     """A new version failed its audit and was not published; ``report`` says why."""
 

@@ -9,6 +9,7 @@ leaves the page cache to the conversion.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import mmap
@@ -19,6 +20,7 @@ import shutil
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from churn_transform.etl.audit import ChangedIncrementError, DataLossError
 from churn_transform.etl.fingerprint import RawFingerprint
 from churn_transform.etl.increments import INCREMENTS, Increment
 from churn_transform.lake import Lake, TableNotFoundError
@@ -89,6 +91,66 @@ def copy_increment_to_bronze(
 
     version = f"{increment.month}-{increment.id}"
     return lake.publish("bronze", INCREMENTS, version, copy, point=False)
+
+
+def check_increments_kept(
+    lake: Lake,
+    ingested: dict[str, str],
+    landed: list[Increment],
+    storage_options: dict[str, object],
+    allow_shrink: bool = False,
+) -> None:
+    """Refuse landed increments that are not the ones the lake ingested. ``ingested`` is the
+    live silver's month -> increment id. A month whose files now differ from the bronze copy
+    made when it was ingested raises ``ChangedIncrementError`` naming the files (files only
+    touched again, the same bytes, pass); a month ingested that has not landed any more raises
+    ``DataLossError`` unless ``allow_shrink``."""
+    by_month = {increment.month: increment for increment in landed}
+    gone = sorted(set(ingested) - set(by_month))
+    if gone and not allow_shrink:
+        raise DataLossError(
+            f"the increments of {', '.join(gone)} were ingested but have not landed any more "
+            "(their folders are gone); put them back, or pass allow_shrink to let silver lose them"
+        )
+    for month, known in sorted(ingested.items()):
+        increment = by_month.get(month)
+        if increment is None or increment.id == known:
+            continue
+        copy = lake.path_of(lake.version_url("bronze", INCREMENTS, f"{month}-{known}"))
+        changed = _changed_files(lake, copy, increment, storage_options)
+        if changed:
+            raise ChangedIncrementError(
+                f"the increment of {month} changed after it was ingested ({', '.join(changed)} "
+                f"differ from the copy ingested, {lake.fs.unstrip_protocol(copy)}): its "
+                "predictions and realized quality were made from that copy. Put those files "
+                f"back in {increment.url}, or take the new data into a new lake (KKBOX_LAKE_URI)"
+            )
+
+
+def _changed_files(
+    lake: Lake, copy: str, increment: Increment, storage_options: dict[str, object]
+) -> list[str]:
+    """The names of ``increment``'s files whose bytes are not those of the bronze copy in
+    ``copy`` (a file in one of the two only counts as changed)."""
+    copied = {posixpath.basename(path) for path in lake.fs.ls(copy, detail=False)} - {MANIFEST}
+    copied = {name for name in copied if not name.startswith("_")}
+    source_fs, root = url_to_fs(increment.url, **storage_options)
+    changed = sorted(set(increment.files) ^ copied)
+    for name in sorted(set(increment.files) & copied):
+        ours, theirs = posixpath.join(copy, name), posixpath.join(root, name)
+        if lake.fs.size(ours) != source_fs.size(theirs) or _digest(lake.fs, ours) != _digest(
+            source_fs, theirs
+        ):
+            changed.append(name)
+    return sorted(changed)
+
+
+def _digest(fs: object, path: str) -> str:
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as stream:  # type: ignore[attr-defined]
+        for block in iter(lambda: stream.read(16 * 2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def bronze_manifest(lake: Lake, version: str | None = None) -> dict[str, dict[str, object]]:

@@ -38,7 +38,11 @@ from churn_transform.etl.audit import (
     read_heads,
     usual_month,
 )
-from churn_transform.etl.bronze import copy_increment_to_bronze, copy_to_bronze
+from churn_transform.etl.bronze import (
+    check_increments_kept,
+    copy_increment_to_bronze,
+    copy_to_bronze,
+)
 from churn_transform.etl.fingerprint import RawFingerprint, fingerprint_of
 from churn_transform.etl.increments import INCREMENTS, Increment, landed_increments, layer_version
 from churn_transform.etl.silver import SOURCES, build_silver_tables
@@ -107,7 +111,9 @@ def ingest(
 
     Raises ``audit.RawHeaderError`` for a header that is not the expected one,
     ``audit.DataLossError`` for a file that lost every row or a table that shrank by more than
-    ``max_shrink`` (unless ``allow_shrink``), ``audit.AuditError`` when validation fails, and
+    ``max_shrink`` (unless ``allow_shrink``) or an ingested increment that has not landed any
+    more (likewise), ``audit.ChangedIncrementError`` for an increment whose files changed after
+    it was ingested, ``audit.AuditError`` when validation fails, and
     ``lake.LakeLockedError`` when another writer holds the lake.
     """
     with lake.lock("ingest"):
@@ -117,6 +123,13 @@ def ingest(
         buckets = buckets or auto_buckets(snapshot)
         report = IngestReport(snapshot.id, buckets, f"{snapshot.id}-f{SILVER_FORMAT}-b{buckets}")
         previous = _current_manifest(lake)
+        check_increments_kept(
+            lake,
+            previous.get("increments", {}),
+            landed_increments(raw_url, storage_options),
+            storage_options,
+            allow_shrink,
+        )
         if previous.get("version") != report.version:
             _write_and_audit(
                 lake,

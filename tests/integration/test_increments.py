@@ -16,7 +16,7 @@ import dask
 import pandas as pd
 import pytest
 
-from churn_transform.etl.audit import DataLossError, RawHeaderError
+from churn_transform.etl.audit import ChangedIncrementError, DataLossError, RawHeaderError
 from churn_transform.etl.gold import build_gold, gold_summary
 from churn_transform.etl.ingest import ingest
 from churn_transform.etl.retention import collect_garbage
@@ -240,3 +240,34 @@ def test_a_later_increment_is_judged_against_the_months_before_it(
     ):
         _ingest(lake, raw)
     assert lake.current_version("silver", "") == march
+
+
+def test_an_ingested_increment_that_changes_or_goes_is_refused_and_silver_stays(
+    landed: dict[str, Path], tmp_path: Path
+) -> None:
+    raw, lake = _base(landed, tmp_path)
+    _land(raw, landed["month"])
+    first = _ingest(lake, raw)
+    members = raw / "increments" / "2017-03" / "members.csv"
+
+    # the same bytes written again (a new modification time): nothing to refuse, the month
+    # is taken again as a layer of its own
+    members.write_bytes(members.read_bytes())
+    os.utime(members, (1_000_000_000, 1_000_000_000))
+    ingested = _ingest(lake, raw)
+    assert ingested != first
+
+    # other rows in a month already ingested: its predictions were made from the first ones
+    rows = members.read_text().splitlines()
+    members.write_text("\n".join([rows[0], *rows[2:]]) + "\n")
+    with pytest.raises(ChangedIncrementError, match=r"increment of 2017-03 changed.*members\.csv"):
+        _ingest(lake, raw)
+    assert lake.current_version("silver", "") == ingested
+
+    # a month ingested whose folder is gone: refused unless silver may lose it
+    for path in (raw / "increments" / "2017-03").iterdir():
+        path.unlink()
+    (raw / "increments" / "2017-03").rmdir()
+    with pytest.raises(DataLossError, match="2017-03 were ingested but have not landed"):
+        _ingest(lake, raw)
+    assert lake.current_version("silver", "") == ingested
