@@ -129,7 +129,7 @@ bench-months: setup ## The platform over seven months with the shift part way: i
 bench-generate: setup ## Generator throughput and peak memory (USERS=N, 20000 unset; COMPARE=1: one process beside every core)
 	$(BIN)/python benchmarks/generate.py --users $(BENCH_USERS) $(if $(COMPARE),--compare)
 
-bench-etl: setup ## Ingest + feature vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
+bench-etl: setup ## Ingest + gold vs DuckDB and pandas (RAW=folder, or USERS=N to generate)
 	$(BIN)/python benchmarks/etl.py $(if $(RAW),--raw $(RAW),--users $(BENCH_USERS))
 
 bench-increment: setup ## One month's increment against a whole ingest (RAW=folder, or USERS=N to generate)

@@ -100,7 +100,7 @@ def build_gold(lake: Lake, cohort: str) -> tuple[str, str, int]:
     returns its URL, content hash and row count. Raises ``audit.AuditError`` (and publishes
     nothing) when the new version fails validation."""
     table = table_name(cohort)
-    with lake.lock(f"feature {cohort}"):
+    with lake.lock(f"gold {cohort}"):
         lake.remove_unpublished("gold", table)
         silver = silver_snapshot(lake)  # checked whole, then read by name: one snapshot
         key = {"silver": silver.version, "features": FEATURE_VERSION, "cohort": cohort}
@@ -144,7 +144,7 @@ def _audit(lake: Lake, cohort: str, version: str, url: str) -> None:
 def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
     """Check every bucket of the current silver snapshot and the current gold tables of
     ``cohorts``; raises ``InconsistentSnapshotError`` if a gold table was built from another
-    snapshot than the current one (run ``feature`` again), or silver's tables disagree."""
+    snapshot than the current one (run ``gold`` again), or silver's tables disagree."""
     silver = silver_snapshot(lake)
     tasks = silver_checks(lake, silver.version)
     for cohort in cohorts:
@@ -153,7 +153,7 @@ def validate_lake(lake: Lake, cohorts: list[str]) -> ValidationReport:
         if built_from != silver.version:
             raise InconsistentSnapshotError(
                 f"gold {table_name(cohort)} was built from silver {built_from}, but the "
-                f"current silver is {silver.version}: run feature for {cohort} again"
+                f"current silver is {silver.version}: run gold for {cohort} again"
             )
         tasks += gold_checks(lake, cohort, url)
     return run_checks(tasks, cohorts)

@@ -159,7 +159,7 @@ def test_validation_refuses_gold_built_from_another_snapshot(raw: Path, lake: La
     build_gold(lake, "2017-02")
     write_raw(raw, USERS[:-1])
     ingest(lake, str(raw), {}, buckets=2)
-    with pytest.raises(InconsistentSnapshotError, match="run feature for 2017-02"):
+    with pytest.raises(InconsistentSnapshotError, match="run gold for 2017-02"):
         validate_lake(lake, ["2017-02"])
     build_gold(lake, "2017-02")
     assert validate_lake(lake, ["2017-02"]).ok
