@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     _require_increment(settings, args.month)
     lake = lake_of(settings)
     journal = _journal(lake, args.month)
+    finished = journal.get("done") is not None
 
     def step(entry_point: str, **parameters: object) -> str:
         return project_step(settings, entry_point, args.env_manager, **parameters)
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tags({"decision": str(record["decision"]), "action": action, "served": served})
         mlflow.log_dict(record, "cycle.json")
         print(f"cycle {args.month} ({run.info.run_id}): {record['decision']}; {action}")
+    if finished:  # every stage was done by an earlier run: its record, not new work
+        print(f"cycle {args.month} ran to the end before: nothing was run again; its record:")
     print(_said(record))
 
 

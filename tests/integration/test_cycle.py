@@ -122,6 +122,8 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
     again = _cycle(month_env, "2017-04", *policy)
     assert len(client.search_model_versions("name='kkbox-churn'")) == 2  # no second retrain
     assert record["action"] in again
+    assert "cycle 2017-04 ran to the end before: nothing was run again" in again
+    assert "ran to the end before" not in printed
     cycles = client.search_runs(
         [client.get_experiment_by_name("kkbox-churn").experiment_id], "tags.action != ''"
     )
