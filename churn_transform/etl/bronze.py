@@ -17,6 +17,7 @@ import os
 import posixpath
 import shutil
 
+from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
@@ -131,26 +132,23 @@ def _changed_files(
     lake: Lake, copy: str, increment: Increment, storage_options: dict[str, object]
 ) -> list[str]:
     """The names of ``increment``'s files whose bytes are not those of the bronze copy in
-    ``copy`` (a file in one of the two only counts as changed)."""
-    copied = {posixpath.basename(path) for path in lake.fs.ls(copy, detail=False)} - {MANIFEST}
-    copied = {name for name in copied if not name.startswith("_")}
+    ``copy`` (a file in one of the two only counts as changed; the lake's own files there, the
+    manifest among them, start with an underscore)."""
+    names = (posixpath.basename(path) for path in lake.fs.ls(copy, detail=False))
+    copied = {name for name in names if not name.startswith("_")}
     source_fs, root = url_to_fs(increment.url, **storage_options)
-    changed = sorted(set(increment.files) ^ copied)
-    for name in sorted(set(increment.files) & copied):
+    changed = set(increment.files) ^ copied
+    for name in set(increment.files) & copied:
         ours, theirs = posixpath.join(copy, name), posixpath.join(root, name)
-        if lake.fs.size(ours) != source_fs.size(theirs) or _digest(lake.fs, ours) != _digest(
-            source_fs, theirs
-        ):
-            changed.append(name)
+        same_size = lake.fs.size(ours) == increment.files[name][0]
+        if not same_size or _digest(lake.fs, ours) != _digest(source_fs, theirs):
+            changed.add(name)
     return sorted(changed)
 
 
-def _digest(fs: object, path: str) -> str:
-    digest = hashlib.sha256()
-    with fs.open(path, "rb") as stream:  # type: ignore[attr-defined]
-        for block in iter(lambda: stream.read(16 * 2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _digest(fs: AbstractFileSystem, path: str) -> str:
+    with fs.open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def bronze_manifest(lake: Lake, version: str | None = None) -> dict[str, dict[str, object]]:
