@@ -132,12 +132,9 @@ def _campaign(
 ) -> tuple[str, Choice]:
     """The ranked campaign list in the lake (its URL) and the size chosen, whose reason, value
     and figures per segment are logged."""
-    ranked, choice = campaign_list(
-        scores,
-        scores,
-        settings.offer_cost,
-        settings.offer_acceptance,
-    )
+    # the scores carry the plan columns (last_list_price, last_plan_days) the price comes from
+    plans = scores
+    ranked, choice = campaign_list(scores, plans, settings.offer_cost, settings.offer_acceptance)
     campaign = write_campaign(lake, cohort, run_id, ranked)
     mlflow.set_tag("campaign_reason", choice.reason)
     mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
