@@ -90,11 +90,12 @@ dashboard: setup ## The Streamlit dashboard on http://127.0.0.1:8501 (DASHBOARD_
 bento: setup ## Build the service's Bento (and its Dockerfile) from bentofile.yaml
 	$(BIN)/bentoml build
 
-system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus and its Pushgateway, Redis, Chromium); needs root
+system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus, its Pushgateway and Alertmanager, Redis, Chromium); needs root
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ "$$KKBOX_TEST_BROWSER" = playwright ] || command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
