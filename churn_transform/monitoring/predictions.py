@@ -6,6 +6,9 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
 - ``scores.parquet``: every user's ``churn_probability`` and ``churn`` decision with the
   ``model_version`` that made them (what realized quality joins with the labels);
 - ``gold.json``: the gold table they were made from, its ``version`` and content ``hash``;
+- ``estimate.json``: the performance its probabilities let one expect before the labels
+  (``churn_transform.monitoring.estimation.CohortEstimate``), written before the scores, so
+  scores never stand without it;
 - ``campaign.csv``: the ranked campaign list (``churn_transform.modelling.campaign``), which the
   dashboard lists by this same layout.
 """
@@ -16,12 +19,16 @@ import io
 import json
 import posixpath
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
 from churn_transform.schema import LABEL
+
+if TYPE_CHECKING:  # estimation imports quality, which imports this module
+    from churn_transform.monitoring.estimation import CohortEstimate
 
 PREDICTIONS = "predictions"
 SUBMISSION = "submission.csv"
@@ -30,6 +37,8 @@ SCORES = "scores.parquet"
 #: Beside the scores: the gold table they were made from (version and content hash).
 GOLD = "gold.json"
 CAMPAIGN = "campaign.csv"
+#: Beside the scores: the performance estimated from them before the labels (CBPE).
+ESTIMATE = "estimate.json"
 #: The ``source`` of batch scores among realized quality's predictions (the service's: traffic).
 BATCH = "batch"
 #: Columns of the scoring frame the campaign list leaves out (they gave its revenue at risk).
@@ -66,6 +75,22 @@ def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -
     """The run's ranked campaign list (``modelling.campaign.campaign_list``); its URL."""
     shown = ranked.drop(columns=_PLAN).to_csv(index=False).encode()
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
+
+
+def write_estimate(lake: Lake, run_id: str, estimate: CohortEstimate) -> str:
+    """The scoring run's ``estimate.json`` (its cohort's folder); its URL."""
+    text = estimate.to_json().encode()
+    return lake.write_bytes(text, PREDICTIONS, estimate.cohort, run_id, ESTIMATE)
+
+
+def estimates(lake: Lake, cohort: str) -> list[CohortEstimate]:
+    """Every scoring run's estimate of ``cohort``, oldest run first (a later estimate of the same
+    model version replaces an earlier one, as its scores do); empty when none was made."""
+    from churn_transform.monitoring.estimation import CohortEstimate
+
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", ESTIMATE)), key=lake.fs.modified)
+    return [CohortEstimate.from_json(lake.fs.cat_file(path).decode()) for path in paths]
 
 
 def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,16 +13,22 @@ import pytest
 from scipy.special import expit, logit
 from sklearn.metrics import auc, precision_score, recall_score, roc_auc_score
 
+from churn_transform.lake import Lake
 from churn_transform.modelling.campaign import choose
+from churn_transform.modelling.segments import SEGMENTS
 from churn_transform.monitoring.estimation import (
     CampaignEstimate,
     CohortEstimate,
     estimate_campaign,
     estimate_performance,
+    estimate_scores,
     estimate_segments,
     estimated_roc_auc,
     estimation_errors,
+    estimation_metrics,
+    estimation_table,
 )
+from churn_transform.monitoring.predictions import estimates, write_estimate
 from churn_transform.monitoring.quality import ALL, realized_quality
 
 
@@ -224,3 +232,58 @@ def test_the_estimation_error_is_realized_minus_estimated_per_segment() -> None:
         overall["estimation_error_precision"]
     )
     assert overall["oracle_roc_auc"] == pytest.approx(roc_auc_score(labels, p))
+
+
+def _scores(p: np.ndarray) -> pd.DataFrame:
+    """``monitoring.scoring.score``'s columns that the estimate reads."""
+    segments = {name: ["a", "b"] * (len(p) // 2) for name in SEGMENTS}
+    plans = {"last_list_price": 149.0, "last_plan_days": 30}
+    return pd.DataFrame({"churn_probability": p, **segments, **plans})
+
+
+def test_a_scoring_s_record_holds_the_cohort_every_segment_and_the_campaign() -> None:
+    p = np.array([0.9, 0.6, 0.3, 0.2])
+    record = estimate_scores(_scores(p), "2017-05", "3", 0.5, offer_cost=20, acceptance=0.3)
+    assert record.overall == estimate_performance(p, 0.5)
+    assert {(s.segment, s.value) for s in record.segments} == {
+        (name, value) for name in SEGMENTS for value in "ab"
+    }
+    assert record.campaign == estimate_campaign(p, np.full(4, 149.0), 20, 0.3)
+
+
+def test_the_lake_gives_back_every_scoring_s_estimate_oldest_first(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    first = _record(np.array([0.9, 0.1]), pd.DataFrame({"city": ["1", "2"]}))
+    second = replace(first, model_version="4")
+    write_estimate(lake, "run-b", first)
+    time.sleep(0.01)  # the order is the files' modification times
+    write_estimate(lake, "run-a", second)
+    # as JSON: a figure without a denominator is NaN, which equals nothing
+    assert [e.to_json() for e in estimates(lake, "2017-05")] == [first.to_json(), second.to_json()]
+    assert estimates(lake, "2017-06") == []
+
+
+def test_each_version_is_compared_through_its_latest_estimate_and_named_as_quality_names_it() -> (
+    None
+):
+    p, labels = _draw(1_000, 50)
+    msno = [f"u{i}" for i in range(len(p))]
+    predictions = pd.DataFrame(
+        {"msno": msno, "churn_probability": p, "churn": p >= 0.3, "model_version": "3"}
+    ).assign(source="batch")
+    realized = realized_quality(predictions, pd.Series(labels, index=msno))
+    segments = pd.DataFrame({"city": ["1"] * len(p)})
+    stale = replace(_record(p, segments), overall=estimate_performance(np.full(len(p), 0.5), 0.3))
+    unmeasured = replace(_record(p, segments), model_version="9")
+    table = estimation_table([stale, _record(p, segments), unmeasured], realized)
+    assert table["model_version"].unique().tolist() == ["3"]
+    overall = table[table["segment"] == ALL].iloc[0]
+    assert overall["estimated_roc_auc"] == pytest.approx(estimated_roc_auc(p))
+    metrics = estimation_metrics(table)
+    assert metrics["batch.v3.estimated_roc_auc"] == pytest.approx(estimated_roc_auc(p))
+    assert metrics["batch.v3.estimation_error_roc_auc"] == pytest.approx(
+        roc_auc_score(labels, p) - estimated_roc_auc(p)
+    )
+    assert (
+        estimation_table([unmeasured], realized).empty and estimation_metrics(pd.DataFrame()) == {}
+    )
