@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from churn_transform.dates import shift_month  # noqa: E402
 from churn_transform.lake import Lake  # noqa: E402
-from churn_transform.monitoring.predictions import estimates  # noqa: E402
+from churn_transform.monitoring.estimation import estimates  # noqa: E402
 from churn_transform.monitoring.quality import ALL  # noqa: E402
 from churn_transform.synthetic.generator import increment_folder  # noqa: E402
 from loadtests.servers import Server  # noqa: E402

@@ -44,9 +44,9 @@ from churn_transform.etl.gold import table_name
 from churn_transform.etl.increments import MissingIncrementError, landed_increment
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.modelling.promotion import PromotionOutcome, recorded
+from churn_transform.monitoring.estimation import estimates
 from churn_transform.monitoring.journal import Journal
 from churn_transform.monitoring.policy import Evidence, Policy, decide
-from churn_transform.monitoring.predictions import estimates
 from churn_transform.monitoring.quality import realized_figures
 from churn_transform.settings import Settings
 from churn_transform.synthetic.months import FIRST_MONTH

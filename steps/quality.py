@@ -32,8 +32,8 @@ from mlflow.exceptions import MlflowException
 from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
 from churn_transform.modelling.segments import segment_labels
-from churn_transform.monitoring.estimation import estimation_metrics, estimation_table
-from churn_transform.monitoring.predictions import batch_scores, estimates
+from churn_transform.monitoring.estimation import estimates, estimation_metrics, estimation_table
+from churn_transform.monitoring.predictions import batch_scores
 from churn_transform.monitoring.quality import ALL, REPORTED, realized_quality, reported_metrics
 from churn_transform.schema import LABEL
 from churn_transform.serving.traffic import read_traffic

@@ -33,12 +33,12 @@ from churn_transform.monitoring.estimation import (
     CohortEstimate,
     estimate_metrics,
     estimate_scores,
+    write_estimate,
 )
 from churn_transform.monitoring.predictions import (
     GoldRead,
     scored_by,
     write_campaign,
-    write_estimate,
     write_predictions,
 )
 from churn_transform.monitoring.scoring import score

@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from churn_transform.lake import Lake
 from churn_transform.modelling.campaign import choose, monthly_price
 from churn_transform.modelling.segments import SEGMENTS
-from churn_transform.monitoring.predictions import BATCH
+from churn_transform.monitoring.predictions import BATCH, ESTIMATE, read_beside, write_beside
 from churn_transform.monitoring.quality import ALL, metric_name
 
 
@@ -248,6 +249,17 @@ def estimate_metrics(estimate: PerformanceEstimate) -> dict[str, float]:
         "positive_rate": estimate.expected_positive_rate,
     }
     return {f"estimated_{name}": v for name, v in named.items() if not math.isnan(v)}
+
+
+def write_estimate(lake: Lake, run_id: str, estimate: CohortEstimate) -> str:
+    """The scoring run's ``estimate.json``, beside its scores; its URL."""
+    return write_beside(lake, estimate.cohort, run_id, ESTIMATE, estimate.to_json().encode())
+
+
+def estimates(lake: Lake, cohort: str) -> list[CohortEstimate]:
+    """Every scoring run's estimate of ``cohort``, oldest run first (a later estimate of the same
+    model version replaces an earlier one, as its scores do); empty when none was made."""
+    return [CohortEstimate.from_json(data.decode()) for data in read_beside(lake, cohort, ESTIMATE)]
 
 
 #: The figures compared once the labels land: estimated against realized (``monitoring.quality``).

@@ -19,16 +19,12 @@ import io
 import json
 import posixpath
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
 from churn_transform.schema import LABEL
-
-if TYPE_CHECKING:  # estimation imports quality, which imports this module
-    from churn_transform.monitoring.estimation import CohortEstimate
 
 PREDICTIONS = "predictions"
 SUBMISSION = "submission.csv"
@@ -77,20 +73,16 @@ def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
 
 
-def write_estimate(lake: Lake, run_id: str, estimate: CohortEstimate) -> str:
-    """The scoring run's ``estimate.json`` (its cohort's folder); its URL."""
-    text = estimate.to_json().encode()
-    return lake.write_bytes(text, PREDICTIONS, estimate.cohort, run_id, ESTIMATE)
+def write_beside(lake: Lake, cohort: str, run_id: str, name: str, data: bytes) -> str:
+    """A record ``name`` of one scoring run, beside its scores (``ESTIMATE``); its URL."""
+    return lake.write_bytes(data, PREDICTIONS, cohort, run_id, name)
 
 
-def estimates(lake: Lake, cohort: str) -> list[CohortEstimate]:
-    """Every scoring run's estimate of ``cohort``, oldest run first (a later estimate of the same
-    model version replaces an earlier one, as its scores do); empty when none was made."""
-    from churn_transform.monitoring.estimation import CohortEstimate
-
+def read_beside(lake: Lake, cohort: str, name: str) -> list[bytes]:
+    """The record ``name`` of every scoring run of ``cohort`` that has one, oldest run first."""
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", ESTIMATE)), key=lake.fs.modified)
-    return [CohortEstimate.from_json(lake.fs.cat_file(path).decode()) for path in paths]
+    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", name)), key=lake.fs.modified)
+    return [lake.fs.cat_file(path) for path in paths]
 
 
 def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:

@@ -17,7 +17,7 @@ import requests
 from sklearn.metrics import roc_auc_score
 
 from churn_transform.lake import Lake
-from churn_transform.monitoring.predictions import estimates
+from churn_transform.monitoring.estimation import estimates
 from churn_transform.serving.records import Prediction
 from churn_transform.serving.runtime import RequestRecord, traffic_entries
 from churn_transform.serving.traffic import TrafficLog

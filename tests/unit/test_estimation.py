@@ -24,11 +24,12 @@ from churn_transform.monitoring.estimation import (
     estimate_scores,
     estimate_segments,
     estimated_roc_auc,
+    estimates,
     estimation_errors,
     estimation_metrics,
     estimation_table,
+    write_estimate,
 )
-from churn_transform.monitoring.predictions import estimates, write_estimate
 from churn_transform.monitoring.quality import ALL, realized_quality
 
 
