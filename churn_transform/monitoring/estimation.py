@@ -91,7 +91,8 @@ class CohortEstimate:
     campaign: CampaignEstimate | None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, allow_nan=True)
+        """Strict JSON: a figure without a denominator (NaN) is written ``null``."""
+        return json.dumps(_nulls(asdict(self)), indent=1, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> CohortEstimate:
@@ -99,7 +100,7 @@ class CohortEstimate:
         data = json.loads(text)
         try:
             segments = tuple(
-                SegmentEstimate(s["segment"], s["value"], PerformanceEstimate(**s["estimate"]))
+                SegmentEstimate(s["segment"], s["value"], _figures(s["estimate"]))
                 for s in data["segments"]
             )
             campaign = data["campaign"]
@@ -107,12 +108,24 @@ class CohortEstimate:
                 cohort=data["cohort"],
                 model_version=str(data["model_version"]),
                 threshold=float(data["threshold"]),
-                overall=PerformanceEstimate(**data["overall"]),
+                overall=_figures(data["overall"]),
                 segments=segments,
                 campaign=CampaignEstimate(**campaign) if campaign is not None else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"an estimate record lacks or mistypes a field: {error}") from error
+
+
+def _nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulls(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _figures(data: dict[str, object]) -> PerformanceEstimate:
+    return PerformanceEstimate(**{k: math.nan if v is None else v for k, v in data.items()})  # type: ignore[arg-type]
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -201,6 +201,7 @@ def test_the_record_reads_back_as_written_nan_included() -> None:
     assert back.overall == record.overall and back.campaign == record.campaign
     assert back.segments[1].estimate.rows == 2
     nothing = replace(record, overall=estimate_performance(np.zeros(2), 0.3), campaign=None)
+    assert '"roc_auc": null' in nothing.to_json()  # strict JSON, for any reader
     assert math.isnan(CohortEstimate.from_json(nothing.to_json()).overall.roc_auc)
 
 
