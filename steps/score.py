@@ -9,10 +9,10 @@ arrive; a cohort already scored by the same version from the same gold is not sc
 with ``gold.json``, the gold table's version and content hash; ``estimate.json``, the ROC AUC,
 precision, recall and campaign value the probabilities let one expect before the labels, for
 the cohort and each segment (``monitoring.estimation``, CBPE; its overall figures logged as
-``estimated_*`` metrics); and ``campaign.csv``, the ranked
-campaign list (``modelling.campaign``: probability, decision, revenue at risk, whether to
-target, the top three reasons), whose chosen size and reason are logged; on synthetic data, the
-AUC and log loss against the cohort's hidden labels.
+``estimated_*`` metrics); and ``campaign.csv``, the ranked campaign list
+(``modelling.campaign``: probability, decision, revenue at risk, whether to target, the top
+three reasons), whose chosen size and reason are logged; on synthetic data, the AUC and log
+loss against the cohort's hidden labels.
 """
 
 from __future__ import annotations
