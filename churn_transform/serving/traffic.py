@@ -297,3 +297,22 @@ def read_traffic(
         return pd.DataFrame(), seen
     features = pd.DataFrame([entry.pop("features") for entry in kept])
     return pd.concat([pd.DataFrame(kept), features], axis=1), seen
+
+
+def read_served(
+    uri: str | Path, start: str, end: str, *, storage_options: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """``ts`` and ``model_version`` of every prediction logged on the days ``start``..``end``
+    under ``uri`` (as ``read_traffic`` finds them): no sample, whatever the window holds, as
+    only these two fields of each line are kept (``monitoring.timeline`` reads them)."""
+    fs, root = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
+    times: list[float] = []
+    versions: list[str] = []
+    for path in _traffic_files(fs, root, start, end):
+        with fs.open(path, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                if line.endswith("\n"):  # else a line still being written
+                    entry = json.loads(line)
+                    times.append(entry["ts"])
+                    versions.append(entry["model_version"])
+    return pd.DataFrame({"ts": times, "model_version": pd.Categorical(versions)})
