@@ -89,7 +89,10 @@ def previous(reigns: Iterable[Reign], current: str) -> str:
     candidates = [r for r in earlier if not r.withdrawn]
     if not candidates:
         left = sorted((r.version for r in earlier), key=int)
-        named = f" (versions {', '.join(left)} were rolled back from)" if left else ""
+        named = ""
+        if left:
+            were = f"versions {', '.join(left)} were" if left[1:] else f"version {left[0]} was"
+            named = f" ({were} rolled back from)"
         raise RollbackRefused(
             f"no earlier champion to roll back to from version {current}{named}: name one "
             "that was champion with VERSION=N, or promote a new one"

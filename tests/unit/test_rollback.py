@@ -76,7 +76,11 @@ def test_with_no_earlier_champion_left_the_rollback_is_refused_naming_the_withdr
     reigns = [Reign("1", at(1), False), Reign("2", at(2), True), Reign("3", at(3), True)]
     with pytest.raises(RollbackRefused, match=r"versions 2, 3 were rolled back from.*VERSION=N"):
         previous(reigns, current="1")
-    with pytest.raises(RollbackRefused, match="no earlier champion to roll back to from version 1"):
+    with pytest.raises(RollbackRefused, match=r"from version 1 \(version 2 was rolled back from"):
+        previous(reigns[:2], current="1")
+    with pytest.raises(
+        RollbackRefused, match="no earlier champion to roll back to from version 1:"
+    ):
         previous([Reign("1", at(1), False)], current="1")
 
 
