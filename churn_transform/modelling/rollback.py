@@ -35,6 +35,8 @@ from churn_transform.settings import Settings
 PROMOTED_AT = "promoted_at"
 RESTORED = ("restored_at", "restored_by", "restored_reason", "restored_from")
 ROLLED_BACK = ("rolled_back_at", "rolled_back_by", "rolled_back_reason", "rolled_back_to")
+#: A reason is a sentence or two, kept as a tag (refused before any tag is written).
+MAX_REASON = 1000
 
 
 class RollbackRefused(ValueError):
@@ -146,6 +148,8 @@ def rollback(
         raise RollbackRefused('a rollback needs a reason: say why (REASON="...")')
     if not by.strip():
         raise RollbackRefused("a rollback needs the name of who does it")
+    if len(reason) > MAX_REASON:
+        raise RollbackRefused(f"the reason has {len(reason)} characters, more than {MAX_REASON}")
     client = mlflow.MlflowClient(settings.tracking_uri)
     name, alias = settings.model_name, settings.champion_alias
     try:
