@@ -78,10 +78,8 @@ def versions_served(settings: Settings) -> None:
         traffic.dataframe(by_day, hide_index=True)
         traffic.caption("switches of the version answering (the service follows the alias)")
         traffic.dataframe(switches(found.value, settings.champion_poll_seconds), hide_index=True)
-    moves.caption(
-        "promotions and rollbacks in the registry (`make rollback REASON=...` moves the "
-        "champion back)"
-    )
+    # no command in code here: the page's hints are only what fills an empty tab
+    moves.caption("promotions and rollbacks of the champion, from the registry's tags")
     history = reads.champion_events(settings)
     if history.value is None:
         moves.info(history.problem)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from churn_transform.monitoring.timeline import served_by_day, switches
-from churn_transform.serving.traffic import read_served
+from churn_transform.serving.traffic import TrafficLog, read_served
 
 DAY1 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 DAY2 = DAY1 + 86_400
@@ -105,3 +105,19 @@ def test_the_reader_keeps_every_prediction_s_time_and_version_but_a_line_being_w
     assert served["ts"].tolist() == [DAY1, DAY1 + 1, DAY1 + 2]
     assert served["model_version"].astype(str).tolist() == ["1", "1", "2"]
     assert read_served(tmp_path / "nothing", "2026-12-01", "2026-12-02").empty
+
+
+def test_the_reader_gives_what_the_service_s_log_holds(tmp_path: Path) -> None:
+    """Lines as the service writes them (read by their opening) and in any other key order
+    (parsed whole) give the same times and versions."""
+    entries = [
+        {"ts": DAY1 + 0.25, "request_id": 'a"b', "model_version": "1", "features": {}},
+        {"ts": DAY1 + 1e-3, "request_id": "r-2", "model_version": "12", "features": {"x": None}},
+        {"model_version": "3", "ts": DAY1 + 2, "features": {}},
+    ]
+    log = TrafficLog(tmp_path, replica="a")
+    log.append(dict(entry) for entry in entries)
+    log.close()
+    served = read_served(tmp_path, "2000-01-01", "2999-12-31")
+    assert served["ts"].tolist() == [entry["ts"] for entry in entries]
+    assert served["model_version"].astype(str).tolist() == ["1", "12", "3"]
