@@ -20,7 +20,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc rollback clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,15 @@ quality: setup ## Realized quality of the predictions for a cohort whose labels 
 
 drift: setup ## Drift of the service's traffic of the last days against the champion's training data
 	$(BIN)/mlflow run . -e drift --env-manager local
+
+# The service follows the alias by itself; the import keeps BentoML's store (and a Bento) in step.
+# A value in single quotes for the shell, its own quotes escaped: a reason is free text.
+shell_quoted = '$(subst ','\'',$(1))'
+rollback: setup ## The champion back to the previous one: REASON="why" (required), VERSION=N, BY=name (default: you)
+	$(if $(strip $(REASON)),,$(error make rollback needs a reason: make rollback REASON="AUC fell on April"))
+	$(BIN)/mlflow run . -e rollback --env-manager local -P reason=$(call shell_quoted,$(REASON)) \
+	  $(if $(VERSION),-P version=$(VERSION)) $(if $(BY),-P user=$(call shell_quoted,$(BY)))
+	$(BIN)/mlflow run . -e import --env-manager local
 
 UI_PORT ?= 5000
 

@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from churn_transform.modelling.model import ChurnModel
+from churn_transform.modelling.rollback import mark_promoted
 from churn_transform.modelling.segments import segment_metrics, segment_regressions
 from churn_transform.modelling.training import evaluate
 from churn_transform.schema import FEATURES, LABEL
@@ -239,6 +240,7 @@ def _apply(client: Any, name: str, outcome: PromotionOutcome) -> None:
     """The outcome in the registry: the alias moved, or the version's role (and refusal)."""
     if outcome.promoted:
         client.set_registered_model_alias(name, outcome.alias, outcome.version)
+        mark_promoted(client, name, outcome.version)  # the champion history rollback walks back
         return
     role = "refused" if outcome.refused else "challenger"
     client.set_model_version_tag(name, outcome.version, "role", role)
