@@ -88,8 +88,8 @@ class GeneratorConfig:
             raise ValueError(f"shift must lie in [0, 1], got {self.shift}")
         if self.months < 0:
             raise ValueError(f"months must be 0 or more, got {self.months}")
-        if not 0.0 <= self.campaign_share <= 1.0:
-            raise ValueError(f"campaign_share must lie in [0, 1], got {self.campaign_share}")
+        if not 0.0 <= self.campaign_share < 1.0:  # a campaign keeps a control group
+            raise ValueError(f"campaign_share must lie in [0, 1), got {self.campaign_share}")
         if self.processes < 0:
             raise ValueError(f"processes must be 0 (every core) or more, got {self.processes}")
         try:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn_transform.synthetic import GeneratorConfig
 from churn_transform.synthetic.campaign import CAMPAIGN_COHORT, CAMPAIGN_FILE
 from churn_transform.synthetic.oracle import OFFER, WEIGHTS, offer_change
 from tests.generator.conftest import Dataset, make
@@ -54,6 +55,12 @@ def test_cancellers_and_the_long_silent_are_rarely_saved(drivers: dict[str, floa
 def test_an_auto_renewer_gone_quiet_is_reminded_to_leave() -> None:
     assert _effect(silent_days=20, active_30=5) < -0.5
     assert _effect(silent_days=20, active_30=5, no_auto_renew=1) > 0
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_a_campaign_share_out_of_range_is_named(share: float) -> None:
+    with pytest.raises(ValueError, match=r"campaign_share must lie in \[0, 1\)"):
+        GeneratorConfig(users=10, campaign_share=share)
 
 
 @pytest.fixture(scope="module")
