@@ -12,6 +12,7 @@ import pytest
 from churn_transform.synthetic import GeneratorConfig
 from churn_transform.synthetic.campaign import CAMPAIGN_COHORT, CAMPAIGN_FILE
 from churn_transform.synthetic.oracle import OFFER, WEIGHTS, offer_change
+from churn_transform.synthetic.report import describe
 from tests.generator.conftest import Dataset, make
 
 SMALL = {"users": 1500, "log_start": "2016-11-01", "chunk_users": 600, "seed": 3}
@@ -204,3 +205,21 @@ def test_the_effect_s_direction_in_each_group_of_every_cohort(large_data: Datase
     reminded = effect < 0
     assert 0.005 < reminded.mean() < 0.1 and (~manual[reminded]).all()
     assert effect.mean() > 0
+
+
+def test_the_summary_shows_the_campaign_s_groups_beside_the_oracle(
+    pair: tuple[Dataset, Dataset],
+) -> None:
+    none, campaign = pair
+    assert describe(none.root / "raw", none.root / "oracle").campaign == {}
+    report = describe(campaign.root / "raw", campaign.root / "oracle")
+    march = _march(campaign)
+    offered = march[march["treated"] == 1]
+    users, churn, without, with_offer = report.campaign["offered"]
+    assert users == len(offered) and users + report.campaign["control"][0] == len(march)
+    assert churn == pytest.approx(offered["is_churn"].mean())
+    assert with_offer == pytest.approx(offered["churn_probability_offered"].mean())
+    assert without == pytest.approx(offered["churn_probability"].mean())
+    assert (
+        "retention-2017-03" in report.text() and "campaign_offered_churn" in report.oracle_metrics()
+    )
