@@ -33,6 +33,23 @@ def _effect(**values: float) -> float:
     return float(-offer_change(_drivers(**values))[0])
 
 
+@pytest.mark.parametrize(
+    ("drivers", "change"),
+    [
+        ({"no_auto_renew": 1, "discount_last": 1}, -(1.2 + 0.9)),
+        ({"no_auto_renew": 1, "free_last": 1, "silent_days": 17}, -(1.2 + 0.6) * np.exp(-1)),
+        ({"no_auto_renew": 1, "last_is_cancel": 1}, -(1 - 0.95) * 1.2),
+        ({}, -0.15),
+        ({"silent_days": 17}, 0.8 - 0.15 * np.exp(-1)),
+        ({"silent_days": 45}, -0.15 * np.exp(-3.8)),
+    ],
+)
+def test_the_change_of_the_logit_is_the_documented_formula(
+    drivers: dict[str, float], change: float
+) -> None:
+    assert offer_change(_drivers(**drivers))[0] == pytest.approx(change)
+
+
 def test_price_sensitive_manual_renewers_are_saved_most() -> None:
     auto = _effect()
     manual = _effect(no_auto_renew=1)
@@ -145,10 +162,10 @@ def test_the_log_records_one_campaign_at_the_cohort_cutoff(pair: tuple[Dataset, 
     assert set(log["treated"]) == {0, 1}
 
 
-def test_the_campaign_is_reproducible_from_the_seed(
+def test_the_campaign_is_reproducible_from_the_seed_in_any_number_of_processes(
     pair: tuple[Dataset, Dataset], tmp_path: Path
 ) -> None:
-    again = make(tmp_path / "again", campaign_share=SHARE, **SMALL)
+    again = make(tmp_path / "again", campaign_share=SHARE, processes=2, **SMALL)
     assert _digests(again.root / "raw") == _digests(pair[1].root / "raw")
     assert _digests(again.root / "oracle") == _digests(pair[1].root / "oracle")
     other = make(tmp_path / "other", campaign_share=SHARE, **(SMALL | {"seed": 4}))
