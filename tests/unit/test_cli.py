@@ -255,14 +255,14 @@ def test_main_ends_saying_what_next_with_the_address_of_the_experiment_s_runs() 
         (
             "steps.generate",
             "--users {} --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months 0 "
-            "--shift-start 2017-03 --processes 1",
+            "--shift-start 2017-03 --processes 1 --campaign-share 0",
             "--users",
             "-5",
         ),
         (
             "steps.generate",
             "--users 10 --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months {} "
-            "--shift-start 2017-03 --processes 1",
+            "--shift-start 2017-03 --processes 1 --campaign-share 0",
             "--months",
             "-2",
         ),
