@@ -279,7 +279,6 @@ def _retrain(
         train_cohort=",".join(newest),
         eval_cohort=before["labelled"],
         holdout=args.holdout,
-        min_segment_users=args.min_segment_users,
         margin=args.margin,
         min_auc=args.min_auc,
         min_oracle_share=args.min_oracle_share,

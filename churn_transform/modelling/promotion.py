@@ -1,13 +1,16 @@
 """The promotion gate: whether a newly registered model version serves, and the record of why.
 
-The gate's rules, in order: the floor any model must clear, the first one included
-(``refusal``); no segment of enough users far below the champion's on the same users
-(``segments.segment_regressions``); and beating the champion by the margin without a worse log
-loss (``beats``). ``check_floor`` and ``compare`` apply them and return a typed
-``PromotionOutcome``; ``promote`` applies them on the registry (the champion alias moved, or the
-version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps the outcome on the
-training run as ``promotion.json``, which ``recorded`` reads back (the monthly cycle does), beside
-its sentence for people (the run's tag ``promotion``).
+The gate's rules, in order: the floor any model must clear, the first one included (``refusal``, and
+no segment holding a tenth of the churners surely at or below it: ``segments.below_floor``); no
+segment surely far below the champion's on the same users (``segments.segment_regressions``: its
+bootstrap interval says so, not a point estimate, however few its users); and beating the champion
+by the margin without a worse log loss (``beats``). Whatever the outcome, it names the segments
+holding a tenth of the churners that the candidate surely over- or under-predicts
+(``segments.miscalibrated``), with their gap and recall. ``check_floor`` and ``compare`` apply them
+and return a typed ``PromotionOutcome``; ``promote`` applies them on the registry (the champion
+alias moved, or the version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps
+the outcome on the training run as ``promotion.json``, which ``recorded`` reads back (the monthly
+cycle does), beside its sentence for people (the run's tag ``promotion``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,14 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from churn_transform.modelling.campaign import monthly_price, targeted
 from churn_transform.modelling.model import ChurnModel
-from churn_transform.modelling.segments import segment_metrics, segment_regressions
+from churn_transform.modelling.segments import (
+    below_floor,
+    miscalibrated,
+    segment_metrics,
+    segment_regressions,
+)
 from churn_transform.modelling.training import evaluate
 from churn_transform.schema import FEATURES, LABEL
 from churn_transform.settings import Settings
@@ -79,13 +88,15 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class PromotionOutcome:
     """The gate's outcome for ``version``. ``champion``: the version the ``alias`` named when
-    the gate judged (None: none did); ``reasons``: why a refused version will not serve."""
+    the gate judged (None: none did); ``reasons``: why a refused version will not serve;
+    ``notes``: what to watch whatever the outcome (segments it surely mis-predicts)."""
 
     outcome: Outcome
     version: str
     alias: str
     champion: str | None = None
     reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def promoted(self) -> bool:
@@ -97,6 +108,9 @@ class PromotionOutcome:
 
     def text(self) -> str:
         """The outcome as a sentence, for people (printed, and the run's tag ``promotion``)."""
+        return self._decision() + "".join(f"\n  watch: {note}" for note in self.notes)
+
+    def _decision(self) -> str:
         if self.refused:
             return f"version {self.version} is refused and will not serve: {self.refusal()}"
         if self.promoted:
@@ -115,12 +129,14 @@ class PromotionOutcome:
                 "alias": self.alias,
                 "champion": self.champion,
                 "reasons": list(self.reasons),
+                "notes": list(self.notes),
             }
         )
 
     @classmethod
     def from_json(cls, text: str) -> PromotionOutcome:
-        """The outcome ``to_json`` wrote; raises ValueError naming an unknown outcome."""
+        """The outcome ``to_json`` wrote (before notes, none); raises ValueError naming an
+        unknown outcome."""
         fields = json.loads(text)
         champion = fields["champion"]
         return cls(
@@ -129,6 +145,7 @@ class PromotionOutcome:
             str(fields["alias"]),
             None if champion is None else str(champion),
             tuple(fields["reasons"]),
+            tuple(fields.get("notes", ())),
         )
 
 
@@ -138,7 +155,6 @@ class Gate:
 
     floor: Floor
     margin: float
-    min_segment_users: int
     max_segment_auc_drop: float
 
 
@@ -153,38 +169,48 @@ class Judged:
     segments: pd.DataFrame
 
 
-def segments_of(model: object, gold: pd.DataFrame) -> pd.DataFrame:
-    """The model's metrics per segment of the labelled cohort ``gold``."""
+def segments_of(
+    model: object, gold: pd.DataFrame, offer_cost: float, acceptance: float
+) -> pd.DataFrame:
+    """The model's metrics per segment of the labelled cohort ``gold``, recall at the cut of
+    the campaign its probabilities would choose there (``campaign.targeted``)."""
     probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
-    return segment_metrics(gold, gold[LABEL].astype(int).to_numpy(), probability)
+    chosen = targeted(probability, monthly_price(gold), offer_cost, acceptance)
+    return segment_metrics(gold, gold[LABEL].astype(int).to_numpy(), probability, chosen)
 
 
 def check_floor(
     candidate: Judged, gate: Gate, alias: str, champion: str | None
 ) -> PromotionOutcome | None:
     """The refusal of a candidate that may not serve at all, whatever the champion (version
-    ``champion``, or None), or None when it clears the floor."""
-    reason = refusal(candidate.scores, gate.floor)
-    if reason is None:
+    ``champion``, or None), or None when it clears the floor: overall, and on every segment
+    holding a tenth of the churners."""
+    overall = refusal(candidate.scores, gate.floor)
+    reasons = [overall] if overall else below_floor(candidate.segments, gate.floor.min_roc_auc)
+    if not reasons:
         return None
-    return PromotionOutcome(Outcome.BELOW_FLOOR, candidate.version, alias, champion, (reason,))
+    notes = tuple(miscalibrated(candidate.segments))
+    kind = Outcome.BELOW_FLOOR
+    return PromotionOutcome(kind, candidate.version, alias, champion, tuple(reasons), notes)
 
 
 def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) -> PromotionOutcome:
     """The outcome for a candidate above the floor: promoted when there is no champion; refused
-    when a segment of enough users is far below the champion's; else promoted only if it beats
-    the champion by the margin, a challenger if not."""
+    when a segment's interval says it is far below the champion's; else promoted only if it
+    beats the champion by the margin, a challenger if not. Any outcome carries the segments the
+    candidate surely mis-predicts as notes."""
+    notes = tuple(miscalibrated(candidate.segments))
     if champion is None:
-        return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias)
-    worse = segment_regressions(
-        candidate.segments, champion.segments, gate.min_segment_users, gate.max_segment_auc_drop
-    )
+        return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias, notes=notes)
+    worse = segment_regressions(candidate.segments, champion.segments, gate.max_segment_auc_drop)
     if worse:
         kind = Outcome.SEGMENT_REGRESSION
-        return PromotionOutcome(kind, candidate.version, alias, champion.version, tuple(worse))
+        return PromotionOutcome(
+            kind, candidate.version, alias, champion.version, tuple(worse), notes
+        )
     beaten = beats(candidate.scores, champion.scores, gate.margin)
     kind = Outcome.PROMOTED if beaten else Outcome.CHALLENGER
-    return PromotionOutcome(kind, candidate.version, alias, champion.version)
+    return PromotionOutcome(kind, candidate.version, alias, champion.version, notes=notes)
 
 
 def promote(
@@ -211,7 +237,7 @@ def promote(
         if current is not None:
             model = load(f"models:/{name}@{alias}")
             threshold = float(client.get_run(str(current.run_id)).data.metrics["threshold"])
-            champion = _judged(str(current.version), model, eval_gold, threshold)
+            champion = _judged(str(current.version), model, eval_gold, threshold, settings)
         outcome = compare(candidate, champion, gate, alias)
         if not outcome.refused:
             comparison = _comparison(candidate, champion, gate)
@@ -220,8 +246,11 @@ def promote(
     return outcome
 
 
-def _judged(version: str, model: ChurnModel, gold: pd.DataFrame, threshold: float) -> Judged:
-    return Judged(version, evaluate(model, gold, threshold), segments_of(model, gold))
+def _judged(
+    version: str, model: ChurnModel, gold: pd.DataFrame, threshold: float, settings: Settings
+) -> Judged:
+    segments = segments_of(model, gold, settings.offer_cost, settings.offer_acceptance)
+    return Judged(version, evaluate(model, gold, threshold), segments)
 
 
 def _comparison(candidate: Judged, champion: Judged | None, gate: Gate) -> str:

@@ -96,7 +96,6 @@ def _train_arguments(**change: str) -> list[str]:
         "margin": "0.005",
         "min-auc": "0.6",
         "min-oracle-share": "0.9",
-        "min-segment-users": "500",
         "max-segment-auc-drop": "0.05",
         **{k.replace("_", "-"): str(v) for k, v in asdict(TrainConfig()).items()},
         **change,
