@@ -1,11 +1,11 @@
 """The promotion gate: whether a newly registered model version serves, and the record of why.
 
-The gate's rules, in order: the floor any model must clear, the first one included (``refusal``, and
-no segment holding a tenth of the churners surely at or below it: ``segments.below_floor``); no
-segment surely far below the champion's on the same users (``segments.segment_regressions``: its
-bootstrap interval says so, not a point estimate, however few its users); and beating the champion
-by the margin without a worse log loss (``beats``). Whatever the outcome, it names the segments
-holding a tenth of the churners that the candidate surely over- or under-predicts
+The gate's rules, in order: the floor any model must clear, the first one included (``refusal``);
+no segment surely far below the champion's on the same users (``segments.segment_regressions``:
+its bootstrap interval says so, not a point estimate, however few its users); and beating the
+champion by the margin without a worse log loss (``beats``). Whatever the outcome, its notes name
+the segments holding a tenth of the churners whose ROC AUC interval lies at or below the floor
+(``segments.below_floor``) and those the candidate surely over- or under-predicts
 (``segments.miscalibrated``), with their gap and recall. ``check_floor`` and ``compare`` apply them
 and return a typed ``PromotionOutcome``; ``promote`` applies them on the registry (the champion
 alias moved, or the version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps
@@ -183,23 +183,27 @@ def check_floor(
     candidate: Judged, gate: Gate, alias: str, champion: str | None
 ) -> PromotionOutcome | None:
     """The refusal of a candidate that may not serve at all, whatever the champion (version
-    ``champion``, or None), or None when it clears the floor: overall, and on every segment
-    holding a tenth of the churners."""
-    overall = refusal(candidate.scores, gate.floor)
-    reasons = [overall] if overall else below_floor(candidate.segments, gate.floor.min_roc_auc)
-    if not reasons:
+    ``champion``, or None), or None when it clears the floor."""
+    reason = refusal(candidate.scores, gate.floor)
+    if reason is None:
         return None
-    notes = tuple(miscalibrated(candidate.segments))
+    notes = _notes(candidate, gate)
     kind = Outcome.BELOW_FLOOR
-    return PromotionOutcome(kind, candidate.version, alias, champion, tuple(reasons), notes)
+    return PromotionOutcome(kind, candidate.version, alias, champion, (reason,), notes)
+
+
+def _notes(candidate: Judged, gate: Gate) -> tuple[str, ...]:
+    """What to watch, whatever the outcome: segments holding a tenth of the churners whose ROC
+    AUC interval lies at or below the floor, then where the candidate surely mis-predicts."""
+    below = below_floor(candidate.segments, gate.floor.min_roc_auc)
+    return (*below, *miscalibrated(candidate.segments))
 
 
 def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) -> PromotionOutcome:
     """The outcome for a candidate above the floor: promoted when there is no champion; refused
     when a segment's interval says it is far below the champion's; else promoted only if it
-    beats the champion by the margin, a challenger if not. Any outcome carries the segments the
-    candidate surely mis-predicts as notes."""
-    notes = tuple(miscalibrated(candidate.segments))
+    beats the champion by the margin, a challenger if not. Any outcome carries ``_notes``."""
+    notes = _notes(candidate, gate)
     if champion is None:
         return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias, notes=notes)
     worse = segment_regressions(candidate.segments, champion.segments, gate.max_segment_auc_drop)

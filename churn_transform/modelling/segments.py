@@ -22,7 +22,7 @@ UNKNOWN = "unknown"
 COHORT = "cohort"
 ALL = "all"
 #: A group holding at least this share of the cohort's churners is where calibration matters:
-#: the model card always lists it, and the gate judges it against the floor.
+#: the model card always lists it, and the gate's notes name it when it is surely off.
 MATERIAL_SHARE = 0.10
 #: The figures that come with an interval: columns ``<figure>``, ``<figure>_low``,
 #: ``<figure>_high`` of ``segment_metrics``.
@@ -150,7 +150,7 @@ def material(segments: pd.DataFrame) -> pd.DataFrame:
 def cohort_figures(segments: pd.DataFrame) -> dict[str, float]:
     """The whole cohort's row of ``segment_metrics`` as metrics to log: ``calibration_gap``,
     ``roc_auc`` and ``campaign_recall`` with their ``_low`` and ``_high`` bounds, and how many
-    segments holding a tenth of the churners are surely mis-predicted
+    segments holding a tenth of the churners ``miscalibrated`` names
     (``miscalibrated_segments``)."""
     row = segments[(segments["segment"] == COHORT) & (segments["value"] == ALL)].iloc[0]
     names = {"roc_auc": "roc_auc", "calibration_gap": "calibration_gap"}
@@ -161,8 +161,8 @@ def cohort_figures(segments: pd.DataFrame) -> dict[str, float]:
         for suffix in ("", "_low", "_high")
     }
     del figures["roc_auc"]  # logged already, from every judged user's probability alone
-    judged = segments[segments["segment"] != COHORT]
-    return {**figures, "miscalibrated_segments": float(len(miscalibrated(judged)))}
+    named = _miscalibrated(segments)
+    return {**figures, "miscalibrated_segments": float((named["segment"] != COHORT).sum())}
 
 
 def segment_regressions(
@@ -196,21 +196,36 @@ def below_floor(segments: pd.DataFrame, min_roc_auc: float) -> list[str]:
     ]
 
 
-def miscalibrated(segments: pd.DataFrame) -> list[str]:
-    """Groups holding ``MATERIAL_SHARE`` of the churners whose calibration gap interval excludes
-    zero: the model surely over- or under-predicts their churn, which moves them in or out of
-    the campaign; each as a sentence naming the gap and the recall at the campaign cut."""
+def _miscalibrated(segments: pd.DataFrame) -> pd.DataFrame:
     shown = material(segments)
     if shown.empty:
-        return []
-    off = shown[(shown["calibration_gap_low"] > 0) | (shown["calibration_gap_high"] < 0)]
+        return shown
+    low, high = shown["calibration_gap_low"], shown["calibration_gap_high"]
+    cohort = shown["segment"] == COHORT
+    named = (low > 0) | (high < 0)
+    overall = shown.loc[cohort, "calibration_gap"]
+    if not overall.empty:  # a segment as far off as the cohort adds nothing to the cohort's line
+        level = overall.iloc[0]
+        named &= cohort | (low > level) | (high < level)
+    off = shown[named]
+    order = np.lexsort((-off["calibration_gap"].abs().to_numpy(), off["segment"] != COHORT))
+    return off.iloc[order]
+
+
+def miscalibrated(segments: pd.DataFrame) -> list[str]:
+    """Where the model surely over- or under-predicts churn, which moves subscribers in or out
+    of the campaign: the whole cohort when its calibration gap interval excludes zero, then, by
+    the size of their gap, the segments holding ``MATERIAL_SHARE`` of the churners whose gap
+    interval excludes zero and the cohort's gap too (where the error sits, not every segment a
+    cohort-wide error touches); each as a sentence naming the gap and the recall at the
+    campaign cut."""
     return [
         f"{row.segment}={row.value} ({row.users:,} users, {row.churners:,} churners, "
         f"{row.churner_share:.0%} of them) is {_direction(interval(row, 'calibration_gap'))}-"
         f"predicted: mean probability {row.mean_probability:.1%} against {row.churn_rate:.1%} "
         f"churned, gap {interval(row, 'calibration_gap').text(percent=True, signed=True)}; recall "
         f"at the campaign cut {interval(row, 'recall').text(percent=True)}"
-        for row in off.itertuples()
+        for row in _miscalibrated(segments).itertuples()
     ]
 
 
