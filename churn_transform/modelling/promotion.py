@@ -41,6 +41,8 @@ from churn_transform.settings import Settings
 
 #: The training run's artifact holding its outcome.
 RECORD = "promotion.json"
+#: The longest ``promotion`` tag written (MLflow's limit is 8,000 characters).
+TAG_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,10 @@ def record(outcome: PromotionOutcome) -> None:
     """On the active run: the outcome as ``RECORD``, for ``recorded``, and its sentence as the
     tag ``promotion``, for people."""
     mlflow.log_text(outcome.to_json(), RECORD)
-    mlflow.set_tag("promotion", outcome.text())
+    sentence = outcome.text()
+    if len(sentence) > TAG_LIMIT:  # many notes: MLflow refuses a tag value over 8,000 characters
+        sentence = sentence[: TAG_LIMIT - 40] + f" ... (all of it in {RECORD})"
+    mlflow.set_tag("promotion", sentence)
 
 
 def recorded(tracking_uri: str, run_id: str) -> PromotionOutcome | None:

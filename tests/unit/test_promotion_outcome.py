@@ -349,3 +349,15 @@ def test_the_gate_refuses_a_candidate_below_the_floor_without_loading_the_champi
     tags = _tags(settings, "2")
     assert tags["role"] == "refused" and tags["refusal"] == outcome.refusal()
     assert "comparison" not in tags
+
+
+def test_an_outcome_with_many_notes_keeps_them_all_in_its_record_and_a_tag_mlflow_takes(
+    tracking: str,
+) -> None:
+    notes = tuple(f"segment={k} is under-predicted: {'x' * 200}" for k in range(60))
+    outcome = PromotionOutcome(Outcome.PROMOTED, "1", "champion", notes=notes)
+    run = _recorded_run(outcome)
+    assert recorded(tracking, run) == outcome
+    tag = mlflow.MlflowClient(tracking).get_run(run).data.tags["promotion"]
+    assert tag.startswith("version 1 is the new champion\n  watch: segment=0 ")
+    assert tag.endswith("(all of it in promotion.json)")
