@@ -74,7 +74,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--train-months", type=positive, required=True)
     parser.add_argument("--holdout", type=share, required=True)
-    for name in ("--margin", "--min-auc", "--min-oracle-share"):
+    for name in ("--margin", "--min-auc", "--min-oracle-share", "--max-segment-auc-drop"):
         parser.add_argument(name, type=float, required=True)
     parser.add_argument(
         "--env-manager", choices=("local", "uv", "virtualenv", "conda"), required=True
@@ -303,10 +303,10 @@ def _retrain(
         train_cohort=",".join(newest),
         eval_cohort=before["labelled"],
         holdout=args.holdout,
-        min_segment_users=args.min_segment_users,
         margin=args.margin,
         min_auc=args.min_auc,
         min_oracle_share=args.min_oracle_share,
+        max_segment_auc_drop=args.max_segment_auc_drop,
     )
     return _trained(_outcome(settings, train_run))
 

@@ -369,7 +369,6 @@ def train_arguments(
     margin: float = 0.005,
     min_auc: float = 0.6,
     max_segment_auc_drop: float = 0.05,
-    min_segment_users: int = 500,
     train_cohort: str = "2017-02",
     eval_cohort: str = "2017-03",
     holdout: float = 0.0,
@@ -392,8 +391,6 @@ def train_arguments(
         str(min_auc),
         "--min-oracle-share",
         str(min_oracle_share),
-        "--min-segment-users",
-        str(min_segment_users),
         "--max-segment-auc-drop",
         str(max_segment_auc_drop),
     ]
