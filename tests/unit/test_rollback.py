@@ -160,7 +160,7 @@ def _state(settings: Settings) -> tuple[str, dict[str, dict[str, str]]]:
 
 
 def test_the_gate_stamps_the_version_it_promotes(registry: Settings) -> None:
-    gate = Gate(Floor(0.6, 0.9), margin=0.005, min_segment_users=500, max_segment_auc_drop=0.05)
+    gate = Gate(Floor(0.6, 0.9), margin=0.005, max_segment_auc_drop=0.05)
     candidate = Judged("1", {"roc_auc": 0.8, "log_loss": 0.3}, pd.DataFrame())
     before = datetime.now(UTC)
     assert promote(registry, candidate, pd.DataFrame(), gate, load=lambda uri: None).promoted  # type: ignore[arg-type,return-value]
