@@ -69,6 +69,12 @@ quality: setup ## Realized quality of the predictions for a cohort whose labels 
 drift: setup ## Drift of the service's traffic of the last days against the champion's training data
 	$(BIN)/mlflow run . -e drift --env-manager local
 
+# BUDGET (seconds) and TRIALS (a cap) unset: MLproject's defaults.
+.PHONY: tune
+tune: setup ## Optuna study of the model's hyperparameters on train's data; prints them as train's -P flags
+	$(BIN)/mlflow run . -e tune --env-manager local $(if $(BUDGET),-P budget=$(BUDGET)) \
+	  $(if $(TRIALS),-P max_trials=$(TRIALS))
+
 UI_PORT ?= 5000
 
 ui: setup ## MLflow's UI over this store on http://127.0.0.1:5000 (UI_PORT), printing the runs' address
