@@ -38,7 +38,7 @@ def test_tune_runs_nested_trials_and_prints_flags_that_train_accepts(
         MLFLOW_EXPERIMENT_NAME="tune",
     )
     tune = [MLFLOW, "run", ".", "-e", "tune", "--env-manager", "local"]
-    output = run_step(env, *tune, "-P", "budget=8", "-P", "max_trials=3")
+    output = run_step(env, *tune, "-P", "budget=20", "-P", "max_trials=2")
     flags = _printed_flags(output)
     best = dict(flag.split("=", 1) for flag in flags[1::2])
     assert list(best) == list(SPACE)
@@ -51,7 +51,7 @@ def test_tune_runs_nested_trials_and_prints_flags_that_train_accepts(
     trials = client.search_runs(
         [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
     )
-    assert 1 <= len(trials) == parent.data.metrics["trials"] <= 3
+    assert 1 <= len(trials) == parent.data.metrics["trials"] <= 2
     scores = {run.info.run_name: run.data.metrics["validation_roc_auc"] for run in trials}
     assert parent.data.metrics["best_validation_roc_auc"] == max(scores.values())
     assert parent.data.metrics["default_validation_roc_auc"] == scores["trial-0"]

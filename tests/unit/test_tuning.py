@@ -113,7 +113,12 @@ def test_flags_follow_the_space_s_order_with_whole_numbers_as_such() -> None:
 
 
 def test_train_s_defaults_lie_in_the_space() -> None:
+    from steps.tune import train_defaults
+
     assert searched(TrainConfig()) == {name: getattr(TrainConfig(), name) for name in SPACE}
+    mlproject = train_defaults()  # what tune's trial 0 fits: MLproject's, typed as train types
+    assert searched(mlproject) == {name: getattr(mlproject, name) for name in SPACE}
+    assert isinstance(mlproject.num_leaves, int) and isinstance(mlproject.reg_lambda, float)
 
 
 def test_the_training_rows_leave_out_the_users_train_holds_out() -> None:
