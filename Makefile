@@ -78,6 +78,12 @@ rollback: setup ## The champion back to the previous one: REASON="why" (required
 	  $(if $(VERSION),-P version=$(VERSION)) $(if $(BY),-P user=$(call shell_quoted,$(BY)))
 	$(BIN)/mlflow run . -e import --env-manager local
 
+# BUDGET (seconds) and TRIALS (a cap) unset: MLproject's defaults.
+.PHONY: tune
+tune: setup ## Optuna study of the model's hyperparameters on train's data; prints them as train's -P flags
+	$(BIN)/mlflow run . -e tune --env-manager local $(if $(BUDGET),-P budget=$(BUDGET)) \
+	  $(if $(TRIALS),-P max_trials=$(TRIALS))
+
 UI_PORT ?= 5000
 
 ui: setup ## MLflow's UI over this store on http://127.0.0.1:5000 (UI_PORT), printing the runs' address

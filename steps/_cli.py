@@ -217,6 +217,18 @@ def log_gold_input(lake: Lake, cohort: str, context: str, gold: pd.DataFrame | N
         mlflow.log_input(dataset, context=context, tags=tags)
 
 
+def read_training(lake: Lake, cohorts: list[str]) -> tuple[pd.DataFrame, str]:
+    """The current gold tables of the training ``cohorts``, one after the other, each logged as
+    a ``training`` input of the active run; and their content hashes, joined by commas."""
+    from churn_transform.etl.gold import read_gold
+
+    tables = [read_gold(lake, each) for each in cohorts]
+    for each, (table, _) in zip(cohorts, tables, strict=True):
+        log_gold_input(lake, each, "training", table)
+    train = pd.concat([table for table, _ in tables], ignore_index=True)
+    return train, ",".join(hash_ for _, hash_ in tables)
+
+
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 

@@ -57,6 +57,7 @@ from steps._cli import (
     lake_of,
     load_registered,
     log_gold_input,
+    read_training,
     share,
     start,
     tracked_run,
@@ -229,11 +230,7 @@ def _read(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """The training rows, the evaluation rows (the held-out users only, with ``--holdout``) and
     the content hashes of the gold tables read, each logged as an input and tagged."""
-    tables = [read_gold(lake, each) for each in args.train_cohort]
-    for each, (table, _) in zip(args.train_cohort, tables, strict=True):
-        log_gold_input(lake, each, "training", table)
-    train = pd.concat([table for table, _ in tables], ignore_index=True)
-    train_hash = ",".join(hash_ for _, hash_ in tables)
+    train, train_hash = read_training(lake, args.train_cohort)
     held_out, eval_hash = read_gold(lake, args.eval_cohort)
     log_gold_input(lake, args.eval_cohort, "evaluation", held_out)
     if args.holdout > 0:

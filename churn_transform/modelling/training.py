@@ -66,6 +66,8 @@ class TrainConfig:
     min_child_samples: int = 200
     colsample_bytree: float = 0.5
     subsample: float = 0.8
+    # L2 penalty on leaf values (LightGBM's default, 0: none); searched by ``tuning``
+    reg_lambda: float = 0.0
     n_estimators: int = 2000
     early_stopping_rounds: int = 100
     early_stopping_share: float = 0.15
@@ -136,6 +138,7 @@ def fit(train_gold: pd.DataFrame, config: TrainConfig) -> Fitted:
         colsample_bytree=config.colsample_bytree,
         subsample=config.subsample,
         subsample_freq=1,
+        reg_lambda=config.reg_lambda,
         random_state=config.seed,
         n_jobs=2,
         verbose=-1,
