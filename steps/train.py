@@ -10,8 +10,9 @@ drift reference, and the model (transformer + LightGBM, calibrated, package code
 pyfunc returning probabilities), registered as a new version of the model, with its model card.
 Then the promotion gate (``churn_transform.modelling.promotion``): the ``champion`` alias moves
 to it only if it clears the floor and beats the current champion on the same evaluation users by
-``--margin`` with no segment far below; otherwise it is tagged a challenger, or refused with its
-reason. The gate's outcome is kept as ``promotion.json`` (what the monthly cycle reads) and as
+``--margin`` with no segment far below, or, with a champion serving and ``--shadow`` true, the
+``challenger`` alias does (docs/challenger.md); otherwise it is tagged ``behind``, or refused with
+its reason. The gate's outcome is kept as ``promotion.json`` (what the monthly cycle reads) and as
 the tag ``promotion``, a sentence.
 """
 
@@ -49,6 +50,7 @@ from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.agreement import agreement
 from churn_transform.synthetic.report import oracle_answers, oracle_terms
 from steps._cli import (
+    boolean,
     cohort,
     cohorts,
     count,
@@ -178,6 +180,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-oracle-share", type=float, required=True)
     parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--max-segment-auc-drop", type=float, required=True)
+    parser.add_argument("--shadow", type=boolean, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         attach_card(settings, version, model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)
-        gate = Gate(floor, args.margin, args.min_segment_users, args.max_segment_auc_drop)
+        limits = (args.margin, args.min_segment_users, args.max_segment_auc_drop)
+        gate = Gate(floor, *limits, shadow=args.shadow)
         candidate = Judged(version, scores, segments)
         outcome = promote(settings, candidate, held_out, gate, load_registered)
         record(outcome)

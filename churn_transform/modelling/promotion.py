@@ -4,8 +4,12 @@ The gate's rules, in order: the floor any model must clear, the first one includ
 (``refusal``); no segment of enough users far below the champion's on the same users
 (``segments.segment_regressions``); and beating the champion by the margin without a worse log
 loss (``beats``). ``check_floor`` and ``compare`` apply them and return a typed
-``PromotionOutcome``; ``promote`` applies them on the registry (the champion alias moved, or the
-version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps the outcome on the
+``PromotionOutcome``; ``promote`` applies them on the registry (the champion alias moved, the
+``challenger`` alias set, or the version tagged ``behind`` or ``refused`` with its reason). With a
+champion serving, a candidate that beats it offline does not take over at once when the gate
+shadows (``Gate.shadow``, the default): it becomes the ``challenger``, which the service scores
+beside the champion off the answer path, and the next cycle promotes it only if it wins on live
+traffic too (``monitoring.challenger``; docs/challenger.md). ``record`` keeps the outcome on the
 training run as ``promotion.json``, which ``recorded`` reads back (the monthly cycle does), beside
 its sentence for people (the run's tag ``promotion``).
 """
@@ -73,7 +77,8 @@ class Outcome(StrEnum):
     PROMOTED = "promoted"  # the champion alias names it now
     BELOW_FLOOR = "below_floor"  # refused: not good enough to serve at all
     SEGMENT_REGRESSION = "segment_regression"  # refused: far below the champion on a segment
-    CHALLENGER = "challenger"  # kept beside the champion, which it did not beat
+    CHALLENGER = "challenger"  # beat the champion offline: shadows it, to be judged live
+    BEHIND = "behind"  # kept out: did not beat the champion by the margin
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,12 @@ class PromotionOutcome:
             return f"version {self.version} is refused and will not serve: {self.refusal()}"
         if self.promoted:
             return f"version {self.version} is the new {self.alias}"
-        return f"version {self.version} stays a challenger: {self.alias} is version {self.champion}"
+        if self.outcome is Outcome.CHALLENGER:
+            return (
+                f"version {self.version} is the challenger: it beats {self.alias} version "
+                f"{self.champion} offline and shadows it until live traffic judges them"
+            )
+        return f"version {self.version} does not beat {self.alias} version {self.champion}"
 
     def refusal(self) -> str:
         """The reasons in one line (the version's tag ``refusal``)."""
@@ -140,6 +150,9 @@ class Gate:
     margin: float
     min_segment_users: int
     max_segment_auc_drop: float
+    #: A candidate that beats a serving champion becomes the challenger first (False: it takes
+    #: over at once).
+    shadow: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,8 +185,9 @@ def check_floor(
 
 def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) -> PromotionOutcome:
     """The outcome for a candidate above the floor: promoted when there is no champion; refused
-    when a segment of enough users is far below the champion's; else promoted only if it beats
-    the champion by the margin, a challenger if not."""
+    when a segment of enough users is far below the champion's; else, if it beats the champion
+    by the margin, the challenger (promoted at once when the gate does not shadow), and behind
+    if it does not."""
     if champion is None:
         return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias)
     worse = segment_regressions(
@@ -182,9 +196,14 @@ def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) 
     if worse:
         kind = Outcome.SEGMENT_REGRESSION
         return PromotionOutcome(kind, candidate.version, alias, champion.version, tuple(worse))
-    beaten = beats(candidate.scores, champion.scores, gate.margin)
-    kind = Outcome.PROMOTED if beaten else Outcome.CHALLENGER
+    kind = _beaten(beats(candidate.scores, champion.scores, gate.margin), gate.shadow)
     return PromotionOutcome(kind, candidate.version, alias, champion.version)
+
+
+def _beaten(beaten: bool, shadow: bool) -> Outcome:
+    if not beaten:
+        return Outcome.BEHIND
+    return Outcome.CHALLENGER if shadow else Outcome.PROMOTED
 
 
 def promote(
@@ -197,7 +216,8 @@ def promote(
     """The gate on the registry for ``candidate``, a registered version judged on ``eval_gold``:
     the champion is judged on the same users (``load`` fetches it from its ``models:/`` URI,
     only once the candidate clears the floor), then the alias moves to the candidate, or the
-    candidate is tagged ``challenger`` or ``refused``; the outcome. The comparison with the
+    ``challenger`` alias does, or the candidate is tagged ``behind`` or ``refused``; the
+    outcome. The comparison with the
     champion is kept as the candidate's tag ``comparison`` whenever the floor was cleared."""
     client = mlflow.MlflowClient(settings.tracking_uri)
     name, alias = settings.model_name, settings.champion_alias
@@ -216,7 +236,10 @@ def promote(
         if not outcome.refused:
             comparison = _comparison(candidate, champion, gate)
             client.set_model_version_tag(name, candidate.version, "comparison", comparison)
-    _apply(client, name, outcome)
+    if outcome.outcome is Outcome.CHALLENGER:
+        _challenge(client, name, outcome, settings.challenger_alias)
+    else:
+        _apply(client, name, outcome)
     return outcome
 
 
@@ -240,10 +263,25 @@ def _apply(client: Any, name: str, outcome: PromotionOutcome) -> None:
     if outcome.promoted:
         client.set_registered_model_alias(name, outcome.alias, outcome.version)
         return
-    role = "refused" if outcome.refused else "challenger"
+    role = "refused" if outcome.refused else "behind"
     client.set_model_version_tag(name, outcome.version, "role", role)
     if outcome.refused:
         client.set_model_version_tag(name, outcome.version, "refusal", outcome.refusal())
+
+
+def _challenge(client: Any, name: str, outcome: PromotionOutcome, alias: str) -> None:
+    """The challenger in the registry: the ``alias`` moved to it (a challenger it replaces is
+    no longer judged: tagged ``retired``, with why), and its role."""
+    try:
+        replaced = str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        replaced = None
+    if replaced is not None and replaced != outcome.version:
+        client.set_model_version_tag(name, replaced, "role", "retired")
+        reason = f"replaced as challenger by version {outcome.version}"
+        client.set_model_version_tag(name, replaced, "retirement", reason)
+    client.set_registered_model_alias(name, alias, outcome.version)
+    client.set_model_version_tag(name, outcome.version, "role", "challenger")
 
 
 def record(outcome: PromotionOutcome) -> None:

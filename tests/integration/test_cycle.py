@@ -108,7 +108,8 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
     printed = _cycle(month_env, "2017-04", *policy)
     record = json.loads((tmp_path / "lake" / "cycles" / "2017-04.json").read_text())
     assert record["scored"] == "2017-05" and record["labelled"] == "2017-03"
-    assert record["retrained"] and record["action"] in {"promoted", "refused"}
+    assert record["retrained"] and record["action"] in {"promoted", "challenger", "refused"}
+    assert record["challenger"] == {"verdict": None}  # none was named before this month
     assert "the champion was judged on 2017-03, 0 month(s) before 2017-03" in record["decision"]
     assert record["realized_roc_auc"] is not None and record["oracle_roc_auc"] is not None
     assert "cycle 2017-04" in printed and record["action"] in printed
@@ -165,6 +166,7 @@ PROMOTING = {
     "margin": "-1",
     "min_auc": "0",
     "min_oracle_share": "0",
+    "shadow": "false",  # promoted at once, not made the challenger
 }
 
 

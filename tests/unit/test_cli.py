@@ -98,6 +98,7 @@ def _train_arguments(**change: str) -> list[str]:
         "min-oracle-share": "0.9",
         "min-segment-users": "500",
         "max-segment-auc-drop": "0.05",
+        "shadow": "true",
         **{k.replace("_", "-"): str(v) for k, v in asdict(TrainConfig()).items()},
         **change,
     }
