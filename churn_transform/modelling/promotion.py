@@ -217,8 +217,8 @@ def promote(
     the champion is judged on the same users (``load`` fetches it from its ``models:/`` URI,
     only once the candidate clears the floor), then the alias moves to the candidate, or the
     ``challenger`` alias does, or the candidate is tagged ``behind`` or ``refused``; the
-    outcome. The comparison with the
-    champion is kept as the candidate's tag ``comparison`` whenever the floor was cleared."""
+    outcome. The comparison with the champion is kept as the candidate's tag ``comparison``
+    whenever the floor was cleared."""
     client = mlflow.MlflowClient(settings.tracking_uri)
     name, alias = settings.model_name, settings.champion_alias
     try:
