@@ -177,6 +177,7 @@ def test_a_cycle_killed_after_the_alias_moved_is_finished_by_its_rerun(
     argv = ["--month", "2017-04", "--max-auc-drop", "0.03", "--retrain-on-drift", "true"]
     argv += ["--max-client-share", "0.5"]
     argv += ["--train-months", "2", "--holdout", "0.3", "--env-manager", "local"]
+    argv += ["--min-live-users", "300"]
     for name, value in PROMOTING.items():
         argv += [f"--{name.replace('_', '-')}", value]
     killed = subprocess.run(
