@@ -1,9 +1,9 @@
 """``python loadtests/run.py challenger``: the service's latency without and with a challenger.
 
 The same load (``--rps``, ``--users``, ``--duration``) is sent to ``bentoml serve`` twice per
-round (``--rounds``), once with no ``challenger`` alias and once with one, alternating, so that a
-machine that grows busier does not favour either; both serve the same champion and poll the
-registry as often (``KKBOX_CHAMPION_POLL_SECONDS=1``). The challenger is ``--challenger-version``
+round (``--rounds``), once with no ``challenger`` alias and once with one, the order turning
+each round; both serve the same champion and poll the registry as often
+(``KKBOX_CHAMPION_POLL_SECONDS=1``). The challenger is ``--challenger-version``
 (default: the champion's own version, a challenger exactly as costly to score). The alias is set
 on a copy of the SQLite registry, never on the registry itself, so nothing that follows the real
 registry starts shadowing. Each row adds what the challenger did during the run (entries scored,
@@ -77,8 +77,9 @@ def compare(args: argparse.Namespace, run: Runner, start: Starter) -> list[dict[
         champion = client.get_model_version_by_alias(name, settings.champion_alias)
         version = args.challenger_version or str(champion.version)
         environment = {"MLFLOW_TRACKING_URI": registry, "KKBOX_CHAMPION_POLL_SECONDS": "1"}
-        for _ in range(args.rounds):
-            for shadowed in (False, True):
+        for round_ in range(args.rounds):
+            # the order turns each round: neither kind always runs second, on a warmer machine
+            for shadowed in (False, True) if round_ % 2 == 0 else (True, False):
                 if shadowed:
                     client.set_registered_model_alias(name, settings.challenger_alias, version)
                 else:
