@@ -29,8 +29,10 @@ requests in flight first. Every prediction is appended to the traffic log off th
 (``churn_transform.serving.traffic``). Every ``KKBOX_CHAMPION_POLL_SECONDS`` each worker checks the
 registry's champion alias and, when it names a new version, loads it (trusted types only) and
 swaps it in between two batches, without a restart (``churn_transform.serving.follow``); 0 keeps the
-model the service started with. The service does no feature work of its own: the model's
-transformer does it, exactly as in training.
+model the service started with. A version the ``challenger`` alias names is followed the same way
+and scores every answered record after the answer, off its path, for the traffic log only
+(``churn_transform.serving.shadow``; docs/challenger.md). The service does no feature work of its
+own: the model's transformer does it, exactly as in training.
 
 This module only wires BentoML up: the champion, the request record and the metrics are in
 ``churn_transform.serving.runtime``, the request guards in ``guards``, keys and rate limits in
@@ -72,7 +74,7 @@ from churn_transform.serving.online_store import (
     online_store,
 )
 from churn_transform.serving.records import Explained, Prediction
-from churn_transform.serving.registry import Registered, aliased, fetch
+from churn_transform.serving.registry import Registered, aliased, aliased_if_any, fetch
 from churn_transform.serving.runtime import (
     REQUEST_ID,
     Champion,
@@ -82,6 +84,7 @@ from churn_transform.serving.runtime import (
     metrics,
     traffic_entries,
 )
+from churn_transform.serving.shadow import Shadow
 from churn_transform.serving.traffic import TrafficLog
 from churn_transform.settings import Settings
 
@@ -192,10 +195,11 @@ class ChurnService:
         champion: Champion | None = None,
         settings: Settings | None = None,
         online: OnlineFeatures | None = None,
+        challenger: Champion | None = None,
     ) -> None:
         """BentoML calls this without arguments (the store's champion, the module's settings,
-        the online store they name); a test passes a model it fitted, settings and an online
-        store of its own."""
+        the online store they name, the registry's challenger, if any, followed); a test passes
+        a model it fitted, settings, an online store and a challenger of its own."""
         self.settings = settings or SETTINGS
         self._online = online
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
@@ -229,6 +233,40 @@ class ChurnService:
             ship_to=ship,
             storage_options=self.settings.storage_options(ship) if ship else {},
             on_shipped=lambda outcome, n: self.metrics["shipped"].labels(outcome=outcome).inc(n),
+        )
+        self.shadow = Shadow(
+            self.traffic.append,
+            count=lambda outcome, n: self.metrics["challenger"].labels(outcome=outcome).inc(n),
+        )
+        self.shadow.challenger = challenger
+        self.challenger_follower = self._follow_challenger(followed=champion is None)
+        self.challenger_follower.start()
+
+    def _follow_challenger(self, followed: bool) -> FollowChampion[Champion]:
+        """The follower of the ``challenger`` alias: its version loaded into the shadow, moved
+        with the alias, dropped when the alias is removed (as often as the champion's)."""
+        settings = self.settings
+
+        def served() -> Registered | None:
+            challenger = self.shadow.challenger
+            return (
+                Registered(challenger.version, challenger.labels["run_id"]) if challenger else None
+            )
+
+        def shadow_with(challenger: Champion | None) -> None:
+            self.shadow.challenger = challenger
+
+        return FollowChampion(
+            served=served,
+            aliased=lambda: aliased_if_any(
+                settings.tracking_uri, settings.model_name, settings.challenger_alias
+            ),
+            load=self._fetch,
+            swap=shadow_with,
+            retire=lambda: shadow_with(None),
+            interval=settings.champion_poll_seconds if followed else 0,
+            count=lambda outcome: self.metrics["challenger_switches"].labels(outcome=outcome).inc(),
+            name="challenger",
         )
 
     def _bind_apis(self) -> None:
@@ -361,8 +399,9 @@ class ChurnService:
         for decision, count in (("churn", churned), ("stay", len(answers) - churned)):
             if count:
                 self.metrics["predictions"].labels(decision=decision).inc(count)
-        # the version that answered: the champion may have been swapped in since
-        self.traffic.append(traffic_entries(records, answers, answers[0].model_version))
+        # the version that answered: the champion may have been swapped in since; the
+        # challenger, if any, scores the same records once the answer is on its way
+        self.shadow.append(traffic_entries(records, answers, answers[0].model_version))
         self.metrics["queue"].set(self.traffic.depth)
         return answers
 
@@ -380,6 +419,8 @@ class ChurnService:
     @bentoml.on_shutdown
     def flush_traffic_log(self) -> None:
         self.follower.stop()
+        self.challenger_follower.stop()
+        self.shadow.close()
         self.traffic.close()
 
 

@@ -234,6 +234,9 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
             _mlflow_run(
                 env, log, "cycle", month=month, retrain_on_drift="false", drift_days=1,
                 min_segment_users=args.min_segment_users, min_oracle_share=args.min_oracle_share,
+                # what this measures is the month a better model serves from: a candidate that
+                # beats the champion takes over at once, not after a shadowing on live traffic
+                shadow="false",
             )  # fmt: skip
             sender.follow(*_ids(raw, month))
             record = json.loads((work / "lake" / "cycles" / f"{month}.json").read_text())

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     )
     model_name: str = "kkbox-churn"
     champion_alias: str = "champion"
+    challenger_alias: str = Field(
+        default="challenger",
+        description="The registry alias of the model the service scores every request with "
+        "beside the champion, off the answer path (docs/challenger.md).",
+    )
     traffic_log_uri: str = Field(
         default_factory=lambda: _under_root("data/traffic"),
         description="Local folder where each service process writes its traffic log.",

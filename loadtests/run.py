@@ -7,6 +7,7 @@
     python loadtests/run.py workers --rps 300 --duration 20         # starts its own services
     python loadtests/run.py by-id --host http://127.0.0.1:3000 --cohort 2017-04 --rps 300
     python loadtests/run.py baseline --users 32 --rps 0 --duration 60  # starts its own servers
+    python loadtests/run.py challenger --rps 300 --duration 30 --rounds 2  # starts its own
 
 ``run`` and ``capacity`` only talk to the service at ``--host``: they start nothing. ``run``
 reports requests/s, p50/p95/p99, failures and the service's own mean adaptive batch size (from
@@ -24,7 +25,9 @@ highest rate with p95 under ``--p95-ms``. ``baseline`` measures the service's ow
 serves the same champion from ``baseline.py``'s bare app (Starlette on uvicorn, one worker, the
 service's request model, one model call per request, no metrics, no traffic log) and sends it
 and ``bentoml serve`` the same load, one after the other (``--rounds`` times), then prints both
-rows and the ratio of their throughput beside each one's p95. Every request carries
+rows and the ratio of their throughput beside each one's p95. ``challenger`` serves the same
+load without and with a challenger scoring off the answer path (``loadtests/challenger.py``), and
+prints each one's p50 and p95 and their differences. Every request carries
 ``KKBOX_API_KEY`` when it is set. Payloads are real gold rows of ``--cohort``. Locust and the
 service share this machine's cores: every summary says how many there are. Summaries are saved
 under ``--results`` as JSON.
@@ -54,6 +57,7 @@ from churn_transform.etl.gold import read_gold  # noqa: E402
 from churn_transform.lake import lake_of  # noqa: E402
 from churn_transform.serving.records import as_records  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
+from loadtests import challenger  # noqa: E402
 from loadtests.defaults import BATCH_SHARE, RPS  # noqa: E402
 from loadtests.servers import BARE_APP, SERVICE, Server, free_port  # noqa: E402
 
@@ -185,7 +189,17 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "mode", choices=["run", "capacity", "compare", "sweep", "workers", "by-id", "baseline"]
+        "mode",
+        choices=[
+            "run",
+            "capacity",
+            "compare",
+            "sweep",
+            "workers",
+            "by-id",
+            "baseline",
+            "challenger",
+        ],
     )
     parser.add_argument("--host", default=Settings().service_url)
     parser.add_argument("--users", type=int, default=10)
@@ -203,6 +217,9 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latencies", default="5,20,100,1000")
     parser.add_argument(
         "--rounds", type=int, default=1, help="`baseline`: service and bare app, this many times"
+    )
+    parser.add_argument(
+        "--challenger-version", default="", help="`challenger`: the version (default: champion's)"
     )
     parser.add_argument("--cohort", default="2017-03")
     parser.add_argument("--results", default=str(ROOT / "loadtests" / "results"))
@@ -290,6 +307,10 @@ def main() -> None:
         rows = by_id(args, run)
     elif args.mode == "baseline":
         rows = baseline(args, run)
+    elif args.mode == "challenger":
+        rows = challenger.compare(args, run, start_server)
+        show(f"a challenger off the answer path, {args.users} users at {args.rps:g}/s", rows, "")
+        print(challenger.summary(rows))
     elif args.mode == "run":
         rows.append(
             {

@@ -20,6 +20,14 @@ it on synthetic data):
    segment regressing; then ``import``, and cohorts M+1 and M (labelled next cycle) are scored
    again by the new champion. A running service follows the new champion by itself.
 
+With a champion serving, a candidate that beats it becomes the ``challenger`` rather than the
+champion (``--shadow``, docs/challenger.md): the service scores it beside the champion on every
+request, and the next cycles, before the policy, judge it on the traffic log against the labels
+of cohort M-1 (``churn_transform.monitoring.challenger``): promoted (then imported and the
+cohorts awaiting labels scored again, as above, and no retraining this month) only if it wins
+there too, retired with its reason if not, left waiting while fewer than ``--min-live-users``
+labelled subscribers were scored by both.
+
 Every decision and its reasons are printed, tagged on the cycle's MLflow run and written to
 ``cycles/M.json`` in the lake. The cycle keeps its progress in a journal in the lake
 (``monitoring.journal``): a rerun of the month, after a kill at any point, completes exactly
@@ -40,14 +48,16 @@ from typing import Any
 import mlflow
 
 from churn_transform.dates import months_between, shift_month
-from churn_transform.etl.gold import table_name
+from churn_transform.etl.gold import read_gold, table_name
 from churn_transform.etl.increments import MissingIncrementError, landed_increment
 from churn_transform.lake import Lake, TableNotFoundError
-from churn_transform.modelling.promotion import PromotionOutcome, recorded
+from churn_transform.modelling.promotion import Outcome, PromotionOutcome, recorded
+from churn_transform.monitoring.challenger import judge_challenger
 from churn_transform.monitoring.estimation import estimates
 from churn_transform.monitoring.journal import Journal
 from churn_transform.monitoring.policy import Evidence, Policy, decide
 from churn_transform.monitoring.quality import realized_figures
+from churn_transform.schema import LABEL
 from churn_transform.settings import Settings
 from churn_transform.synthetic.months import FIRST_MONTH
 from steps._cli import (
@@ -74,6 +84,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--train-months", type=positive, required=True)
     parser.add_argument("--holdout", type=share, required=True)
+    parser.add_argument("--shadow", type=boolean, required=True)
+    parser.add_argument("--min-live-users", type=count, required=True)
     for name in ("--margin", "--min-auc", "--min-oracle-share", "--max-segment-auc-drop"):
         parser.add_argument(name, type=float, required=True)
     parser.add_argument(
@@ -143,6 +155,11 @@ def _said(record: dict[str, object]) -> str:
         f"  champion: version {record['champion_before']} -> {record['champion_after']}"
         + (f" (candidate {record['candidate']})" if record["candidate"] else ""),
     ]
+    live = record.get("challenger")
+    if isinstance(live, dict) and live.get("verdict") and live.get("reason"):
+        lines.append(
+            f"  challenger {live['challenger_version']}: {live['verdict']}, {live['reason']}"
+        )
     return "\n".join(lines)
 
 
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     with tracked_run(settings, "cycle") as run:
         mlflow.log_param("month", args.month)
         before = journal.get("before") or journal.write("before", _measure(step, settings, args))
-        outcome = _act(step, settings, args, journal, before) if before["retrained"] else KEPT
+        outcome = _challenged(step, settings, args, journal, before)
         record = {**before, "champion_after": _champion(settings)[0], **outcome}
         lake.fs.makedirs(posixpath.dirname(_record_path(lake, args.month)), exist_ok=True)
         lake.replace(_record_path(lake, args.month), json.dumps(record, indent=1).encode())
@@ -190,7 +207,7 @@ def _journal(lake: Lake, month: str) -> Journal:
     if journal.stages() or not lake.fs.exists(path):
         return journal
     record = json.loads(lake.fs.cat_file(path))
-    after = ("champion_after", "action", "candidate")
+    after = ("champion_after", "action", "candidate", "challenger")
     journal.write("before", {k: v for k, v in record.items() if k not in after})
     if record.get("retrained"):
         journal.write("trained", {"action": record["action"], "candidate": record["candidate"]})
@@ -307,17 +324,56 @@ def _retrain(
         min_auc=args.min_auc,
         min_oracle_share=args.min_oracle_share,
         max_segment_auc_drop=args.max_segment_auc_drop,
+        shadow=str(args.shadow).lower(),
     )
     return _trained(_outcome(settings, train_run))
 
 
 def _trained(outcome: PromotionOutcome | None) -> dict[str, Any]:
     """The journal's facts of a training, from its gate's outcome: the candidate, and whether
-    it serves now ("promoted") or not ("refused": below the floor, behind on a segment, or a
-    challenger); "retrained" when the training recorded no outcome."""
+    it serves now ("promoted"), shadows the champion ("challenger") or not ("refused": below the
+    floor, behind on a segment or overall); "retrained" when the training recorded no outcome."""
     if outcome is None:
         return {"action": "retrained", "candidate": None}
-    return {"action": "promoted" if outcome.promoted else "refused", "candidate": outcome.version}
+    action = "promoted" if outcome.promoted else "refused"
+    if outcome.outcome is Outcome.CHALLENGER:
+        action = "challenger"
+    return {"action": action, "candidate": outcome.version}
+
+
+def _challenged(
+    step: Step,
+    settings: Settings,
+    args: argparse.Namespace,
+    journal: Journal,
+    before: dict[str, Any],
+) -> dict[str, Any]:
+    """The challenger judged on live traffic first; promoted, it is served as a promoted
+    candidate is (``_act`` imports it and scores the cohorts awaiting labels) instead of this
+    month's retraining; else the policy's decision stands."""
+    live = journal.get("challenger") or journal.write("challenger", _live(settings, args, before))
+    if live.get("verdict") == "promoted":
+        promoted = {"action": "promoted", "candidate": live["challenger_version"]}
+        journal.get("trained") or journal.write("trained", promoted)
+        return {**_act(step, settings, args, journal, before), "challenger": live}
+    outcome = _act(step, settings, args, journal, before) if before["retrained"] else KEPT
+    return {**outcome, "challenger": live}
+
+
+def _live(settings: Settings, args: argparse.Namespace, before: dict[str, Any]) -> dict[str, Any]:
+    """The challenger's judgement on the labelled cohort's subscribers, settled on the registry
+    (``monitoring.challenger``); none named: ``verdict`` None, unless the champion changed since
+    the month was measured (a run killed after promoting it: that is the judgement)."""
+    gold, _ = read_gold(lake_of(settings), before["labelled"])
+    labels = gold.set_index("msno")[LABEL]
+    judgement = judge_challenger(settings, labels, args.margin, args.min_live_users)
+    if judgement is not None:
+        print(judgement.text())
+        return judgement.to_dict()
+    current = _champion(settings)[0]
+    if current != before["champion_before"]:
+        return {"verdict": "promoted", "challenger_version": current}
+    return {"verdict": None}
 
 
 if __name__ == "__main__":

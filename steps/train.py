@@ -9,12 +9,13 @@ to them, plots, feature importance, a training sample kept as the drift referenc
 (transformer + LightGBM, calibrated, package code shipped, pyfunc returning probabilities),
 registered as a new version of the model, with its model card. Then the promotion gate
 (``churn_transform.modelling.promotion``): the ``champion`` alias moves to it only if it clears the
-floor and beats the current champion on the same evaluation users by ``--margin`` with no segment
-whose bootstrap interval lies far below; otherwise it is tagged a challenger, or refused with its
-reason. The calibration in the large, and per segment ROC AUC, calibration gap and recall at the
-campaign cut with their 95% intervals, are logged (``evaluation/segments.json`` and metrics) and in
-the card. The gate's outcome is kept as ``promotion.json`` (what the monthly cycle reads) and as the
-tag ``promotion``, a sentence.
+floor and no champion serves, or (``--shadow`` false) it beats the champion on the same evaluation
+users by ``--margin`` with no segment whose bootstrap interval lies far below; with ``--shadow``
+true such a candidate gets the ``challenger`` alias instead (docs/challenger.md). Otherwise it is
+tagged ``behind``, or refused with its reason. The calibration in the large, and per segment ROC
+AUC, calibration gap and recall at the campaign cut with their 95% intervals, are logged
+(``evaluation/segments.json`` and metrics) and in the card. The gate's outcome is kept as
+``promotion.json`` (what the monthly cycle reads) and as the tag ``promotion``, a sentence.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from churn_transform.settings import PROJECT_ROOT, Settings
 from churn_transform.synthetic.agreement import agreement
 from churn_transform.synthetic.report import oracle_answers, oracle_terms
 from steps._cli import (
+    boolean,
     cohort,
     cohorts,
     lake_of,
@@ -180,6 +182,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
     parser.add_argument("--max-segment-auc-drop", type=float, required=True)
+    parser.add_argument("--shadow", type=boolean, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
     args = parser.parse_args(argv)
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         attach_card(settings, version, model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)
-        gate = Gate(floor, args.margin, args.max_segment_auc_drop)
+        gate = Gate(floor, args.margin, args.max_segment_auc_drop, shadow=args.shadow)
         candidate = Judged(version, scores, segments)
         outcome = promote(settings, candidate, held_out, gate, load_registered)
         record(outcome)

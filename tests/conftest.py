@@ -373,6 +373,7 @@ def train_arguments(
     eval_cohort: str = "2017-03",
     holdout: float = 0.0,
     min_oracle_share: float = 0.9,
+    shadow: bool = True,
 ) -> list[str]:
     """``steps.train``'s arguments for a TrainConfig, by default trained on February and judged
     on March."""
@@ -393,6 +394,8 @@ def train_arguments(
         str(min_oracle_share),
         "--max-segment-auc-drop",
         str(max_segment_auc_drop),
+        "--shadow",
+        str(shadow).lower(),
     ]
     for name, value in asdict(config).items():
         arguments += [f"--{name.replace('_', '-')}", str(value)]

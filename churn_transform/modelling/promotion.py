@@ -8,8 +8,12 @@ the segments holding a tenth of the churners whose ROC AUC interval lies at or b
 (``segments.below_floor``) and those the candidate surely over- or under-predicts
 (``segments.miscalibrated``), with their gap and recall. ``check_floor`` and ``compare`` apply them
 and return a typed ``PromotionOutcome``; ``promote`` applies them on the registry (the champion
-alias moved, or the version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps
-the outcome on the training run as ``promotion.json``, which ``recorded`` reads back (the monthly
+alias moved, the ``challenger`` alias set, or the version tagged ``behind`` or ``refused`` with
+its reason). With a champion serving, a candidate that beats it offline does not take over at once
+when the gate shadows (``Gate.shadow``, the default): it becomes the ``challenger``, which the
+service scores beside the champion off the answer path, and the next cycle promotes it only if it
+wins on live traffic too (``monitoring.challenger``; docs/challenger.md). ``record`` keeps the
+outcome on the training run as ``promotion.json``, which ``recorded`` reads back (the monthly
 cycle does), beside its sentence for people (the run's tag ``promotion``).
 """
 
@@ -85,7 +89,8 @@ class Outcome(StrEnum):
     PROMOTED = "promoted"  # the champion alias names it now
     BELOW_FLOOR = "below_floor"  # refused: not good enough to serve at all
     SEGMENT_REGRESSION = "segment_regression"  # refused: far below the champion on a segment
-    CHALLENGER = "challenger"  # kept beside the champion, which it did not beat
+    CHALLENGER = "challenger"  # beat the champion offline: shadows it, to be judged live
+    BEHIND = "behind"  # kept out: did not beat the champion by the margin
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,12 @@ class PromotionOutcome:
             return f"version {self.version} is refused and will not serve: {self.refusal()}"
         if self.promoted:
             return f"version {self.version} is the new {self.alias}"
-        return f"version {self.version} stays a challenger: {self.alias} is version {self.champion}"
+        if self.outcome is Outcome.CHALLENGER:
+            return (
+                f"version {self.version} is the challenger: it beats {self.alias} version "
+                f"{self.champion} offline and shadows it until live traffic judges them"
+            )
+        return f"version {self.version} does not beat {self.alias} version {self.champion}"
 
     def refusal(self) -> str:
         """The reasons in one line (the version's tag ``refusal``)."""
@@ -159,6 +169,9 @@ class Gate:
     floor: Floor
     margin: float
     max_segment_auc_drop: float
+    #: A candidate that beats a serving champion becomes the challenger first (False: it takes
+    #: over at once).
+    shadow: bool = True
 
 
 @dataclass(frozen=True)
@@ -204,8 +217,9 @@ def _notes(candidate: Judged, gate: Gate) -> tuple[str, ...]:
 
 def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) -> PromotionOutcome:
     """The outcome for a candidate above the floor: promoted when there is no champion; refused
-    when a segment's interval says it is far below the champion's; else promoted only if it
-    beats the champion by the margin, a challenger if not. Any outcome carries ``_notes``."""
+    when a segment's interval says it is far below the champion's; else, if it beats the champion
+    by the margin, the challenger (promoted at once when the gate does not shadow), and behind if
+    it does not. Any outcome carries ``_notes``."""
     notes = _notes(candidate, gate)
     if champion is None:
         return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias, notes=notes)
@@ -215,9 +229,14 @@ def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) 
         return PromotionOutcome(
             kind, candidate.version, alias, champion.version, tuple(worse), notes
         )
-    beaten = beats(candidate.scores, champion.scores, gate.margin)
-    kind = Outcome.PROMOTED if beaten else Outcome.CHALLENGER
+    kind = _beaten(beats(candidate.scores, champion.scores, gate.margin), gate.shadow)
     return PromotionOutcome(kind, candidate.version, alias, champion.version, notes=notes)
+
+
+def _beaten(beaten: bool, shadow: bool) -> Outcome:
+    if not beaten:
+        return Outcome.BEHIND
+    return Outcome.CHALLENGER if shadow else Outcome.PROMOTED
 
 
 def promote(
@@ -230,8 +249,9 @@ def promote(
     """The gate on the registry for ``candidate``, a registered version judged on ``eval_gold``:
     the champion is judged on the same users (``load`` fetches it from its ``models:/`` URI,
     only once the candidate clears the floor), then the alias moves to the candidate, or the
-    candidate is tagged ``challenger`` or ``refused``; the outcome. The comparison with the
-    champion is kept as the candidate's tag ``comparison`` whenever the floor was cleared."""
+    ``challenger`` alias does, or the candidate is tagged ``behind`` or ``refused``; the
+    outcome. The comparison with the champion is kept as the candidate's tag ``comparison``
+    whenever the floor was cleared."""
     client = mlflow.MlflowClient(settings.tracking_uri)
     name, alias = settings.model_name, settings.champion_alias
     try:
@@ -249,7 +269,10 @@ def promote(
         if not outcome.refused:
             comparison = _comparison(candidate, champion, gate)
             client.set_model_version_tag(name, candidate.version, "comparison", comparison)
-    _apply(client, name, outcome)
+    if outcome.outcome is Outcome.CHALLENGER:
+        _challenge(client, name, outcome, settings.challenger_alias)
+    else:
+        _apply(client, name, outcome)
     return outcome
 
 
@@ -277,10 +300,25 @@ def _apply(client: Any, name: str, outcome: PromotionOutcome) -> None:
         client.set_registered_model_alias(name, outcome.alias, outcome.version)
         mark_promoted(client, name, outcome.version)  # the champion history rollback walks back
         return
-    role = "refused" if outcome.refused else "challenger"
+    role = "refused" if outcome.refused else "behind"
     client.set_model_version_tag(name, outcome.version, "role", role)
     if outcome.refused:
         client.set_model_version_tag(name, outcome.version, "refusal", outcome.refusal())
+
+
+def _challenge(client: Any, name: str, outcome: PromotionOutcome, alias: str) -> None:
+    """The challenger in the registry: the ``alias`` moved to it (a challenger it replaces is
+    no longer judged: tagged ``retired``, with why), and its role."""
+    try:
+        replaced = str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        replaced = None
+    if replaced is not None and replaced != outcome.version:
+        client.set_model_version_tag(name, replaced, "role", "retired")
+        reason = f"replaced as challenger by version {outcome.version}"
+        client.set_model_version_tag(name, replaced, "retirement", reason)
+    client.set_registered_model_alias(name, alias, outcome.version)
+    client.set_model_version_tag(name, outcome.version, "role", "challenger")
 
 
 def record(outcome: PromotionOutcome) -> None:

@@ -3,7 +3,8 @@ so that a cycle killed part way is finished by its rerun: a stage that completed
 again, and what the first run found before it acted (the champion it judged, its realized
 quality, the decision) stays the month's facts.
 
-Stages, in order: ``before`` (the measurements and the decision), ``trained`` (the retraining's
+Stages, in order: ``before`` (the measurements and the decision), ``challenger`` (the live
+judgement of the challenger, if any: ``monitoring.challenger``), ``trained`` (the retraining's
 outcome), ``imported`` (the new champion in BentoML's store), ``rescored`` (the cohorts awaiting
 labels scored by it), ``done`` (the month's record written). Each is written once, whole: a
 journal is replaced by one rename (local) or one PUT (S3), never left half written.
@@ -18,7 +19,7 @@ from typing import Any
 
 from churn_transform.lake import Lake
 
-STAGES = ("before", "trained", "imported", "rescored", "done")
+STAGES = ("before", "challenger", "trained", "imported", "rescored", "done")
 
 
 @dataclass(frozen=True)

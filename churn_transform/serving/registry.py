@@ -70,6 +70,20 @@ def aliased(tracking_uri: str, name: str, alias: str) -> Registered:
     return Registered(str(found.version), str(found.run_id))
 
 
+def aliased_if_any(tracking_uri: str, name: str, alias: str) -> Registered | None:
+    """The version ``name@alias`` names now, or None when the alias names none (the
+    ``challenger``, which comes and goes); raises MLflow's error when the registry does not
+    answer, or has no model ``name``."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    version = client.get_registered_model(name).aliases.get(alias)
+    if version is None:
+        return None
+    found = client.get_model_version(name, str(version))
+    return Registered(str(found.version), str(found.run_id))
+
+
 def fetch(tracking_uri: str, name: str, version: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     """Version ``version`` of ``name`` downloaded into a new temporary folder: the folder, the
     labels and the metadata the ``import`` step would give it."""

@@ -209,6 +209,18 @@ def metrics() -> dict[str, Any]:
         "limited": Counter(
             "kkbox_rate_limited", "Requests refused 429 over a key's rate, by key name", ["key"]
         ),
+        "challenger": Counter(
+            "kkbox_challenger_scores",
+            "Traffic-log entries the challenger scored off the answer path (scored), failed to "
+            "score (failed) or left unscored, its queue full (skipped)",
+            ["outcome"],
+        ),
+        "challenger_switches": Counter(
+            "kkbox_challenger_switches",
+            "Challenger checks that loaded a new version, dropped one whose alias is gone "
+            "(retired), refused one or could not reach the registry, by outcome",
+            ["outcome"],
+        ),
         "switches": Counter(
             "kkbox_champion_switches",
             "Champion checks that switched to a new version, refused one (not a model this "

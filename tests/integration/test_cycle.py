@@ -109,7 +109,8 @@ def test_a_month_scores_measures_decides_and_is_not_retrained_twice(
     printed = _cycle(month_env, "2017-04", *policy)
     record = json.loads((tmp_path / "lake" / "cycles" / "2017-04.json").read_text())
     assert record["scored"] == "2017-05" and record["labelled"] == "2017-03"
-    assert record["retrained"] and record["action"] in {"promoted", "refused"}
+    assert record["retrained"] and record["action"] in {"promoted", "challenger", "refused"}
+    assert record["challenger"] == {"verdict": None}  # none was named before this month
     assert "the champion was judged on 2017-03, 0 month(s) before 2017-03" in record["decision"]
     assert record["realized_roc_auc"] is not None and record["oracle_roc_auc"] is not None
     assert "cycle 2017-04" in printed and record["action"] in printed
@@ -173,6 +174,7 @@ PROMOTING = {
     "margin": "-1",
     "min_auc": "0",
     "min_oracle_share": "0",
+    "shadow": "false",  # promoted at once, not made the challenger
 }
 
 
@@ -183,6 +185,7 @@ def test_a_cycle_killed_after_the_alias_moved_is_finished_by_its_rerun(
     argv = ["--month", "2017-04", "--max-auc-drop", "0.03", "--retrain-on-drift", "true"]
     argv += ["--max-client-share", "0.5"]
     argv += ["--train-months", "2", "--holdout", "0.3", "--env-manager", "local"]
+    argv += ["--min-live-users", "300"]
     for name, value in PROMOTING.items():
         argv += [f"--{name.replace('_', '-')}", value]
     killed = subprocess.run(

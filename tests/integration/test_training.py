@@ -134,7 +134,7 @@ def _with_the_first_champion(
 
 
 @pytest.mark.integration
-def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
+def test_registry_promotes_the_first_and_keeps_a_weaker_one_behind(
     lake: tuple[Lake, Path],
     first_champion: tuple[Path, subprocess.CompletedProcess[str]],
     trained,  # type: ignore[no-untyped-def]
@@ -146,13 +146,14 @@ def test_registry_promotes_the_first_and_keeps_a_weaker_one_as_challenger(
     assert "judged on 2017-03: roc_auc 0." in first.stdout and "oracle_roc_auc 0." in first.stdout
     second = _train(root, tmp_path, margin=0.5)  # nothing beats a champion by 0.5 AUC
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "version 2 stays a challenger: champion is version 1" in second.stdout
+    assert "version 2 does not beat champion version 1" in second.stdout
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias("kkbox-churn", "champion").version) == "1"
     challenger = client.get_model_version("kkbox-churn", "2")
-    assert challenger.tags["role"] == "challenger"
+    assert challenger.tags["role"] == "behind"
+    assert "challenger" not in client.get_registered_model("kkbox-churn").aliases
     assert str(json.loads(challenger.tags["comparison"])["champion_version"]) == "1"
     run = client.get_run(challenger.run_id)
     assert run.data.tags["gold_hash.eval"] and run.data.metrics["auc_gap_to_oracle"] < 0.1

@@ -156,7 +156,7 @@ def test_the_gate_names_the_under_predicted_segment_whatever_it_decides(
     candidate = Judged("7", {"roc_auc": 0.9, "log_loss": 0.2}, segments)
     judged = Judged("6", {"roc_auc": 0.9, "log_loss": 0.2}, segments) if champion else None
     outcome = compare(candidate, judged, GATE, "champion")
-    assert outcome.outcome is (Outcome.PROMOTED if champion is None else Outcome.CHALLENGER)
+    assert outcome.outcome is (Outcome.PROMOTED if champion is None else Outcome.BEHIND)
     named = [note for note in outcome.notes if note.startswith("auto_renew=off")]
     assert named and "(451 users, 164 churners, 80% of them) is under-predicted" in named[0]
     assert "against 36.4% churned, gap -1" in named[0] and "recall at the campaign cut" in named[0]

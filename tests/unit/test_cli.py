@@ -97,6 +97,7 @@ def _train_arguments(**change: str) -> list[str]:
         "min-auc": "0.6",
         "min-oracle-share": "0.9",
         "max-segment-auc-drop": "0.05",
+        "shadow": "true",
         **{k.replace("_", "-"): str(v) for k, v in asdict(TrainConfig()).items()},
         **change,
     }

@@ -38,6 +38,8 @@ ARGS = argparse.Namespace(
     min_auc=0.6,
     min_oracle_share=0.9,
     max_segment_auc_drop=0.05,
+    shadow=True,
+    min_live_users=300,
 )
 
 
@@ -172,3 +174,48 @@ def test_a_journal_is_replaced_whole_and_names_only_known_stages(lake: Lake) -> 
     assert not list(Path(journal.path).parent.glob("*.new"))
     with pytest.raises(ValueError, match="unknown cycle stage 'bought'"):
         journal.write("bought", {})
+
+
+def _challenged(
+    platform: Platform, lake: Lake, monkeypatch: pytest.MonkeyPatch, verdict: str | None
+) -> dict[str, Any]:
+    """The cycle's acts after a live judgement of ``verdict`` (None: no challenger named)."""
+    judged: list[str] = []
+
+    def live(settings: object, args: object, before: dict[str, Any]) -> dict[str, Any]:
+        judged.append(verdict or "none")
+        if verdict == "promoted":
+            platform.champion = "2"  # what settling a promotion does to the registry
+        return {"verdict": verdict, "challenger_version": "2"}
+
+    monkeypatch.setattr(cycle, "_live", live)
+    monkeypatch.setattr(cycle, "_champion", lambda settings: (platform.champion, {}, {}))
+    monkeypatch.setattr(cycle, "_outcome", platform.outcome)
+    journal = Journal(lake, "2017-05")
+    before = journal.get("before") or journal.write("before", dict(BEFORE))
+    acted = cycle._challenged(platform.step, None, ARGS, journal, before)  # type: ignore[arg-type]
+    assert len(judged) <= 1
+    return acted
+
+
+def test_a_challenger_promoted_on_live_traffic_is_served_instead_of_a_retraining(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = Platform()
+    acted = _challenged(platform, lake, monkeypatch, "promoted")
+    assert (acted["action"], acted["candidate"]) == ("promoted", "2")
+    assert acted["challenger"]["verdict"] == "promoted"
+    assert "train" not in platform.calls and platform.calls.count("import") == 1
+    assert {"score 2017-05", "score 2017-06"} <= set(platform.calls)
+    again = _challenged(platform, lake, monkeypatch, "promoted")  # journaled: not judged again
+    assert again == acted and platform.calls.count("import") == 1
+
+
+@pytest.mark.parametrize("verdict", ["retired", "waiting", None])
+def test_a_challenger_not_promoted_leaves_the_policy_s_retraining_to_run(
+    verdict: str | None, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = Platform()
+    acted = _challenged(platform, lake, monkeypatch, verdict)
+    assert acted["challenger"]["verdict"] == verdict
+    assert platform.calls.count("train") == 1  # BEFORE's decision: retrain

@@ -16,11 +16,11 @@ class Registry:
     """An alias that tests move, models that load or fail as the test says."""
 
     def __init__(self) -> None:
-        self.alias: Registered | Exception = Registered("1", "a")
+        self.alias: Registered | Exception | None = Registered("1", "a")
         self.failures: dict[str, Exception] = {}
         self.loads: list[str] = []
 
-    def aliased(self) -> Registered:
+    def aliased(self) -> Registered | None:
         if isinstance(self.alias, Exception):
             raise self.alias
         return self.alias
@@ -140,3 +140,27 @@ def test_the_first_poll_is_at_once_and_a_slow_registry_does_not_hold_the_start(
     assert time.monotonic() - began < 1
     release.set()
     waiting.stop()
+
+
+def test_a_challenger_is_loaded_moved_and_retired_with_its_alias(registry: Registry) -> None:
+    served: list[Registered | None] = [None]
+    outcomes: list[str] = []
+    follower = FollowChampion(
+        served=lambda: served[-1],
+        aliased=registry.aliased,
+        load=registry.load,
+        swap=served.append,
+        interval=0,
+        count=outcomes.append,
+        retire=lambda: served.append(None),
+        name="challenger",
+    )
+    registry.alias = None
+    assert follower.check() == "kept" and served == [None]  # no alias, nothing served
+    registry.alias = Registered("3", "c")
+    assert follower.check() == "switched" and served[-1] == Registered("3", "c")
+    registry.alias = Registered("4", "d")
+    assert follower.check() == "switched" and served[-1] == Registered("4", "d")
+    registry.alias = None
+    assert follower.check() == "retired" and served[-1] is None
+    assert follower.check() == "kept" and outcomes == ["switched", "switched", "retired"]

@@ -106,18 +106,19 @@ def test_a_candidate_whose_segment_interval_lies_far_below_the_champion_is_refus
 
 def test_a_segment_whose_interval_is_too_wide_to_say_does_not_hold_a_candidate_back() -> None:
     # the same point estimate, 0.08 below, but the interval reaches above 0.78 - 0.05
-    assert compare(_candidate(0.90, off=0.70, width=0.04), CHAMPION, GATE, "champion").promoted
+    outcome = compare(_candidate(0.90, off=0.70, width=0.04), CHAMPION, GATE, "champion")
+    assert outcome.outcome is Outcome.CHALLENGER and not outcome.refused
 
 
 @pytest.mark.parametrize(
     ("candidate", "kind"),
     [
-        (_candidate(0.81), Outcome.PROMOTED),  # better by the margin
-        (_candidate(0.803), Outcome.CHALLENGER),  # better, but not by enough
-        (_candidate(0.85, log_loss=0.31), Outcome.CHALLENGER),  # ranks better, calibrated worse
+        (_candidate(0.81), Outcome.CHALLENGER),  # better by the margin
+        (_candidate(0.803), Outcome.BEHIND),  # better, but not by enough
+        (_candidate(0.85, log_loss=0.31), Outcome.BEHIND),  # ranks better, calibrated worse
     ],
 )
-def test_a_candidate_is_promoted_only_if_it_beats_the_champion_by_the_margin(
+def test_a_candidate_challenges_the_champion_only_if_it_beats_it_by_the_margin(
     candidate: Judged, kind: Outcome
 ) -> None:
     assert compare(candidate, CHAMPION, GATE, "champion") == PromotionOutcome(
@@ -125,11 +126,27 @@ def test_a_candidate_is_promoted_only_if_it_beats_the_champion_by_the_margin(
     )
 
 
+@pytest.mark.parametrize(
+    ("candidate", "kind"),
+    [(_candidate(0.81), Outcome.PROMOTED), (_candidate(0.803), Outcome.BEHIND)],
+)
+def test_a_gate_that_does_not_shadow_promotes_a_candidate_that_beats_the_champion_at_once(
+    candidate: Judged, kind: Outcome
+) -> None:
+    gate = Gate(GATE.floor, GATE.margin, 0.05, shadow=False)
+    assert compare(candidate, CHAMPION, gate, "champion").outcome is kind
+
+
 OUTCOMES = [
     (PromotionOutcome(Outcome.PROMOTED, "1", "champion"), "version 1 is the new champion"),
     (
         PromotionOutcome(Outcome.CHALLENGER, "2", "champion", "1"),
-        "version 2 stays a challenger: champion is version 1",
+        "version 2 is the challenger: it beats champion version 1 offline and shadows it until "
+        "live traffic judges them",
+    ),
+    (
+        PromotionOutcome(Outcome.BEHIND, "2", "champion", "1"),
+        "version 2 does not beat champion version 1",
     ),
     (
         PromotionOutcome(Outcome.BELOW_FLOOR, "3", "best", "1", ("AUC low",)),
@@ -212,6 +229,8 @@ ARGS = argparse.Namespace(
     min_auc=0.6,
     min_oracle_share=0.9,
     max_segment_auc_drop=0.05,
+    shadow=True,
+    min_live_users=300,
 )
 
 
@@ -226,9 +245,14 @@ ARGS = argparse.Namespace(
         ),
         # the sentence says "is the new", which the old text matching took for a promotion
         (
-            PromotionOutcome(Outcome.CHALLENGER, "2", "champion", "1"),
+            PromotionOutcome(Outcome.BEHIND, "2", "champion", "1"),
             "version 2 is the new runner-up; champion stays version 1",
             {"action": "refused", "candidate": "2"},
+        ),
+        (
+            PromotionOutcome(Outcome.CHALLENGER, "2", "champion", "1"),
+            "version 2 is the new champion",
+            {"action": "challenger", "candidate": "2"},
         ),
         (
             PromotionOutcome(Outcome.SEGMENT_REGRESSION, "2", "champion", "1", ("city=1",)),
@@ -295,13 +319,19 @@ def _tags(settings: Settings, version: str) -> dict[str, str]:
     return dict(found.tags)
 
 
+def _aliases(settings: Settings) -> dict[str, str]:
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    found = client.get_registered_model(settings.model_name).aliases
+    return {alias: str(version) for alias, version in found.items()}
+
+
 def _champion(settings: Settings) -> str:
     client = mlflow.MlflowClient(settings.tracking_uri)
     found = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
     return str(found.version)
 
 
-def test_the_gate_keeps_a_candidate_that_does_not_beat_the_champion_as_a_challenger(
+def test_the_gate_keeps_a_candidate_that_does_not_beat_the_champion_behind_it(
     registry: tuple[Settings, pd.DataFrame, Fixed],
 ) -> None:
     settings, gold, champion = registry
@@ -314,26 +344,69 @@ def test_the_gate_keeps_a_candidate_that_does_not_beat_the_champion_as_a_challen
     segments = segments_of(champion, gold, settings.offer_cost, settings.offer_acceptance)
     candidate = Judged("2", {"roc_auc": 0.61, "log_loss": 9.0}, segments)
     outcome = promote(settings, candidate, gold, GATE, load)
-    assert outcome.outcome is Outcome.CHALLENGER and outcome.champion == "1"
+    assert outcome.outcome is Outcome.BEHIND and outcome.champion == "1"
     # 0.3 * label + 0.7 * noise: a mean near 0.44 against 20% churned, named whatever the outcome
     assert outcome.notes[0].startswith("cohort=all (400 users, 80 churners, 100% of them) is over")
     assert loaded == ["models:/kkbox-churn@champion"] and _champion(settings) == "1"
+    assert _aliases(settings) == {"champion": "1"}
     tags = _tags(settings, "2")
-    assert tags["role"] == "challenger"
+    assert tags["role"] == "behind"
     comparison = json.loads(tags["comparison"])
     assert comparison["champion_version"] == "1" and comparison["margin"] == GATE.margin
     assert comparison["candidate"] == candidate.scores and comparison["champion"]["roc_auc"] > 0.6
 
 
-def test_the_gate_moves_the_alias_to_a_candidate_that_beats_the_champion(
+def test_the_gate_makes_a_candidate_that_beats_the_champion_the_challenger(
     registry: tuple[Settings, pd.DataFrame, Fixed],
 ) -> None:
     settings, gold, champion = registry
     segments = segments_of(champion, gold, settings.offer_cost, settings.offer_acceptance)
     candidate = Judged("2", {"roc_auc": 0.99, "log_loss": 0.01}, segments)
     outcome = promote(settings, candidate, gold, GATE, lambda uri: champion)  # type: ignore[arg-type,return-value]
+    assert (outcome.outcome, outcome.version, outcome.champion) == (Outcome.CHALLENGER, "2", "1")
+    assert _aliases(settings) == {"champion": "1", "challenger": "2"}
+    assert _tags(settings, "2")["role"] == "challenger"
+
+
+def test_a_new_challenger_retires_the_one_it_replaces(
+    registry: tuple[Settings, pd.DataFrame, Fixed],
+) -> None:
+    settings, gold, champion = registry
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    first = client.get_model_version(settings.model_name, "1")
+    client.create_model_version(settings.model_name, first.source, first.run_id)  # version 3
+    for version in ("2", "3"):
+        scores = {"roc_auc": 0.99, "log_loss": 0.01}
+        promote(
+            settings,
+            Judged(
+                version,
+                scores,
+                segments_of(champion, gold, settings.offer_cost, settings.offer_acceptance),
+            ),
+            gold,
+            GATE,
+            lambda uri: champion,
+        )  # type: ignore[arg-type,return-value]
+    assert _aliases(settings) == {"champion": "1", "challenger": "3"}
+    tags = _tags(settings, "2")
+    assert tags["role"] == "retired"
+    assert tags["retirement"] == "replaced as challenger by version 3"
+
+
+def test_a_gate_that_does_not_shadow_moves_the_champion_alias_at_once(
+    registry: tuple[Settings, pd.DataFrame, Fixed],
+) -> None:
+    settings, gold, champion = registry
+    gate = Gate(GATE.floor, GATE.margin, 0.05, shadow=False)
+    candidate = Judged(
+        "2",
+        {"roc_auc": 0.99, "log_loss": 0.01},
+        segments_of(champion, gold, settings.offer_cost, settings.offer_acceptance),
+    )
+    outcome = promote(settings, candidate, gold, gate, lambda uri: champion)  # type: ignore[arg-type,return-value]
     assert outcome.promoted and outcome.champion == "1" and _champion(settings) == "2"
-    assert "role" not in _tags(settings, "2")
+    assert "role" not in _tags(settings, "2") and _aliases(settings) == {"champion": "2"}
 
 
 def test_the_gate_refuses_a_candidate_below_the_floor_without_loading_the_champion(
