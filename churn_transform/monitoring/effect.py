@@ -57,13 +57,17 @@ class Effect:
 
 def restored(current: pd.Series, reference: pd.Series) -> pd.Series:
     """``current`` with the reference's distribution: each value replaced by the reference's
-    value at the same quantile (ties ranked in order of appearance, nulls last)."""
+    value at the same quantile (ties ranked in order of appearance, nulls last). Numbers stay
+    floats; anything else (``gender``) becomes objects with None for a null, as records hold."""
     if reference.empty:
         raise ValueError(f"no reference value of {current.name!r} to restore")
     ranks = current.rank(method="first", na_option="bottom").to_numpy() - 1
-    ordered = reference.sort_values(na_position="last", kind="stable").astype(object)
+    ordered = reference.sort_values(na_position="last", kind="stable")
     picks = ((ranks + 0.5) / len(current) * len(ordered)).astype(int)
-    values = ordered.to_numpy()[picks]
+    if pd.api.types.is_numeric_dtype(ordered):
+        numbers = ordered.to_numpy(dtype="float64", na_value=np.nan)[picks]
+        return pd.Series(numbers, index=current.index, name=current.name)
+    values = ordered.astype(object).to_numpy()[picks]
     return pd.Series(values, index=current.index, name=current.name).where(pd.notna(values), None)
 
 

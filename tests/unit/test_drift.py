@@ -108,12 +108,15 @@ def test_the_alarm_is_the_estimated_roc_auc_drop_not_the_count_of_drifted_column
 def test_restoring_a_feature_gives_the_reference_distribution_and_keeps_each_rank() -> None:
     current = pd.Series([30.0, 10.0, np.nan, 20.0], name="secs_30")
     reference = pd.Series([1.0, np.nan, 3.0, 2.0])
-    assert restored(current, reference).tolist() == [3.0, 1.0, None, 2.0]
+    back = restored(current, reference)
+    assert back.dtype == "float64" and back.fillna(-1).tolist() == [3.0, 1.0, -1, 2.0]
     bigger = pd.Series([5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0])
     # quantiles 1/8, 3/8, 5/8, 7/8 of eight values: the 2nd, 4th, 6th and 8th
     assert restored(current, bigger).tolist() == [10.0, 6.0, 12.0, 8.0]
     genders = pd.Series(["male", None, "female"], name="gender")
     assert restored(genders, pd.Series(["female"] * 3)).tolist() == ["female"] * 3
+    nulls = pd.Series(["male", pd.NA, pd.NA], dtype="string")
+    assert restored(genders, nulls).tolist() == [None, None, "male"]  # "female" ranks first
 
 
 def test_the_effect_of_a_feature_is_the_move_it_causes_in_the_estimated_figures(
