@@ -1,6 +1,7 @@
 """Entry point ``drift``: served traffic of a window of days against the training reference.
 
-Reads: the traffic log of the ``days`` days ending ``end``, sampled to ``max_rows``: every
+Reads: the traffic log of the ``days`` days ending ``end``, each subscriber's newest prediction
+(a uniform sample of ``max_rows`` subscribers when more were served): every
 replica's files shipped to ``KKBOX_TRAFFIC_SHIP_URI`` when set, else ``KKBOX_TRAFFIC_LOG_URI``;
 the model version that served most of that traffic, its threshold, and the gold table of the
 newest cohort it was trained on (the run's reference sample, ``evaluation/reference.parquet``,
@@ -31,8 +32,8 @@ import pandas as pd
 from churn_transform.etl.gold import read_gold
 from churn_transform.lake import Lake
 from churn_transform.modelling.model import ChurnModel
-from churn_transform.monitoring.drift import TooFewRows, compare, describe
-from churn_transform.serving.traffic import read_traffic
+from churn_transform.monitoring.drift import TooFewRows, compare, describe, reference_cohort
+from churn_transform.serving.traffic import read_subscribers
 from churn_transform.settings import Settings, masked
 from steps._cli import (
     boolean,
@@ -85,13 +86,13 @@ def served(settings: Settings, lake: Lake, version: str) -> Served:
 def reference_of(
     settings: Settings, lake: Lake, run_id: str, tags: dict[str, str]
 ) -> tuple[pd.DataFrame, str]:
-    """The gold table of the newest cohort run ``run_id`` trained on (its ``train_cohort``
-    tag), whole; the training sample the run kept when the lake no longer has that table."""
-    cohorts = sorted(filter(None, tags.get("train_cohort", "").split(",")))
-    if cohorts:
+    """The gold table of the reference cohort of run ``run_id`` (``reference_cohort``), whole;
+    the training sample the run kept when the lake no longer has that table."""
+    cohort = reference_cohort(tags.get("train_cohort", ""))
+    if cohort:
         try:
-            gold, digest = read_gold(lake, cohorts[-1])
-            return gold, f"gold {cohorts[-1]} {digest}"
+            gold, digest = read_gold(lake, cohort)
+            return gold, f"gold {cohort} {digest}"
         except FileNotFoundError:  # gone from the lake (retention): the run's own sample
             pass
     with tempfile.TemporaryDirectory() as folder:
@@ -205,11 +206,14 @@ def push(url: str, summary: dict[str, Any]) -> None:
 
 
 def _traffic(settings: Settings, first: str, last: str, rows: int) -> tuple[pd.DataFrame, int]:
-    """A sample of at most ``rows`` of the window's traffic and how many it held, logged."""
+    """The newest prediction of at most ``rows`` of the window's subscribers and how many
+    predictions the window held, logged."""
     uri = settings.traffic_uri
     options = settings.storage_options(uri)
-    traffic, seen = read_traffic(uri, first, last, max_rows=rows, storage_options=options)
-    mlflow.log_metrics({"window_predictions": seen, "sampled_predictions": len(traffic)})
+    traffic, seen = read_subscribers(
+        uri, first, last, max_subscribers=rows, storage_options=options
+    )
+    mlflow.log_metrics({"window_predictions": seen, "sampled_subscribers": len(traffic)})
     mlflow.set_tags({"window": f"{first}..{last}"})
     return traffic, seen
 
@@ -223,7 +227,7 @@ def _record(lake: Lake, summary: dict[str, Any], html: str) -> None:
             "reference_estimated_roc_auc",
             "drift_share",
             "top_client_share",
-            "placeholder_predictions",
+            "placeholder_rows",
         )
         if summary[name] is not None
     }

@@ -57,6 +57,12 @@ class DriftResult:
     html: str
 
 
+def reference_cohort(train_cohorts: str) -> str | None:
+    """The cohort whose gold is the reference of a model trained on ``train_cohorts`` (its
+    run's ``train_cohort`` tag, months separated by commas): the newest, nearest the traffic."""
+    return max(filter(None, train_cohorts.split(",")), default=None)
+
+
 def is_placeholder(current: pd.DataFrame) -> pd.Series:
     """Rows that are the OpenAPI page's example record exactly (id and every feature)."""
     found = pd.Series(True, index=current.index)
@@ -70,7 +76,7 @@ def is_placeholder(current: pd.DataFrame) -> pd.Series:
 
 def subscribers(current: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The window as a population: the placeholder record out, then each subscriber once, with
-    their newest request; and how many placeholder requests were left out."""
+    their newest request; and how many rows of the placeholder were left out."""
     placeholder = is_placeholder(current)
     window = current[~placeholder]
     if "msno" in window:
@@ -120,7 +126,7 @@ def compare(
         "reference_rows": len(reference),
         "current_rows": len(window),
         "current_predictions": len(current),
-        "placeholder_predictions": placeholders,
+        "placeholder_rows": placeholders,
         **_clients(window),
     }
     return DriftResult(summary, html)

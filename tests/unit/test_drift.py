@@ -13,7 +13,13 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from churn_transform.monitoring.drift import TooFewRows, compare, describe, subscribers
+from churn_transform.monitoring.drift import (
+    TooFewRows,
+    compare,
+    describe,
+    reference_cohort,
+    subscribers,
+)
 from churn_transform.monitoring.effect import effects, restored
 from churn_transform.schema import EXAMPLE_RECORD, FEATURES
 
@@ -66,7 +72,7 @@ def test_a_cohort_replayed_seven_times_with_the_placeholder_record_is_no_drift(
     current = pd.concat([*replays, placeholder], ignore_index=True)
     summary = _compare(model, _traffic(1500, seed=1), current).summary
     assert summary["drift_detected"] is False
-    assert summary["current_rows"] == 1200 and summary["placeholder_predictions"] == 50
+    assert summary["current_rows"] == 1200 and summary["placeholder_rows"] == 50
     assert summary["current_predictions"] == 7 * 1200 + 50
     assert abs(summary["estimated_roc_auc_drop"]) < 0.02
     assert 0.7 < summary["estimated_roc_auc"] < 1
@@ -128,6 +134,21 @@ def test_the_effect_of_a_feature_is_the_move_it_causes_in_the_estimated_figures(
     raised = reference.assign(last_is_auto_renew=1.0)  # everyone on auto-renew
     moved = effects(model, THRESHOLD, raised, reference, ["bd", "last_is_auto_renew"])
     assert [e.column for e in moved] == ["last_is_auto_renew", "bd"] and moved[0].size > 0
+
+
+@pytest.mark.parametrize(
+    ("trained_on", "reference"),
+    [
+        ("2017-02", "2017-02"),
+        ("2017-05,2017-06", "2017-06"),
+        ("2017-06,2017-05", "2017-06"),
+        ("", None),
+    ],
+)
+def test_the_reference_is_the_newest_training_cohort(
+    trained_on: str, reference: str | None
+) -> None:
+    assert reference_cohort(trained_on) == reference
 
 
 def test_the_placeholder_record_is_left_out_only_when_it_is_the_example_exactly() -> None:
