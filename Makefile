@@ -20,7 +20,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc clean
+.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc rollback clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,15 @@ quality: setup ## Realized quality of the predictions for a cohort whose labels 
 drift: setup ## Drift of the service's traffic of the last days against the champion's training data
 	$(BIN)/mlflow run . -e drift --env-manager local
 
+# The service follows the alias by itself; the import keeps BentoML's store (and a Bento) in step.
+# A value in single quotes for the shell, its own quotes escaped: a reason is free text.
+shell_quoted = '$(subst ','\'',$(1))'
+rollback: setup ## The champion back to the previous one: REASON="why" (required), VERSION=N, BY=name (default: you)
+	$(if $(strip $(REASON)),,$(error make rollback needs a reason: make rollback REASON="AUC fell on April"))
+	$(BIN)/mlflow run . -e rollback --env-manager local -P reason=$(call shell_quoted,$(REASON)) \
+	  $(if $(VERSION),-P version=$(VERSION)) $(if $(BY),-P user=$(call shell_quoted,$(BY)))
+	$(BIN)/mlflow run . -e import --env-manager local
+
 UI_PORT ?= 5000
 
 ui: setup ## MLflow's UI over this store on http://127.0.0.1:5000 (UI_PORT), printing the runs' address
@@ -90,11 +99,12 @@ dashboard: setup ## The Streamlit dashboard on http://127.0.0.1:8501 (DASHBOARD_
 bento: setup ## Build the service's Bento (and its Dockerfile) from bentofile.yaml
 	$(BIN)/bentoml build
 
-system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus and its Pushgateway, Redis, Chromium); needs root
+system-deps: ## Debian packages the tests start for real (PostgreSQL, Prometheus, its Pushgateway and Alertmanager, Redis, Chromium); needs root
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ "$$KKBOX_TEST_BROWSER" = playwright ] || command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \

@@ -22,7 +22,11 @@ store, a traffic log), it
    the oracle's ROC AUC on the same users, the gap, the champion the cycle judged with its
    realized ROC AUC (the policy's evidence: after a promotion the cycle scores the cohorts
    awaiting labels again), the action (kept, promoted, refused) and the version served after
-   the cycle; then the service's record: requests, failures, the versions that answered.
+   the cycle; beside the realized ROC AUC, the served version's estimate of it made from its
+   probabilities alone when it scored the cohort, two cycles before the labels
+   (``monitoring.estimation``, CBPE), and the error realized - estimated; and the champion's
+   estimate for the cohort the cycle scored (M+1), whose labels come two cycles later; then
+   the service's record: requests, failures, the versions that answered.
 
 It checks issue 15's targets and exits 1 when one is missed: decay is detected in the first
 month whose labels show it (the first cycle retraining for realized quality is the one whose
@@ -53,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from churn_transform.dates import shift_month  # noqa: E402
+from churn_transform.lake import Lake  # noqa: E402
+from churn_transform.monitoring.estimation import estimates  # noqa: E402
 from churn_transform.monitoring.quality import ALL  # noqa: E402
 from churn_transform.synthetic.generator import increment_folder  # noqa: E402
 from loadtests.servers import Server  # noqa: E402
@@ -70,12 +76,15 @@ class Row:
     drift_share: float | None
     served_version: str | None  # the champion when the labelled cohort was scored, a cycle before
     realized_auc: float | None  # its realized ROC AUC on the cohort
+    estimated_auc: float | None  # its ROC AUC estimated before the labels, when it scored them
     oracle_auc: float | None  # the oracle's on the same users
     champion_version: str  # the champion the cycle judged (the same, or promoted since)
     champion_auc: float | None  # its realized ROC AUC on the cohort: the policy's evidence
     decision: str
     action: str
     champion_after: str
+    scored: str  # the cohort the cycle scored (M+1)
+    scored_estimated_auc: float | None  # the champion's estimate for it, before its labels
 
 
 class Sender(threading.Thread):
@@ -165,6 +174,13 @@ def realized(lake: Path, cohort: str, version: str | None) -> tuple[float | None
     return float(found.iloc[0]["roc_auc"]), float(found.iloc[0]["oracle_roc_auc"])
 
 
+def estimated(lake: Path, cohort: str, version: str | None) -> float | None:
+    """The ROC AUC ``version`` estimated for ``cohort`` from its probabilities when it scored it
+    (None: it did not)."""
+    made = [e for e in estimates(Lake(str(lake)), cohort) if e.model_version == version]
+    return made[-1].overall.roc_auc if made else None
+
+
 def _ids(raw: Path, month: str) -> tuple[str, list[str]]:
     """The cohort scored at cycle ``month`` (M+1) and its subscribers."""
     scored = shift_month(month, 1)
@@ -233,12 +249,15 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
                     drift_share=record["drift_share"],
                     served_version=served,
                     realized_auc=served_auc,
+                    estimated_auc=estimated(work / "lake", record["labelled"], served),
                     oracle_auc=oracle,
                     champion_version=record["champion_before"],
                     champion_auc=record["realized_roc_auc"],
                     decision=record["decision"],
                     action=record["action"],
                     champion_after=record["champion_after"],
+                    scored=record["scored"],
+                    scored_estimated_auc=record.get("scored_estimated_roc_auc"),
                 )
             )
             print(f"cycle {month}: {record['action']} ({time.perf_counter() - began:.0f} s)")
@@ -257,19 +276,30 @@ def _shown(value: float | None) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| month | labels of | drift share | served by | realized ROC AUC | oracle ROC AUC "
-        "| gap | champion judged: its realized ROC AUC | action | champion after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| month | labels of | drift share | served by | realized ROC AUC "
+        "| estimated at scoring | estimation error | oracle ROC AUC "
+        "| gap | champion judged: its realized ROC AUC | action | champion after "
+        "| scored: champion's estimate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row.month} | {row.labelled} | {_shown(row.drift_share)} "
             f"| {row.served_version or '-'} | {_shown(row.realized_auc)} "
+            f"| {_shown(row.estimated_auc)} | {_shown(estimation_error(row))} "
             f"| {_shown(row.oracle_auc)} | {_shown(gap(row))} "
             f"| {row.champion_version}: {_shown(row.champion_auc)} "
-            f"| {row.action} | {row.champion_after} |"
+            f"| {row.action} | {row.champion_after} "
+            f"| {row.scored}: {_shown(row.scored_estimated_auc)} |"
         )
     return "\n".join(lines)
+
+
+def estimation_error(row: Row) -> float | None:
+    """Realized minus estimated ROC AUC of the served version on the labelled cohort."""
+    if row.realized_auc is None or row.estimated_auc is None:
+        return None
+    return row.realized_auc - row.estimated_auc
 
 
 def gap(row: Row) -> float | None:

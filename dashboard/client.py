@@ -18,7 +18,7 @@ import pandas as pd
 import requests
 
 from churn_transform.lake import lake_of
-from churn_transform.serving.traffic import read_traffic
+from churn_transform.serving.traffic import read_served, read_traffic
 from churn_transform.settings import Settings, masked
 
 #: MLflow's HTTP client retries a failed call 7 times with a backoff of 2 (about 4 minutes a
@@ -176,6 +176,28 @@ def traffic(settings: Settings, days: int, max_rows: int = 100_000) -> Answer:
         return Answer(problem=f"no predictions logged under {masked(source)} since {first}")
     frame["time"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
     return Answer(frame.sort_values("time", ignore_index=True))
+
+
+def served(settings: Settings, days: int) -> Answer:
+    """The time and model version of every prediction logged in the last ``days`` days."""
+    last = datetime.now(UTC).date()
+    first = last - timedelta(days=days - 1)
+    source = settings.traffic_uri
+    options = settings.storage_options(source)
+    frame = read_served(source, str(first), str(last), storage_options=options)
+    if frame.empty:
+        return Answer(problem=f"no predictions logged under {masked(source)} since {first}")
+    return Answer(frame)
+
+
+def champion_events(settings: Settings) -> Answer:
+    """Every promotion and rollback of the champion the registry's tags keep, oldest first."""
+    from churn_transform.modelling.rollback import champion_events as events
+
+    try:
+        return Answer(events(settings))
+    except Exception as err:  # noqa: BLE001 (any failure means: no history to show)
+        return _registry_problem(settings, "no champion history", err)
 
 
 def lake_files(settings: Settings, *pattern: str) -> list[LakeFile]:

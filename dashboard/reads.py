@@ -71,6 +71,16 @@ def traffic(settings: Settings, days: int) -> Answer:
     return client.traffic(settings, days)
 
 
+@_cached(ttl=TRAFFIC_TTL, max_entries=8)
+def served(settings: Settings, days: int) -> Answer:
+    return client.served(settings, days)
+
+
+@_cached(ttl=LISTING_TTL)
+def champion_events(settings: Settings) -> Answer:
+    return client.champion_events(settings)
+
+
 @_cached(ttl=LISTING_TTL, max_entries=32)
 def lake_files(settings: Settings, *pattern: str) -> list[LakeFile]:
     return client.lake_files(settings, *pattern)

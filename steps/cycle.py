@@ -44,6 +44,7 @@ from churn_transform.etl.gold import table_name
 from churn_transform.etl.increments import MissingIncrementError, landed_increment
 from churn_transform.lake import Lake, TableNotFoundError
 from churn_transform.modelling.promotion import PromotionOutcome, recorded
+from churn_transform.monitoring.estimation import estimates
 from churn_transform.monitoring.journal import Journal
 from churn_transform.monitoring.policy import Evidence, Policy, decide
 from churn_transform.monitoring.quality import realized_figures
@@ -73,7 +74,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--train-months", type=positive, required=True)
     parser.add_argument("--holdout", type=share, required=True)
-    for name in ("--margin", "--min-auc", "--min-oracle-share"):
+    for name in ("--margin", "--min-auc", "--min-oracle-share", "--max-segment-auc-drop"):
         parser.add_argument(name, type=float, required=True)
     parser.add_argument(
         "--env-manager", choices=("local", "uv", "virtualenv", "conda"), required=True
@@ -232,8 +233,31 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
         "realized_roc_auc": evidence.realized_auc,
         "oracle_roc_auc": realized.get("oracle_roc_auc"),
         "drift_share": drift.get("drift_share"),
+        **_estimated(settings, labelled, scoring, version, evidence.realized_auc),
         "decision": decision.text(),
         "retrained": decision.retrain,
+    }
+
+
+def _estimated(
+    settings: Settings, labelled: str, scoring: str, version: str, realized: float | None
+) -> dict[str, float | None]:
+    """The champion's ROC AUC estimated before the labels (``monitoring.estimation``, stored when
+    it scored): of the newly labelled cohort, with the error realized - estimated, and of the
+    cohort just scored, whose labels come two cycles later (None: it made no estimate)."""
+    lake = lake_of(settings)
+
+    def estimated(cohort: str) -> float | None:
+        mine = [e for e in estimates(lake, cohort) if e.model_version == version]
+        return mine[-1].overall.roc_auc if mine else None
+
+    before = estimated(labelled)
+    return {
+        "estimated_roc_auc": before,
+        "estimation_error_roc_auc": realized - before
+        if realized is not None and before is not None
+        else None,
+        "scored_estimated_roc_auc": estimated(scoring),
     }
 
 
@@ -279,10 +303,10 @@ def _retrain(
         train_cohort=",".join(newest),
         eval_cohort=before["labelled"],
         holdout=args.holdout,
-        min_segment_users=args.min_segment_users,
         margin=args.margin,
         min_auc=args.min_auc,
         min_oracle_share=args.min_oracle_share,
+        max_segment_auc_drop=args.max_segment_auc_drop,
     )
     return _trained(_outcome(settings, train_run))
 

@@ -1,8 +1,9 @@
 """Entry point ``generate``: writes a synthetic KKBox dataset and prints its summary.
 
 Reads: nothing. Produces: the eight raw CSVs in ``Settings.raw_dir`` (and, with ``--months``,
-the further months in its ``increments/`` folder) and the oracle's answers in
-``Settings.oracle_dir``; logs the summary to an MLflow run named ``generate``.
+the further months in its ``increments/`` folder, and with ``--campaign-share`` the past
+campaign's log ``campaigns.csv``) and the oracle's answers in ``Settings.oracle_dir``; logs the
+summary to an MLflow run named ``generate``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import mlflow
 from churn_transform.settings import Settings
 from churn_transform.synthetic import GeneratorConfig, Summary, generate
 from churn_transform.synthetic.report import describe
-from steps._cli import cohort, count, day, positive, start, tracked_run
+from steps._cli import cohort, count, day, positive, share, start, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--months", type=count, required=True)
     parser.add_argument("--shift-start", type=cohort, required=True)
     parser.add_argument("--processes", type=count, required=True)
+    parser.add_argument("--campaign-share", type=share, required=True)
     return parser.parse_args(argv)
 
 
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         months=args.months,
         shift_start=args.shift_start,
         processes=args.processes,
+        campaign_share=args.campaign_share,
     )
     run(config, settings)
 

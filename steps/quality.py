@@ -10,14 +10,20 @@ version and segment); MLflow metrics of the overall rows (named by ``monitoring.
 which the cycle reads them back through) and the table as an artifact; and,
 with ``KKBOX_PUSHGATEWAY_URL`` set, the overall figures pushed to the Prometheus Pushgateway
 (``kkbox_realized_roc_auc`` beside ``kkbox_evaluated_roc_auc``), where the alert
-``ChurnModelQualityDecayed`` compares them. A cohort without labels yet, or without any
-prediction made for it, is said and measures nothing.
+``ChurnModelQualityDecayed`` compares them. Beside them, the performance estimated from the
+batch scores before the labels (``estimate.json``, ``monitoring.estimation``) against the
+realized and the oracle's: ``quality/<cohort>/estimation.parquet`` (every version and segment),
+metrics ``batch.v<version>.estimated_roc_auc`` and ``...estimation_error_roc_auc`` (realized -
+estimated; also of precision and recall) and the gauges ``kkbox_estimated_roc_auc`` and
+``kkbox_estimation_error_roc_auc`` (labels ``cohort``, ``model_version``). A cohort without
+labels yet, or without any prediction made for it, is said and measures nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -26,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
 from churn_transform.modelling.segments import segment_labels
+from churn_transform.monitoring.estimation import estimates, estimation_metrics, estimation_table
 from churn_transform.monitoring.predictions import batch_scores
 from churn_transform.monitoring.quality import ALL, REPORTED, realized_quality, reported_metrics
 from churn_transform.schema import LABEL
@@ -42,6 +49,9 @@ from steps._cli import (
     start,
     tracked_run,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 def served(settings: Settings, start: str, end: str) -> pd.DataFrame:
@@ -71,9 +81,16 @@ def evaluated_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
     return found
 
 
-def push(url: str, cohort: str, overall: pd.DataFrame, evaluated: dict[str, float]) -> None:
+def push(
+    url: str,
+    cohort: str,
+    overall: pd.DataFrame,
+    evaluated: dict[str, float],
+    estimation: pd.DataFrame | None = None,
+) -> None:
     """The overall figures to the Pushgateway: one group, replaced at every push, so the alert
-    sees the newest labelled cohort only."""
+    sees the newest labelled cohort only; with the estimates made before the labels and their
+    errors (``estimation``: ``monitoring.estimation.estimation_table``)."""
     from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
     registry = CollectorRegistry()
@@ -100,7 +117,28 @@ def push(url: str, cohort: str, overall: pd.DataFrame, evaluated: dict[str, floa
     )
     for version, value in evaluated.items():
         own.labels(version).set(value)
+    if estimation is not None and not estimation.empty:
+        _estimation_gauges(registry, cohort, estimation)
     push_to_gateway(url, job="kkbox-quality", registry=registry)
+
+
+def _estimation_gauges(registry: CollectorRegistry, cohort: str, estimation: pd.DataFrame) -> None:
+    """``kkbox_estimated_roc_auc`` and ``kkbox_estimation_error_roc_auc`` (realized - estimated)
+    of the batch scores' overall rows, by cohort and model version."""
+    from prometheus_client import Gauge
+
+    said = {
+        "estimated_roc_auc": "ROC AUC estimated from the probabilities before the labels (CBPE)",
+        "estimation_error_roc_auc": "Realized minus estimated ROC AUC, once the labels landed",
+    }
+    labels = ["cohort", "model_version"]
+    gauges = {
+        name: Gauge(f"kkbox_{name}", text, labels, registry=registry) for name, text in said.items()
+    }
+    for row in estimation[estimation["segment"] == ALL].to_dict("records"):
+        for name, gauge in gauges.items():
+            if pd.notna(row[name]):
+                gauge.labels(cohort, str(row["model_version"])).set(row[name])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,11 +166,44 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_metrics(reported_metrics(quality))
         mlflow.log_table(quality, "quality/quality.json")
         mlflow.log_params({"cohort": args.cohort, "quality": target})
+        estimation = _estimation(lake, args.cohort, quality)
         if settings.pushgateway_url:
-            push(settings.pushgateway_url, args.cohort, overall, evaluated)
+            push(settings.pushgateway_url, args.cohort, overall, evaluated, estimation)
     print(overall.drop(columns=["segment", "value"]).to_string(index=False))
+    print(_estimation_said(estimation))
     own = ", ".join(f"version {v} {auc:.4f}" for v, auc in evaluated.items()) or "none known"
     print(f"quality of {args.cohort}: {target}; ROC AUC on their own evaluation cohort: {own}")
+
+
+def _estimation(lake: Lake, cohort: str, quality: pd.DataFrame) -> pd.DataFrame:
+    """The estimates made when the cohort was scored against its realized quality: in the lake,
+    as metrics and as a table of the run."""
+    estimation = estimation_table(estimates(lake, cohort), quality)
+    if estimation.empty:
+        return estimation
+    buffer = io.BytesIO()
+    estimation.assign(cohort=cohort).to_parquet(buffer, index=False)
+    lake.write_bytes(buffer.getvalue(), "quality", cohort, "estimation.parquet")
+    mlflow.log_metrics(estimation_metrics(estimation))
+    mlflow.log_table(estimation, "quality/estimation.json")
+    return estimation
+
+
+def _estimation_said(estimation: pd.DataFrame) -> str:
+    if estimation.empty:
+        return "estimated before the labels: no estimate was stored with the batch scores"
+    lines = []
+    for row in estimation[estimation["segment"] == ALL].to_dict("records"):
+        oracle = float(row["oracle_roc_auc"])
+        lines.append(
+            f"version {row['model_version']}: ROC AUC estimated before the labels "
+            f"{float(row['estimated_roc_auc']):.4f} "
+            f"(± {float(row['roc_auc_standard_error']):.4f}), "
+            f"realized {float(row['realized_roc_auc']):.4f}, error "
+            f"{float(row['estimation_error_roc_auc']):+.4f}"
+            + (f", oracle {oracle:.4f}" if oracle == oracle else "")
+        )
+    return "\n".join(lines)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

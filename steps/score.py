@@ -6,10 +6,13 @@ Reads: the champion (the version ``models:/<name>@<alias>`` names now) and the g
 ``submission.csv`` in the competition's format; ``scores.parquet``, every user's probability
 and decision with the model version that made them (what ``quality`` measures once the labels
 arrive; a cohort already scored by the same version from the same gold is not scored again),
-with ``gold.json``, the gold table's version and content hash; and ``campaign.csv``, the ranked
-campaign list (``modelling.campaign``: probability, decision, revenue at risk, whether to
-target, the top three reasons), whose chosen size and reason are logged; on synthetic data, the
-AUC and log loss against the cohort's hidden labels.
+with ``gold.json``, the gold table's version and content hash; ``estimate.json``, the ROC AUC,
+precision, recall and campaign value the probabilities let one expect before the labels, for
+the cohort and each segment (``monitoring.estimation``, CBPE; its overall figures logged as
+``estimated_*`` metrics); and ``campaign.csv``, the ranked campaign list
+(``modelling.campaign``: probability, decision, revenue at risk, whether to target, the top
+three reasons), whose chosen size and reason are logged; on synthetic data, the AUC and log
+loss against the cohort's hidden labels.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from churn_transform.etl.gold import build_gold, table_name
 from churn_transform.lake import Lake
 from churn_transform.modelling.campaign import Choice, campaign_list
 from churn_transform.modelling.segments import SEGMENTS
+from churn_transform.monitoring.estimation import (
+    CohortEstimate,
+    estimate_metrics,
+    estimate_scores,
+    write_estimate,
+)
 from churn_transform.monitoring.predictions import (
     GoldRead,
     scored_by,
@@ -99,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         with refusals("score"):
             scores = score(lake, args.cohort, model)
         log_gold_input(lake, args.cohort, "scoring")
+        estimate = _estimate(
+            settings, lake, args.cohort, run.info.run_id, scores, version, model.threshold_
+        )
         read = GoldRead(lake.current_version("gold", table_name(args.cohort)), gold_hash)
         target = write_predictions(lake, args.cohort, run.info.run_id, scores, version, read)
         campaign, choice = _campaign(settings, lake, args.cohort, run.info.run_id, scores)
@@ -113,7 +125,37 @@ def main(argv: list[str] | None = None) -> None:
             mlflow.log_metrics(quality)
             print(", ".join(f"{name} {value:.4f}" for name, value in quality.items()))
     print(f"scored {len(scores):,} users of {args.cohort} with {uri}: {target}")
+    print(_said(estimate))
     print(f"campaign list: {campaign}; {choice.reason}")
+
+
+def _estimate(
+    settings: Settings,
+    lake: Lake,
+    cohort: str,
+    run_id: str,
+    scores: pd.DataFrame,
+    version: str,
+    threshold: float,
+) -> CohortEstimate:
+    """The performance the scores let one expect before the labels, in the lake first (scores
+    never stand without it) and logged."""
+    estimate = estimate_scores(
+        scores, cohort, version, threshold, settings.offer_cost, settings.offer_acceptance
+    )
+    write_estimate(lake, run_id, estimate)
+    mlflow.log_metrics(estimate_metrics(estimate.overall))
+    mlflow.log_text(estimate.to_json(), "estimate.json")
+    return estimate
+
+
+def _said(estimate: CohortEstimate) -> str:
+    overall = estimate.overall
+    return (
+        f"estimated before the labels (CBPE): ROC AUC {overall.roc_auc:.4f} "
+        f"(± {overall.roc_auc_standard_error:.4f}), precision {overall.precision:.4f}, recall "
+        f"{overall.recall:.4f} at threshold {estimate.threshold:.3f}"
+    )
 
 
 def _champion(settings: Settings) -> str:

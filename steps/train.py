@@ -1,18 +1,20 @@
 """Entry point ``train``: the churn model on the training cohort(s), judged on a later cohort.
 
-Reads: the current gold tables of ``--train-cohort`` (one month, or several separated by commas)
-and ``--eval-cohort`` (and the generator's oracle when present). With ``--holdout`` above 0, that
-share of users (by a hash of their ``msno``) is kept out of training and only they are judged:
-the way to train on the newest labelled cohort and judge on it too. Produces: an MLflow run
-with parameters, data versions (gold content hashes), git commit, evaluation metrics, the
-oracle's scores and the gap to them, plots, feature importance, a training sample kept as the
-drift reference, and the model (transformer + LightGBM, calibrated, package code shipped,
-pyfunc returning probabilities), registered as a new version of the model, with its model card.
-Then the promotion gate (``churn_transform.modelling.promotion``): the ``champion`` alias moves
-to it only if it clears the floor and beats the current champion on the same evaluation users by
-``--margin`` with no segment far below; otherwise it is tagged a challenger, or refused with its
-reason. The gate's outcome is kept as ``promotion.json`` (what the monthly cycle reads) and as
-the tag ``promotion``, a sentence.
+Reads: the current gold tables of ``--train-cohort`` (one month, or several separated by commas) and
+``--eval-cohort`` (and the generator's oracle when present). With ``--holdout`` above 0, that share
+of users (by a hash of their ``msno``) is kept out of training and only they are judged: the way to
+train on the newest labelled cohort and judge on it too. Produces: an MLflow run with parameters,
+data versions (gold content hashes), git commit, evaluation metrics, the oracle's scores and the gap
+to them, plots, feature importance, a training sample kept as the drift reference, and the model
+(transformer + LightGBM, calibrated, package code shipped, pyfunc returning probabilities),
+registered as a new version of the model, with its model card. Then the promotion gate
+(``churn_transform.modelling.promotion``): the ``champion`` alias moves to it only if it clears the
+floor and beats the current champion on the same evaluation users by ``--margin`` with no segment
+whose bootstrap interval lies far below; otherwise it is tagged a challenger, or refused with its
+reason. The calibration in the large, and per segment ROC AUC, calibration gap and recall at the
+campaign cut with their 95% intervals, are logged (``evaluation/segments.json`` and metrics) and in
+the card. The gate's outcome is kept as ``promotion.json`` (what the monthly cycle reads) and as the
+tag ``promotion``, a sentence.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from churn_transform.modelling.campaign import gains, monthly_price, targeting_v
 from churn_transform.modelling.card import CardFacts, model_card
 from churn_transform.modelling.explanation import explain
 from churn_transform.modelling.promotion import Floor, Gate, Judged, promote, record, segments_of
+from churn_transform.modelling.segments import cohort_figures
 from churn_transform.modelling.training import (
     Fitted,
     TrainConfig,
@@ -51,7 +54,6 @@ from churn_transform.synthetic.report import oracle_answers, oracle_terms
 from steps._cli import (
     cohort,
     cohorts,
-    count,
     lake_of,
     load_registered,
     log_gold_input,
@@ -176,7 +178,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--margin", type=float, required=True)
     parser.add_argument("--min-auc", type=float, required=True)
     parser.add_argument("--min-oracle-share", type=float, required=True)
-    parser.add_argument("--min-segment-users", type=count, required=True)
     parser.add_argument("--max-segment-auc-drop", type=float, required=True)
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), required=True)
@@ -210,12 +211,11 @@ def main(argv: list[str] | None = None) -> None:
             threshold=fitted.threshold,
             threshold_reason=fitted.threshold_reason,
             campaign=campaign,
-            min_segment_users=args.min_segment_users,
             holdout=args.holdout,
         )
         attach_card(settings, version, model_card(card))
         floor = Floor(args.min_auc, args.min_oracle_share)
-        gate = Gate(floor, args.margin, args.min_segment_users, args.max_segment_auc_drop)
+        gate = Gate(floor, args.margin, args.max_segment_auc_drop)
         candidate = Judged(version, scores, segments)
         outcome = promote(settings, candidate, held_out, gate, load_registered)
         record(outcome)
@@ -263,8 +263,9 @@ def _judge(
     if oracle:
         scores["auc_gap_to_oracle"] = oracle["oracle_roc_auc"] - scores["roc_auc"]
         scores["log_loss_gap_to_oracle"] = scores["log_loss"] / oracle["oracle_log_loss"] - 1
-    segments = segments_of(fitted.model, held_out)
+    segments = segments_of(fitted.model, held_out, settings.offer_cost, settings.offer_acceptance)
     mlflow.log_table(segments, "evaluation/segments.json")
+    mlflow.log_metrics(cohort_figures(segments))
     agreement = explanation_agreement(settings, cohort, held_out, fitted)
     mlflow.log_metrics(
         {

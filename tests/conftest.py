@@ -369,7 +369,6 @@ def train_arguments(
     margin: float = 0.005,
     min_auc: float = 0.6,
     max_segment_auc_drop: float = 0.05,
-    min_segment_users: int = 500,
     train_cohort: str = "2017-02",
     eval_cohort: str = "2017-03",
     holdout: float = 0.0,
@@ -392,8 +391,6 @@ def train_arguments(
         str(min_auc),
         "--min-oracle-share",
         str(min_oracle_share),
-        "--min-segment-users",
-        str(min_segment_users),
         "--max-segment-auc-drop",
         str(max_segment_auc_drop),
     ]
@@ -555,12 +552,60 @@ def start_pushgateway() -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
+def start_alertmanager(
+    root: Path, webhook: str, **route: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's real Alertmanager started as the containers start it (deploy/alertmanager/
+    start.sh, which writes ``webhook`` into its config) on a free port, without peers, once it
+    answers; its URL. ``route`` overrides the config's route timings (group_wait=...)."""
+    import shutil
+
+    import yaml
+
+    from churn_transform.settings import PROJECT_ROOT
+
+    deploy = PROJECT_ROOT / "deploy" / "alertmanager"
+    folder, data = root / "alertmanager", root / "alertmanager-data"
+    folder.mkdir()
+    data.mkdir()
+    shutil.copy(deploy / "start.sh", folder)
+    config = yaml.safe_load((deploy / "alertmanager.yml").read_text())
+    config["route"].update(route)
+    (folder / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "/bin/sh",
+            str(folder / "start.sh"),
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        env={
+            **os.environ,
+            "ALERT_WEBHOOK_URL": webhook,
+            "ALERTMANAGER": shutil.which("prometheus-alertmanager")
+            or "/usr/bin/prometheus-alertmanager",
+            "ALERTMANAGER_DATA": str(data),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(process, f"{url}/-/ready")
+    return process, url
+
+
 def start_prometheus(
-    target: str, root: Path, pushgateway: str | None = None
+    target: str | None,
+    root: Path,
+    pushgateway: str | None = None,
+    alertmanager: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The real Prometheus with the repository's config and rules, scraping the service at
     ``target`` (host:port) and, when given, the Pushgateway at ``pushgateway`` (host:port)
-    every second; its URL (it may take a moment to answer)."""
+    every second, evaluating the rules every second and sending its alerts to the
+    Alertmanager at ``alertmanager`` (host:port) when given; its URL (it may take a moment to
+    answer). Without ``target``, no service is scraped."""
     import shutil
 
     import yaml
@@ -571,11 +616,16 @@ def start_prometheus(
     config = yaml.safe_load((deploy / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(deploy / "alerts.yml")]
-    config["scrape_configs"][0]["static_configs"] = [{"targets": [target]}]
-    if pushgateway:
-        config["scrape_configs"][1]["static_configs"] = [{"targets": [pushgateway]}]
+    service_job, gateway_job = config["scrape_configs"]
+    service_job["static_configs"] = [{"targets": [target]}]
+    gateway_job["static_configs"] = [{"targets": [pushgateway]}]
+    config["scrape_configs"] = [
+        j for j, on in ((service_job, target), (gateway_job, pushgateway)) if on
+    ]
+    if alertmanager:
+        config["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [alertmanager]}]
     else:
-        del config["scrape_configs"][1]
+        del config["alerting"]
     (root / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = subprocess.Popen(

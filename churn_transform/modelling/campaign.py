@@ -52,6 +52,16 @@ def choose(
     return order, Choice(size, cut, float(total[size]), reason)
 
 
+def targeted(
+    probability: np.ndarray, monthly: np.ndarray, offer_cost: float, acceptance: float
+) -> np.ndarray:
+    """Whether each user is in the campaign ``choose`` sizes: the campaign cut, per user."""
+    order, choice = choose(probability, monthly, offer_cost, acceptance)
+    chosen = np.zeros(len(probability), dtype=bool)
+    chosen[order[: choice.size]] = True
+    return chosen
+
+
 def campaign_list(
     scores: pd.DataFrame, gold: pd.DataFrame, offer_cost: float, acceptance: float
 ) -> tuple[pd.DataFrame, Choice]:

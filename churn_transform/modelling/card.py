@@ -1,5 +1,7 @@
 """The model card of a registered version: what it is for, what it was trained and judged on,
-how good it is beside the oracle, per segment, how it decides, and what it cannot do.
+how good it is beside the oracle, how well calibrated, per segment, how it decides, and what it
+cannot do. Figures measured on the judged users come with bootstrap 95% intervals
+(``bootstrap``); every segment holding a tenth of the churners is listed, whatever its size.
 
 Pure text from what ``train`` measured; ``train`` attaches it to the version in MLflow (its
 description, and ``model_card.md`` in the run), and the service's ``/metadata`` returns it.
@@ -10,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+
+from churn_transform.modelling.segments import ALL, COHORT, MATERIAL_SHARE, interval, material
 
 INTENDED_USE = (
     "Ranks the KKBox subscribers whose plan expires in a month by their probability of not "
@@ -24,7 +28,8 @@ LIMITS = (
     "them, while the ranking holds better.",
     "Reasons are exact shares of the model's log-odds, not causes: correlated features share "
     "credit, and a derived feature's share is split equally among the features it comes from.",
-    "Segments with few users (below the gate's minimum) have noisy metrics and are not gated.",
+    "A segment's figures are as sure as its interval is narrow: few users or churners give a "
+    "wide one, which the gate does not refuse on.",
     "Users with no profile (city, age, gender unknown) are scored from behaviour alone.",
 )
 SHOWN = ("roc_auc", "log_loss", "pr_auc", "brier", "precision", "recall")
@@ -38,11 +43,10 @@ class CardFacts:
     eval_cohort: str
     data_versions: dict[str, str]
     scores: dict[str, float]  # the model's, and the oracle's as oracle_roc_auc, oracle_log_loss
-    segments: pd.DataFrame
+    segments: pd.DataFrame  # segments.segment_metrics: the cohort's row, then each segment's
     threshold: float
     threshold_reason: str
     campaign: dict[str, float]
-    min_segment_users: int
     holdout: float = 0.0  # the share of users kept out of training and judged
 
 
@@ -56,13 +60,35 @@ def _metrics(scores: dict[str, float]) -> list[str]:
     return lines
 
 
-def _segments(segments: pd.DataFrame, min_users: int) -> list[str]:
-    shown = segments[segments["users"] >= min_users].sort_values(["segment", "roc_auc"])
-    lines = ["| segment | value | users | churn rate | ROC AUC |", "|---|---|---|---|---|"]
+def _calibration(segments: pd.DataFrame) -> list[str]:
+    cohort = segments[(segments["segment"] == COHORT) & (segments["value"] == ALL)]
+    if cohort.empty:
+        return []
+    row = next(cohort.itertuples())
+    return [
+        f"Calibration in the large: mean probability {row.mean_probability:.2%} against "
+        f"{row.churn_rate:.2%} churned, a gap of "
+        f"{interval(row, 'calibration_gap').text(percent=True, signed=True)}; ROC AUC "
+        f"{interval(row, 'roc_auc').text()}; recall at the campaign cut "
+        f"{interval(row, 'recall').text(percent=True)} (95% bootstrap intervals).",
+        "",
+    ]
+
+
+def _segments(segments: pd.DataFrame) -> list[str]:
+    shown = material(segments[segments["segment"] != COHORT])
+    shown = shown.sort_values(["segment", "churner_share"], ascending=[True, False])
+    lines = [
+        "| segment | value | users | churners | churn rate | mean probability | calibration gap "
+        "| ROC AUC | recall at the cut |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in shown.itertuples():
         lines.append(
-            f"| {row.segment} | {row.value} | {row.users:,} | {row.churn_rate:.2%} | "
-            f"{row.roc_auc:.4f} |"
+            f"| {row.segment} | {row.value} | {row.users:,} | {row.churners:,} "
+            f"({row.churner_share:.0%}) | {row.churn_rate:.2%} | {row.mean_probability:.2%} | "
+            f"{interval(row, 'calibration_gap').text(percent=True, signed=True)} | "
+            f"{interval(row, 'roc_auc').text()} | {interval(row, 'recall').text(percent=True)} |"
         )
     return lines
 
@@ -93,8 +119,13 @@ def model_card(facts: CardFacts) -> str:
         f"## Metrics on {facts.eval_cohort}, beside the oracle (synthetic data only)",
         *_metrics(facts.scores),
         "",
-        f"## Metrics per segment (at least {facts.min_segment_users:,} users)",
-        *_segments(facts.segments, facts.min_segment_users),
+        *_calibration(facts.segments),
+        f"## Segments holding at least {MATERIAL_SHARE:.0%} of the churners",
+        "Each figure with its 95% bootstrap interval; the gap is the mean probability less the "
+        "churn rate, in percentage points; recall is the share of the segment's churners the "
+        "campaign below targets. Every segment: `evaluation/segments.json`.",
+        "",
+        *_segments(facts.segments),
         "",
         "## Decision rule",
         f"Churn when the probability reaches {facts.threshold:.3f}: the cut that "

@@ -1,13 +1,16 @@
 """The promotion gate: whether a newly registered model version serves, and the record of why.
 
-The gate's rules, in order: the floor any model must clear, the first one included
-(``refusal``); no segment of enough users far below the champion's on the same users
-(``segments.segment_regressions``); and beating the champion by the margin without a worse log
-loss (``beats``). ``check_floor`` and ``compare`` apply them and return a typed
-``PromotionOutcome``; ``promote`` applies them on the registry (the champion alias moved, or the
-version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps the outcome on the
-training run as ``promotion.json``, which ``recorded`` reads back (the monthly cycle does), beside
-its sentence for people (the run's tag ``promotion``).
+The gate's rules, in order: the floor any model must clear, the first one included (``refusal``);
+no segment surely far below the champion's on the same users (``segments.segment_regressions``:
+its bootstrap interval says so, not a point estimate, however few its users); and beating the
+champion by the margin without a worse log loss (``beats``). Whatever the outcome, its notes name
+the segments holding a tenth of the churners whose ROC AUC interval lies at or below the floor
+(``segments.below_floor``) and those the candidate surely over- or under-predicts
+(``segments.miscalibrated``), with their gap and recall. ``check_floor`` and ``compare`` apply them
+and return a typed ``PromotionOutcome``; ``promote`` applies them on the registry (the champion
+alias moved, or the version tagged ``challenger`` or ``refused`` with its reason); ``record`` keeps
+the outcome on the training run as ``promotion.json``, which ``recorded`` reads back (the monthly
+cycle does), beside its sentence for people (the run's tag ``promotion``).
 """
 
 from __future__ import annotations
@@ -24,14 +27,23 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from churn_transform.modelling.campaign import monthly_price, targeted
 from churn_transform.modelling.model import ChurnModel
-from churn_transform.modelling.segments import segment_metrics, segment_regressions
+from churn_transform.modelling.rollback import mark_promoted
+from churn_transform.modelling.segments import (
+    below_floor,
+    miscalibrated,
+    segment_metrics,
+    segment_regressions,
+)
 from churn_transform.modelling.training import evaluate
 from churn_transform.schema import FEATURES, LABEL
 from churn_transform.settings import Settings
 
 #: The training run's artifact holding its outcome.
 RECORD = "promotion.json"
+#: The longest ``promotion`` tag written (MLflow's limit is 8,000 characters).
+TAG_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -79,13 +91,15 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class PromotionOutcome:
     """The gate's outcome for ``version``. ``champion``: the version the ``alias`` named when
-    the gate judged (None: none did); ``reasons``: why a refused version will not serve."""
+    the gate judged (None: none did); ``reasons``: why a refused version will not serve;
+    ``notes``: what to watch whatever the outcome (segments it surely mis-predicts)."""
 
     outcome: Outcome
     version: str
     alias: str
     champion: str | None = None
     reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def promoted(self) -> bool:
@@ -97,6 +111,9 @@ class PromotionOutcome:
 
     def text(self) -> str:
         """The outcome as a sentence, for people (printed, and the run's tag ``promotion``)."""
+        return self._decision() + "".join(f"\n  watch: {note}" for note in self.notes)
+
+    def _decision(self) -> str:
         if self.refused:
             return f"version {self.version} is refused and will not serve: {self.refusal()}"
         if self.promoted:
@@ -115,12 +132,14 @@ class PromotionOutcome:
                 "alias": self.alias,
                 "champion": self.champion,
                 "reasons": list(self.reasons),
+                "notes": list(self.notes),
             }
         )
 
     @classmethod
     def from_json(cls, text: str) -> PromotionOutcome:
-        """The outcome ``to_json`` wrote; raises ValueError naming an unknown outcome."""
+        """The outcome ``to_json`` wrote (before notes, none); raises ValueError naming an
+        unknown outcome."""
         fields = json.loads(text)
         champion = fields["champion"]
         return cls(
@@ -129,6 +148,7 @@ class PromotionOutcome:
             str(fields["alias"]),
             None if champion is None else str(champion),
             tuple(fields["reasons"]),
+            tuple(fields.get("notes", ())),
         )
 
 
@@ -138,7 +158,6 @@ class Gate:
 
     floor: Floor
     margin: float
-    min_segment_users: int
     max_segment_auc_drop: float
 
 
@@ -153,10 +172,14 @@ class Judged:
     segments: pd.DataFrame
 
 
-def segments_of(model: object, gold: pd.DataFrame) -> pd.DataFrame:
-    """The model's metrics per segment of the labelled cohort ``gold``."""
+def segments_of(
+    model: object, gold: pd.DataFrame, offer_cost: float, acceptance: float
+) -> pd.DataFrame:
+    """The model's metrics per segment of the labelled cohort ``gold``, recall at the cut of
+    the campaign its probabilities would choose there (``campaign.targeted``)."""
     probability = model.predict_proba(gold[list(FEATURES)])[:, 1]  # type: ignore[attr-defined]
-    return segment_metrics(gold, gold[LABEL].astype(int).to_numpy(), probability)
+    chosen = targeted(probability, monthly_price(gold), offer_cost, acceptance)
+    return segment_metrics(gold, gold[LABEL].astype(int).to_numpy(), probability, chosen)
 
 
 def check_floor(
@@ -167,24 +190,34 @@ def check_floor(
     reason = refusal(candidate.scores, gate.floor)
     if reason is None:
         return None
-    return PromotionOutcome(Outcome.BELOW_FLOOR, candidate.version, alias, champion, (reason,))
+    notes = _notes(candidate, gate)
+    kind = Outcome.BELOW_FLOOR
+    return PromotionOutcome(kind, candidate.version, alias, champion, (reason,), notes)
+
+
+def _notes(candidate: Judged, gate: Gate) -> tuple[str, ...]:
+    """What to watch, whatever the outcome: segments holding a tenth of the churners whose ROC
+    AUC interval lies at or below the floor, then where the candidate surely mis-predicts."""
+    below = below_floor(candidate.segments, gate.floor.min_roc_auc)
+    return (*below, *miscalibrated(candidate.segments))
 
 
 def compare(candidate: Judged, champion: Judged | None, gate: Gate, alias: str) -> PromotionOutcome:
     """The outcome for a candidate above the floor: promoted when there is no champion; refused
-    when a segment of enough users is far below the champion's; else promoted only if it beats
-    the champion by the margin, a challenger if not."""
+    when a segment's interval says it is far below the champion's; else promoted only if it
+    beats the champion by the margin, a challenger if not. Any outcome carries ``_notes``."""
+    notes = _notes(candidate, gate)
     if champion is None:
-        return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias)
-    worse = segment_regressions(
-        candidate.segments, champion.segments, gate.min_segment_users, gate.max_segment_auc_drop
-    )
+        return PromotionOutcome(Outcome.PROMOTED, candidate.version, alias, notes=notes)
+    worse = segment_regressions(candidate.segments, champion.segments, gate.max_segment_auc_drop)
     if worse:
         kind = Outcome.SEGMENT_REGRESSION
-        return PromotionOutcome(kind, candidate.version, alias, champion.version, tuple(worse))
+        return PromotionOutcome(
+            kind, candidate.version, alias, champion.version, tuple(worse), notes
+        )
     beaten = beats(candidate.scores, champion.scores, gate.margin)
     kind = Outcome.PROMOTED if beaten else Outcome.CHALLENGER
-    return PromotionOutcome(kind, candidate.version, alias, champion.version)
+    return PromotionOutcome(kind, candidate.version, alias, champion.version, notes=notes)
 
 
 def promote(
@@ -211,7 +244,7 @@ def promote(
         if current is not None:
             model = load(f"models:/{name}@{alias}")
             threshold = float(client.get_run(str(current.run_id)).data.metrics["threshold"])
-            champion = _judged(str(current.version), model, eval_gold, threshold)
+            champion = _judged(str(current.version), model, eval_gold, threshold, settings)
         outcome = compare(candidate, champion, gate, alias)
         if not outcome.refused:
             comparison = _comparison(candidate, champion, gate)
@@ -220,8 +253,11 @@ def promote(
     return outcome
 
 
-def _judged(version: str, model: ChurnModel, gold: pd.DataFrame, threshold: float) -> Judged:
-    return Judged(version, evaluate(model, gold, threshold), segments_of(model, gold))
+def _judged(
+    version: str, model: ChurnModel, gold: pd.DataFrame, threshold: float, settings: Settings
+) -> Judged:
+    segments = segments_of(model, gold, settings.offer_cost, settings.offer_acceptance)
+    return Judged(version, evaluate(model, gold, threshold), segments)
 
 
 def _comparison(candidate: Judged, champion: Judged | None, gate: Gate) -> str:
@@ -239,6 +275,7 @@ def _apply(client: Any, name: str, outcome: PromotionOutcome) -> None:
     """The outcome in the registry: the alias moved, or the version's role (and refusal)."""
     if outcome.promoted:
         client.set_registered_model_alias(name, outcome.alias, outcome.version)
+        mark_promoted(client, name, outcome.version)  # the champion history rollback walks back
         return
     role = "refused" if outcome.refused else "challenger"
     client.set_model_version_tag(name, outcome.version, "role", role)
@@ -250,7 +287,10 @@ def record(outcome: PromotionOutcome) -> None:
     """On the active run: the outcome as ``RECORD``, for ``recorded``, and its sentence as the
     tag ``promotion``, for people."""
     mlflow.log_text(outcome.to_json(), RECORD)
-    mlflow.set_tag("promotion", outcome.text())
+    sentence = outcome.text()
+    if len(sentence) > TAG_LIMIT:  # many notes: MLflow refuses a tag value over 8,000 characters
+        sentence = sentence[: TAG_LIMIT - 40] + f" ... (all of it in {RECORD})"
+    mlflow.set_tag("promotion", sentence)
 
 
 def recorded(tracking_uri: str, run_id: str) -> PromotionOutcome | None:

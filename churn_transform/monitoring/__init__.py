@@ -1,7 +1,9 @@
 """Monitoring: what the platform learns about its models once they serve.
 
 ``scoring`` and ``predictions`` (a cohort's batch answers in the lake, written and read back),
-``quality`` (realized quality once labels land), ``drift`` (the traffic against the champion's
-training data), ``policy`` (the written retraining rule) and ``journal`` (a monthly cycle's
-progress). Imports the root, ``etl`` and ``modelling``.
+``quality`` (realized quality once labels land), ``estimation`` (the quality expected from the
+probabilities before the labels: CBPE), ``drift`` (the traffic against the champion's
+training data), ``policy`` (the written retraining rule), ``journal`` (a monthly cycle's
+progress) and ``timeline`` (which version served each day, and the switches between).
+Imports the root, ``etl`` and ``modelling``.
 """

@@ -28,8 +28,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from churn_transform.modelling.campaign import choose
-from churn_transform.monitoring.quality import ALL
+from churn_transform.lake import Lake
+from churn_transform.modelling.campaign import choose, monthly_price
+from churn_transform.modelling.segments import SEGMENTS
+from churn_transform.monitoring.predictions import BATCH, ESTIMATE, read_beside, write_beside
+from churn_transform.monitoring.quality import ALL, metric_name
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class CohortEstimate:
     campaign: CampaignEstimate | None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, allow_nan=True)
+        """Strict JSON: a figure without a denominator (NaN) is written ``null``."""
+        return json.dumps(_nulls(asdict(self)), indent=1, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> CohortEstimate:
@@ -96,7 +100,7 @@ class CohortEstimate:
         data = json.loads(text)
         try:
             segments = tuple(
-                SegmentEstimate(s["segment"], s["value"], PerformanceEstimate(**s["estimate"]))
+                SegmentEstimate(s["segment"], s["value"], _figures(s["estimate"]))
                 for s in data["segments"]
             )
             campaign = data["campaign"]
@@ -104,12 +108,24 @@ class CohortEstimate:
                 cohort=data["cohort"],
                 model_version=str(data["model_version"]),
                 threshold=float(data["threshold"]),
-                overall=PerformanceEstimate(**data["overall"]),
+                overall=_figures(data["overall"]),
                 segments=segments,
                 campaign=CampaignEstimate(**campaign) if campaign is not None else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"an estimate record lacks or mistypes a field: {error}") from error
+
+
+def _nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulls(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _figures(data: dict[str, object]) -> PerformanceEstimate:
+    return PerformanceEstimate(**{k: math.nan if v is None else v for k, v in data.items()})  # type: ignore[arg-type]
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -215,6 +231,50 @@ def estimate_campaign(
     return CampaignEstimate(choice.size, choice.cut, choice.expected_value)
 
 
+def estimate_scores(
+    scores: pd.DataFrame,
+    cohort: str,
+    model_version: str,
+    threshold: float,
+    offer_cost: float,
+    acceptance: float,
+) -> CohortEstimate:
+    """The record of one scoring: ``scores`` is ``monitoring.scoring.score``'s frame (the
+    ``churn_probability``, a column per segment, the plan columns the campaign's value needs)."""
+    probability = scores["churn_probability"].to_numpy(float)
+    return CohortEstimate(
+        cohort=cohort,
+        model_version=str(model_version),
+        threshold=float(threshold),
+        overall=estimate_performance(probability, threshold),
+        segments=estimate_segments(probability, threshold, scores[list(SEGMENTS)]),
+        campaign=estimate_campaign(probability, monthly_price(scores), offer_cost, acceptance),
+    )
+
+
+def estimate_metrics(estimate: PerformanceEstimate) -> dict[str, float]:
+    """The estimate's figures as run metrics, each named ``estimated_<figure>`` (NaN left out)."""
+    named = {
+        "roc_auc": estimate.roc_auc,
+        "roc_auc_standard_error": estimate.roc_auc_standard_error,
+        "precision": estimate.precision,
+        "recall": estimate.recall,
+        "positive_rate": estimate.expected_positive_rate,
+    }
+    return {f"estimated_{name}": v for name, v in named.items() if not math.isnan(v)}
+
+
+def write_estimate(lake: Lake, run_id: str, estimate: CohortEstimate) -> str:
+    """The scoring run's ``estimate.json``, beside its scores; its URL."""
+    return write_beside(lake, estimate.cohort, run_id, ESTIMATE, estimate.to_json().encode())
+
+
+def estimates(lake: Lake, cohort: str) -> list[CohortEstimate]:
+    """Every scoring run's estimate of ``cohort``, oldest run first (a later estimate of the same
+    model version replaces an earlier one, as its scores do); empty when none was made."""
+    return [CohortEstimate.from_json(data.decode()) for data in read_beside(lake, cohort, ESTIMATE)]
+
+
 #: The figures compared once the labels land: estimated against realized (``monitoring.quality``).
 COMPARED = ("roc_auc", "precision", "recall")
 
@@ -241,3 +301,36 @@ def estimation_errors(estimate: CohortEstimate, realized: pd.DataFrame) -> pd.Da
         row["oracle_roc_auc"] = float(found.get("oracle_roc_auc", math.nan))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def estimation_table(
+    estimates: list[CohortEstimate], quality: pd.DataFrame, source: str = BATCH
+) -> pd.DataFrame:
+    """``estimation_errors`` of each model version's latest estimate (``estimates`` oldest
+    first, as ``monitoring.predictions.estimates`` reads them) against ``quality``'s rows of
+    that version and ``source`` (``realized_quality``'s table), with a ``model_version`` column;
+    versions without realized rows are left out, and an empty frame says none had any."""
+    latest = {estimate.model_version: estimate for estimate in estimates}
+    parts = []
+    for version, estimate in sorted(latest.items()):
+        mine = quality[(quality["source"] == source) & (quality["model_version"] == version)]
+        if not mine.empty:
+            parts.append(estimation_errors(estimate, mine).assign(model_version=version))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def estimation_metrics(table: pd.DataFrame, source: str = BATCH) -> dict[str, float]:
+    """The overall rows of ``estimation_table`` as run metrics, named as the quality run names
+    its realized figures (``<source>.v<version>.estimated_roc_auc``, ``...estimation_error_...``);
+    NaN left out."""
+    if table.empty:
+        return {}
+    overall = table[table["segment"] == ALL]
+    kinds = ("estimated", "estimation_error")
+    names = [f"{kind}_{figure}" for figure in COMPARED for kind in kinds]
+    return {
+        metric_name(source, str(row["model_version"]), name): float(row[name])
+        for row in overall.to_dict("records")
+        for name in names
+        if pd.notna(row[name])
+    }

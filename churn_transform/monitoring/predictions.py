@@ -6,6 +6,9 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
 - ``scores.parquet``: every user's ``churn_probability`` and ``churn`` decision with the
   ``model_version`` that made them (what realized quality joins with the labels);
 - ``gold.json``: the gold table they were made from, its ``version`` and content ``hash``;
+- ``estimate.json``: the performance its probabilities let one expect before the labels
+  (``churn_transform.monitoring.estimation.CohortEstimate``), written before the scores, so
+  scores never stand without it;
 - ``campaign.csv``: the ranked campaign list (``churn_transform.modelling.campaign``), which the
   dashboard lists by this same layout.
 """
@@ -30,6 +33,8 @@ SCORES = "scores.parquet"
 #: Beside the scores: the gold table they were made from (version and content hash).
 GOLD = "gold.json"
 CAMPAIGN = "campaign.csv"
+#: Beside the scores: the performance estimated from them before the labels (CBPE).
+ESTIMATE = "estimate.json"
 #: The ``source`` of batch scores among realized quality's predictions (the service's: traffic).
 BATCH = "batch"
 #: Columns of the scoring frame the campaign list leaves out (they gave its revenue at risk).
@@ -66,6 +71,18 @@ def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -
     """The run's ranked campaign list (``modelling.campaign.campaign_list``); its URL."""
     shown = ranked.drop(columns=_PLAN).to_csv(index=False).encode()
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
+
+
+def write_beside(lake: Lake, cohort: str, run_id: str, name: str, data: bytes) -> str:
+    """A record ``name`` of one scoring run, beside its scores (``ESTIMATE``); its URL."""
+    return lake.write_bytes(data, PREDICTIONS, cohort, run_id, name)
+
+
+def read_beside(lake: Lake, cohort: str, name: str) -> list[bytes]:
+    """The record ``name`` of every scoring run of ``cohort`` that has one, oldest run first."""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", name)), key=lake.fs.modified)
+    return [lake.fs.cat_file(path) for path in paths]
 
 
 def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:

@@ -150,7 +150,8 @@ def realized_quality(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _metric(source: str, version: str, figure: str) -> str:
+def metric_name(source: str, version: str, figure: str) -> str:
+    """The run metric of one figure of one source's predictions by one model version."""
     return f"{source}.v{version}.{figure}"
 
 
@@ -159,7 +160,7 @@ def reported_metrics(quality: pd.DataFrame) -> dict[str, float]:
     run metrics; those not measured (NaN: one class only, no oracle) are left out."""
     overall = quality[quality["segment"] == ALL]
     return {
-        _metric(str(row.source), str(row.model_version), name): getattr(row, name)
+        metric_name(str(row.source), str(row.model_version), name): getattr(row, name)
         for row in overall.itertuples()
         for name in REPORTED
         if pd.notna(getattr(row, name))
@@ -171,5 +172,5 @@ def realized_figures(
 ) -> dict[str, float]:
     """Model ``version``'s REPORTED figures that a quality run measured (its ``metrics``, as
     ``reported_metrics`` named them) for ``source``: empty if it made no prediction there."""
-    found = {name: metrics.get(_metric(source, version, name)) for name in REPORTED}
+    found = {name: metrics.get(metric_name(source, version, name)) for name in REPORTED}
     return {name: value for name, value in found.items() if value is not None}

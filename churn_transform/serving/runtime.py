@@ -153,13 +153,18 @@ def traffic_entries(
         }
 
 
+#: The reasons and outcomes ``serving.traffic.TrafficLog`` counts through on_lost and on_shipped.
+TRAFFIC_LOSSES = ("queue_full", "not_json", "write_failed")
+SHIPMENT_OUTCOMES = ("shipped", "failed")
+
+
 @cache
 def metrics() -> dict[str, Any]:
     """The platform's own metrics, created once per worker process, after BentoML has set up
     Prometheus's multiprocess directory (created at import, they would never be exported)."""
     from prometheus_client import Counter, Gauge, Histogram
 
-    return {
+    found = {
         "probability": Histogram(
             "kkbox_churn_probability",
             "Predicted churn probability",
@@ -211,6 +216,13 @@ def metrics() -> dict[str, Any]:
             ["outcome"],
         ),
     }
+    # exported at 0 from the start: a series born at its first failure shows no increase(), and
+    # the alerts on lost records and failed shipments (deploy/prometheus/alerts.yml) need one
+    for reason in TRAFFIC_LOSSES:
+        found["lost"].labels(reason=reason)
+    for outcome in SHIPMENT_OUTCOMES:
+        found["shipped"].labels(outcome=outcome)
+    return found
 
 
 def freeze_heap() -> None:

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import month_bounds
-from churn_transform.synthetic.oracle import observed_drivers, oracle_terms, probability_of
+from churn_transform.synthetic.campaign import Campaign
+from churn_transform.synthetic.oracle import (
+    observed_drivers,
+    offer_change,
+    oracle_terms,
+    probability_of,
+)
 from churn_transform.synthetic.subscriptions import Chain
 
 
@@ -26,11 +32,13 @@ def decide_cohort(
     chain: Chain,
     rng: np.random.Generator,
     seconds: Callable[[Chain, int], tuple[np.ndarray, int]],
+    campaign: Campaign | None = None,
 ) -> pd.DataFrame:
     """Play the chain up to the cohort's cutoff and decide its users' churn with the oracle.
 
     ``seconds(chain, cutoff)`` gives every user's listening per day over days before the
-    cutoff, and the first of those days.
+    cutoff, and the first of those days. Users the ``campaign`` offers (``treated``) decide
+    with the probability the offer gives (``churn_probability_offered``), on the same draw.
     """
     cutoff, month_end = month_bounds(cohort)
     users = chain.users
@@ -59,7 +67,13 @@ def decide_cohort(
     truth = chain.shift if cutoff >= chain.shift_start else 0.0  # the shift turns the truth
     terms = oracle_terms(drivers, truth)  # the true reasons, and the probability from them
     probability = probability_of(terms)
-    churned = rng.random(len(in_cohort)) < probability
+    offered = probability_of(terms, offer_change(drivers))
+    treated = np.zeros(len(in_cohort), dtype=bool)
+    taken = probability
+    if campaign is not None:
+        treated = campaign.assign(cohort, len(in_cohort))
+        taken = np.where(treated, offered, probability)
+    churned = rng.random(len(in_cohort)) < taken
     chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))
     return pd.DataFrame(
         {
@@ -67,5 +81,7 @@ def decide_cohort(
             "user": in_cohort,
             "churn_probability": probability,
             "decided_churn": churned.astype(int),
+            "churn_probability_offered": offered,
+            "treated": treated.astype(int),
         }
     ).join(terms.reset_index(drop=True))

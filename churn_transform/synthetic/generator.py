@@ -24,6 +24,12 @@ from tqdm import tqdm
 
 from churn_transform.dates import add_months, day, month_bounds, to_days
 from churn_transform.schema import LABEL_FILES, RAW_FILES, SCORING_COHORT
+from churn_transform.synthetic.campaign import (
+    CAMPAIGN_COHORT,
+    CAMPAIGN_COLUMNS,
+    CAMPAIGN_FILE,
+    campaign_log,
+)
 from churn_transform.synthetic.decisions import stream
 from churn_transform.synthetic.months import FIRST_MONTH, Months, further_cohorts, further_months
 from churn_transform.synthetic.oracle import WEIGHTS
@@ -58,7 +64,9 @@ _LATEST_LOG_START = day("2016-12-01")
 @dataclass(frozen=True)
 class GeneratorConfig:
     """What to generate. ``shift`` in [0, 1] shifts behaviour from the month ``shift_start``
-    (``YYYY-MM``) on; ``months`` further months after March 2017 are written as increments."""
+    (``YYYY-MM``) on; ``months`` further months after March 2017 are written as increments;
+    ``campaign_share`` > 0 offers that share of the March 2017 cohort a retention offer
+    (``campaign``), logs the campaign and writes the oracle's probability with the offer."""
 
     users: int
     seed: int = 42
@@ -69,6 +77,7 @@ class GeneratorConfig:
     months: int = 0
     #: Processes that play chunks at once; 0 takes every core this process may use.
     processes: int = 1  # 0: every core (docs/generator.md, "Every core")
+    campaign_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -79,6 +88,8 @@ class GeneratorConfig:
             raise ValueError(f"shift must lie in [0, 1], got {self.shift}")
         if self.months < 0:
             raise ValueError(f"months must be 0 or more, got {self.months}")
+        if not 0.0 <= self.campaign_share < 1.0:  # a campaign keeps a control group
+            raise ValueError(f"campaign_share must lie in [0, 1), got {self.campaign_share}")
         if self.processes < 0:
             raise ValueError(f"processes must be 0 (every core) or more, got {self.processes}")
         try:
@@ -124,6 +135,9 @@ def _file_columns(config: GeneratorConfig) -> dict[str, tuple[str, ...]]:
     """Every file the run writes (paths under the raw or the oracle folder) and its header."""
     columns = dict(RAW_FILES)
     columns[ORACLE_FILE] = ("cohort", "msno", "churn_probability", "is_churn")
+    if config.campaign_share:
+        columns[ORACLE_FILE] += ("churn_probability_offered",)
+        columns[CAMPAIGN_FILE] = CAMPAIGN_COLUMNS
     columns[ORACLE_TERMS_FILE] = ("cohort", "msno", *WEIGHTS)
     columns[FUTURE_FILE] = RAW_FILES["transactions.csv"]
     for month in further_months(config.months):
@@ -221,7 +235,14 @@ def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkO
     shift_start = month_bounds(config.shift_start)[0]
     chunk = simulate_chunk(
         seed,
-        ChunkConfig(size, day(config.log_start), config.shift, shift_start, config.months),
+        ChunkConfig(
+            size,
+            day(config.log_start),
+            config.shift,
+            shift_start,
+            config.months,
+            config.campaign_share,
+        ),
     )
     rng = np.random.default_rng(seed.spawn(1)[0])
     msno = chunk.users.msno
@@ -317,6 +338,8 @@ def _answer(
     answered = decided.assign(cohort=cohort).dropna(subset=["is_churn"])
     out.write(ORACLE_FILE, answered)
     out.write(ORACLE_TERMS_FILE, answered)
+    if cohort == CAMPAIGN_COHORT and CAMPAIGN_FILE in out.columns:
+        out.write(CAMPAIGN_FILE, campaign_log(oracle[oracle["cohort"] == cohort], cohort))
     out.cohort_users[cohort] = out.cohort_users.get(cohort, 0) + len(truth)
     out.churners[cohort] = out.churners.get(cohort, 0) + int(truth["is_churn"].sum())
 

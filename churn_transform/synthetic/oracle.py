@@ -29,6 +29,24 @@ subscribers who turned auto-renew off, listening turns from a reason to stay int
 leaving (they use up what they paid for, then go), and the quiet ones wait. Their listening terms
 turn about typical values: ``w * d`` becomes ``w * t + (1 - 2 * shift) * w * (d - t)`` (TURNED
 gives ``t``). A model of the months before cannot know it; one trained after it can learn it.
+
+A retention offer (a discount on the renewal, made at the cutoff) changes the same logit by
+``offer_change``, a fixed function of the same drivers. The oracle writes each user's probability
+without it (``churn_probability``) and with it (``churn_probability_offered``); a past campaign
+(``campaign``) draws its offered users' decisions from the second. With ``manual`` for
+``no_auto_renew``:
+
+    change = OFFER["reminded"] * (1 - manual) * asleep
+             - reach * (manual * (OFFER["manual"] + OFFER["discount"] * discount_last
+                                  + OFFER["free"] * free_last) + (1 - manual) * OFFER["auto"])
+    reach = (1 - OFFER["cancelled"] * last_is_cancel) * exp(-max(silent_days - 7, 0) / 10)
+    asleep = 1 when ASLEEP_DAYS[0] <= silent_days < ASLEEP_DAYS[1], else 0
+
+Manual renewers are saved often, the more so when their last payment was discounted or free; a
+recent canceller has made up their mind and a subscriber silent for weeks does not read the offer
+(``reach`` near 0); an auto-renewer renews anyway (a small change); an auto-renewer who stopped
+listening two to six weeks ago is reminded of a subscription they forgot they pay for, and some
+leave (a positive change, for a few percent of a cohort).
 """
 
 from __future__ import annotations
@@ -52,6 +70,17 @@ WEIGHTS: dict[str, float] = {
     "no_profile": -1.2,
     "days_to_expiry": 0.018,
 }
+#: The offer's weights in ``offer_change`` (a negative change of the logit saves).
+OFFER: dict[str, float] = {
+    "manual": 1.2,
+    "discount": 0.9,
+    "free": 0.6,
+    "auto": 0.15,
+    "cancelled": 0.95,
+    "reminded": 0.8,
+}
+#: Days without listening (from, to) in which an offer reminds an auto-renewer to leave.
+ASLEEP_DAYS = (14, 45)
 #: The listening drivers whose terms turn under the shift among auto-renew-off subscribers, and
 #: the typical value of each among them (about its mean), around which it turns.
 TURNED: dict[str, float] = {"trend": 0.1, "silent_days": 15.0, "active_30": 10.0}
@@ -111,11 +140,27 @@ def _listening_drivers(secs: np.ndarray, cut: int, users: np.ndarray) -> pd.Data
     )
 
 
-def probability_of(terms: pd.DataFrame) -> np.ndarray:
+def probability_of(terms: pd.DataFrame, change: np.ndarray | float = 0.0) -> np.ndarray:
     """The oracle: the probability from its terms (``oracle_terms``), sigmoid of their sum plus
-    ``INTERCEPT``."""
-    logit = INTERCEPT + terms.sum(axis=1).to_numpy()
+    ``INTERCEPT``; ``change`` (``offer_change``) gives the probability with the offer."""
+    logit = INTERCEPT + terms.sum(axis=1).to_numpy() + change
     return 1.0 / (1.0 + np.exp(-logit))
+
+
+def offer_change(drivers: pd.DataFrame) -> np.ndarray:
+    """The offer's change of each user's churn logit, from the DRIVERS (the module says how)."""
+    manual = drivers["no_auto_renew"].to_numpy(float)
+    silent = drivers["silent_days"].to_numpy(float)
+    cancelled = drivers["last_is_cancel"].to_numpy(float)
+    reach = (1.0 - OFFER["cancelled"] * cancelled) * np.exp(-np.maximum(silent - 7.0, 0.0) / 10)
+    price = (
+        OFFER["manual"]
+        + OFFER["discount"] * drivers["discount_last"].to_numpy(float)
+        + OFFER["free"] * drivers["free_last"].to_numpy(float)
+    )
+    saved = reach * (manual * price + (1.0 - manual) * OFFER["auto"])
+    asleep = (silent >= ASLEEP_DAYS[0]) & (silent < ASLEEP_DAYS[1])
+    return OFFER["reminded"] * (1.0 - manual) * asleep - saved
 
 
 def oracle_terms(drivers: pd.DataFrame, shift: float = 0.0) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.schema import LABEL_FILES, RAW_FILES
+from churn_transform.synthetic.campaign import CAMPAIGN_COHORT, CAMPAIGN_FILE, campaign_id
 from churn_transform.synthetic.generator import ORACLE_FILE, ORACLE_TERMS_FILE
 
 
@@ -24,12 +25,18 @@ class DatasetReport:
     files: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (rows, bytes)
     cohorts: dict[str, tuple[int, float]] = field(default_factory=dict)  # month -> (users, churn)
     oracle: dict[str, tuple[float, float]] = field(default_factory=dict)  # month -> (auc, loss)
+    #: The past campaign's groups ("offered", "control") -> (users, churn, and the oracle's mean
+    #: probability without and with the offer).
+    campaign: dict[str, tuple[int, float, float, float]] = field(default_factory=dict)
 
     def oracle_metrics(self) -> dict[str, float]:
         metrics = {}
         for cohort, (auc, loss) in self.oracle.items():
             metrics[f"oracle_auc_{cohort}"] = auc
             metrics[f"oracle_logloss_{cohort}"] = loss
+        for group, (_, churn, without, offered) in self.campaign.items():
+            metrics[f"campaign_{group}_churn"] = churn
+            metrics[f"campaign_{group}_oracle_effect"] = without - offered
         return metrics
 
     def text(self) -> str:
@@ -41,6 +48,12 @@ class DatasetReport:
         for cohort, (users, churn) in self.cohorts.items():
             auc, loss = self.oracle.get(cohort, (float("nan"), float("nan")))
             lines.append(f"{cohort:<10}{users:>10,}{churn:>8.2%}{auc:>12.4f}{loss:>10.4f}")
+        if self.campaign:
+            lines += ["", f"{campaign_id(CAMPAIGN_COHORT):<18}{'users':>8}{'churn':>8}"]
+            lines[-1] += f"{'oracle without':>16}{'with offer':>12}"
+            for group, (users, churn, without, offered) in self.campaign.items():
+                figures = f"{users:>8,}{churn:>8.2%}{without:>16.2%}{offered:>12.2%}"
+                lines.append(f"{group:<18}{figures}")
         return "\n".join(lines)
 
 
@@ -94,7 +107,23 @@ def describe(raw_dir: Path, oracle_dir: Path | None = None) -> DatasetReport:
     # come in the next; the oracle answers for all of them).
     for path in sorted(raw_dir.glob("increments/*/cohort_*.csv")):
         _add_cohort(report, path.stem.removeprefix("cohort_"), pd.read_csv(path), oracle)
+    if oracle is not None and (raw_dir / CAMPAIGN_FILE).exists():
+        _add_campaign(report, pd.read_csv(raw_dir / CAMPAIGN_FILE), oracle)
     return report
+
+
+def _add_campaign(report: DatasetReport, log: pd.DataFrame, oracle: pd.DataFrame) -> None:
+    """The campaign's offered and control groups: their churn beside the oracle's probability
+    without and with the offer (the offered group's churn follows the second)."""
+    answers = oracle[oracle["cohort"] == CAMPAIGN_COHORT].merge(log, on="msno")
+    for group, treated in (("offered", 1), ("control", 0)):
+        users = answers[answers["treated"] == treated]
+        report.campaign[group] = (
+            len(users),
+            float(users["is_churn"].mean()),
+            float(users["churn_probability"].mean()),
+            float(users["churn_probability_offered"].mean()),
+        )
 
 
 def _add_cohort(

@@ -25,7 +25,8 @@ import pandas as pd
 
 from churn_transform.dates import day, month_bounds, to_yyyymmdd
 from churn_transform.labels import churn_labels
-from churn_transform.synthetic.decisions import decide_cohort
+from churn_transform.synthetic.campaign import CAMPAIGN_STREAM, Campaign
+from churn_transform.synthetic.decisions import decide_cohort, stream
 from churn_transform.synthetic.listening import (
     DRIVER_WINDOW,
     Listening,
@@ -55,6 +56,7 @@ class ChunkConfig:
     shift: float
     shift_start: int = day("2017-03-01")
     months: int = 0  # further months simulated after March 2017 (see ``months``)
+    campaign_share: float = 0.0  # the share of the past campaign's cohort offered (``campaign``)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,10 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
     def seconds(at: Chain, cutoff: int) -> tuple[np.ndarray, int]:
         return seconds_before((listening,), at.transactions(), at.blocked, len(users), cutoff)
 
-    decisions = [decide_cohort(cohort, chain, rng, seconds) for cohort in COHORTS]
+    campaign = None
+    if config.campaign_share:
+        campaign = Campaign(config.campaign_share, stream(seed, CAMPAIGN_STREAM))
+    decisions = [decide_cohort(cohort, chain, rng, seconds, campaign) for cohort in COHORTS]
     further = None
     if config.months:
         # A copy goes on: the base goes to HISTORY_END exactly as without further months.

@@ -161,6 +161,7 @@ cycle.main(sys.argv[1:])
 PROMOTING = {
     "max_age_months": "0",
     "min_segment_users": "100000",
+    "max_segment_auc_drop": "1",
     "drift_days": "1",
     "margin": "-1",
     "min_auc": "0",

@@ -68,7 +68,7 @@ def test_mlflow_run_writes_the_eight_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_mlflow_run_generate_writes_the_further_months(tmp_path: Path) -> None:
+def test_mlflow_run_generate_writes_the_further_months_and_a_campaign(tmp_path: Path) -> None:
     # shift=1 as docs/generator.md spells it: the step logs 1.0, which MLflow once refused
     parameters = [
         "users=1500",
@@ -76,6 +76,7 @@ def test_mlflow_run_generate_writes_the_further_months(tmp_path: Path) -> None:
         "months=2",
         "shift=1",
         "shift_start=2017-05",
+        "campaign_share=0.5",
     ]
     result = subprocess.run(
         [MLFLOW, "run", ".", "-e", "generate", "--env-manager", "local"]
@@ -91,6 +92,8 @@ def test_mlflow_run_generate_writes_the_further_months(tmp_path: Path) -> None:
     assert sorted(p.name for p in increments.iterdir()) == ["2017-04", "2017-05"]
     assert (increments / "2017-05" / "labels_2017-04.csv").exists()
     assert "2017-06" in result.stdout  # the last cohort to score, with the oracle's figures
+    assert (tmp_path / "data" / "raw" / "campaigns.csv").exists()
+    assert "retention-2017-03" in result.stdout  # the campaign's groups in the summary
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["kkbox-churn"], output_format="list")
     (generated,) = [r for r in runs if "rows_user_logs" in r.data.metrics]
@@ -98,3 +101,5 @@ def test_mlflow_run_generate_writes_the_further_months(tmp_path: Path) -> None:
     assert generated.data.params["shift_start"] == "2017-05"
     assert generated.data.params["shift"] == "1" and generated.data.params["processes"] == "1"
     assert generated.data.metrics["oracle_auc_2017-06"] > 0.7
+    assert generated.data.params["campaign_share"] == "0.5"
+    assert "campaign_offered_churn" in generated.data.metrics

@@ -100,7 +100,7 @@ def test_promtool_accepts_the_config_and_its_rules() -> None:
     config = str(DEPLOY / "prometheus" / "prometheus.yml")
     result = subprocess.run([PROMTOOL, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 rules found" in result.stdout
+    assert "9 rules found" in result.stdout
 
 
 def realized_quality_row(cohort: str, roc_auc: float, oracle_roc_auc: float) -> pd.DataFrame:
@@ -167,7 +167,24 @@ def test_every_alert_rule_loads_and_evaluates(prometheus: str) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 6
+    assert len(rules) == 9
     assert all(rule["health"] == "ok" for rule in rules), rules
     firing = {rule["name"] for rule in rules if rule["state"] != "inactive"}
     assert "ChurnServiceDown" not in firing and "ChurnTrafficLogDrops" not in firing
+    assert "ChurnTrafficLogShipmentsFailing" not in firing
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        'kkbox_traffic_log_shipments_total{outcome="failed"}',
+        'kkbox_traffic_log_shipments_total{outcome="shipped"}',
+        'kkbox_traffic_log_dropped_total{reason="queue_full"}',
+    ],
+)
+def test_the_traffic_log_counters_the_alerts_read_are_scraped_at_zero(
+    prometheus: str, series: str
+) -> None:
+    """As the rules name them, before any failure: else increase() misses the first one."""
+    (scraped,) = _query(prometheus, f'{series[:-1]},job="kkbox-churn-service"}}')
+    assert float(scraped["value"][1]) == 0

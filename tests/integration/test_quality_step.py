@@ -16,6 +16,8 @@ import pytest
 import requests
 from sklearn.metrics import roc_auc_score
 
+from churn_transform.lake import Lake
+from churn_transform.monitoring.estimation import estimates
 from churn_transform.serving.records import Prediction
 from churn_transform.serving.runtime import RequestRecord, traffic_entries
 from churn_transform.serving.traffic import TrafficLog
@@ -69,6 +71,29 @@ def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
     assert (table.loc[table["segment"] != "all", "users"] >= 200).all()
     assert 'kkbox_realized_roc_auc{cohort="2017-03",instance="",job="kkbox-quality",' in pushed
     assert 'kkbox_evaluated_roc_auc{instance="",job="kkbox-quality",model_version="1"}' in pushed
+    _the_estimate_made_at_scoring_stands_beside_the_realized(lake, overall, pushed, printed)
+
+
+def _the_estimate_made_at_scoring_stands_beside_the_realized(
+    lake: Path, overall: pd.Series, pushed: str, printed: str
+) -> None:
+    """The score step stored its estimate (CBPE) beside the scores; the quality step compares it
+    with the realized ROC AUC: realized - estimated, in the lake and at the Pushgateway."""
+    (stored,) = estimates(Lake(str(lake)), "2017-03")
+    assert stored.model_version == "1" and stored.overall.rows == overall["users"]
+    assert {s.segment for s in stored.segments} >= {"auto_renew", "plan_length"}
+    table = pd.read_parquet(lake / "quality" / "2017-03" / "estimation.parquet")
+    row = table[table["segment"] == "all"].iloc[0]
+    assert row["estimated_roc_auc"] == pytest.approx(stored.overall.roc_auc)
+    assert row["realized_roc_auc"] == pytest.approx(overall["roc_auc"])
+    assert row["estimation_error_roc_auc"] == pytest.approx(
+        overall["roc_auc"] - stored.overall.roc_auc
+    )
+    assert row["oracle_roc_auc"] == pytest.approx(overall["oracle_roc_auc"])
+    labels = 'cohort="2017-03",instance="",job="kkbox-quality",model_version="1"'
+    for name in ("kkbox_estimated_roc_auc", "kkbox_estimation_error_roc_auc"):
+        assert f"{name}{{{labels}}}" in pushed
+    assert "version 1: ROC AUC estimated before the labels" in printed
 
 
 def test_the_service_s_answers_are_measured_per_version_beside_the_batch(

@@ -59,7 +59,7 @@ def test_a_candidate_that_missed_the_shift_in_one_segment_is_refused(
     # the champion: 50% of March's users, judged on the other 50%
     assert "is the new champion" in _train(shifted, tmp_path, "2017-03")
     # a candidate from before the shift; margin -1: the overall comparison would promote it
-    said = _train(shifted, tmp_path, "2017-02", margin=-1.0, min_segment_users=300)
+    said = _train(shifted, tmp_path, "2017-02", margin=-1.0)
     assert "version 2 is refused and will not serve: " in said
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")

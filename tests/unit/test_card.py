@@ -7,6 +7,26 @@ import pandas as pd
 from churn_transform.modelling.card import CardFacts, model_card
 
 
+def _row(
+    segment: str, value: str, users: int, churners: int, mean: float, auc: float
+) -> dict[str, object]:
+    """A row of ``segment_metrics`` with intervals 0.02 either side."""
+    rate = churners / users
+    figures = {"roc_auc": auc, "calibration_gap": mean - rate, "recall": 0.6}
+    return {
+        "segment": segment,
+        "value": value,
+        "users": users,
+        "churners": churners,
+        "churner_share": churners / 300,
+        "churn_rate": rate,
+        "mean_probability": mean,
+        **{name: v for name, v in figures.items()},
+        **{f"{name}_low": v - 0.02 for name, v in figures.items()},
+        **{f"{name}_high": v + 0.02 for name, v in figures.items()},
+    }
+
+
 def _facts(**change: object) -> CardFacts:
     facts = {
         "name": "kkbox-churn",
@@ -27,14 +47,9 @@ def _facts(**change: object) -> CardFacts:
         },
         "segments": pd.DataFrame(
             [
-                {
-                    "segment": "auto_renew",
-                    "value": "off",
-                    "users": 900,
-                    "churn_rate": 0.3,
-                    "roc_auc": 0.7,
-                },
-                {"segment": "city", "value": "22", "users": 40, "churn_rate": 0.1, "roc_auc": 0.9},
+                _row("cohort", "all", 3000, 300, 0.08, 0.85),
+                _row("auto_renew", "off", 900, 270, 0.25, 0.7),
+                _row("city", "22", 40, 4, 0.1, 0.9),  # 1% of the churners: not listed
             ]
         ),
         "threshold": 0.31,
@@ -44,7 +59,6 @@ def _facts(**change: object) -> CardFacts:
             "campaign_value_model": 5000.0,
             "campaign_value_random": 100.0,
         },
-        "min_segment_users": 500,
     }
     return CardFacts(**{**facts, **change})  # type: ignore[arg-type]
 
@@ -55,7 +69,7 @@ def test_the_card_has_every_section_with_the_measured_figures() -> None:
         "Intended use",
         "Data",
         "Metrics on 2017-03",
-        "Metrics per segment",
+        "Segments holding at least 10% of the churners",
         "Decision rule",
         "Reasons against the oracle",
         "Known limits",
@@ -63,8 +77,13 @@ def test_the_card_has_every_section_with_the_measured_figures() -> None:
         assert f"## {section}" in card
     assert "| roc_auc | 0.8500 | 0.8800 |" in card
     assert "`aaaaaaaaaaaa`" in card and "0.310" in card and "5,000 against 100" in card
-    assert "| auto_renew | off | 900 | 30.00% | 0.7000 |" in card
-    assert "| city | 22 |" not in card  # too few users to judge
+    assert (
+        "| auto_renew | off | 900 | 270 (90%) | 30.00% | 25.00% | -5.0 pp (-7.0 to -3.0) | "
+        "0.7000 (0.6800 to 0.7200) | 60.0% (58.0 to 62.0) |" in card
+    )
+    assert "| city | 22 |" not in card  # too few of the churners to list
+    assert "| cohort |" not in card  # the cohort's row is the calibration in the large:
+    assert "mean probability 8.00% against 10.00% churned, a gap of -2.0 pp (-4.0 to " in card
 
 
 def test_without_an_oracle_its_column_is_empty_and_no_agreement_is_claimed() -> None:

@@ -35,7 +35,7 @@ CYCLE = (
     "--month 2017-04 --max-auc-drop 0.03 --max-age-months 6 --retrain-on-drift true "
     "--max-client-share 0.5 "
     "--drift-days 30 --min-segment-users 500 --train-months 2 --holdout 0.3 --margin 0.005 "
-    "--min-auc 0.6 --min-oracle-share 0.9 --env-manager local"
+    "--min-auc 0.6 --min-oracle-share 0.9 --max-segment-auc-drop 0.05 --env-manager local"
 )
 MAIN = shlex.split(
     "--users 10 --seed 1 --shift 0 --log-start 2016-11-01 --chunk-users 10 --env-manager local "
@@ -96,7 +96,6 @@ def _train_arguments(**change: str) -> list[str]:
         "margin": "0.005",
         "min-auc": "0.6",
         "min-oracle-share": "0.9",
-        "min-segment-users": "500",
         "max-segment-auc-drop": "0.05",
         **{k.replace("_", "-"): str(v) for k, v in asdict(TrainConfig()).items()},
         **change,
@@ -255,14 +254,14 @@ def test_main_ends_saying_what_next_with_the_address_of_the_experiment_s_runs() 
         (
             "steps.generate",
             "--users {} --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months 0 "
-            "--shift-start 2017-03 --processes 1",
+            "--shift-start 2017-03 --processes 1 --campaign-share 0",
             "--users",
             "-5",
         ),
         (
             "steps.generate",
             "--users 10 --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months {} "
-            "--shift-start 2017-03 --processes 1",
+            "--shift-start 2017-03 --processes 1 --campaign-share 0",
             "--months",
             "-2",
         ),

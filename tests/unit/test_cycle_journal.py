@@ -37,6 +37,7 @@ ARGS = argparse.Namespace(
     margin=0.005,
     min_auc=0.6,
     min_oracle_share=0.9,
+    max_segment_auc_drop=0.05,
 )
 
 

@@ -15,7 +15,7 @@ CYCLE = (
     "--max-auc-drop 0.03 --max-age-months 6 --retrain-on-drift true --max-client-share 0.5 "
     "--drift-days 30 "
     "--min-segment-users 500 --train-months 2 --holdout 0.3 --margin 0.005 --min-auc 0.6 "
-    "--min-oracle-share 0.9 --env-manager local"
+    "--min-oracle-share 0.9 --max-segment-auc-drop 0.05 --env-manager local"
 )
 COHORT = "msno,is_churn\nAAAA=,0\n"
 

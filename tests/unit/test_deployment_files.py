@@ -5,7 +5,10 @@ with the settings, the Makefile and the files they reference."""
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,8 @@ def test_the_stack_has_every_component() -> None:
         "dask-worker",
         "service",
         "prometheus",
+        "pushgateway",
+        "alertmanager",
         "grafana",
         "dashboard",
         "pipeline",
@@ -80,6 +85,11 @@ def test_prometheus_and_grafana_point_at_the_compose_services() -> None:
     assert "./deploy/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
     for rules in config["rule_files"]:
         assert (DEPLOY / "prometheus" / rules).is_file()
+    (alertmanager,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    host, port = alertmanager.split(":")
+    assert host in SERVICES and int(port) in _published(host)
+    assert "prometheus" not in SERVICES[host].get("depends_on", [])
+    assert host in SERVICES["prometheus"]["depends_on"]
     datasource = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
     )["datasources"][0]
@@ -243,3 +253,61 @@ def test_the_bento_installs_the_serve_group_at_the_locked_versions() -> None:
     assert {_requirement_name(r) for r in serve["serve"]} <= set(pinned)
     assert not {"dask", "distributed"} & set(pinned), "the Bento carries the pipeline"
     assert "s3fs" in pinned, "the service could not ship its traffic log to the lake"
+
+
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+
+
+def _amtool_check(config: Path) -> None:
+    result = subprocess.run(
+        [AMTOOL, "check-config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_amtool_accepts_the_alertmanager_config_and_compose_runs_it() -> None:
+    _amtool_check(DEPLOY / "alertmanager" / "alertmanager.yml")
+    alertmanager = SERVICES["alertmanager"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    assert alertmanager["entrypoint"] == ["/bin/sh", "/etc/alertmanager/start.sh"]
+    assert re.fullmatch(r"prom/alertmanager:v[\d.]+", alertmanager["image"]), "unpinned image"
+
+
+def _start(tmp_path: Path, url: str | None, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """deploy/alertmanager/start.sh run by /bin/sh as the container runs it, with Debian's
+    Alertmanager for the image's and ``tmp_path`` for its data folder."""
+    env = {**os.environ, "ALERTMANAGER": ALERTMANAGER, "ALERTMANAGER_DATA": str(tmp_path)}
+    env.pop("ALERT_WEBHOOK_URL", None)
+    if url is not None:
+        env["ALERT_WEBHOOK_URL"] = url
+    return subprocess.run(
+        ["/bin/sh", str(DEPLOY / "alertmanager" / "start.sh"), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://alerts.internal:8080/kkbox", "https://hooks.example.com/T0/B1|x?token=a&b=c/d#e"],
+)
+def test_the_alertmanager_starts_on_a_config_with_the_webhook_url_of_the_environment(
+    tmp_path: Path, url: str
+) -> None:
+    started = _start(tmp_path, url, "--version")  # Alertmanager prints its version and stops
+    assert started.returncode == 0 and "alertmanager, version" in started.stdout + started.stderr
+    rendered = tmp_path / "alertmanager.yml"
+    _amtool_check(rendered)
+    (receiver,) = yaml.safe_load(rendered.read_text())["receivers"]
+    assert [hook["url"] for hook in receiver["webhook_configs"]] == [url]
+    original = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    assert yaml.safe_load(rendered.read_text())["route"] == original["route"]
+
+
+def test_the_alertmanager_refuses_to_start_without_a_webhook_url(tmp_path: Path) -> None:
+    started = _start(tmp_path, None, "--version")
+    assert started.returncode != 0 and "set ALERT_WEBHOOK_URL" in started.stderr
+    assert not (tmp_path / "alertmanager.yml").exists()

@@ -29,6 +29,15 @@ DOCS = (PROJECT_ROOT / "docs" / "deployment.md").read_text()
 # What the test renderer below applies; anything else in a kustomization fails the tests.
 RENDERED_FIELDS = {"apiVersion", "kind", "resources", "namespace", "images", "patches"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY")
+#: The prediction service's Deployment and Service (the base also runs an Alertmanager).
+SERVICE = "kkbox-churn-service"
+#: Every variable compose gives a container, by any service.
+COMPOSE_NAMES = {
+    name
+    for service in COMPOSE["services"].values()
+    if isinstance(service.get("environment"), dict)
+    for name in service["environment"]
+} | set(PLATFORM_ENVIRONMENT)
 
 Manifest = dict[str, Any]
 
@@ -147,7 +156,7 @@ def test_the_pinned_version_is_the_documented_one() -> None:
 
 
 def test_a_typo_in_a_manifest_fails_validation() -> None:
-    deployment = _one(render(BASE), "Deployment")
+    deployment = _one(render(BASE), "Deployment", SERVICE)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     container["readinessProbe"]["httpGet"]["pth"] = "/readyz"
     with pytest.raises(kubernetes_validate.ValidationError, match="pth"):
@@ -157,7 +166,7 @@ def test_a_typo_in_a_manifest_fails_validation() -> None:
 @pytest.mark.parametrize("folder", FOLDERS, ids=_folder_id)
 def test_the_service_is_probed_scaled_and_budgeted_as_one_deployment(folder: Path) -> None:
     objects = render(folder)
-    deployment, service = _one(objects, "Deployment"), _one(objects, "Service")
+    deployment, service = _one(objects, "Deployment", SERVICE), _one(objects, "Service", SERVICE)
     autoscaler = _one(objects, "HorizontalPodAutoscaler")
     budget = _one(objects, "PodDisruptionBudget")
     pod = deployment["spec"]["template"]
@@ -188,11 +197,11 @@ def test_the_service_is_probed_scaled_and_budgeted_as_one_deployment(folder: Pat
 
 
 def test_the_service_listens_where_compose_and_the_scrape_config_expect_it() -> None:
-    objects = render(BASE)
-    (container,) = _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    pod = _one(render(BASE), "Deployment", SERVICE)["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
     (published,) = COMPOSE["services"]["service"]["ports"]
     assert container["ports"][0]["containerPort"] == int(published.split(":")[-1])
-    annotations = _one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    annotations = pod["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == container["ports"][0]["containerPort"]
 
 
@@ -200,7 +209,12 @@ def test_the_images_are_the_ones_the_bento_and_compose_build() -> None:
     bento = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
     images = {c["name"]: c["image"] for c in _containers(render(BASE))}
     platform = COMPOSE["x-platform"]["image"]
-    assert images == {"service": f"{bento['name']}:latest", "drift": platform, "cycle": platform}
+    assert images == {
+        "service": f"{bento['name']}:latest",
+        "drift": platform,
+        "cycle": platform,
+        "alertmanager": COMPOSE["services"]["alertmanager"]["image"],
+    }
     for folder in FOLDERS[1:]:
         renamed = {i["name"] for i in _kustomization(folder).get("images", [])}
         assert renamed <= {image.split(":")[0] for image in images.values()}, folder
@@ -232,7 +246,7 @@ def test_the_service_and_the_drift_job_share_the_traffic_log() -> None:
     (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-settings"]
     claim = _one(objects, "PersistentVolumeClaim")
     assert "ReadWriteMany" in claim["spec"]["accessModes"]
-    for workload in (_one(objects, "Deployment"), _one(objects, "CronJob", "kkbox-drift")):
+    for workload in (_one(objects, "Deployment", SERVICE), _one(objects, "CronJob", "kkbox-drift")):
         pod = _pod_spec(workload)
         assert pod is not None
         (volume,) = pod["volumes"]
@@ -248,7 +262,7 @@ def test_each_pod_ships_its_traffic_under_its_own_name_where_the_drift_job_reads
 ) -> None:
     objects = render(BASE)
     (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-settings"]
-    (container,) = _containers([_one(objects, "Deployment")])
+    (container,) = _containers([_one(objects, "Deployment", SERVICE)])
     env = {v["name"]: v for v in container["env"]}
     assert env["KKBOX_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)  # to write to the lake
@@ -297,10 +311,9 @@ def test_secrets_are_referenced_never_written_and_every_one_is_documented(folder
     assert "Secret" not in {o["kind"] for o in objects}, "a Secret's values in the repository"
     documented = _documented_secrets()
     assert documented, "no Secret table in docs/deployment.md"
-    compose_names = set(PLATFORM_ENVIRONMENT) | set(COMPOSE["services"]["service"]["environment"])
     for container in _containers(objects):
         for variable in container.get("env", []):
-            assert variable["name"] in compose_names, f"compose names no {variable['name']}"
+            assert variable["name"] in COMPOSE_NAMES, f"compose names no {variable['name']}"
             reference = variable.get("valueFrom", {}).get("secretKeyRef")
             if SECRET_NAME.search(variable["name"]):
                 assert reference and "value" not in variable, f"{variable['name']} is written"
@@ -347,7 +360,7 @@ def test_prometheus_scrapes_each_pod_of_the_service_like_compose_s_job() -> None
     assert job["metrics_path"] == compose_job["metrics_path"]
     assert [sd["role"] for sd in job["kubernetes_sd_configs"]] == ["pod"]
     keep = next(r for r in job["relabel_configs"] if r["action"] == "keep")
-    pod = _one(objects, "Deployment")["spec"]["template"]
+    pod = _one(objects, "Deployment", SERVICE)["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     values = {
         "__meta_kubernetes_pod_label_app_kubernetes_io_name": pod["metadata"]["labels"][
@@ -384,3 +397,45 @@ def test_the_monthly_cycle_runs_for_the_month_that_just_ended() -> None:
         check=True,
     ).stdout.strip()
     assert printed == "2017-02"
+
+
+def test_the_alertmanager_runs_as_compose_s_on_the_repository_s_files() -> None:
+    objects = render(BASE)
+    config = _one(objects, "ConfigMap", "kkbox-alertmanager")["data"]
+    folder = PROJECT_ROOT / "deploy" / "alertmanager"
+    for name in ("alertmanager.yml", "start.sh"):
+        assert config[name] == (folder / name).read_text(), f"copy deploy/alertmanager/{name} again"
+    deployment = _one(objects, "Deployment", "kkbox-alertmanager")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    compose = COMPOSE["services"]["alertmanager"]
+    assert container["command"] == compose["entrypoint"] and container["args"] == compose["command"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    compose_mounts = dict(str(v).split(":")[:2] for v in compose["volumes"])
+    assert mounts["config"] == compose_mounts["./deploy/alertmanager"] == "/etc/alertmanager"
+    assert mounts["data"] == compose_mounts["alertmanager-data"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "config"]
+    assert volume["configMap"]["name"] == "kkbox-alertmanager"
+    (env,) = container["env"]
+    assert env["name"] in compose["environment"]
+    assert deployment["spec"]["replicas"] == 1, "unmeshed replicas would each notify"
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_service() -> None:
+    objects = render(BASE)
+    (config,) = [o for o in objects if o["metadata"]["name"] == "kkbox-prometheus"]
+    alerting = yaml.safe_load(config["data"]["prometheus.yml"])["alerting"]
+    (target,) = alerting["alertmanagers"][0]["static_configs"][0]["targets"]
+    service = _one(objects, "Service", "kkbox-alertmanager")
+    (port,) = service["spec"]["ports"]
+    assert target == f"{service['metadata']['name']}:{port['port']}"
+    (container,) = _containers([_one(objects, "Deployment", "kkbox-alertmanager")])
+    assert container["ports"][0]["name"] == port["targetPort"]
+    assert (
+        service["spec"]["selector"].items()
+        <= (
+            _one(objects, "Deployment", "kkbox-alertmanager")["spec"]["template"]["metadata"][
+                "labels"
+            ]
+        ).items()
+    )

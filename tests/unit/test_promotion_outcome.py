@@ -34,17 +34,25 @@ from churn_transform.settings import Settings
 from tests.conftest import tracking_store
 from tests.unit.test_explanation import _gold
 
-GATE = Gate(Floor(0.6, 0.9), margin=0.005, min_segment_users=500, max_segment_auc_drop=0.05)
+GATE = Gate(Floor(0.6, 0.9), margin=0.005, max_segment_auc_drop=0.05)
 
 
-def _segments(off: float) -> pd.DataFrame:
-    """Per-segment metrics as ``segments_of`` gives them: auto_renew=off at ROC AUC ``off``."""
+def _segments(off: float, width: float = 0.01) -> pd.DataFrame:
+    """Per-segment metrics as ``segments_of`` gives them: auto_renew=off at ROC AUC ``off``,
+    its interval ``width`` either side; both segments calibrated."""
     return pd.DataFrame(
         {
             "segment": ["auto_renew", "auto_renew"],
             "value": ["on", "off"],
             "users": [900, 600],
+            "churners": [40, 60],
+            "churner_share": [0.4, 0.6],
             "roc_auc": [0.80, off],
+            "roc_auc_low": [0.79, off - width],
+            "roc_auc_high": [0.81, off + width],
+            "calibration_gap": [0.0, 0.0],
+            "calibration_gap_low": [-0.01, -0.01],
+            "calibration_gap_high": [0.01, 0.01],
         }
     )
 
@@ -52,8 +60,11 @@ def _segments(off: float) -> pd.DataFrame:
 CHAMPION = Judged("1", {"roc_auc": 0.80, "log_loss": 0.30}, _segments(0.78))
 
 
-def _candidate(roc_auc: float, log_loss: float = 0.29, off: float = 0.78, **more: float) -> Judged:
-    return Judged("2", {"roc_auc": roc_auc, "log_loss": log_loss, **more}, _segments(off))
+def _candidate(
+    roc_auc: float, log_loss: float = 0.29, off: float = 0.78, width: float = 0.01, **more: float
+) -> Judged:
+    scores = {"roc_auc": roc_auc, "log_loss": log_loss, **more}
+    return Judged("2", scores, _segments(off, width))
 
 
 @pytest.mark.parametrize(
@@ -83,18 +94,19 @@ def test_the_first_candidate_above_the_floor_is_promoted() -> None:
     assert outcome == PromotionOutcome(Outcome.PROMOTED, "2", "champion", None)
 
 
-def test_a_candidate_far_below_the_champion_on_a_segment_of_enough_users_is_refused() -> None:
+def test_a_candidate_whose_segment_interval_lies_far_below_the_champion_is_refused() -> None:
     outcome = compare(_candidate(0.90, off=0.70), CHAMPION, GATE, "champion")
     assert outcome.outcome is Outcome.SEGMENT_REGRESSION and outcome.refused
     assert outcome.champion == "1"
     assert outcome.reasons == (
-        "auto_renew=off (600 users): ROC AUC 0.7000 is more than 0.05 below the champion's 0.7800",
+        "auto_renew=off (600 users, 60 churners): ROC AUC 0.7000 (0.6900 to 0.7100) lies wholly "
+        "more than 0.05 below the champion's 0.7800",
     )
 
 
-def test_a_segment_of_too_few_users_does_not_hold_a_candidate_back() -> None:
-    gate = Gate(GATE.floor, GATE.margin, min_segment_users=601, max_segment_auc_drop=0.05)
-    assert compare(_candidate(0.90, off=0.70), CHAMPION, gate, "champion").promoted
+def test_a_segment_whose_interval_is_too_wide_to_say_does_not_hold_a_candidate_back() -> None:
+    # the same point estimate, 0.08 below, but the interval reaches above 0.78 - 0.05
+    assert compare(_candidate(0.90, off=0.70, width=0.04), CHAMPION, GATE, "champion").promoted
 
 
 @pytest.mark.parametrize(
@@ -199,6 +211,7 @@ ARGS = argparse.Namespace(
     margin=0.005,
     min_auc=0.6,
     min_oracle_share=0.9,
+    max_segment_auc_drop=0.05,
 )
 
 
@@ -298,9 +311,12 @@ def test_the_gate_keeps_a_candidate_that_does_not_beat_the_champion_as_a_challen
         loaded.append(uri)
         return champion
 
-    candidate = Judged("2", {"roc_auc": 0.61, "log_loss": 9.0}, segments_of(champion, gold))
+    segments = segments_of(champion, gold, settings.offer_cost, settings.offer_acceptance)
+    candidate = Judged("2", {"roc_auc": 0.61, "log_loss": 9.0}, segments)
     outcome = promote(settings, candidate, gold, GATE, load)
-    assert outcome == PromotionOutcome(Outcome.CHALLENGER, "2", "champion", "1")
+    assert outcome.outcome is Outcome.CHALLENGER and outcome.champion == "1"
+    # 0.3 * label + 0.7 * noise: a mean near 0.44 against 20% churned, named whatever the outcome
+    assert outcome.notes[0].startswith("cohort=all (400 users, 80 churners, 100% of them) is over")
     assert loaded == ["models:/kkbox-churn@champion"] and _champion(settings) == "1"
     tags = _tags(settings, "2")
     assert tags["role"] == "challenger"
@@ -313,7 +329,8 @@ def test_the_gate_moves_the_alias_to_a_candidate_that_beats_the_champion(
     registry: tuple[Settings, pd.DataFrame, Fixed],
 ) -> None:
     settings, gold, champion = registry
-    candidate = Judged("2", {"roc_auc": 0.99, "log_loss": 0.01}, segments_of(champion, gold))
+    segments = segments_of(champion, gold, settings.offer_cost, settings.offer_acceptance)
+    candidate = Judged("2", {"roc_auc": 0.99, "log_loss": 0.01}, segments)
     outcome = promote(settings, candidate, gold, GATE, lambda uri: champion)  # type: ignore[arg-type,return-value]
     assert outcome.promoted and outcome.champion == "1" and _champion(settings) == "2"
     assert "role" not in _tags(settings, "2")
@@ -333,3 +350,15 @@ def test_the_gate_refuses_a_candidate_below_the_floor_without_loading_the_champi
     tags = _tags(settings, "2")
     assert tags["role"] == "refused" and tags["refusal"] == outcome.refusal()
     assert "comparison" not in tags
+
+
+def test_an_outcome_with_many_notes_keeps_them_all_in_its_record_and_a_tag_mlflow_takes(
+    tracking: str,
+) -> None:
+    notes = tuple(f"segment={k} is under-predicted: {'x' * 200}" for k in range(60))
+    outcome = PromotionOutcome(Outcome.PROMOTED, "1", "champion", notes=notes)
+    run = _recorded_run(outcome)
+    assert recorded(tracking, run) == outcome
+    tag = mlflow.MlflowClient(tracking).get_run(run).data.tags["promotion"]
+    assert tag.startswith("version 1 is the new champion\n  watch: segment=0 ")
+    assert tag.endswith("(all of it in promotion.json)")

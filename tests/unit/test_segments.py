@@ -52,26 +52,56 @@ def test_every_user_gets_one_readable_label_per_segment() -> None:
 
 def test_metrics_per_group_count_users_and_rank_within_the_group() -> None:
     gold = _gold()
-    table = segment_metrics(gold, np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.6]))
+    label, probability = np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.6])
+    targeted = np.array([True, False, False, True])
+    table = segment_metrics(gold, label, probability, targeted)
+    assert table.iloc[0][["segment", "value", "users", "churners"]].tolist() == [
+        "cohort",
+        "all",
+        4,
+        2,
+    ]
+    assert table.iloc[0]["calibration_gap"] == pytest.approx(0.525 - 0.5)
     renew = table[table["segment"] == "auto_renew"].set_index("value")
     assert renew.loc["on", "users"] == 2 and renew.loc["on", "churners"] == 1
+    assert renew.loc["on", "churner_share"] == 0.5
     assert renew.loc["on", "roc_auc"] == 1.0  # 0.9 (churner) above 0.6
+    assert renew.loc["on", "recall"] == 1.0  # its churner is targeted
+    assert renew.loc["on", "calibration_gap"] == pytest.approx(0.75 - 0.5)
     assert np.isnan(renew.loc["off", "roc_auc"])  # one class only
+    assert np.isnan(renew.loc["off", "roc_auc_low"]) and np.isnan(renew.loc["off", "recall"])
     assert table.groupby("segment")["users"].sum().eq(4).all()
 
 
-def _table(auc: float, users: int = 1000) -> pd.DataFrame:
-    return pd.DataFrame([{"segment": "auto_renew", "value": "off", "users": users, "roc_auc": auc}])
+def _table(auc: float, low: float, high: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "segment": "auto_renew",
+                "value": "off",
+                "users": 300,
+                "churners": 90,
+                "roc_auc": auc,
+                "roc_auc_low": low,
+                "roc_auc_high": high,
+            }
+        ]
+    )
 
 
 @pytest.mark.parametrize(
-    ("candidate", "users", "refused"),
-    [(0.80, 1000, False), (0.76, 1000, False), (0.74, 1000, True), (0.50, 99, False)],
+    ("candidate", "refused"),
+    [
+        ((0.80, 0.78, 0.82), False),  # as good
+        ((0.70, 0.60, 0.80), False),  # 0.10 below, but the interval cannot say so
+        ((0.74, 0.73, 0.75), False),  # surely below, but by no more than 0.05 for all it says
+        ((0.70, 0.68, 0.74), True),  # surely more than 0.05 below
+    ],
 )
-def test_a_segment_with_enough_users_far_below_the_champion_is_named(
-    candidate: float, users: int, refused: bool
+def test_a_segment_is_named_only_when_its_interval_lies_far_below_the_champion(
+    candidate: tuple[float, float, float], refused: bool
 ) -> None:
-    reasons = segment_regressions(_table(candidate, users), _table(0.80, users), 100, 0.05)
+    reasons = segment_regressions(_table(*candidate), _table(0.80, 0.78, 0.82), 0.05)
     assert bool(reasons) == refused
     if refused:
-        assert "auto_renew=off" in reasons[0] and "0.7400" in reasons[0]
+        assert reasons[0].startswith("auto_renew=off (300 users, 90 churners): ROC AUC 0.7000")

@@ -14,11 +14,13 @@ from churn_transform.settings import PROJECT_ROOT
 
 ENTRY_POINTS = yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())["entry_points"]
 HOSTILE = "2017-03/../../victim"
+#: Free text that never becomes part of a path (a rollback's reason, kept as a tag).
+FREE_TEXT = {("rollback", "reason")}
 TEXT_PARAMETERS = [
     (entry, name)
     for entry, spec in ENTRY_POINTS.items()
     for name, parameter in spec.get("parameters", {}).items()
-    if parameter["type"] == "string"
+    if parameter["type"] == "string" and (entry, name) not in FREE_TEXT
 ]
 
 
