@@ -3,6 +3,8 @@ and the drift reports the ``drift`` step left in the lake."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -45,6 +47,18 @@ def live(settings: Settings) -> None:
     )
 
 
+def _headline(summary: dict[str, Any]) -> str:
+    """The served model's estimated ROC AUC on the window against the reference's; a report
+    written before they were estimated gives its count of drifted columns."""
+    if "estimated_roc_auc" not in summary:
+        verdict = "Dataset drift" if summary["dataset_drift"] else "No dataset drift"
+        return f"{verdict} (drift share {summary['drift_share']:.2f}, before estimates)"
+    verdict = "Drift" if summary["drift_detected"] else "No drift that costs the model"
+    window, reference = summary["estimated_roc_auc"], summary["reference_estimated_roc_auc"]
+    shown = [f"{v:.3f}" if v is not None else "n/a" for v in (window, reference)]
+    return f"{verdict}: estimated ROC AUC {shown[0]} (reference {shown[1]})"
+
+
 def drift(settings: Settings) -> None:
     files = reads.lake_files(settings, "monitoring", "drift", "*", "summary.json")
     if not files:
@@ -55,25 +69,25 @@ def drift(settings: Settings) -> None:
         return
     reports = [reads.lake_json(settings, file.path, file.modified) for file in files]
     latest, newest = reports[-1], files[-1]
-    verdict = "Dataset drift" if latest["dataset_drift"] else "No dataset drift"
-    st.subheader(
-        f"{verdict}: {len(latest['drifted_columns'])} of {len(latest['columns'])} "
-        f"features drifted (share {latest['drift_share']:.2f})"
-    )
+    st.subheader(_headline(latest))
     st.caption(
-        f"window {latest['window'][0]} to {latest['window'][1]}, "
+        f"{len(latest['drifted_columns'])} of {len(latest['columns'])} features drifted (by "
+        f"their estimated effect first); window {latest['window'][0]} to {latest['window'][1]}, "
         f"{latest['current_rows']:,} subscribers against {latest['reference_rows']:,} "
         f"reference rows, model version {latest['model_version']}, "
         f"report of {latest['created']}"
     )
-    st.dataframe(pd.DataFrame(latest["columns"]), hide_index=True)
+    columns = pd.DataFrame(latest["columns"])
+    if "effect" in columns:  # the moves of the estimated figures: their largest is the rank
+        columns["effect"] = [e["size"] if isinstance(e, dict) else None for e in columns["effect"]]
+    st.dataframe(columns, hide_index=True)
     history = pd.DataFrame(
         {
             "created": pd.to_datetime([r["created"] for r in reports]),
-            "drift share": [r["drift_share"] for r in reports],
+            "estimated ROC AUC": [r.get("estimated_roc_auc") for r in reports],
         }
     ).set_index("created")
-    st.caption("drift share of every report")
+    st.caption("estimated ROC AUC of every report (none before reports estimated it)")
     st.line_chart(history)
     # Evidently's page (several MB, with its scripts) is sent to the browser only when asked for
     if st.toggle("Evidently's full report"):

@@ -236,7 +236,7 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
         realized_auc=realized.get("roc_auc"),
         evaluated_auc=own.get("roc_auc"),
         evaluated_cohort=trained.get("eval_cohort"),
-        drift_alarm=bool(drift.get("dataset_drift", 0)),
+        drift_alarm=bool(drift.get("drift_detected", 0)),
         drift_top_client_share=drift.get("top_client_share"),
     )
     # every limit of the policy is a run parameter of the same name (MLproject's cycle)

@@ -356,7 +356,7 @@ def drift_command(**change: str) -> list[str]:
         "days": "2",
         "max-rows": "50000",
         "min-rows": "100",
-        "drift-share": "0.5",
+        "auc-drop": "0.02",
         "fail-on-drift": "false",
         **change,
     }

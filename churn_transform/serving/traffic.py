@@ -28,6 +28,8 @@ handler on the request thread and counts neither queue depth nor lost records.
 from __future__ import annotations
 
 import collections
+import hashlib
+import heapq
 import json
 import logging
 import os
@@ -299,10 +301,15 @@ def read_traffic(
                     kept.append(json.loads(line))
                 elif (slot := chooser.randrange(seen)) < max_rows:
                     kept[slot] = json.loads(line)
+    return _frame(kept), seen
+
+
+def _frame(kept: list[Entry]) -> pd.DataFrame:
+    """Entries as one frame, their features flattened beside the rest."""
     if not kept:
-        return pd.DataFrame(), seen
+        return pd.DataFrame()
     features = pd.DataFrame([entry.pop("features") for entry in kept])
-    return pd.concat([pd.DataFrame(kept), features], axis=1), seen
+    return pd.concat([pd.DataFrame(kept), features], axis=1)
 
 
 def read_served(
@@ -327,3 +334,44 @@ def read_served(
                     times.append(entry["ts"])
                     versions.append(entry["model_version"])
     return pd.DataFrame({"ts": times, "model_version": pd.Categorical(versions)})
+
+
+def read_subscribers(
+    uri: str | Path,
+    start: str,
+    end: str,
+    *,
+    max_subscribers: int,
+    storage_options: dict[str, Any] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The newest logged prediction of each subscriber (``msno``) of the days ``start``..``end``
+    under ``uri``, as ``read_traffic`` lays them out, and the number of entries in the window.
+    When more than ``max_subscribers`` subscribers were served, a uniform sample of them is kept
+    whatever their number of requests (the ones whose id hashes lowest, a bottom-k sketch:
+    memory stays bounded by ``max_subscribers``); sampling predictions instead would favour the
+    subscribers a client asked about most often."""
+    fs, root = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
+    newest: dict[str, Entry] = {}
+    largest: list[tuple[int, str]] = []  # the kept ids' hashes, negated: a max-heap
+    seen = 0
+    for path in _traffic_files(fs, root, start, end):
+        with fs.open(path, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                if not line.endswith("\n"):  # a line still being written
+                    continue
+                seen += 1
+                entry = json.loads(line)
+                key = str(entry.get("msno") or entry.get("request_id"))
+                if key in newest:
+                    if entry.get("ts", 0) >= newest[key].get("ts", 0):
+                        newest[key] = entry
+                    continue
+                rank = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
+                if len(newest) < max_subscribers:
+                    heapq.heappush(largest, (-rank, key))
+                    newest[key] = entry
+                elif rank < -largest[0][0]:
+                    _, evicted = heapq.heapreplace(largest, (-rank, key))
+                    del newest[evicted]
+                    newest[key] = entry
+    return _frame(list(newest.values())), seen

@@ -164,7 +164,7 @@ def test_it_shows_the_champion_traffic_and_drift(
     assert not app.exception and {m.label: m.value for m in app.metric}["predictions"] == "300"
     _open(app, "Drift")
     assert not app.exception and not app.info
-    assert app.subheader[0].value.startswith(("No dataset drift", "Dataset drift"))
+    assert app.subheader[0].value.startswith(("No drift that costs", "Drift: estimated ROC AUC"))
     drift_table = app.dataframe[0].value
     assert len(drift_table) == 41 and {"method", "statistic", "threshold"} <= set(drift_table)
 

@@ -30,7 +30,7 @@ from steps._cli import (
 )
 from tests.conftest import tracking_store
 
-DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --drift-share 0.5")
+DRIFT = shlex.split("--end today --days 7 --max-rows 10 --min-rows 1 --auc-drop 0.02")
 CYCLE = (
     "--month 2017-04 --max-auc-drop 0.03 --max-age-months 6 --retrain-on-drift true "
     "--max-client-share 0.5 "

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from churn_transform.serving.traffic import TrafficLog, read_traffic, replica_token, traffic_files
+from churn_transform.serving.traffic import (
+    TrafficLog,
+    read_subscribers,
+    read_traffic,
+    replica_token,
+    traffic_files,
+)
 
 DAY = 1_795_737_600.0  # 2026-11-27 00:00:00 UTC
 
@@ -115,6 +121,37 @@ def test_reading_a_window_flattens_features_and_samples_to_a_bound(tmp_path: Pat
     assert sample["bd"].mean() == pytest.approx(500, abs=120)  # uniform, not the first 100
     empty, seen = read_traffic(tmp_path, "2026-11-28", "2026-11-30")
     assert seen == 0 and empty.empty
+
+
+def _subscriber(i: int, n: int, at: float) -> dict:
+    """The n-th request about subscriber ``i``, at ``at`` seconds into the day."""
+    return {**_entry(i), "ts": DAY + at, "msno": f"user-{i}", "features": {"bd": float(n)}}
+
+
+def test_reading_subscribers_keeps_each_one_s_newest_prediction(tmp_path: Path) -> None:
+    log = TrafficLog(tmp_path, clock=lambda: DAY)
+    log.append([_subscriber(1, 0, 5.0), _subscriber(2, 0, 1.0), _subscriber(1, 1, 9.0)])
+    log.append([_subscriber(1, 2, 7.0)])  # written later, but older
+    log.close()
+    window, seen = read_subscribers(tmp_path, "2026-11-27", "2026-11-27", max_subscribers=10)
+    assert seen == 4
+    assert dict(zip(window["msno"], window["bd"], strict=True)) == {"user-1": 1.0, "user-2": 0.0}
+
+
+def test_a_sample_of_subscribers_does_not_favour_those_asked_about_most(tmp_path: Path) -> None:
+    once, often = tmp_path / "once", tmp_path / "often"
+    for folder, times in ((once, 1), (often, 5)):
+        log = TrafficLog(folder, clock=lambda: DAY)
+        for n in range(times):  # the first 100 subscribers, replayed
+            log.append(_subscriber(i, n, float(n)) for i in range(100 if n else 1000))
+        log.close()
+    sample, seen = read_subscribers(once, "2026-11-27", "2026-11-27", max_subscribers=100)
+    replayed, seen_often = read_subscribers(often, "2026-11-27", "2026-11-27", max_subscribers=100)
+    assert (seen, seen_often) == (1000, 1400)
+    assert len(sample) == 100 and set(sample["msno"]) == set(replayed["msno"])
+    assert sample["msno"].str.removeprefix("user-").astype(int).mean() == pytest.approx(
+        500, abs=120
+    )
 
 
 @pytest.mark.parametrize(
