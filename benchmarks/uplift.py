@@ -21,6 +21,9 @@ and ``build_gold``, as the ``main`` pipeline's steps call them). Then:
   T-learner beside it), by churn probability and at random, beside the oracle's best (the top
   ``k`` by true effect). ``k`` is the size today's campaign list picks on those users
   (``modelling.campaign.choose`` on the churn model's probabilities), then 10% of them.
+
+With ``--track`` the figures are also logged as an MLflow run named ``uplift`` (parameters and
+``uplift.as_metrics``) in the settings' tracking store and experiment.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from churn_transform.modelling.uplift import (  # noqa: E402
     TREATED,
     Targeted,
     UpliftConfig,
+    as_metrics,
     campaign_users,
     compare,
     fit_uplift,
@@ -176,12 +180,33 @@ def main() -> None:
     parser.add_argument("--campaign-share", type=float, default=0.5)
     parser.add_argument("--holdout", type=float, default=0.3)
     parser.add_argument("--workspace", type=Path, help="kept and reused (default: a temporary one)")
+    parser.add_argument("--track", action="store_true", help="log the figures to MLflow")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         workspace = args.workspace or Path(temporary)
         workspace.mkdir(parents=True, exist_ok=True)
         report = run(workspace, args.users, args.seed, args.campaign_share, args.holdout)
     print(table(report))
+    if args.track:
+        track(report, vars(args))
+
+
+def track(report: Report, parameters: dict[str, object]) -> None:
+    """The figures as an MLflow run ``uplift`` of the settings' tracking store and experiment."""
+    import mlflow
+
+    settings = Settings()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_experiment(settings.experiment_name)
+    with mlflow.start_run(run_name="uplift"):
+        mlflow.log_params({k: v for k, v in parameters.items() if k != "track"})
+        mlflow.log_metrics(
+            {
+                **as_metrics(report.rows, report.scores),
+                "held_out_users": report.held_out_users,
+                "mean_true_effect": report.mean_effect,
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -245,3 +245,21 @@ def compare(
     rows.append(target("random", effect, None, value, offer_cost, size))
     rows.append(target("oracle best", effect, effect, value, offer_cost, size))
     return rows
+
+
+def as_metrics(rows: list[Targeted], scores: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Flat metric names for a tracker: ``<rule>_k<size>_saves`` and ``_net_value`` per row,
+    ``<ranking>_qini`` and ``_uplift_auc`` per score (rule names in snake case)."""
+
+    def name(rule: str) -> str:
+        return (
+            "".join(c if c.isalnum() else "_" for c in rule.lower()).strip("_").replace("__", "_")
+        )
+
+    metrics = {}
+    for row in rows:
+        metrics[f"{name(row.rule)}_k{row.size}_saves"] = row.saves
+        metrics[f"{name(row.rule)}_k{row.size}_net_value"] = row.net_value
+    for ranking, values in scores.items():
+        metrics.update({f"{name(ranking)}_{key}": value for key, value in values.items()})
+    return metrics

@@ -9,8 +9,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from mlflow import MlflowClient
 
 from churn_transform.settings import PROJECT_ROOT
+from tests.conftest import tracking_store
 
 
 def _benchmark() -> ModuleType:
@@ -25,7 +27,9 @@ def _benchmark() -> ModuleType:
 
 
 @pytest.mark.integration
-def test_the_uplift_benchmark_judges_every_rule_beside_the_oracle_s_best(tmp_path: Path) -> None:
+def test_the_uplift_benchmark_judges_every_rule_beside_the_oracle_s_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bench = _benchmark()
     report = bench.run(tmp_path, users=5000, seed=3, share=0.5, holdout=0.3)
     assert 0 < report.held_out_users < report.campaign_users
@@ -43,3 +47,13 @@ def test_the_uplift_benchmark_judges_every_rule_beside_the_oracle_s_best(tmp_pat
     # a rerun with the same size and seed reuses the lake: the same held-out users and truth
     again = bench.run(tmp_path, users=5000, seed=3, share=0.5, holdout=0.3)
     assert (again.held_out_users, again.mean_effect) == (report.held_out_users, report.mean_effect)
+    # --track: the same figures as an MLflow run
+    uri = tracking_store(tmp_path / "mlflow.db")
+    monkeypatch.setenv("KKBOX_TRACKING_URI", uri)
+    bench.track(report, {"users": 5000, "track": True})
+    (run,) = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_experiment_by_name("kkbox-churn").experiment_id]
+    )
+    best = next(row for row in report.rows if row.rule == "oracle best")
+    assert run.data.metrics[f"oracle_best_k{best.size}_saves"] == pytest.approx(best.saves)
+    assert run.data.params == {"users": "5000"}

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from churn_transform.modelling.uplift import (
+    Targeted,
     UpliftConfig,
+    as_metrics,
     campaign_users,
     compare,
     fit_uplift,
@@ -80,6 +82,15 @@ def test_compare_puts_random_and_the_oracle_s_best_beside_each_rule() -> None:
     rows = compare(EFFECT, {"score": SCORE}, np.ones(4), 0.0, size=1)
     assert [row.rule for row in rows] == ["score", "random", "oracle best"]
     assert rows[-1].saves == pytest.approx(0.3)
+
+
+def test_the_metrics_name_each_rule_size_and_score() -> None:
+    rows = [Targeted("uplift (X-learner)", 191, 54.5, 6197.0)]
+    assert as_metrics(rows, {"oracle best": {"qini": 1.0}}) == {
+        "uplift_x_learner_k191_saves": 54.5,
+        "uplift_x_learner_k191_net_value": 6197.0,
+        "oracle_best_qini": 1.0,
+    }
 
 
 def test_a_campaign_larger_than_the_cohort_is_refused() -> None:
