@@ -47,6 +47,12 @@ class UpliftConfig:
     subsample: float = 0.8
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        if self.learner not in ("x", "t"):
+            raise ValueError(
+                f"learner must be 'x' (X-learner) or 't' (T-learner), got {self.learner!r}"
+            )
+
 
 def _lightgbm(
     kind: type[lgb.LGBMClassifier] | type[lgb.LGBMRegressor], config: UpliftConfig

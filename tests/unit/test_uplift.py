@@ -134,6 +134,11 @@ def test_a_group_without_churners_cannot_be_fitted() -> None:
         )
 
 
+def test_an_unknown_learner_is_refused() -> None:
+    with pytest.raises(ValueError, match="learner must be 'x' .* got 's'"):
+        UpliftConfig(learner="s")  # type: ignore[arg-type]
+
+
 def _population(
     users: int, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
