@@ -30,7 +30,7 @@ LEVERS: dict[str, dict[str, float | int]] = {
     "7 leaves, 200 a leaf, lr 0.02 (the trees before)": dict(
         num_leaves=7, min_child_samples=200, learning_rate=0.02
     ),
-    "stumps, 20 a leaf, lr 0.05": dict(learning_rate=0.05),
+    "stumps, 20 a leaf, lr 0.1": dict(learning_rate=0.1),
     "default": {},
 }
 
