@@ -274,7 +274,7 @@ def _judge(
             **agreement,
             "threshold": fitted.threshold,
             "best_iteration": fitted.best_iteration,
-            **{f"calibration_slice_{k}": v for k, v in fitted.validation.items()},
+            **{f"out_of_fold_{k}": v for k, v in fitted.validation.items()},
         }
     )
     mlflow.set_tag("threshold_reason", fitted.threshold_reason)

@@ -3,8 +3,8 @@
 Reads: the current gold tables of ``--train-cohort`` (the users ``train`` fits on: with
 ``--holdout``, those it does not hold out) and ``train``'s defaults in MLproject, which are trial
 0 and keep every value the study does not search. Produces: an MLflow run with a nested run per
-trial (its values as parameters; ``validation_roc_auc``, on ``train``'s validation slice, the
-calibration slice of the training cohort, and ``best_iteration`` as metrics), the best values as
+trial (its values as parameters; ``validation_roc_auc``, on ``train``'s out-of-fold scores of the
+training cohort, and ``best_iteration`` as metrics), the best values as
 ``best_<name>`` parameters, the best and the defaults' scores as metrics, ``study.json`` (every
 trial) and the tag ``train_flags``; it prints the best values as the ``-P`` flags of
 ``mlflow run . -e train``. The evaluation cohort is not read: judge the flags with ``train``.

@@ -37,11 +37,19 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.pipeline = pipeline
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
-        calibrated = CalibratedClassifierCV(FrozenEstimator(self.pipeline), method="sigmoid")
-        calibrator = calibrated.fit(X, y).calibrated_classifiers_[0].calibrators[0]
+        """Calibrate on rows the pipeline never saw, and choose the threshold on them."""
+        return self.calibrate(self.decision_function(X), y)
+
+    def calibrate(self, raw: np.ndarray, y: np.ndarray) -> ChurnModel:
+        """Calibrate on raw scores given for labelled rows (out-of-fold scores from models like
+        this pipeline's, when every row went into fitting it), and choose the threshold on them.
+        """
+        scores = np.asarray(raw, dtype=np.float64)[:, None]
+        calibrated = CalibratedClassifierCV(FrozenEstimator(_Scores()), method="sigmoid")
+        calibrator = calibrated.fit(scores, y).calibrated_classifiers_[0].calibrators[0]
         self.a_, self.b_ = float(calibrator.a_), float(calibrator.b_)
         self.classes_ = calibrated.classes_
-        self.threshold_ = best_threshold(np.asarray(y), self.predict_proba(X)[:, 1])
+        self.threshold_ = best_threshold(np.asarray(y), self.churn_probability(scores[:, 0]))
         return self
 
     def decision_function(self, X: object) -> np.ndarray:
@@ -53,12 +61,35 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         threads = 1 if len(matrix) <= ONE_THREAD_ROWS else 0
         return classifier.booster_.predict(matrix, raw_score=True, num_threads=threads)
 
+    def churn_probability(self, raw: np.ndarray) -> np.ndarray:
+        """The calibrated churn probability of LightGBM raw scores."""
+        return expit(-(self.a_ * raw + self.b_))
+
     def predict_proba(self, X: object) -> np.ndarray:
-        churn = expit(-(self.a_ * self.decision_function(X) + self.b_))
+        churn = self.churn_probability(self.decision_function(X))
         return np.column_stack([1.0 - churn, churn])
 
     def predict(self, X: object) -> np.ndarray:
         return self.classes_[(self.predict_proba(X)[:, 1] >= self.threshold_).astype(int)]
+
+
+class _Scores(ClassifierMixin, BaseEstimator):
+    """A fitted "classifier" whose raw score is its one input column: lets scikit-learn's sigmoid
+    calibration run on scores already computed."""
+
+    classes_ = np.array([0, 1])
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Scores:
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X)[:, 0]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(int)
 
 
 def best_threshold(label: np.ndarray, probability: np.ndarray) -> float:

@@ -1,10 +1,10 @@
 """Tuning the churn model's hyperparameters: a seeded Optuna study (TPE) over ``SPACE``.
 
-Each trial fits ``train``'s own pipeline (``training.fit``: the same three-way split of the
-training cohort, early stopping, calibration) with its values and is scored by the ROC AUC on the
-validation slice that ``fit`` already judges, the training cohort's calibration slice. The
-booster neither fits nor stops early on those users, and a sigmoid calibration leaves the ranking
-alone, so the score is an honest one for the booster; the evaluation cohort is never looked at.
+Each trial fits ``train``'s own pipeline (``training.fit``: the same cross-fitting folds of the
+training cohort, early stopping, calibration) with its values and is scored by the ROC AUC of the
+out-of-fold scores that ``fit`` already judges: every user is scored by a booster that neither
+fitted nor stopped early on them, and a sigmoid calibration leaves the ranking alone, so the
+score is an honest one for the booster; the evaluation cohort is never looked at.
 Trial 0 is the given configuration itself (``train``'s defaults), so the study's best is never
 worse than them on that slice. Knows nothing of MLflow: the caller sees each trial through
 ``on_trial``.
@@ -28,7 +28,7 @@ from churn_transform.modelling.training import TrainConfig, fit, held_out
 #: MLproject gives ``train`` (trial 0 is them).
 SPACE: dict[str, tuple[float, float, str | float]] = {
     "learning_rate": (0.005, 0.2, "log"),
-    "num_leaves": (3, 63, "log"),
+    "num_leaves": (2, 63, "log"),
     "min_child_samples": (10, 1000, "log"),
     "colsample_bytree": (0.2, 1.0, 0.05),
     "subsample": (0.4, 1.0, 0.05),

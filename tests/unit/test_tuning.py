@@ -87,7 +87,7 @@ def test_a_study_needs_time_and_a_trial(gold: pd.DataFrame, budget: float, max_t
 
 
 def test_a_default_outside_the_space_is_refused_naming_it(gold: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match=r"num_leaves=255 \(searched from 3 to 63\)"):
+    with pytest.raises(ValueError, match=r"num_leaves=255 \(searched from 2 to 63\)"):
         tune(gold, replace(SMALL, num_leaves=255), budget=10, max_trials=1, seed=0)
 
 
