@@ -3,6 +3,8 @@ group never contacted, the action table, the call-by date and totals that add up
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -226,3 +228,12 @@ def test_the_call_by_date_is_the_cohort_s_first_day_plus_the_days_to_expiry() ->
     said = call_by("2017-02", pd.Series([0, 27, np.nan]))
     assert said.tolist() == ["2017-02-01", "2017-02-28", ""]
     assert campaign_id("2017-02") == "retention-2017-02"
+
+
+def test_the_draw_is_sha256_of_the_campaign_and_msno_so_no_process_changes_it() -> None:
+    # unlike Python's hash(), salted per process: the draw a later run (or month) makes again
+    expected = [
+        int(hashlib.sha256(f"retention-2017-04:{m}".encode()).hexdigest()[:16], 16) / 2**64 < 0.3
+        for m in USERS[:200]
+    ]
+    assert in_control(USERS[:200], "retention-2017-04", 0.3).tolist() == expected
