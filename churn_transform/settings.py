@@ -246,6 +246,13 @@ class Settings(BaseSettings):
     offer_acceptance: float = Field(
         default=0.3, ge=0, le=1, description="Share of offered churners the offer keeps."
     )
+    control_share: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Share of each campaign's subscribers held out as its control group, never "
+        "contacted (drawn by a hash of msno and the campaign id: the same on every run).",
+    )
 
     @field_validator("lake_uri", "traffic_log_uri", "traffic_ship_uri", "data_dir")
     @classmethod

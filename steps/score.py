@@ -9,15 +9,17 @@ arrive; a cohort already scored by the same version from the same gold is not sc
 with ``gold.json``, the gold table's version and content hash; ``estimate.json``, the ROC AUC,
 precision, recall and campaign value the probabilities let one expect before the labels, for
 the cohort and each segment (``monitoring.estimation``, CBPE; its overall figures logged as
-``estimated_*`` metrics); and ``campaign.csv``, the ranked campaign list
-(``modelling.campaign``: probability, decision, revenue at risk, whether to target, the top
-three reasons), whose chosen size and reason are logged; on synthetic data, the AUC and log
-loss against the cohort's hidden labels.
+``estimated_*`` metrics); ``campaign.csv``, the campaign list as an action plan
+(``modelling.plan``: ranked by the uplift champion's expected incremental value when there is
+one, else by churn probability; whom to target and contact, the control group, action, call-by
+date, the top three reasons) with ``campaign.json``, its totals in NTD (``plan.PlanSummary``,
+also logged); on synthetic data, the AUC and log loss against the cohort's hidden labels.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 import mlflow
@@ -27,8 +29,9 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.etl.gold import build_gold, table_name
 from churn_transform.lake import Lake
-from churn_transform.modelling.campaign import Choice, campaign_list
+from churn_transform.modelling.plan import PlanSummary, action_plan
 from churn_transform.modelling.segments import SEGMENTS
+from churn_transform.modelling.uplift import UpliftModel
 from churn_transform.monitoring.estimation import (
     CohortEstimate,
     estimate_metrics,
@@ -36,8 +39,10 @@ from churn_transform.monitoring.estimation import (
     write_estimate,
 )
 from churn_transform.monitoring.predictions import (
+    CAMPAIGN_SUMMARY,
     GoldRead,
     scored_by,
+    write_beside,
     write_campaign,
     write_predictions,
 )
@@ -59,20 +64,22 @@ from steps._cli import (
 
 
 def campaign_by_segment(ranked: pd.DataFrame) -> pd.DataFrame:
-    """Per segment and value: users, how many the campaign targets, mean probability and the
-    revenue at risk (the same segments as training's metrics)."""
+    """Per segment and value: users, how many the campaign targets and contacts, their mean
+    probability and revenue at risk (the same segments as training's metrics)."""
     parts = []
     for name in SEGMENTS:
         groups = ranked.groupby(name, sort=True)
         part = groups.agg(
             users=("msno", "size"),
             targeted=("target", "sum"),
+            contacted=("contact", "sum"),
             mean_probability=("churn_probability", "mean"),
             revenue_at_risk=("revenue_at_risk", "sum"),
         )
         parts.append(part.rename_axis("value").reset_index().assign(segment=name))
     table = pd.concat(parts, ignore_index=True)
-    return table[["segment", "value", "users", "targeted", "mean_probability", "revenue_at_risk"]]
+    columns = ["users", "targeted", "contacted", "mean_probability", "revenue_at_risk"]
+    return table[["segment", "value", *columns]]
 
 
 def hidden_label_quality(settings: Settings, cohort: str, scores: pd.DataFrame) -> dict[str, float]:
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         uri = f"models:/{settings.model_name}/{version}"  # the alias, pinned
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri})
         model = load_registered(uri)  # a tampered model stops the step before any work
+        uplift = _uplift_champion(settings)
         with refusals("score"):
             _, gold_hash, _ = build_gold(lake, args.cohort)
         if scored_by(lake, args.cohort, version, gold_hash):
@@ -106,16 +114,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{args.cohort} is {said}: nothing to do (gold {gold_hash[:12]} unchanged)")
             return
         with refusals("score"):
-            scores = score(lake, args.cohort, model)
+            scores = score(lake, args.cohort, model, uplift)
         log_gold_input(lake, args.cohort, "scoring")
         estimate = _estimate(
             settings, lake, args.cohort, run.info.run_id, scores, version, model.threshold_
         )
         read = GoldRead(lake.current_version("gold", table_name(args.cohort)), gold_hash)
         target = write_predictions(lake, args.cohort, run.info.run_id, scores, version, read)
-        campaign, choice = _campaign(settings, lake, args.cohort, run.info.run_id, scores)
+        campaign, plan = _campaign(settings, lake, args.cohort, run.info.run_id, scores)
         mlflow.log_params(
-            {"submission": target, "campaign": campaign, "campaign_size": choice.size}
+            {"submission": target, "campaign": campaign, "campaign_size": plan.targets}
         )
         mlflow.log_metrics(
             {"rows": len(scores), "mean_probability": scores["churn_probability"].mean()}
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             print(", ".join(f"{name} {value:.4f}" for name, value in quality.items()))
     print(f"scored {len(scores):,} users of {args.cohort} with {uri}: {target}")
     print(_said(estimate))
-    print(f"campaign list: {campaign}; {choice.reason}")
+    print(f"campaign list: {campaign}; {plan.said}")
 
 
 def _estimate(
@@ -169,19 +177,40 @@ def _champion(settings: Settings) -> str:
         )
 
 
+def _uplift_champion(settings: Settings) -> UpliftModel | None:
+    """The uplift champion, None when none is registered: ``load_uplift_champion`` of
+    ``modelling.uplift_registry``, None too while that module is absent from the library."""
+    try:
+        registry = importlib.import_module("churn_transform.modelling.uplift_registry")
+    except ModuleNotFoundError:
+        return None
+    found: UpliftModel | None = registry.load_uplift_champion(settings)
+    return found
+
+
 def _campaign(
     settings: Settings, lake: Lake, cohort: str, run_id: str, scores: pd.DataFrame
-) -> tuple[str, Choice]:
-    """The ranked campaign list in the lake (its URL) and the size chosen, whose reason, value
-    and figures per segment are logged."""
-    # the scores carry the plan columns (last_list_price, last_plan_days) the price comes from
-    plans = scores
-    ranked, choice = campaign_list(scores, plans, settings.offer_cost, settings.offer_acceptance)
+) -> tuple[str, PlanSummary]:
+    """The campaign list in the lake (its URL) with its totals beside it, logged with the
+    figures per segment."""
+    ranked, plan = action_plan(
+        scores, cohort, settings.offer_cost, settings.offer_acceptance, settings.control_share
+    )
     campaign = write_campaign(lake, cohort, run_id, ranked)
-    mlflow.set_tag("campaign_reason", choice.reason)
-    mlflow.log_metrics({"campaign_expected_value": choice.expected_value})
+    write_beside(lake, cohort, run_id, CAMPAIGN_SUMMARY, plan.to_json().encode())
+    mlflow.log_text(plan.to_json(), CAMPAIGN_SUMMARY)
+    mlflow.set_tags({"campaign_ranked_by": plan.ranked_by, "campaign_reason": plan.said})
+    mlflow.log_metrics(
+        {
+            "campaign_expected_value": plan.expected_net_value,
+            "campaign_expected_saves": plan.expected_saves,
+            "campaign_cost": plan.cost,
+            "campaign_contacted": plan.contacted,
+            "campaign_control": plan.control,
+        }
+    )
     mlflow.log_table(campaign_by_segment(ranked), "campaign_segments.json")
-    return campaign, choice
+    return campaign, plan
 
 
 if __name__ == "__main__":

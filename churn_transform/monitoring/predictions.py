@@ -9,8 +9,9 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
 - ``estimate.json``: the performance its probabilities let one expect before the labels
   (``churn_transform.monitoring.estimation.CohortEstimate``), written before the scores, so
   scores never stand without it;
-- ``campaign.csv``: the ranked campaign list (``churn_transform.modelling.campaign``), which the
-  dashboard lists by this same layout.
+- ``campaign.csv``: the campaign list as an action plan (``churn_transform.modelling.plan``),
+  which the dashboard lists by this same layout, with ``campaign.json`` its totals
+  (``plan.PlanSummary``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ SCORES = "scores.parquet"
 #: Beside the scores: the gold table they were made from (version and content hash).
 GOLD = "gold.json"
 CAMPAIGN = "campaign.csv"
+#: Beside the campaign list: its totals, rule, currency and control share.
+CAMPAIGN_SUMMARY = "campaign.json"
 #: Beside the scores: the performance estimated from them before the labels (CBPE).
 ESTIMATE = "estimate.json"
 #: The ``source`` of batch scores among realized quality's predictions (the service's: traffic).
@@ -68,7 +71,7 @@ def write_predictions(
 
 
 def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -> str:
-    """The run's ranked campaign list (``modelling.campaign.campaign_list``); its URL."""
+    """The run's ranked campaign list (``modelling.plan.action_plan``); its URL."""
     shown = ranked.drop(columns=_PLAN).to_csv(index=False).encode()
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
 

@@ -18,20 +18,24 @@ from churn_transform.lake import Lake
 from churn_transform.modelling.explanation import explain
 from churn_transform.modelling.model import ChurnModel
 from churn_transform.modelling.segments import segment_labels
+from churn_transform.modelling.uplift import UpliftModel
 from churn_transform.schema import FEATURES
 
 #: The readable reasons given for each user, largest first.
 REASONS = 3
 
 
-def score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
-    """The scores of the users of one part file of a gold table (none for a part without)."""
+def score_part(
+    lake: Lake, path: str, model: ChurnModel, uplift: UpliftModel | None = None
+) -> pd.DataFrame:
+    """The scores of the users of one part file of a gold table (none for a part without), with
+    each user's ``uplift`` when an uplift model is given."""
     gold = pq.read_table(path, filesystem=lake.fs).to_pandas()
     features = gold[list(FEATURES)]
     probability = model.predict_proba(features)[:, 1]
     top = explain(model, features).top(REASONS, features)
     reasons = {f"reason_{i + 1}": [r[i] if i < len(r) else "" for r in top] for i in range(REASONS)}
-    return pd.DataFrame(
+    scores = pd.DataFrame(
         {
             "msno": gold["msno"].astype(str),
             "churn_probability": probability,
@@ -39,14 +43,21 @@ def score_part(lake: Lake, path: str, model: ChurnModel) -> pd.DataFrame:
             **reasons,
             "last_list_price": gold["last_list_price"],
             "last_plan_days": gold["last_plan_days"],
+            "days_to_expiry": gold["days_to_expiry"],
         }
     ).join(segment_labels(gold))
+    if uplift is not None:
+        scores["uplift"] = uplift.predict(features) if len(features) else []
+    return scores
 
 
-def score(lake: Lake, cohort: str, model: ChurnModel) -> pd.DataFrame:
-    """Scores, decisions, top reasons and plan prices of every user of the cohort's gold table
-    (built first if missing), by user id."""
+def score(
+    lake: Lake, cohort: str, model: ChurnModel, uplift: UpliftModel | None = None
+) -> pd.DataFrame:
+    """Scores, decisions, top reasons, plan prices and days to expiry of every user of the
+    cohort's gold table (built first if missing), by user id; with their ``uplift`` when an
+    uplift model is given."""
     url, _, _ = build_gold(lake, cohort)
     parts = sorted(lake.fs.glob(posixpath.join(lake.path_of(url), "part-*.parquet")))
-    tasks = [dask.delayed(score_part)(lake, path, model) for path in parts]
+    tasks = [dask.delayed(score_part)(lake, path, model, uplift) for path in parts]
     return pd.concat(dask.compute(*tasks), ignore_index=True).sort_values("msno", ignore_index=True)

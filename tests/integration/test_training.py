@@ -20,6 +20,7 @@ from churn_transform.etl.gold import build_gold
 from churn_transform.etl.ingest import ingest
 from churn_transform.etl.silver import SOURCES, read_bucket
 from churn_transform.lake import Lake
+from churn_transform.modelling.plan import PlanSummary
 from churn_transform.modelling.segments import SEGMENTS
 from churn_transform.modelling.training import TrainConfig, evaluate, fit, model_requirements
 from churn_transform.schema import FEATURES
@@ -246,6 +247,12 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
         "target",
         "revenue_at_risk",
         "offer_value",
+        "contact",
+        "control",
+        "action",
+        "call_by",
+        "ranked_by",
+        "uplift",
         "reason_1",
         "reason_2",
         "reason_3",
@@ -259,9 +266,14 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
     run = mlflow.search_runs(
         experiment_names=["kkbox-churn"], filter_string="tags.campaign_reason != ''"
     )
-    assert (
-        run["tags.campaign_reason"].iloc[0].startswith(f"contacting the {targeted.sum():,} users")
-    )
+    said = f"ranked by churn probability: {targeted.sum():,} targets"
+    assert run["tags.campaign_reason"].iloc[0].startswith(said)
+    assert set(campaign["ranked_by"]) == {"churn probability"}
+    assert not (campaign["contact"] & campaign["control"]).any()
+    assert (campaign["contact"] == targeted & ~campaign["control"]).all()
+    assert campaign.loc[targeted, "call_by"].str.startswith("2017-04").all()
+    plan = PlanSummary.from_json(submissions[0].with_name("campaign.json").read_text())
+    assert (plan.targets, plan.currency) == (targeted.sum(), "NTD")
 
 
 @pytest.mark.integration
