@@ -16,6 +16,7 @@ from churn_transform.modelling.uplift import UpliftModel
 if TYPE_CHECKING:
     import pandas as pd
 
+    from churn_transform.modelling.promotion import PromotionOutcome
     from churn_transform.settings import Settings
 
 #: Every type a fitted UpliftModel's skops file names, beyond what skops trusts by default.
@@ -38,29 +39,65 @@ def load_uplift_model(model_dir: str) -> UpliftModel:
     return model
 
 
-def load_uplift_champion(settings: Settings) -> UpliftModel | None:
-    """The uplift model the champion alias of ``settings.uplift_model_name`` names, or None when
-    there is none (no such registered model, or no champion yet: no campaign was ever learnt
-    from). Raises UntrustedModelError for an artifact this project did not write, and MLflow's
-    error when the registry does not answer."""
+def champion_version(settings: Settings) -> str | None:
+    """The version of ``settings.uplift_model_name`` its champion alias names, or None when
+    there is none (no such registered model, or no champion yet); MLflow's error when the
+    registry does not answer."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     client = mlflow.MlflowClient(settings.tracking_uri)
     try:
-        version = client.get_model_version_by_alias(
-            settings.uplift_model_name, settings.champion_alias
-        )
+        model = client.get_registered_model(settings.uplift_model_name)
     except MlflowException as error:
         if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return None
         raise
+    version = model.aliases.get(settings.champion_alias)
+    return None if version is None else str(version)
+
+
+def load_version(settings: Settings, version: str) -> UpliftModel:
+    """Version ``version`` of ``settings.uplift_model_name``, downloaded and rebuilt with
+    ``TRUSTED_TYPES`` only."""
+    import mlflow
+
     folder = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{settings.uplift_model_name}/{version.version}",
+        artifact_uri=f"models:/{settings.uplift_model_name}/{version}",
         tracking_uri=settings.tracking_uri,
     )
     return load_uplift_model(folder)
+
+
+def load_uplift_champion(settings: Settings) -> UpliftModel | None:
+    """The uplift model the champion alias of ``settings.uplift_model_name`` names, or None when
+    there is none (no campaign was ever learnt from, or none passed the gate). Raises
+    UntrustedModelError for an artifact this project did not write, and MLflow's error when the
+    registry does not answer."""
+    version = champion_version(settings)
+    return None if version is None else load_version(settings, version)
+
+
+def apply(settings: Settings, outcome: PromotionOutcome) -> None:
+    """The gate's outcome in the registry: the champion alias moved to a promoted version (and
+    the promotion in its history, as for the churn model), or the version's role (``behind``,
+    ``refused``, with its refusal)."""
+    import mlflow
+
+    from churn_transform.modelling.rollback import mark_promoted
+
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    name = settings.uplift_model_name
+    if outcome.promoted:
+        client.set_registered_model_alias(name, outcome.alias, outcome.version)
+        mark_promoted(client, name, outcome.version)
+        return
+    client.set_model_version_tag(
+        name, outcome.version, "role", "refused" if outcome.refused else "behind"
+    )
+    if outcome.refused:
+        client.set_model_version_tag(name, outcome.version, "refusal", outcome.refusal())
 
 
 def log_uplift_model(model: UpliftModel, example: pd.DataFrame, settings: Settings) -> str:
