@@ -9,7 +9,7 @@ import posixpath
 import pandas as pd
 from fsspec.core import url_to_fs
 
-from churn_transform.synthetic.campaign import CAMPAIGN_COLUMNS, CAMPAIGN_FILE
+from churn_transform.schema import CAMPAIGN_COLUMNS, CAMPAIGN_FILE
 
 
 def read_campaign_log(raw_url: str, storage_options: dict[str, object]) -> pd.DataFrame | None:

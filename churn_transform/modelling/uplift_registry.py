@@ -63,9 +63,12 @@ def load_version(settings: Settings, version: str) -> UpliftModel:
     ``TRUSTED_TYPES`` only."""
     import mlflow
 
+    # the version's own location, not its models:/ URI: MLflow resolves that with the
+    # process's registry, whatever tracking URI it is given
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    source = client.get_model_version_download_uri(settings.uplift_model_name, version)
     folder = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{settings.uplift_model_name}/{version}",
-        tracking_uri=settings.tracking_uri,
+        artifact_uri=source, tracking_uri=settings.tracking_uri
     )
     return load_uplift_model(folder)
 
