@@ -36,7 +36,7 @@ def latest_campaign(log: pd.DataFrame) -> tuple[str, str, pd.DataFrame]:
     if offered.isna().any():
         row = int(offered.isna().to_numpy().argmax())
         raise ValueError(
-            f"campaign log row {row}: offered_date {log['offered_date'].iloc[row]!r} is not "
+            f"campaign log row {row}: offered_date {log['offered_date'].iloc[row]} is not "
             "a day like 20170301"
         )
     newest = str(log["campaign_id"].iloc[int(offered.to_numpy().argmax())])
