@@ -18,6 +18,7 @@ more than ``--margin``; else it is tagged ``refused`` or ``behind``. The outcome
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 
 import mlflow
@@ -26,6 +27,7 @@ import pandas as pd
 
 from churn_transform.etl.campaign_log import latest_campaign, read_campaign_log
 from churn_transform.etl.gold import read_gold
+from churn_transform.modelling.artifact import UntrustedModelError
 from churn_transform.modelling.promotion import record
 from churn_transform.modelling.uplift import UpliftConfig, campaign_users
 from churn_transform.modelling.uplift_gate import QiniEstimate, UpliftGate, decide
@@ -109,7 +111,11 @@ def _champion(
     version = champion_version(settings)
     if version is None:
         return None
-    score = load_version(settings, version).predict(judged[list(FEATURES)])
+    try:
+        champion = load_version(settings, version)
+    except UntrustedModelError as error:
+        sys.exit(f"uplift: refusing the uplift champion, version {version}: {error}")
+    score = champion.predict(judged[list(FEATURES)])
     found, metrics = judge(score, judged, draws=draws)
     mlflow.log_metrics({f"champion_{name}": value for name, value in metrics.items()})
     return version, found
