@@ -20,7 +20,7 @@ export BENTOML_DO_NOT_TRACK := True
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help lock setup system-deps demo months cycle score quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc rollback clean
+.PHONY: help lock setup system-deps demo months cycle score uplift quality drift ui generate pipeline serve bento dashboard test lint format bench-generate bench-guard bench-months bench-etl bench-increment bench-predict fidelity loadtest gc rollback clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ cycle: setup ## One month of the platform's life after its increment landed (MON
 # COHORT=YYYY-MM picks another cohort than the entry point's default (MLproject).
 score: setup ## Score a cohort with the champion: predictions and campaign list in the lake (COHORT=)
 	$(BIN)/mlflow run . -e score --env-manager local $(if $(COHORT),-P cohort=$(COHORT))
+
+uplift: setup ## The uplift model from the past campaign in the raw files (none: says so), registered and gated
+	$(BIN)/mlflow run . -e uplift --env-manager local
 
 quality: setup ## Realized quality of the predictions for a cohort whose labels landed (COHORT=)
 	$(BIN)/mlflow run . -e quality --env-manager local $(if $(COHORT),-P cohort=$(COHORT))

@@ -88,6 +88,12 @@ LABEL_FILES: Final[dict[str, str]] = {
     "sample_submission_v2.csv": "2017-04",
 }
 
+#: A past retention campaign's log in the raw folder, when there was one (the real KKBox files
+#: have none): a row per user of the campaign, offered (``treated`` 1) or held out as the
+#: control (0) on ``offered_date`` (YYYYMMDD).
+CAMPAIGN_FILE: Final = "campaigns.csv"
+CAMPAIGN_COLUMNS: Final = ("msno", "campaign_id", "offered_date", "treated")
+
 #: The files of one month's increment, landed in ``<raw>/increments/<YYYY-MM>/``, each with the
 #: columns of the original file it continues (all optional; see docs/data-pipeline.md).
 INCREMENT_FILES: Final[dict[str, str]] = {

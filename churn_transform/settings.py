@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         default=None, description="tcp://host:port of a Dask scheduler; none = local threads."
     )
     model_name: str = "kkbox-churn"
+    uplift_model_name: str = Field(
+        default="kkbox-uplift",
+        description="The registered model of the uplift model (whose churn an offer prevents), "
+        "trained by `mlflow run . -e uplift` from a past campaign; its own champion alias.",
+    )
     champion_alias: str = "champion"
     challenger_alias: str = Field(
         default="challenger",

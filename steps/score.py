@@ -19,7 +19,6 @@ also logged); on synthetic data, the AUC and log loss against the cohort's hidde
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 import mlflow
@@ -31,7 +30,7 @@ from churn_transform.etl.gold import build_gold, table_name
 from churn_transform.lake import Lake
 from churn_transform.modelling.plan import PlanSummary, action_plan
 from churn_transform.modelling.segments import SEGMENTS
-from churn_transform.modelling.uplift import UpliftModel
+from churn_transform.modelling.uplift_registry import load_uplift_champion
 from churn_transform.monitoring.estimation import (
     CohortEstimate,
     estimate_metrics,
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         uri = f"models:/{settings.model_name}/{version}"  # the alias, pinned
         mlflow.log_params({"cohort": args.cohort, "model_uri": uri})
         model = load_registered(uri)  # a tampered model stops the step before any work
-        uplift = _uplift_champion(settings)
+        uplift = load_uplift_champion(settings)
         with refusals("score"):
             _, gold_hash, _ = build_gold(lake, args.cohort)
         if scored_by(lake, args.cohort, version, gold_hash):
@@ -175,17 +174,6 @@ def _champion(settings: Settings) -> str:
             f"score: no {settings.champion_alias!r} version of {settings.model_name!r} to "
             f"score with ({str(error).splitlines()[0]}); train one first (`make demo`)"
         )
-
-
-def _uplift_champion(settings: Settings) -> UpliftModel | None:
-    """The uplift champion, None when none is registered: ``load_uplift_champion`` of
-    ``modelling.uplift_registry``, None too while that module is absent from the library."""
-    try:
-        registry = importlib.import_module("churn_transform.modelling.uplift_registry")
-    except ModuleNotFoundError:
-        return None
-    found: UpliftModel | None = registry.load_uplift_champion(settings)
-    return found
 
 
 def _campaign(

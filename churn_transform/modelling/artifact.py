@@ -82,3 +82,21 @@ def load_model(model_dir: str | Path) -> ChurnModel:
     if not isinstance(model, ChurnModel):
         raise UntrustedModelError(f"{path} holds a {type(model).__name__}, not a ChurnModel")
     return model
+
+
+def read_trusted(model_dir: str | Path, trusted: tuple[str, ...]) -> object:
+    """The object in the skops file of the MLflow model folder ``model_dir``, rebuilt with the
+    ``trusted`` types only (the uplift model's list: ``modelling.uplift_registry``);
+    UntrustedModelError names whatever else the file asks for."""
+    import skops.io
+
+    path = _model_file(Path(model_dir))
+    try:
+        unknown = set(skops.io.get_untrusted_types(file=path)) - set(trusted)
+    except Exception as error:  # a file skops cannot even list: not one we wrote
+        raise UntrustedModelError(f"{path} is not a readable skops file: {error}") from None
+    if unknown:
+        raise UntrustedModelError(
+            f"{path} asks for types this project does not trust: {', '.join(sorted(unknown))}"
+        )
+    return skops.io.load(path, trusted=list(trusted))

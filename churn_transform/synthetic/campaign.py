@@ -22,10 +22,13 @@ import pandas as pd
 
 from churn_transform.dates import month_bounds, to_yyyymmdd
 
+# the log's contract lives in schema, re-exported for the generator
+from churn_transform.schema import CAMPAIGN_COLUMNS as CAMPAIGN_COLUMNS
+from churn_transform.schema import CAMPAIGN_FILE as CAMPAIGN_FILE
+
 #: The cohort of the past campaign: March 2017, the latest labelled cohort of the base files.
 CAMPAIGN_COHORT = "2017-03"
-CAMPAIGN_FILE = "campaigns.csv"
-CAMPAIGN_COLUMNS = ("msno", "campaign_id", "offered_date", "treated")
+
 #: The random stream of the chunk (``decisions.stream``) that assigns the offers.
 CAMPAIGN_STREAM = 15
 
