@@ -260,12 +260,16 @@ def test_the_what_if_recomputes_the_campaign_from_the_scored_cohort(
     settings = Settings()  # the dashboard's, from the same environment
     cost = settings.offer_cost
 
-    def expected(**terms: float) -> dict[str, str]:
+    def expected(
+        offer_cost: float = cost, budget: float = targets * cost, control_share: float = 0.0
+    ) -> dict[str, str]:
         found = what_if(
             scored["churn_probability"].to_numpy(float),
             monthly_price(scored),
             acceptance=settings.offer_acceptance,
-            **{"offer_cost": cost, "budget": targets * cost, "control_share": 0.0, **terms},
+            offer_cost=offer_cost,
+            budget=budget,
+            control_share=control_share,
         )
         return _said(found)
 
