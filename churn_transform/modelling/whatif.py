@@ -99,7 +99,8 @@ def what_if(
     worth_an_offer = int((worth > offer_cost).sum())
     listed = worth_an_offer
     if offer_cost > 0 and budget < offer_cost * worth_an_offer:
-        listed = math.floor(budget / offer_cost)
+        # a budget of 0.3 buys 3 offers of 0.1, though 0.3 / 0.1 is 2.9999999999999996
+        listed = math.floor(budget / offer_cost * (1 + 1e-12))
     control = math.floor(control_share * listed + 0.5)
     contacted = listed - control
     top = order[:listed]

@@ -63,6 +63,10 @@ def test_a_free_offer_goes_to_everyone_it_may_save_whatever_the_budget() -> None
     assert not found.budget_binds
 
 
+def test_a_budget_buys_every_offer_it_pays_for_in_full_despite_rounding() -> None:
+    assert _what_if(offer_cost=0.1, budget=0.3).listed == 3
+
+
 def test_no_budget_contacts_nobody() -> None:
     found = _what_if(budget=0.0)
     assert (found.listed, found.contacted, found.expected_saves, found.net_value) == (0, 0, 0, 0)
