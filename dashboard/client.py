@@ -18,6 +18,7 @@ import pandas as pd
 import requests
 
 from churn_transform.lake import lake_of
+from churn_transform.monitoring.predictions import read_scored
 from churn_transform.serving.traffic import read_served, read_traffic
 from churn_transform.settings import Settings, masked
 
@@ -234,6 +235,16 @@ def read_campaign(settings: Settings, path: str) -> pd.DataFrame:
     """A campaign list ``score`` wrote: every subscriber of the cohort, ranked."""
     with lake_of(settings).fs.open(path) as handle:
         return pd.read_csv(handle, keep_default_na=False, na_values=[""])
+
+
+def scored_cohort(settings: Settings, campaign_path: str, cohort: str) -> Answer:
+    """The scored cohort a campaign list was built from (the scores of its run, with the plans of
+    the gold they were made from: ``monitoring.predictions.read_scored``), or why not."""
+    run_id = posixpath.basename(posixpath.dirname(campaign_path))
+    try:
+        return Answer(read_scored(lake_of(settings), cohort, run_id))
+    except FileNotFoundError as err:
+        return Answer(problem=str(err))
 
 
 def quality_history(

@@ -102,6 +102,11 @@ def campaign(settings: Settings, path: str, modified: float) -> pd.DataFrame:
 
 
 @_cached(max_entries=4)
+def scored_cohort(settings: Settings, campaign_path: str, cohort: str, modified: float) -> Answer:
+    return client.scored_cohort(settings, campaign_path, cohort)
+
+
+@_cached(max_entries=4)
 def quality_history(
     settings: Settings, tables: tuple[LakeFile, ...], cycles: tuple[LakeFile, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

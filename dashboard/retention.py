@@ -1,13 +1,18 @@
 """The dashboard's Campaign tab: the newest campaign list ``score`` wrote, filtered by whom it
-targets, their churn probability and the features behind their top reasons."""
+targets, their churn probability and the features behind their top reasons; and what the
+campaign would contact, save and earn under another offer cost, budget and control share
+(``churn_transform.modelling.whatif``, recomputed from the cohort the list was scored from)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from churn_transform.modelling.campaign import monthly_price
+from churn_transform.modelling.whatif import WhatIf, what_if
 from churn_transform.settings import Settings
 from dashboard import reads
+from dashboard.client import LakeFile
 
 REASONS = ("reason_1", "reason_2", "reason_3")
 
@@ -30,6 +35,7 @@ def section(settings: Settings) -> None:
         f"Cohort {newest.cohort}, `{newest.path}`: {len(listed):,} subscribers, "
         f"{int(listed['target'].sum()):,} targeted"
     )
+    what_if_section(settings, newest, int(listed["target"].sum()))
     features = reason_features(listed)
     left, middle, right = st.columns(3)
     only_targets = left.checkbox("targeted only", value=True)
@@ -48,4 +54,65 @@ def section(settings: Settings) -> None:
     st.dataframe(shown, hide_index=True)
     st.download_button(
         "Download the list (CSV)", shown.to_csv(index=False), "campaign.csv", "text/csv"
+    )
+
+
+def what_if_section(settings: Settings, newest: LakeFile, targets: int) -> None:
+    """The campaign's figures under the terms the user sets; the budget starts at what the
+    list as written costs, so the first figures are close to the list's own."""
+    st.subheader("What if")
+    scored = reads.scored_cohort(settings, newest.path, newest.cohort, newest.modified)
+    if scored.value is None:
+        st.info(f"No what-if: {scored.problem}. Score the cohort again (`make score`).")
+        return
+    cohort = scored.value
+    terms = _terms(settings, targets)
+    try:
+        found = what_if(
+            cohort["churn_probability"].to_numpy(float),
+            monthly_price(cohort),
+            acceptance=settings.offer_acceptance,
+            uplift=cohort["uplift"].to_numpy(float) if "uplift" in cohort else None,
+            **terms,
+        )
+    except ValueError as err:
+        st.error(f"No what-if for this cohort: {err}")
+        return
+    _figures(found, len(cohort))
+
+
+def _terms(settings: Settings, targets: int) -> dict[str, float]:
+    cost, budget, control = st.columns(3)
+    offer_cost = cost.number_input(
+        "offer cost (NTD)", min_value=0.0, value=float(settings.offer_cost), step=1.0, key="cost"
+    )
+    spend = budget.number_input(
+        "budget (NTD)",
+        min_value=0.0,
+        value=float(targets * settings.offer_cost),
+        step=100.0,
+        key="budget",
+    )
+    share = control.slider(
+        "control share (never contacted)",
+        0.0,
+        1.0,
+        float(settings.control_share),  # the campaign list's own (KKBOX_CONTROL_SHARE)
+        0.05,
+        key="control",
+    )
+    return {"offer_cost": offer_cost, "budget": spend, "control_share": share}
+
+
+def _figures(found: WhatIf, scored: int) -> None:
+    size, saves, net = st.columns(3)
+    size.metric("campaign size (contacted)", f"{found.contacted:,}")
+    saves.metric("expected saves", f"{found.expected_saves:,.1f}")
+    net.metric("expected net value (NTD)", f"{found.net_value:,.0f}")
+    bound = "the budget binds" if found.budget_binds else "the budget does not bind"
+    st.caption(
+        f"Of {scored:,} scored subscribers, {found.worth_an_offer:,} are worth more than an "
+        f"offer; {found.listed:,} listed ({bound}), {found.control:,} of them held out as "
+        f"control; offers cost {found.cost:,.0f} NTD for {found.saved_value:,.0f} NTD of "
+        f"expected saved value."
     )

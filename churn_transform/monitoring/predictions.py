@@ -12,6 +12,9 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
 - ``campaign.csv``: the campaign list as an action plan (``churn_transform.modelling.plan``),
   which the dashboard lists by this same layout, with ``campaign.json`` its totals
   (``plan.PlanSummary``).
+
+``read_scored`` joins a run's scores with the plans of the gold version they were made from:
+the scored cohort the campaign was built from, which the dashboard's what-if recomputes.
 """
 
 from __future__ import annotations
@@ -79,6 +82,31 @@ def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -
 def write_beside(lake: Lake, cohort: str, run_id: str, name: str, data: bytes) -> str:
     """A record ``name`` of one scoring run, beside its scores (``ESTIMATE``); its URL."""
     return lake.write_bytes(data, PREDICTIONS, cohort, run_id, name)
+
+
+def read_scored(lake: Lake, cohort: str, run_id: str) -> pd.DataFrame:
+    """One scoring run's scores (every column of ``scores.parquet``) with each user's plan
+    columns (``last_list_price``, ``last_plan_days``) from the gold version its ``gold.json``
+    names. Raises ``FileNotFoundError`` naming what is missing: the run's scores or record of
+    its gold, or that gold version."""
+    # imported here: etl.gold brings Dask, which the dashboard would otherwise load for a name
+    from churn_transform.etl.gold import table_name
+
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort, run_id))
+    for name in (SCORES, GOLD):
+        if not lake.fs.exists(posixpath.join(folder, name)):
+            raise FileNotFoundError(f"scoring run {cohort}/{run_id} has no {name}")
+    read = json.loads(lake.fs.cat_file(posixpath.join(folder, GOLD)))
+    table = table_name(cohort)
+    if not lake.has_version("gold", table, read["version"]):
+        raise FileNotFoundError(f"gold/{table} version {read['version']} is no longer in the lake")
+    plans = pd.read_parquet(
+        lake.version_url("gold", table, read["version"]),
+        columns=["msno", *_PLAN],
+        storage_options=lake.storage_options or None,
+    )
+    scores = pd.read_parquet(posixpath.join(folder, SCORES), filesystem=lake.fs)
+    return scores.merge(plans, on="msno", how="left", validate="one_to_one")
 
 
 def read_beside(lake: Lake, cohort: str, name: str) -> list[bytes]:

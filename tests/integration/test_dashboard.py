@@ -17,9 +17,13 @@ import requests
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from churn_transform.lake import Lake
+from churn_transform.modelling.campaign import monthly_price
 from churn_transform.modelling.explanation import READABLE
+from churn_transform.modelling.whatif import WhatIf, what_if
+from churn_transform.monitoring.predictions import read_scored
 from churn_transform.schema import EXAMPLE_RECORD
-from churn_transform.settings import PROJECT_ROOT
+from churn_transform.settings import PROJECT_ROOT, Settings
 from dashboard import client
 from tests.conftest import (
     Champion,
@@ -229,6 +233,58 @@ def test_the_campaign_is_filtered_by_the_feature_a_reason_names(
     )
     app.selectbox[-1].set_value("revenue_at_risk").run()
     assert app.dataframe[0].value["revenue_at_risk"].is_monotonic_decreasing
+
+
+def _shown(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def _said(found: WhatIf) -> dict[str, str]:
+    return {
+        "campaign size (contacted)": f"{found.contacted:,}",
+        "expected saves": f"{found.expected_saves:,.1f}",
+        "expected net value (NTD)": f"{found.net_value:,.0f}",
+    }
+
+
+def test_the_what_if_recomputes_the_campaign_from_the_scored_cohort(
+    monkeypatch: pytest.MonkeyPatch, live: dict[str, str]
+) -> None:
+    """Offer cost, budget and control share change the figures as ``what_if`` says, on the
+    April scores and the plans of the gold they were made from (issue #35, 5)."""
+    (run,) = Path(live["KKBOX_LAKE_URI"]).glob("predictions/2017-04/*/campaign.csv")
+    scored = read_scored(Lake(live["KKBOX_LAKE_URI"]), "2017-04", run.parent.name)
+    targets = int(pd.read_csv(run)["target"].sum())
+
+    app = _app(monkeypatch, live, "Campaign")
+    settings = Settings()  # the dashboard's, from the same environment
+    cost = settings.offer_cost
+
+    def expected(
+        offer_cost: float = cost, budget: float = targets * cost, control_share: float = 0.0
+    ) -> dict[str, str]:
+        found = what_if(
+            scored["churn_probability"].to_numpy(float),
+            monthly_price(scored),
+            acceptance=settings.offer_acceptance,
+            offer_cost=offer_cost,
+            budget=budget,
+            control_share=control_share,
+        )
+        return _said(found)
+
+    assert not app.exception and not app.info
+    first = _shown(app)
+    assert first == expected() and first["campaign size (contacted)"] != "0"
+    app.number_input(key="cost").set_value(cost / 2).run()
+    cheaper = _shown(app)  # the same budget buys more offers
+    assert cheaper == expected(offer_cost=cost / 2) and cheaper != first
+    app.slider(key="control").set_value(0.25).run()
+    assert _shown(app) == expected(offer_cost=cost / 2, control_share=0.25) != cheaper
+    app.number_input(key="budget").set_value(cost * 10).run()  # 20 offers at half the cost
+    assert _shown(app) == expected(offer_cost=cost / 2, control_share=0.25, budget=cost * 10)
+    assert _shown(app)["campaign size (contacted)"] == "15"  # 20 listed, 5 held out
+    assert "the budget binds" in app.caption[-1].value
 
 
 def test_the_form_shows_the_service_s_answer_and_its_errors(

@@ -213,7 +213,8 @@ def _every_tab_shows_its_content(page: Any) -> None:
     assert "predictions\n\n1,000" in live and "most recent requests" in live
     assert "features drifted" in _visit(page, "Drift").inner_text()
     campaign = _visit(page, "Campaign")
-    assert "Cohort 2017-04" in campaign.inner_text()
+    shown = campaign.inner_text()
+    assert "Cohort 2017-04" in shown and "expected net value (NTD)" in shown  # the what-if's
     assert campaign.get_by_text("Download the list (CSV)").count() == 1
     months = _visit(page, "Months").inner_text()
     assert "Realized ROC AUC" in months and "make months" in months

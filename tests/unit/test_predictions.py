@@ -19,6 +19,7 @@ from churn_transform.monitoring.predictions import (
     SCORES,
     GoldRead,
     batch_scores,
+    read_scored,
     scored_by,
     write_campaign,
     write_predictions,
@@ -79,6 +80,41 @@ def test_the_campaign_list_leaves_out_the_plan_columns(tmp_path: Path) -> None:
     url = write_campaign(lake, "2017-05", "run1", ranked)
     shown = pd.read_csv(lake.path_of(url))
     assert shown.columns.tolist() == ["msno", "churn_probability", "churn", "reason_1", "target"]
+
+
+def _gold(lake: Lake, version: str, prices: list[float]) -> None:
+    """Gold version ``version`` of 2017-05 with SCORED's users (in another order) and plans."""
+    (url,) = lake.stage("gold", ["features_2017-05"], version).values()
+    lake.fs.makedirs(lake.path_of(url), exist_ok=True)
+    plans = pd.DataFrame(
+        {"msno": ["CCCC=", "AAAA=", "BBBB="], "last_list_price": prices, "last_plan_days": 30}
+    )
+    plans.to_parquet(f"{lake.path_of(url)}/part-00000.parquet", index=False)
+    lake.complete("gold", "features_2017-05", version)
+
+
+def test_the_scored_cohort_is_read_with_the_plans_of_the_gold_it_was_scored_from(
+    tmp_path: Path,
+) -> None:
+    lake = Lake(str(tmp_path))
+    _gold(lake, "v3", [99.0, 149.0, 180.0])
+    _gold(lake, "v4", [1.0, 1.0, 1.0])  # a later gold: not what run1 read
+    _write(lake, "run1", "4")
+    scored = read_scored(lake, "2017-05", "run1")
+    assert scored["msno"].tolist() == ["AAAA=", "BBBB=", "CCCC="]
+    assert scored["churn_probability"].tolist() == [0.9, 0.2, 0.6]
+    assert scored["last_list_price"].tolist() == [149.0, 180.0, 99.0]
+
+
+def test_a_scored_cohort_whose_gold_is_gone_is_refused_naming_the_version(
+    tmp_path: Path,
+) -> None:
+    lake = Lake(str(tmp_path))
+    _write(lake, "run1", "4")
+    with pytest.raises(FileNotFoundError, match="gold/features_2017-05 version v3 is no longer"):
+        read_scored(lake, "2017-05", "run1")
+    with pytest.raises(FileNotFoundError, match="scoring run 2017-05/run2 has no scores.parquet"):
+        read_scored(lake, "2017-05", "run2")
 
 
 def test_every_batch_score_is_read_back_oldest_run_first(tmp_path: Path) -> None:
