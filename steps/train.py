@@ -36,7 +36,7 @@ from churn_transform.etl.gold import read_gold
 from churn_transform.lake import Lake
 from churn_transform.modelling import artifact
 from churn_transform.modelling.campaign import gains, monthly_price, targeting_value
-from churn_transform.modelling.card import CardFacts, model_card
+from churn_transform.modelling.card import CardFacts, description, model_card
 from churn_transform.modelling.explanation import explain
 from churn_transform.modelling.promotion import Floor, Gate, Judged, promote, record, segments_of
 from churn_transform.modelling.segments import cohort_figures
@@ -168,9 +168,11 @@ def log_model(
 
 
 def attach_card(settings: Settings, version: str, card: str) -> None:
-    """The model card as the version's description in the registry and ``model_card.md``."""
+    """The model card as ``model_card.md`` and as the version's description in the registry (cut
+    to what every backend stores)."""
     mlflow.log_text(card, "model_card.md")
-    mlflow.MlflowClient().update_model_version(settings.model_name, version, description=card)
+    client = mlflow.MlflowClient()
+    client.update_model_version(settings.model_name, version, description=description(card))
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

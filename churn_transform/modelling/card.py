@@ -4,7 +4,8 @@ cannot do. Figures measured on the judged users come with bootstrap 95% interval
 (``bootstrap``); every segment holding a tenth of the churners is listed, whatever its size.
 
 Pure text from what ``train`` measured; ``train`` attaches it to the version in MLflow (its
-description, and ``model_card.md`` in the run), and the service's ``/metadata`` returns it.
+description, cut by ``description`` to what every registry backend stores, and ``model_card.md``
+in the run, whole), and the service's ``/metadata`` returns the description.
 """
 
 from __future__ import annotations
@@ -142,3 +143,22 @@ def model_card(facts: CardFacts) -> str:
         ]
     lines += ["", "## Known limits", *(f"- {limit}" for limit in LIMITS)]
     return "\n".join(lines) + "\n"
+
+
+#: The longest version description every MLflow backend stores (PostgreSQL's column is
+#: ``varchar(5000)``; SQLite does not check).
+DESCRIPTION_LIMIT = 5000
+_CUT = "\n\n_The card is cut here: the whole card is `model_card.md` in the training run._\n"
+
+
+def description(card: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """The card as a registry description: whole when it fits in ``limit`` characters, else cut
+    before the last section (``## ``) that fits, or the last line, with a note saying where the
+    whole card is."""
+    if len(card) <= limit:
+        return card
+    room = card[: limit - len(_CUT)]
+    at = room.rfind("\n## ")
+    if at <= 0:
+        at = room.rfind("\n")
+    return room[: max(at, 0)].rstrip() + _CUT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from churn_transform.modelling.card import CardFacts, model_card
+from churn_transform.modelling.card import DESCRIPTION_LIMIT, CardFacts, description, model_card
 
 
 def _row(
@@ -90,3 +90,15 @@ def test_without_an_oracle_its_column_is_empty_and_no_agreement_is_claimed() -> 
     scores = {k: v for k, v in _facts().scores.items() if not k.startswith(("oracle", "expl"))}
     card = model_card(_facts(scores=scores))
     assert "| roc_auc | 0.8500 |  |" in card and "Reasons against" not in card
+
+
+def test_a_card_too_long_for_the_registry_is_cut_before_a_section_saying_where_the_rest_is() -> (
+    None
+):
+    sections = [f"## Section {i}\n" + "x" * 900 for i in range(8)]
+    card = "# kkbox-churn version 3\n\n" + "\n\n".join(sections)
+    cut = description(card)
+    assert len(card) > DESCRIPTION_LIMIT >= len(cut)
+    assert cut.startswith(card[: card.index("## Section 4")].rstrip())
+    assert "## Section 5" not in cut and cut.endswith("`model_card.md` in the training run._\n")
+    assert description(card[:3000]) == card[:3000]  # a card that fits is whole
