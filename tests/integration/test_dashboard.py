@@ -261,7 +261,9 @@ def test_the_what_if_recomputes_the_campaign_from_the_scored_cohort(
     cost = settings.offer_cost
 
     def expected(
-        offer_cost: float = cost, budget: float = targets * cost, control_share: float = 0.0
+        offer_cost: float = cost,
+        budget: float = targets * cost,
+        control_share: float = settings.control_share,  # the list's own, where the slider starts
     ) -> dict[str, str]:
         found = what_if(
             scored["churn_probability"].to_numpy(float),
