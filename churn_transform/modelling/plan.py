@@ -38,6 +38,7 @@ from churn_transform.dates import month_bounds
 from churn_transform.modelling.campaign import choose, monthly_price
 from churn_transform.modelling.explanation import READABLE
 from churn_transform.modelling.uplift import save_value
+from churn_transform.schema import LOG_FEATURES
 
 CURRENCY = "NTD"
 UPLIFT = "uplift"
@@ -72,17 +73,7 @@ _ACTION_FEATURES = {
         "total_plan_days",
         "days_since_last_transaction",
     ),
-    RE_ENGAGEMENT: (
-        *(f"secs_{days}" for days in (7, 14, 30, 44, 60)),
-        *(f"active_days_{days}" for days in (7, 14, 30, 44, 60)),
-        "songs_30",
-        "num_25_30",
-        "num_100_30",
-        "unq_30",
-        "days_since_last_log",
-        "log_days_total",
-        "secs_total",
-    ),
+    RE_ENGAGEMENT: LOG_FEATURES,  # every listening feature
 }
 #: The recommended action for each gold feature a top reason may name: a renewal nudge for
 #: manual renewers and plan matters, re-engagement for falling listening, win-back for recent
