@@ -38,7 +38,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -267,6 +267,14 @@ def _traffic_files(fs: Any, root: str, start: str, end: str) -> list[str]:
     return files
 
 
+def _lines(fs: Any, root: str, start: str, end: str) -> Iterator[str]:
+    """Every whole line of the log files of the days ``start``..``end``, in order (a line still
+    being written, without its newline, is left for the next read)."""
+    for path in _traffic_files(fs, root, start, end):
+        with fs.open(path, "rt", encoding="utf-8") as lines:
+            yield from (line for line in lines if line.endswith("\n"))
+
+
 def _is_traffic_file(name: str) -> bool:
     return name.startswith("traffic-") and name.endswith(".jsonl")
 
@@ -291,16 +299,12 @@ def read_traffic(
     chooser = random.Random(seed)
     kept: list[Entry] = []
     seen = 0
-    for path in _traffic_files(fs, root, start, end):
-        with fs.open(path, "rt", encoding="utf-8") as lines:
-            for line in lines:
-                if not line.endswith("\n"):  # a line still being written
-                    continue
-                seen += 1
-                if max_rows is None or len(kept) < max_rows:
-                    kept.append(json.loads(line))
-                elif (slot := chooser.randrange(seen)) < max_rows:
-                    kept[slot] = json.loads(line)
+    for line in _lines(fs, root, start, end):
+        seen += 1
+        if max_rows is None or len(kept) < max_rows:
+            kept.append(json.loads(line))
+        elif (slot := chooser.randrange(seen)) < max_rows:
+            kept[slot] = json.loads(line)
     return _frame(kept), seen
 
 
@@ -321,18 +325,14 @@ def read_served(
     fs, root = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
     times: list[float] = []
     versions: list[str] = []
-    for path in _traffic_files(fs, root, start, end):
-        with fs.open(path, "rt", encoding="utf-8") as lines:
-            for line in lines:
-                if not line.endswith("\n"):  # a line still being written
-                    continue
-                if opening := _SERVED.match(line):
-                    times.append(float(opening[1]))
-                    versions.append(opening[2])
-                else:
-                    entry = json.loads(line)
-                    times.append(entry["ts"])
-                    versions.append(entry["model_version"])
+    for line in _lines(fs, root, start, end):
+        if opening := _SERVED.match(line):
+            times.append(float(opening[1]))
+            versions.append(opening[2])
+        else:
+            entry = json.loads(line)
+            times.append(entry["ts"])
+            versions.append(entry["model_version"])
     return pd.DataFrame({"ts": times, "model_version": pd.Categorical(versions)})
 
 
@@ -354,24 +354,20 @@ def read_subscribers(
     newest: dict[str, Entry] = {}
     largest: list[tuple[int, str]] = []  # the kept ids' hashes, negated: a max-heap
     seen = 0
-    for path in _traffic_files(fs, root, start, end):
-        with fs.open(path, "rt", encoding="utf-8") as lines:
-            for line in lines:
-                if not line.endswith("\n"):  # a line still being written
-                    continue
-                seen += 1
-                entry = json.loads(line)
-                key = str(entry.get("msno") or entry.get("request_id"))
-                if key in newest:
-                    if entry.get("ts", 0) >= newest[key].get("ts", 0):
-                        newest[key] = entry
-                    continue
-                rank = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
-                if len(newest) < max_subscribers:
-                    heapq.heappush(largest, (-rank, key))
-                    newest[key] = entry
-                elif rank < -largest[0][0]:
-                    _, evicted = heapq.heapreplace(largest, (-rank, key))
-                    del newest[evicted]
-                    newest[key] = entry
+    for line in _lines(fs, root, start, end):
+        seen += 1
+        entry = json.loads(line)
+        key = str(entry.get("msno") or entry.get("request_id"))
+        if key in newest:
+            if entry.get("ts", 0) >= newest[key].get("ts", 0):
+                newest[key] = entry
+            continue
+        rank = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
+        if len(newest) < max_subscribers:
+            heapq.heappush(largest, (-rank, key))
+            newest[key] = entry
+        elif rank < -largest[0][0]:
+            _, evicted = heapq.heapreplace(largest, (-rank, key))
+            del newest[evicted]
+            newest[key] = entry
     return _frame(list(newest.values())), seen
