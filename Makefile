@@ -45,8 +45,9 @@ lock: | $(UV) ## Refresh uv.lock to the newest allowed versions, and the Bento's
 	$(UV) export --frozen --only-group serve --no-emit-project --no-hashes --no-header \
 	  --output-file deploy/bento/requirements.txt
 
-demo: setup ## The main job end to end on MLproject's defaults (USERS=N for another size)
-	$(BIN)/mlflow run . -e main --env-manager local $(if $(USERS),-P users=$(USERS))
+demo: setup ## The main job end to end on MLproject's defaults (USERS=N for another size; CAMPAIGN=0.5: a past campaign)
+	$(BIN)/mlflow run . -e main --env-manager local $(if $(USERS),-P users=$(USERS)) \
+	  $(if $(CAMPAIGN),-P campaign_share=$(CAMPAIGN))
 
 # The months after the demo: the generator writes them beside the base files, which it rewrites
 # unchanged when given the same USERS and seed.

@@ -37,6 +37,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--buckets",
         "--min-auc",
         "--min-oracle-share",
+        "--campaign-share",
     ):
         parser.add_argument(name, required=True)
     parser.add_argument("--generate", type=boolean, required=True)
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                 shift=args.shift,
                 log_start=args.log_start,
                 chunk_users=args.chunk_users,
+                campaign_share=args.campaign_share,
             )
         step(
             "ingest",

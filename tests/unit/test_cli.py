@@ -40,7 +40,7 @@ CYCLE = (
 MAIN = shlex.split(
     "--users 10 --seed 1 --shift 0 --log-start 2016-11-01 --chunk-users 10 --env-manager local "
     "--buckets 0 --blocksize 32MB --train-cohort 2017-02 --eval-cohort 2017-03 --min-auc 0.6 "
-    "--min-oracle-share 0.9 --allow-shrink false --materialize-cohort 2017-04"
+    "--min-oracle-share 0.9 --allow-shrink false --materialize-cohort 2017-04 --campaign-share 0"
 )
 
 
