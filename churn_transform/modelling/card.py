@@ -148,17 +148,28 @@ def model_card(facts: CardFacts) -> str:
 #: The longest version description every MLflow backend stores (PostgreSQL's column is
 #: ``varchar(5000)``; SQLite does not check).
 DESCRIPTION_LIMIT = 5000
-_CUT = "\n\n_The card is cut here: the whole card is `model_card.md` in the training run._\n"
+_CUT = (
+    "\n\n_Sections cut here to fit the registry: the whole card is `model_card.md` in the "
+    "training run._\n"
+)
 
 
 def description(card: str, limit: int = DESCRIPTION_LIMIT) -> str:
-    """The card as a registry description: whole when it fits in ``limit`` characters, else cut
-    before the last section (``## ``) that fits, or the last line, with a note saying where the
-    whole card is."""
+    """The card as a registry description: whole when it fits in ``limit`` characters; else its
+    sections in order as far as they fit, a note saying where the whole card is, and always the
+    last section (the known limits); cut by lines if even that does not fit."""
     if len(card) <= limit:
         return card
+    head, *sections = card.split("\n## ")
+    last = "\n## " + sections.pop() if sections else ""
+    kept = head.rstrip()
+    for section in sections:
+        piece = "\n\n## " + section.rstrip()
+        if len(kept) + len(piece) + len(_CUT) + len(last) > limit:
+            break
+        kept += piece
+    cut = kept + _CUT + "\n" + last.lstrip("\n")
+    if len(cut) <= limit:
+        return cut
     room = card[: limit - len(_CUT)]
-    at = room.rfind("\n## ")
-    if at <= 0:
-        at = room.rfind("\n")
-    return room[: max(at, 0)].rstrip() + _CUT
+    return room[: max(room.rfind("\n"), 0)].rstrip() + _CUT

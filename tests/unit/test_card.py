@@ -92,13 +92,12 @@ def test_without_an_oracle_its_column_is_empty_and_no_agreement_is_claimed() -> 
     assert "| roc_auc | 0.8500 |  |" in card and "Reasons against" not in card
 
 
-def test_a_card_too_long_for_the_registry_is_cut_before_a_section_saying_where_the_rest_is() -> (
-    None
-):
+def test_a_card_too_long_for_the_registry_keeps_its_first_sections_and_its_limits() -> None:
     sections = [f"## Section {i}\n" + "x" * 900 for i in range(8)]
-    card = "# kkbox-churn version 3\n\n" + "\n\n".join(sections)
+    card = "# kkbox-churn version 3\n\n" + "\n\n".join([*sections, "## Known limits\n- a limit"])
     cut = description(card)
     assert len(card) > DESCRIPTION_LIMIT >= len(cut)
     assert cut.startswith(card[: card.index("## Section 4")].rstrip())
-    assert "## Section 5" not in cut and cut.endswith("`model_card.md` in the training run._\n")
+    assert "## Section 5" not in cut and "`model_card.md` in the training run" in cut
+    assert cut.endswith("## Known limits\n- a limit")  # the limits are never cut
     assert description(card[:3000]) == card[:3000]  # a card that fits is whole
