@@ -25,34 +25,26 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.uplift import TRAIN_COHORT, build_lake  # noqa: E402
+from benchmarks.uplift import TRAIN_COHORT, build_lake, split_campaign  # noqa: E402
 from churn_transform.etl.gold import read_gold  # noqa: E402
 from churn_transform.modelling.plan import action_plan, expected_months  # noqa: E402
-from churn_transform.modelling.training import TrainConfig, fit, held_out  # noqa: E402
+from churn_transform.modelling.training import TrainConfig, fit  # noqa: E402
 from churn_transform.modelling.uplift import (  # noqa: E402
     TREATED,
     UpliftConfig,
-    campaign_users,
     fit_uplift,
     save_value,
 )
 from churn_transform.schema import FEATURES, LABEL  # noqa: E402
 from churn_transform.settings import Settings  # noqa: E402
-from churn_transform.synthetic.campaign import CAMPAIGN_COHORT, CAMPAIGN_FILE  # noqa: E402
-from churn_transform.synthetic.report import oracle_answers  # noqa: E402
+from churn_transform.synthetic.campaign import CAMPAIGN_COHORT  # noqa: E402
 
 
 def held_out_scores(workspace: Path, users: int, seed: int, holdout: float) -> pd.DataFrame:
     """The held-out campaign users as ``score`` gives them (probability, plan columns), with
     their uplift and the oracle's true effect."""
     lake = build_lake(workspace, users, seed, 0.5)
-    log = pd.read_csv(workspace / "raw" / CAMPAIGN_FILE)
-    cohort = campaign_users(read_gold(lake, CAMPAIGN_COHORT)[0], log)
-    kept = held_out(cohort["msno"], holdout)
-    train, judged = cohort[~kept].reset_index(drop=True), cohort[kept].reset_index(drop=True)
-    oracle = oracle_answers(str(workspace / "oracle"), CAMPAIGN_COHORT, judged["msno"])
-    if oracle is None or "churn_probability_offered" not in oracle:
-        raise SystemExit(f"no oracle with offers for {CAMPAIGN_COHORT} in {workspace}")
+    train, judged, effect = split_campaign(workspace, lake, holdout)
     churn = fit(read_gold(lake, TRAIN_COHORT)[0], TrainConfig()).model
     uplift = fit_uplift(
         train[list(FEATURES)], train[TREATED], train[LABEL].to_numpy(), UpliftConfig()
@@ -67,9 +59,7 @@ def held_out_scores(workspace: Path, users: int, seed: int, holdout: float) -> p
             "last_plan_days": judged["last_plan_days"],
             "days_to_expiry": judged["days_to_expiry"],
             "uplift": uplift.predict(features),
-            "true_effect": (
-                oracle["churn_probability"] - oracle["churn_probability_offered"]
-            ).to_numpy(),
+            "true_effect": effect,
         }
     )
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,9 +100,12 @@ def build_lake(workspace: Path, users: int, seed: int, share: float) -> Lake:
     return lake
 
 
-def run(workspace: Path, users: int, seed: int, share: float, holdout: float) -> Report:
-    began = time.perf_counter()
-    lake = build_lake(workspace, users, seed, share)
+def split_campaign(
+    workspace: Path, lake: Lake, holdout: float
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The campaign's users outside the hold-out (to fit on), those in it (to judge), and the
+    judged users' true effect of the offer (the oracle's churn probability without it less with
+    it)."""
     log = pd.read_csv(workspace / "raw" / CAMPAIGN_FILE)
     cohort = campaign_users(read_gold(lake, CAMPAIGN_COHORT)[0], log)
     kept = held_out(cohort["msno"], holdout)
@@ -110,6 +114,13 @@ def run(workspace: Path, users: int, seed: int, share: float, holdout: float) ->
     if oracle is None or "churn_probability_offered" not in oracle:
         raise SystemExit(f"no oracle with offers for {CAMPAIGN_COHORT} in {workspace}")
     effect = (oracle["churn_probability"] - oracle["churn_probability_offered"]).to_numpy()
+    return train, judged, effect
+
+
+def run(workspace: Path, users: int, seed: int, share: float, holdout: float) -> Report:
+    began = time.perf_counter()
+    lake = build_lake(workspace, users, seed, share)
+    train, judged, effect = split_campaign(workspace, lake, holdout)
     churn = fit(read_gold(lake, TRAIN_COHORT)[0], TrainConfig()).model
     features = judged[list(FEATURES)]
     scores = {
@@ -135,7 +146,7 @@ def run(workspace: Path, users: int, seed: int, share: float, holdout: float) ->
         rows += compare(effect, scores, value, settings.offer_cost, size)
     return Report(
         users=users,
-        campaign_users=len(cohort),
+        campaign_users=len(train) + len(judged),
         held_out_users=len(judged),
         mean_effect=float(effect.mean()),
         scores={
