@@ -347,6 +347,22 @@ class Champion:
 
         return pd.read_parquet(self.lake.current("gold", f"features_{cohort}"))
 
+    def own_registry(self, folder: Path) -> tuple[str, Path, dict[str, str]]:
+        """A copy of the champion's registry in ``folder``, so a test may move its aliases while
+        other tests keep version 1: its URI, the traffic-log folder, and the environment of a
+        service that follows it (polling every 0.5 s) and logs there."""
+        source = Path(self.env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
+        shutil.copy(source, folder / "mlflow.db")
+        registry = f"sqlite:///{folder / 'mlflow.db'}"
+        traffic = folder / "traffic"
+        env = {
+            **self.env,
+            "MLFLOW_TRACKING_URI": registry,
+            "KKBOX_TRAFFIC_LOG_URI": str(traffic),
+            "KKBOX_CHAMPION_POLL_SECONDS": "0.5",
+        }
+        return registry, traffic, env
+
 
 def drift_command(**change: str) -> list[str]:
     """``python -m steps.drift`` over today and yesterday, as the tests that send a few hundred

@@ -5,7 +5,6 @@ while the champion serves on."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -54,17 +53,7 @@ class Traffic(threading.Thread):
 def test_a_promoted_champion_is_served_without_a_restart_and_a_tampered_one_refused(
     champion: Champion, tmp_path: Path
 ) -> None:
-    # a registry of this test's own (the champion's, copied): other tests keep version 1
-    source = Path(champion.env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
-    shutil.copy(source, tmp_path / "mlflow.db")
-    registry = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    traffic = tmp_path / "traffic"
-    env = {
-        **champion.env,
-        "MLFLOW_TRACKING_URI": registry,
-        "KKBOX_TRAFFIC_LOG_URI": str(traffic),
-        "KKBOX_CHAMPION_POLL_SECONDS": "0.5",
-    }
+    registry, traffic, env = champion.own_registry(tmp_path)  # other tests keep version 1
     process, url = serve(env, log=tmp_path / "serve.log")
     sender = Traffic(url, records_of(champion.gold("2017-04"), slice(0, 50)))
     mlflow.set_tracking_uri(registry)  # the registry store resolves sources through it

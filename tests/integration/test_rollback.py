@@ -5,7 +5,6 @@ the traffic log's timeline shows both switches."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -28,16 +27,7 @@ def test_the_service_answers_with_the_previous_champion_after_a_rollback(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    source = Path(champion.env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
-    shutil.copy(source, tmp_path / "mlflow.db")  # a registry of this test's own
-    registry = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    traffic = tmp_path / "traffic"
-    env = {
-        **champion.env,
-        "MLFLOW_TRACKING_URI": registry,
-        "KKBOX_TRAFFIC_LOG_URI": str(traffic),
-        "KKBOX_CHAMPION_POLL_SECONDS": "0.5",
-    }
+    registry, traffic, env = champion.own_registry(tmp_path)  # other tests keep version 1
     mlflow.set_tracking_uri(registry)  # the registry store resolves sources through it
     client = mlflow.MlflowClient(registry)
     first = client.get_model_version_by_alias(NAME, "champion")

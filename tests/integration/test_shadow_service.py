@@ -4,7 +4,6 @@ traffic log holds both models' versions and probabilities, and a removed alias i
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -47,16 +46,7 @@ def _answers(url: str, records: list[dict]) -> list[dict]:
 def test_a_challenger_scores_beside_the_champion_without_changing_an_answer(
     champion: Champion, tmp_path: Path
 ) -> None:
-    source = Path(champion.env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
-    shutil.copy(source, tmp_path / "mlflow.db")
-    registry = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    traffic = tmp_path / "traffic"
-    env = {
-        **champion.env,
-        "MLFLOW_TRACKING_URI": registry,
-        "KKBOX_TRAFFIC_LOG_URI": str(traffic),
-        "KKBOX_CHAMPION_POLL_SECONDS": "0.5",
-    }
+    registry, traffic, env = champion.own_registry(tmp_path)  # other tests keep version 1
     # a challenger that is another model: fewer trees, on another month
     mlflow.set_tracking_uri(registry)
     client = mlflow.MlflowClient(registry)
