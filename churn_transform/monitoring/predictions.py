@@ -13,6 +13,10 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
   which the dashboard lists by this same layout, with ``campaign.json`` its totals
   (``plan.PlanSummary``).
 
+``newest_plan`` reads the plan to act on: the campaign list and totals of the cohort's newest
+scoring run (a cohort scored again makes its newest list the one to act on), as the dashboard
+shows it and as the synthetic world plays it (``generate --play-campaign``).
+
 ``read_scored`` joins a run's scores with the plans of the gold version they were made from:
 the scored cohort the campaign was built from, which the dashboard's what-if recomputes.
 """
@@ -23,12 +27,16 @@ import io
 import json
 import posixpath
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
 from churn_transform.schema import LABEL
+
+if TYPE_CHECKING:  # plan brings the modelling libraries, which the dashboard reads without
+    from churn_transform.modelling.plan import PlanSummary
 
 PREDICTIONS = "predictions"
 SUBMISSION = "submission.csv"
@@ -111,9 +119,31 @@ def read_scored(lake: Lake, cohort: str, run_id: str) -> pd.DataFrame:
 
 def read_beside(lake: Lake, cohort: str, name: str) -> list[bytes]:
     """The record ``name`` of every scoring run of ``cohort`` that has one, oldest run first."""
+    return [lake.fs.cat_file(path) for path in _runs_with(lake, cohort, name)]
+
+
+def _runs_with(lake: Lake, cohort: str, name: str) -> list[str]:
+    """The paths of the file ``name`` of every scoring run of ``cohort`` that has one, oldest
+    first (by the time the file was written)."""
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", name)), key=lake.fs.modified)
-    return [lake.fs.cat_file(path) for path in paths]
+    return sorted(lake.fs.glob(posixpath.join(folder, "*", name)), key=lake.fs.modified)
+
+
+def newest_plan(lake: Lake, cohort: str) -> tuple[pd.DataFrame, PlanSummary] | None:
+    """The campaign list (``CAMPAIGN``) of the newest scoring run of ``cohort`` and its totals
+    (``CAMPAIGN_SUMMARY``); None when no run of the cohort wrote one. Raises
+    ``FileNotFoundError`` naming a newest list without its totals."""
+    from churn_transform.modelling.plan import PlanSummary
+
+    lists = _runs_with(lake, cohort, CAMPAIGN)
+    if not lists:
+        return None
+    summary = posixpath.join(posixpath.dirname(lists[-1]), CAMPAIGN_SUMMARY)
+    if not lake.fs.exists(summary):
+        raise FileNotFoundError(f"{lake.fs.unstrip_protocol(lists[-1])} has no {CAMPAIGN_SUMMARY}")
+    with lake.fs.open(lists[-1], "rb") as handle:
+        listed = pd.read_csv(handle, keep_default_na=False, na_values=[""])
+    return listed, PlanSummary.from_json(lake.fs.cat_file(summary).decode())
 
 
 def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:

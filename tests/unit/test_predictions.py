@@ -12,15 +12,20 @@ import pandas as pd
 import pytest
 
 from churn_transform.lake import Lake
+from churn_transform.modelling.plan import action_plan, contact_log
 from churn_transform.monitoring.predictions import (
     BATCH,
+    CAMPAIGN,
+    CAMPAIGN_SUMMARY,
     GOLD,
     PREDICTIONS,
     SCORES,
     GoldRead,
     batch_scores,
+    newest_plan,
     read_scored,
     scored_by,
+    write_beside,
     write_campaign,
     write_predictions,
 )
@@ -80,6 +85,49 @@ def test_the_campaign_list_leaves_out_the_plan_columns(tmp_path: Path) -> None:
     url = write_campaign(lake, "2017-05", "run1", ranked)
     shown = pd.read_csv(lake.path_of(url))
     assert shown.columns.tolist() == ["msno", "churn_probability", "churn", "reason_1", "target"]
+
+
+def _plan(lake: Lake, run: str, control_share: float, when: int) -> None:
+    """The campaign list and totals a scoring run ``run`` of 2017-05 wrote at time ``when``."""
+    reasons = ["last transaction was a cancellation: 1", "", "auto-renew on the last plan: 0"]
+    scores = SCORED.assign(
+        reason_1=reasons, last_list_price=149.0, last_plan_days=30, days_to_expiry=3
+    )
+    ranked, plan = action_plan(scores, "2017-05", 1.0, 0.3, control_share)
+    write_campaign(lake, "2017-05", run, ranked)
+    write_beside(lake, "2017-05", run, CAMPAIGN_SUMMARY, plan.to_json().encode())
+    os.utime(lake.path_of(lake.url(PREDICTIONS, "2017-05", run, CAMPAIGN)), (when, when))
+
+
+def test_the_newest_plan_is_the_list_and_totals_of_the_cohort_s_newest_run(
+    tmp_path: Path,
+) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "later", 0.5, 2_000_000)
+    _plan(lake, "earlier", 0.0, 1_000_000)
+    found = newest_plan(lake, "2017-05")
+    assert found is not None
+    listed, plan = found
+    assert plan.control_share == 0.5 and plan.cohort == "2017-05"
+    assert listed["msno"].tolist() == ["AAAA=", "CCCC=", "BBBB="]  # ranked by probability
+    assert listed["target"].dtype == bool and listed["contact"].dtype == bool
+    assert int(listed["target"].sum()) == plan.targets
+    log = contact_log(listed, plan.cohort)
+    assert log["treated"].sum() == plan.contacted and len(log) == plan.targets
+
+
+def test_a_cohort_without_a_plan_has_no_newest_plan(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "run1", 0.0, 1_000_000)
+    assert newest_plan(lake, "2017-06") is None
+
+
+def test_a_newest_list_without_its_totals_is_refused_naming_them(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "run1", 0.0, 1_000_000)
+    (tmp_path / PREDICTIONS / "2017-05" / "run1" / CAMPAIGN_SUMMARY).unlink()
+    with pytest.raises(FileNotFoundError, match=f"run1/{CAMPAIGN} has no {CAMPAIGN_SUMMARY}"):
+        newest_plan(lake, "2017-05")
 
 
 def _gold(lake: Lake, version: str, prices: list[float]) -> None:
