@@ -88,6 +88,8 @@ def run(config: GeneratorConfig, settings: Settings) -> Summary:
         mlflow.log_metrics({f"played_offers_{k}": v for k, v in summary.played_offers.items()})
         mlflow.log_text(report.text(), "generate/summary.txt")
     print(report.text())
+    for month, offered in summary.played_offers.items():
+        print(f"played the campaign of {month}: {offered:,} users offered")
     return summary
 
 

@@ -121,12 +121,13 @@ _FLAGS = shlex.split(
 
 @pytest.mark.integration
 def test_generate_plays_the_newest_plan_of_a_cohort_from_the_lake(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in _env(tmp_path).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KKBOX_LAKE_URI", str(tmp_path / "lake"))
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)  # MLflow's artifacts: ./mlruns
     data = tmp_path / "data"
     generate(
         GeneratorConfig(users=1500, log_start="2016-11-01", months=1), data / "raw", data / "oracle"
@@ -143,6 +144,10 @@ def test_generate_plays_the_newest_plan_of_a_cohort_from_the_lake(
     write_beside(lake, "2017-04", "run1", CAMPAIGN_SUMMARY, plan.to_json().encode())
 
     main([*_FLAGS, "--play-campaign", "2017-04"])
+    assert (
+        f"played the campaign of 2017-04: {plan.contacted:,} users offered"
+        in capsys.readouterr().out
+    )
 
     handed = pd.read_csv(data / "raw" / "increments" / "2017-04" / CAMPAIGN_FILE)
     assert len(handed) == plan.targets and handed["treated"].sum() == plan.contacted > 0
