@@ -76,8 +76,9 @@ class Campaign:
 
 @dataclass(frozen=True)
 class PlayedCampaigns:
-    """Campaigns played as their logs say: per cohort, the msno offered (``treated`` 1). Small
-    and picklable, every chunk gets it whole: a user's chunk is known only once it is drawn."""
+    """Campaigns played as their logs say: per cohort, the msno offered (``treated`` 1), as
+    ASCII bytes. Small and picklable, every chunk gets it whole and finds its own users in it: a
+    user's chunk is known only once the chunk has drawn its users."""
 
     offered: dict[str, np.ndarray]
 
@@ -86,7 +87,7 @@ class PlayedCampaigns:
         """From each cohort's log rows (``played_logs``)."""
         return cls(
             {
-                cohort: np.sort(rows.loc[rows["treated"] == 1, "msno"].to_numpy(str))
+                cohort: np.sort(rows.loc[rows["treated"] == 1, "msno"].to_numpy().astype("S"))
                 for cohort, rows in logs.items()
             }
         )
@@ -96,7 +97,7 @@ class PlayedCampaigns:
         offered = self.offered.get(cohort)
         if offered is None:
             return np.zeros(len(msno), dtype=bool)
-        return np.isin(np.asarray(msno, dtype=str), offered)
+        return np.isin(np.asarray(msno).astype("S"), offered)
 
 
 def played_logs(log: pd.DataFrame, playable: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -109,6 +110,7 @@ def played_logs(log: pd.DataFrame, playable: Sequence[str]) -> dict[str, pd.Data
         raise ValueError(f"the campaign log has no column {', '.join(missing)}")
     rows = log[list(CAMPAIGN_COLUMNS)].fillna("").astype(str).reset_index(drop=True)
     _refuse_first(rows["msno"].str.strip() == "", rows, "msno", "is empty")
+    _refuse_first(~rows["msno"].str.isascii(), rows, "msno", "is not a KKBox id (ASCII)")
     _refuse_first(~rows["treated"].isin(["0", "1"]), rows, "treated", "is not 0 or 1")
     day = pd.to_datetime(rows["offered_date"], format="%Y%m%d", errors="coerce")
     _refuse_first(day.isna(), rows, "offered_date", "is not a day like 20170401")

@@ -192,6 +192,7 @@ def test_a_log_is_split_per_cohort_in_its_order_and_typed() -> None:
     [
         ({"treated": ["1", "yes"]}, "row 1: treated 'yes' is not 0 or 1"),
         ({"msno": ["a", ""]}, "row 1: msno '' is empty"),
+        ({"msno": ["é", "b"]}, "row 0: msno 'é' is not a KKBox id"),
         (
             {"offered_date": ["2017-04-01", "20170401"]},
             "row 0: offered_date '2017-04-01' is not a day",
