@@ -25,6 +25,8 @@ from churn_transform.modelling.plan import contact_log
 from churn_transform.monitoring.predictions import newest_plan
 from churn_transform.settings import Settings
 from churn_transform.synthetic import GeneratorConfig, Summary, generate
+from churn_transform.synthetic.campaign import CampaignLogError
+from churn_transform.synthetic.months import further_months
 from churn_transform.synthetic.report import describe
 from steps._cli import (
     cohort,
@@ -58,6 +60,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.campaign_log and args.play_campaign:
         parser.error("give --campaign-log or --play-campaign, not both")
+    if args.play_campaign and args.play_campaign not in further_months(args.months):
+        parser.error(
+            f"--play-campaign {args.play_campaign}: its log is handed over with the increment of "
+            f"{args.play_campaign}, which --months {args.months} does not write"
+        )
     return args
 
 
@@ -80,7 +87,10 @@ def run(config: GeneratorConfig, settings: Settings) -> Summary:
         # MLflow refuses a parameter logged again with another spelling (1.0)
         given = active.data.params
         mlflow.log_params({k: v for k, v in vars(config).items() if k not in given})
-        summary = generate(config, raw, oracle)
+        try:
+            summary = generate(config, raw, oracle)
+        except CampaignLogError as refused:
+            raise SystemExit(f"generate: {refused}") from None
         report = describe(raw, oracle)
         mlflow.log_metrics({f"rows_{k.removesuffix('.csv')}": v for k, v in summary.rows.items()})
         mlflow.log_metrics({f"churn_rate_{k}": v for k, v in summary.cohort_churn.items()})

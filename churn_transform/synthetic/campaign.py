@@ -50,6 +50,11 @@ def campaign_id(cohort: str) -> str:
 _CAMPAIGN_ID = re.compile(r"retention-(\d{4}-(?:0[1-9]|1[0-2]))")
 
 
+class CampaignLogError(ValueError):
+    """A campaign log that cannot be played: a bad row, a cohort without an increment, a user
+    twice in one campaign, or none of its offered users among the cohort's."""
+
+
 class Offers(Protocol):
     """Who of a cohort's users a campaign offers."""
 
@@ -103,11 +108,11 @@ class PlayedCampaigns:
 def played_logs(log: pd.DataFrame, playable: Sequence[str]) -> dict[str, pd.DataFrame]:
     """The rows of a campaign log (``CAMPAIGN_COLUMNS``, every column read as text) per cohort
     they play, typed, in the log's order. A row's cohort is the month its ``campaign_id`` names
-    (``retention-YYYY-MM``), else its ``offered_date``'s. Raises ``ValueError`` naming the row
+    (``retention-YYYY-MM``), else its ``offered_date``'s. Raises ``CampaignLogError`` naming the row
     and field of a bad row, a cohort not among ``playable``, or a user twice in one cohort."""
     missing = [column for column in CAMPAIGN_COLUMNS if column not in log.columns]
     if missing:
-        raise ValueError(f"the campaign log has no column {', '.join(missing)}")
+        raise CampaignLogError(f"the campaign log has no column {', '.join(missing)}")
     rows = log[list(CAMPAIGN_COLUMNS)].fillna("").astype(str).reset_index(drop=True)
     _refuse_first(rows["msno"].str.strip() == "", rows, "msno", "is empty")
     ascii = rows["msno"].map(str.isascii).astype(bool)
@@ -146,10 +151,11 @@ def played_logs(log: pd.DataFrame, playable: Sequence[str]) -> dict[str, pd.Data
 
 
 def _refuse_first(bad: pd.Series, rows: pd.DataFrame, field: str, said: str) -> None:
-    """Raise ``ValueError`` naming the first row where ``bad`` holds, its ``field`` and value."""
+    """Raise ``CampaignLogError`` naming the first row where ``bad`` holds, its ``field`` and
+    value."""
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"campaign log row {row}: {field} {rows[field].iloc[row]!r} {said}")
+        raise CampaignLogError(f"campaign log row {row}: {field} {rows[field].iloc[row]!r} {said}")
 
 
 def campaign_log(decided: pd.DataFrame, cohort: str) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from churn_transform.synthetic.campaign import (
     CAMPAIGN_COHORT,
     CAMPAIGN_COLUMNS,
     CAMPAIGN_FILE,
+    CampaignLogError,
     PlayedCampaigns,
     campaign_log,
     played_logs,
@@ -223,8 +224,8 @@ def _played_logs(config: GeneratorConfig) -> dict[str, pd.DataFrame]:
     log = pd.read_csv(config.campaign_log, dtype=str, keep_default_na=False)
     try:
         return played_logs(log, further_months(config.months))
-    except ValueError as err:
-        raise ValueError(f"{config.campaign_log}: {err}") from err
+    except CampaignLogError as err:
+        raise CampaignLogError(f"{config.campaign_log}: {err}") from err
 
 
 def _played(cohort: str, rows: pd.DataFrame, found: dict[str, int]) -> int:
@@ -232,7 +233,7 @@ def _played(cohort: str, rows: pd.DataFrame, found: dict[str, int]) -> int:
     chunks); raises when it offered some and none was, says how many were not."""
     offered, played = int(rows["treated"].sum()), found.get(cohort, 0)
     if offered and not played:
-        raise ValueError(
+        raise CampaignLogError(
             f"none of the {offered:,} users the campaign of {cohort} offered is a user of cohort "
             f"{cohort} here: is its log from a dataset of another seed or size?"
         )

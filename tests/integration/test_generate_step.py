@@ -156,4 +156,12 @@ def test_generate_plays_the_newest_plan_of_a_cohort_from_the_lake(
     with pytest.raises(
         SystemExit, match=r"no campaign plan of cohort 2017-05 .* `make score COHORT=2017-05` first"
     ):
-        main([*_FLAGS, "--play-campaign", "2017-05"])
+        two_months = " ".join(_FLAGS).replace("--months 1", "--months 2").split()
+        main([*two_months, "--play-campaign", "2017-05"])
+    march = tmp_path / "march.csv"
+    handed.assign(campaign_id="retention-2017-03", offered_date=20170301).to_csv(march, index=False)
+    flags = [*_FLAGS[:-1], str(march), "--play-campaign", "none"]
+    with pytest.raises(
+        SystemExit, match=r"^generate: .*march.csv: campaign log row 0: offered_date"
+    ):
+        main(flags)

@@ -286,7 +286,7 @@ def test_a_count_out_of_range_is_refused_naming_its_flag(
     )
 
 
-def test_generate_plays_a_log_or_a_plan_not_both(
+def test_generate_plays_a_log_or_a_plan_of_a_month_it_writes_not_both(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from steps.generate import _arguments
@@ -305,6 +305,9 @@ def test_generate_plays_a_log_or_a_plan_not_both(
     with pytest.raises(SystemExit):
         _arguments([*argv, "--campaign-log", str(tmp_path / "gone.csv"), "--play-campaign", "none"])
     assert "expected an existing .csv file or none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _arguments([*argv, "--campaign-log", "none", "--play-campaign", "2017-05"])
+    assert "increment of 2017-05, which --months 1 does not write" in capsys.readouterr().err
 
 
 def test_a_count_takes_whole_numbers_from_zero() -> None:
