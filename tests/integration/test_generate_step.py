@@ -153,10 +153,10 @@ def test_generate_plays_the_newest_plan_of_a_cohort_from_the_lake(
     assert len(handed) == plan.targets and handed["treated"].sum() == plan.contacted > 0
     pd.testing.assert_frame_equal(handed, contact_log(listed, "2017-04"))
     assert {name: (data / "raw" / name).read_bytes() for name in RAW_FILES} == base
+    two_months = " ".join(_FLAGS).replace("--months 1", "--months 2").split()
     with pytest.raises(
         SystemExit, match=r"no campaign plan of cohort 2017-05 .* `make score COHORT=2017-05` first"
     ):
-        two_months = " ".join(_FLAGS).replace("--months 1", "--months 2").split()
         main([*two_months, "--play-campaign", "2017-05"])
     march = tmp_path / "march.csv"
     handed.assign(campaign_id="retention-2017-03", offered_date=20170301).to_csv(march, index=False)
