@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
+from churn_transform.modelling.plan import PlanSummary
 from churn_transform.schema import LABEL
 
 PREDICTIONS = "predictions"
@@ -144,3 +145,22 @@ def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
     return pd.concat(
         [f.assign(source=BATCH, ts=i) for i, f in enumerate(frames)], ignore_index=True
     )
+
+
+def newest_plan(lake: Lake, cohort: str) -> tuple[pd.DataFrame, PlanSummary] | None:
+    """The campaign list and totals of the newest scoring run of ``cohort`` that wrote a plan,
+    or None. (A stand-in for branch gen's function of the same name and contract: on merging,
+    theirs is kept.)"""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    lists = [
+        path
+        for path in lake.fs.glob(posixpath.join(folder, "*", CAMPAIGN))
+        if lake.fs.exists(posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY))
+    ]
+    if not lists:
+        return None
+    newest = max(lists, key=lake.fs.modified)
+    with lake.fs.open(newest, "rb") as handle:
+        listed = pd.read_csv(handle, dtype={"msno": str})
+    summary = lake.fs.cat_file(posixpath.join(posixpath.dirname(newest), CAMPAIGN_SUMMARY))
+    return listed, PlanSummary.from_json(summary.decode())
