@@ -33,12 +33,14 @@ import math
 import posixpath
 from dataclasses import asdict, dataclass, fields
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from churn_transform.lake import Lake
-from churn_transform.modelling.plan import PlanSummary
+if TYPE_CHECKING:
+    from churn_transform.lake import Lake
+    from churn_transform.modelling.plan import PlanSummary
 
 #: The folder of the lake (``quality/<cohort>/``) and the file the verdict is written to.
 QUALITY = "quality"
