@@ -41,11 +41,12 @@ from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
 from churn_transform.modelling.segments import segment_labels
 from churn_transform.monitoring.estimation import estimates, estimation_metrics, estimation_table
-from churn_transform.monitoring.predictions import batch_scores, newest_plan
+from churn_transform.monitoring.predictions import batch_scores, campaign_plans
 from churn_transform.monitoring.quality import ALL, REPORTED, realized_quality, reported_metrics
 from churn_transform.monitoring.verdict import (
     Verdict,
     campaign_verdict,
+    played_plan,
     verdict_metrics,
     write_verdict,
 )
@@ -235,19 +236,21 @@ def _campaign(
     settings: Settings, lake: Lake, cohort: str, labelled: pd.DataFrame
 ) -> Verdict | None:
     """The verdict of the campaign played on ``cohort`` when its log landed and its plan is in
-    the lake: in the lake, as metrics and a tag of the run; None without a log."""
+    the lake: in the lake, as metrics and a tag of the run; None without a log. The plan is the
+    newest the log follows, else the newest (whose verdict then names a row that does not)."""
     raw = settings.raw_dir
     log = read_landed_campaign(raw, settings.storage_options(raw), cohort)
     if log is None:
         return None
-    planned = newest_plan(lake, cohort)
-    if planned is None:
+    plans = campaign_plans(lake, cohort)
+    if not plans:
         print(f"quality: a campaign was played on {cohort}, but no plan of it is in the lake")
         return None
+    plan, summary = played_plan(log, plans) or plans[0]
     oracle = oracle_answers(settings.oracle_dir, cohort, log["msno"])
     if oracle is not None and "churn_probability_offered" not in oracle:
         oracle = None  # an oracle of a world without offers
-    verdict = campaign_verdict(log, labelled[LABEL], *planned, oracle=oracle)
+    verdict = campaign_verdict(log, labelled[LABEL], plan, summary, oracle)
     write_verdict(lake, verdict)
     mlflow.log_metrics(verdict_metrics(verdict))
     mlflow.log_text(verdict.to_json(), "quality/campaign_verdict.json")

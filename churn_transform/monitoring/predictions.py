@@ -11,7 +11,7 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
   scores never stand without it;
 - ``campaign.csv``: the campaign list as an action plan (``churn_transform.modelling.plan``),
   which the dashboard lists by this same layout, with ``campaign.json`` its totals
-  (``plan.PlanSummary``).
+  (``plan.PlanSummary``); ``campaign_plans`` reads every plan of a cohort back.
 
 ``read_scored`` joins a run's scores with the plans of the gold version they were made from:
 the scored cohort the campaign was built from, which the dashboard's what-if recomputes.
@@ -80,6 +80,25 @@ def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
 
 
+def campaign_plans(lake: Lake, cohort: str) -> list[tuple[pd.DataFrame, PlanSummary]]:
+    """Every campaign plan of ``cohort``, newest first: the list and the totals of each scoring
+    run that wrote both. (A cohort scored again by a new champion has a plan per run; the one
+    played may not be the newest.)"""
+    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
+    lists = [
+        path
+        for path in lake.fs.glob(posixpath.join(folder, "*", CAMPAIGN))
+        if lake.fs.exists(posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY))
+    ]
+    plans = []
+    for path in sorted(lists, key=lake.fs.modified, reverse=True):
+        with lake.fs.open(path, "rb") as handle:
+            listed = pd.read_csv(handle, dtype={"msno": str})
+        summary = lake.fs.cat_file(posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY))
+        plans.append((listed, PlanSummary.from_json(summary.decode())))
+    return plans
+
+
 def write_beside(lake: Lake, cohort: str, run_id: str, name: str, data: bytes) -> str:
     """A record ``name`` of one scoring run, beside its scores (``ESTIMATE``); its URL."""
     return lake.write_bytes(data, PREDICTIONS, cohort, run_id, name)
@@ -145,22 +164,3 @@ def batch_scores(lake: Lake, cohort: str) -> pd.DataFrame:
     return pd.concat(
         [f.assign(source=BATCH, ts=i) for i, f in enumerate(frames)], ignore_index=True
     )
-
-
-def newest_plan(lake: Lake, cohort: str) -> tuple[pd.DataFrame, PlanSummary] | None:
-    """The campaign list and totals of the newest scoring run of ``cohort`` that wrote a plan,
-    or None. (A stand-in for branch gen's function of the same name and contract: on merging,
-    theirs is kept.)"""
-    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    lists = [
-        path
-        for path in lake.fs.glob(posixpath.join(folder, "*", CAMPAIGN))
-        if lake.fs.exists(posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY))
-    ]
-    if not lists:
-        return None
-    newest = max(lists, key=lake.fs.modified)
-    with lake.fs.open(newest, "rb") as handle:
-        listed = pd.read_csv(handle, dtype={"msno": str})
-    summary = lake.fs.cat_file(posixpath.join(posixpath.dirname(newest), CAMPAIGN_SUMMARY))
-    return listed, PlanSummary.from_json(summary.decode())

@@ -213,6 +213,20 @@ def difference(treated: np.ndarray, control: np.ndarray, ddof: int) -> tuple[flo
     return float(treated.mean() - control.mean()), error
 
 
+def played_plan(
+    log: pd.DataFrame, plans: list[tuple[pd.DataFrame, PlanSummary]]
+) -> tuple[pd.DataFrame, PlanSummary] | None:
+    """The newest of ``plans`` (newest first, as ``monitoring.predictions.campaign_plans`` reads
+    them) whose contacts are exactly the subscribers the log says were contacted; None if none
+    is. A cohort scored again after its campaign was played (a new champion) has a newer plan,
+    with other targets, that nobody played."""
+    contacted = set(log.loc[log["treated"] == 1, "msno"].astype(str))
+    for plan, summary in plans:
+        if set(plan.loc[plan["contact"].astype(bool), "msno"].astype(str)) == contacted:
+            return plan, summary
+    return None
+
+
 def campaign_verdict(
     log: pd.DataFrame,
     labels: pd.Series,

@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from churn_transform.lake import Lake
 from churn_transform.monitoring.estimation import estimates
-from churn_transform.monitoring.predictions import newest_plan
+from churn_transform.monitoring.predictions import campaign_plans
 from churn_transform.monitoring.verdict import campaign_verdict, read_verdict
 from churn_transform.serving.records import Prediction
 from churn_transform.serving.runtime import RequestRecord, traffic_entries
@@ -84,9 +84,7 @@ def _play_the_plan(lake: Path, raw: Path, cohort: str) -> pd.DataFrame:
     """The log a retention team hands back after playing the newest plan of ``cohort`` as
     written (its targets: the contacted treated, the control held out), landed with the
     cohort's increment."""
-    planned = newest_plan(Lake(str(lake)), cohort)
-    assert planned is not None
-    plan, summary = planned
+    ((plan, summary),) = campaign_plans(Lake(str(lake)), cohort)  # scored once
     targets = plan[plan["target"]]
     log = pd.DataFrame(
         {
@@ -106,9 +104,7 @@ def _the_campaign_played_on_the_cohort_is_judged(
 ) -> None:
     """The verdict of the played campaign against the cohort's labels, in the lake, the run,
     the Pushgateway and the step's output."""
-    planned = newest_plan(Lake(str(lake)), "2017-03")
-    assert planned is not None
-    plan, summary = planned
+    ((plan, summary),) = campaign_plans(Lake(str(lake)), "2017-03")
     labels = champion.gold("2017-03").set_index("msno")["is_churn"]
     oracle = oracle_answers(
         str(Path(champion.env["KKBOX_DATA_DIR"]) / "oracle"), "2017-03", log["msno"]

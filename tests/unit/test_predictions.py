@@ -4,6 +4,7 @@ that named them."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,13 +15,17 @@ import pytest
 from churn_transform.lake import Lake
 from churn_transform.monitoring.predictions import (
     BATCH,
+    CAMPAIGN,
+    CAMPAIGN_SUMMARY,
     GOLD,
     PREDICTIONS,
     SCORES,
     GoldRead,
     batch_scores,
+    campaign_plans,
     read_scored,
     scored_by,
+    write_beside,
     write_campaign,
     write_predictions,
 )
@@ -40,6 +45,26 @@ SCORED = pd.DataFrame(
         "reason_1": ["cancelled", "", "short plan"],
     }
 )
+
+
+#: A plan's totals (``modelling.plan.PlanSummary``) as ``score`` writes them beside its list.
+SUMMARY = {
+    "cohort": "2017-05",
+    "campaign_id": "retention-2017-05",
+    "ranked_by": "uplift",
+    "currency": "NTD",
+    "subscribers": 3,
+    "targets": 3,
+    "contacted": 3,
+    "control": 0,
+    "expected_saves": 0.5,
+    "expected_revenue": 100.0,
+    "cost": 30.0,
+    "expected_net_value": 70.0,
+    "offer_cost": 10.0,
+    "control_share": 0.1,
+    "lifetime_months": 6.0,
+}
 
 
 def _write(lake: Lake, run: str, version: str, gold_hash: str = "aaaa") -> str:
@@ -80,6 +105,21 @@ def test_the_campaign_list_leaves_out_the_plan_columns(tmp_path: Path) -> None:
     url = write_campaign(lake, "2017-05", "run1", ranked)
     shown = pd.read_csv(lake.path_of(url))
     assert shown.columns.tolist() == ["msno", "churn_probability", "churn", "reason_1", "target"]
+
+
+def test_every_plan_of_a_cohort_is_read_back_newest_first(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    ranked = SCORED.assign(target=True, last_list_price=149, last_plan_days=30)
+    for run, ranked_by, when in (("later", "uplift", 2e6), ("earlier", "churn", 1e6)):
+        write_campaign(lake, "2017-05", run, ranked)
+        summary = {**SUMMARY, "ranked_by": ranked_by}
+        write_beside(lake, "2017-05", run, CAMPAIGN_SUMMARY, json.dumps(summary).encode())
+        os.utime(tmp_path / PREDICTIONS / "2017-05" / run / CAMPAIGN, (when, when))
+    write_campaign(lake, "2017-05", "unfinished", ranked)  # its totals never written
+    plans = campaign_plans(lake, "2017-05")
+    assert [summary.ranked_by for _, summary in plans] == ["uplift", "churn"]
+    assert plans[0][0]["msno"].tolist() == SCORED["msno"].tolist()
+    assert campaign_plans(lake, "2017-06") == []
 
 
 def _gold(lake: Lake, version: str, prices: list[float]) -> None:

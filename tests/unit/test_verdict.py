@@ -17,6 +17,7 @@ from churn_transform.monitoring.verdict import (
     Verdict,
     campaign_verdict,
     newest_verdict,
+    played_plan,
     read_verdict,
     verdict_metrics,
     write_verdict,
@@ -286,3 +287,13 @@ def test_the_metrics_are_the_measured_figures() -> None:
     assert "campaign_oracle_saves" not in metrics  # real data: no oracle
     empty = verdict_metrics(campaign_verdict(*_campaign([1] * 10 + [0] * 30, []), _summary()))
     assert "campaign_realized_saves" not in empty and empty["campaign_control"] == 0
+
+
+def test_the_plan_played_is_the_newest_whose_contacts_the_log_contacted() -> None:
+    log, _, plan = _halved()
+    rescored = plan.assign(contact=plan["msno"].isin(["u0", "u1"]))  # a newer champion's list
+    older = plan.assign(offer_value=5.0)
+    plans = [(rescored, _summary()), (plan, _summary()), (older, _summary())]
+    played = played_plan(log, plans)
+    assert played is not None and played[0] is plan
+    assert played_plan(log.assign(treated=0), plans) is None
