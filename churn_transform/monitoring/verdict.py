@@ -90,7 +90,8 @@ class Verdict:
 
     @property
     def said(self) -> str:
-        """One sentence: whether the saves' and the net value's intervals exclude zero."""
+        """One sentence: whether the saves' and the net value's intervals exclude zero, beside
+        the forecast net value and the oracle's (synthetic data)."""
         name = f"Campaign {self.campaign_id}"
         if self.too_small:
             group = "the control group" if self.too_small == "control" else "the contacted group"
@@ -116,10 +117,12 @@ class Verdict:
         paid = "it paid for itself" if net_low > 0 else "it did not pay for itself"
         if net_low <= 0 <= net_high:
             paid = "whether it paid for itself is not settled"
+        oracle = self.oracle_net_value
+        expected = f" and the oracle's {oracle:,.0f}" if oracle is not None else ""
         return (
             f"{name} {effect}; net value {net:,.0f} {self.currency} (95% interval "
             f"{net_low:,.0f} to {net_high:,.0f}) against a forecast of "
-            f"{self.forecast_net_value:,.0f}: {paid}."
+            f"{self.forecast_net_value:,.0f}{expected}: {paid}."
         )
 
     def to_json(self) -> str:
@@ -240,14 +243,15 @@ def campaign_verdict(
     Raises ``ValueError`` naming the column or row that is missing or does not follow the plan."""
     played = _played(log, plan, summary)
     treated = played["treated"] == 1
-    held_out = (played["treated"] == 0) & played["target"].astype(bool) & played["control"]
+    planned = played["target"].astype(bool) & played["control"].astype(bool)
+    held_out = (played["treated"] == 0) & planned
     compared = played[treated | held_out]
     judged = _labelled(compared, labels)
     contacted, control = judged[judged["treated"] == 1], judged[judged["treated"] == 0]
     n = len(contacted)
     cost = n * summary.offer_cost
     value = {
-        name: _finite(frame, "lifetime_value", name)
+        name: _finite(frame, "lifetime_value", "the plan")
         for name, frame in (("contacted", contacted), ("control", control))
     }
     churned = {

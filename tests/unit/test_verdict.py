@@ -103,6 +103,7 @@ def test_the_figures_are_those_computed_by_hand() -> None:
     assert (verdict.forecast_saves, verdict.forecast_net_value) == pytest.approx((12.0, 800.0))
     assert verdict.oracle_saves == pytest.approx(40 * 0.25)
     assert verdict.oracle_net_value == pytest.approx(40 * 0.25 * 100 - 400)
+    assert "against a forecast of 800 and the oracle's 600: whether it paid" in verdict.said
 
 
 def test_the_sentence_says_which_intervals_exclude_zero() -> None:
@@ -132,10 +133,19 @@ def test_an_empty_control_group_is_too_small_to_tell() -> None:
     assert "the control group is too small to tell" in verdict.said
 
 
-def test_a_control_group_with_few_churners_is_too_small_to_tell() -> None:
-    verdict = campaign_verdict(*_campaign([1] * 10 + [0] * 30, [1] * 9 + [0] * 300), _summary())
-    assert verdict.realized_saves is None
-    assert "the control group is too small to tell (40 contacted and 309 held out" in verdict.said
+@pytest.mark.parametrize(
+    ("contacted", "control", "said"),
+    [
+        ([1] * 10 + [0] * 30, [1] * 9 + [0] * 300, "the control group is too small to tell (40"),
+        ([1] * 10 + [0] * 30, [1] * 300 + [0] * 9, "the control group is too small to tell (40"),
+        ([1] * 9 + [0] * 300, [1] * 20 + [0] * 20, "the contacted group is too small to tell"),
+    ],
+)
+def test_a_group_with_few_churners_or_stayers_is_too_small_to_tell(
+    contacted: list[int], control: list[int], said: str
+) -> None:
+    verdict = campaign_verdict(*_campaign(contacted, control), _summary())
+    assert verdict.realized_saves is None and said in verdict.said
 
 
 def test_users_without_labels_are_left_out_of_the_figures_and_the_cost() -> None:
