@@ -104,12 +104,17 @@ INCREMENT_FILES: Final[dict[str, str]] = {
 #: The label files an increment may carry: ``labels_<YYYY-MM>.csv``, a cohort's labels once they
 #: are known; ``cohort_<YYYY-MM>.csv``, a cohort to score (``sample_submission``'s form).
 INCREMENT_LABEL_FILE: Final = re.compile(r"(labels|cohort)_(\d{4}-(?:0[1-9]|1[0-2]))\.csv")
+#: Beside an increment's data, optionally: the log of a campaign played in its month
+#: (``CAMPAIGN_COLUMNS``), handed over with the month's data. No silver table reads it.
+INCREMENT_CAMPAIGN_FILE: Final = CAMPAIGN_FILE
 
 
 def raw_columns(name: str) -> tuple[str, ...]:
     """The columns of a raw file: one of the eight, or a file of a monthly increment."""
     if name in RAW_FILES:
         return RAW_FILES[name]
+    if name == INCREMENT_CAMPAIGN_FILE:
+        return CAMPAIGN_COLUMNS
     if name in INCREMENT_FILES:
         return RAW_FILES[INCREMENT_FILES[name]]
     if INCREMENT_LABEL_FILE.fullmatch(name):

@@ -2,9 +2,11 @@
 
 Each month's folder holds that month's rows in the KKBox formats, any of: ``transactions.csv``,
 ``user_logs.csv``, ``members.csv`` (members newly registered, or whose profile changed; the
-columns of ``members_v3.csv``), ``labels_<YYYY-MM>.csv`` (a cohort's labels, once known) and
-``cohort_<YYYY-MM>.csv`` (a cohort to score). Rows may repeat rows already delivered, or be
-dated in an earlier month (late rows): silver handles both (``silver.layers``).
+columns of ``members_v3.csv``), ``labels_<YYYY-MM>.csv`` (a cohort's labels, once known),
+``cohort_<YYYY-MM>.csv`` (a cohort to score) and ``campaigns.csv`` (the log of a campaign played
+in the month, which the campaign's verdict reads: no silver table does). Rows may repeat rows
+already delivered, or be dated in an earlier month (late rows): silver handles both
+(``silver.layers``).
 
 An increment is fingerprinted like the raw folder (size and modification time or ETag of each
 file), so a month already ingested is recognised and a month whose files changed is not.
@@ -22,7 +24,7 @@ from fsspec.core import url_to_fs
 
 from churn_transform.dates import months_between, shift_month
 from churn_transform.etl.silver.tables import SOURCES
-from churn_transform.schema import INCREMENT_FILES, INCREMENT_LABEL_FILE
+from churn_transform.schema import INCREMENT_CAMPAIGN_FILE, INCREMENT_FILES, INCREMENT_LABEL_FILE
 
 #: The folder of the raw folder that increments land in.
 INCREMENTS = "increments"
@@ -48,9 +50,12 @@ class Increment:
         return sum(size for size, _ in self.files.values())
 
     def sources(self) -> dict[str, tuple[str, ...]]:
-        """The files of each silver table, in name order (tables it has no file of: none)."""
+        """The files of each silver table, in name order (tables it has no file of: none); the
+        campaign log is none of them."""
         found: dict[str, tuple[str, ...]] = {table: () for table in SOURCES}
         for name in sorted(self.files):
+            if name == INCREMENT_CAMPAIGN_FILE:
+                continue
             table = (
                 "labels"
                 if INCREMENT_LABEL_FILE.fullmatch(name)
@@ -78,11 +83,11 @@ def landed_increments(raw_url: str, storage_options: dict[str, object]) -> list[
         files = {}
         for info in fs.ls(str(entry["name"]), detail=True):
             name = posixpath.basename(str(info["name"]).rstrip("/"))
-            if name not in INCREMENT_FILES and not INCREMENT_LABEL_FILE.fullmatch(name):
+            if not _of_an_increment(name):
                 raise ValueError(
                     f"{raw_url}/{INCREMENTS}/{month}/{name} is not a file of an increment: "
-                    f"expected {sorted(INCREMENT_FILES)}, labels_YYYY-MM.csv or "
-                    "cohort_YYYY-MM.csv"
+                    f"expected {sorted(INCREMENT_FILES)}, labels_YYYY-MM.csv, "
+                    f"cohort_YYYY-MM.csv or {INCREMENT_CAMPAIGN_FILE}"
                 )
             stamp = info.get("ETag") or info.get("etag") or info.get("mtime")
             files[name] = (int(info["size"]), str(stamp or info.get("LastModified")))
@@ -91,6 +96,14 @@ def landed_increments(raw_url: str, storage_options: dict[str, object]) -> list[
                 Increment(month, f"{raw_url.rstrip('/')}/{INCREMENTS}/{month}", files)
             )
     return increments
+
+
+def _of_an_increment(name: str) -> bool:
+    return (
+        name in INCREMENT_FILES
+        or name == INCREMENT_CAMPAIGN_FILE
+        or INCREMENT_LABEL_FILE.fullmatch(name) is not None
+    )
 
 
 class MissingIncrementError(LookupError):

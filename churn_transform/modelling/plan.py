@@ -22,7 +22,9 @@ Every subscriber is drawn into the control group or not by a hash of their ``msn
 campaign id, so the draw is the same however often the cohort is scored, and independent of the
 ranking: control targets are listed (``target`` true) but never contacted (``contact`` false),
 and next month compares the contacted targets with them. The plan's totals count the contacted
-only. Money is in NTD, the plans' currency.
+only. Money is in NTD, the plans' currency. ``contact_log`` is the log a retention team hands back
+once it played the plan, in the columns of the generator's past campaign: the synthetic world
+plays it (``GeneratorConfig.campaign_log``) and next month's labels carry its true effect.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from churn_transform.dates import month_bounds
+from churn_transform.dates import month_bounds, to_yyyymmdd
 from churn_transform.modelling.campaign import choose, monthly_price
 from churn_transform.modelling.explanation import READABLE
 from churn_transform.modelling.uplift import save_value
-from churn_transform.schema import LOG_FEATURES
+from churn_transform.schema import CAMPAIGN_COLUMNS, LOG_FEATURES
 
 CURRENCY = "NTD"
 UPLIFT = "uplift"
@@ -125,7 +127,9 @@ def expected_months(renewal_rate: float, horizon: int = HORIZON_MONTHS) -> float
 class Valuation:
     """One rule's ranking of the cohort (indices, best first), the campaign size it chose, and
     per subscriber (cohort order) the saves and the net value contacting them is expected to
-    bring. ``lifetime_months`` is the uplift rule's ``expected_months`` (None otherwise)."""
+    bring, and what a kept subscriber is worth under the rule (``lifetime_value``, NTD: the net
+    value is ``saves * lifetime_value - offer_cost``). ``lifetime_months`` is the uplift rule's
+    ``expected_months`` (None otherwise)."""
 
     rule: str
     order: np.ndarray
@@ -133,16 +137,18 @@ class Valuation:
     saves: np.ndarray
     value: np.ndarray
     lifetime_months: float | None
+    lifetime_value: np.ndarray
 
 
 def by_uplift(
     uplift: np.ndarray, lifetime_value: np.ndarray, offer_cost: float, months: float
 ) -> Valuation:
     """Ranked by ``uplift * lifetime_value - offer_cost``, sized at its positive values."""
-    value = np.asarray(uplift, float) * lifetime_value - offer_cost
+    worth = np.asarray(lifetime_value, float)
+    value = np.asarray(uplift, float) * worth - offer_cost
     order = np.argsort(-value, kind="stable")
     size = int((value > 0).sum())
-    return Valuation(UPLIFT, order, size, np.asarray(uplift, float), value, months)
+    return Valuation(UPLIFT, order, size, np.asarray(uplift, float), value, months, worth)
 
 
 def by_churn_probability(
@@ -152,7 +158,7 @@ def by_churn_probability(
     order, choice = choose(probability, monthly, offer_cost, acceptance)
     saves = acceptance * probability
     value = saves * monthly - offer_cost
-    return Valuation(CHURN_PROBABILITY, order, choice.size, saves, value, None)
+    return Valuation(CHURN_PROBABILITY, order, choice.size, saves, value, None, monthly)
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,10 @@ def action_plan(
     reasons, segments ...) in the rule's order with, after the first three columns: ``target``,
     ``revenue_at_risk`` (probability times a month of the plan), ``offer_value`` (the rule's
     expected net value of contacting them), ``contact``, ``control``, ``action`` (from the top
-    reason), ``call_by``, ``ranked_by`` and ``uplift`` (empty under the churn rule)."""
+    reason), ``call_by``, ``ranked_by``, ``uplift`` (empty under the churn rule), and the two
+    figures a verdict on the campaign weighs its result with: ``lifetime_value`` (what a kept
+    subscriber is worth under the rule, NTD) and ``expected_save`` (the rule's forecast of the
+    saves contacting them brings)."""
     rated = valuation(scores, offer_cost, acceptance)
     target = np.zeros(len(scores), dtype=bool)
     target[rated.order[: rated.size]] = True
@@ -242,6 +251,8 @@ def action_plan(
         "call_by": call_by(cohort, scores["days_to_expiry"]),
         "ranked_by": rated.rule,
         UPLIFT: scores[UPLIFT] if UPLIFT in scores.columns else np.nan,
+        "lifetime_value": rated.lifetime_value,
+        "expected_save": rated.saves,
     }
     rest = scores.drop(columns=[UPLIFT, "days_to_expiry"], errors="ignore")
     listed = pd.concat(
@@ -249,6 +260,28 @@ def action_plan(
     )
     summary = _summary(cohort, rated, len(scores), target, contact, offer_cost, control_share)
     return listed.iloc[rated.order].reset_index(drop=True), summary
+
+
+def contact_log(listed: pd.DataFrame, cohort: str) -> pd.DataFrame:
+    """The campaign log a retention team hands back after playing the plan ``listed``
+    (``action_plan``'s list): a row per target in the list's order, in the columns of the
+    generator's past campaign (``schema.CAMPAIGN_COLUMNS``), offered on the cohort's first day;
+    ``treated`` 1 for a contacted target, 0 for one held out as control. Subscribers the plan
+    does not target are not in the campaign, so not in its log."""
+    missing = [column for column in ("msno", "target", "contact") if column not in listed]
+    if missing:
+        raise ValueError(f"the campaign list has no column {', '.join(missing)}")
+    targets = listed[listed["target"].astype(bool)]
+    offered = int(to_yyyymmdd(np.array([month_bounds(cohort)[0]]))[0])
+    log = pd.DataFrame(
+        {
+            "msno": targets["msno"].astype(str).to_numpy(),
+            "campaign_id": campaign_id(cohort),
+            "offered_date": offered,
+            "treated": targets["contact"].astype(bool).to_numpy().astype(np.int64),
+        }
+    )
+    return log[list(CAMPAIGN_COLUMNS)]
 
 
 def _summary(

@@ -11,7 +11,13 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
   scores never stand without it;
 - ``campaign.csv``: the campaign list as an action plan (``churn_transform.modelling.plan``),
   which the dashboard lists by this same layout, with ``campaign.json`` its totals
-  (``plan.PlanSummary``); ``campaign_plans`` reads every plan of a cohort back.
+  (``plan.PlanSummary``).
+
+``newest_plan`` reads the plan to act on: the campaign list and totals of the cohort's newest
+scoring run (a cohort scored again makes its newest list the one to act on), as the dashboard
+shows it and as the synthetic world plays it (``generate --play-campaign``); ``campaign_plans``
+every plan of a cohort, newest first, as the plan played may be an older one (a new champion
+scored the cohort again after the campaign was played), which its verdict is judged against.
 
 ``read_scored`` joins a run's scores with the plans of the gold version they were made from:
 the scored cohort the campaign was built from, which the dashboard's what-if recomputes.
@@ -23,13 +29,16 @@ import io
 import json
 import posixpath
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from churn_transform.lake import Lake
-from churn_transform.modelling.plan import PlanSummary
 from churn_transform.schema import LABEL
+
+if TYPE_CHECKING:  # plan brings the modelling libraries, which the dashboard reads without
+    from churn_transform.modelling.plan import PlanSummary
 
 PREDICTIONS = "predictions"
 SUBMISSION = "submission.csv"
@@ -80,25 +89,6 @@ def write_campaign(lake: Lake, cohort: str, run_id: str, ranked: pd.DataFrame) -
     return lake.write_bytes(shown, PREDICTIONS, cohort, run_id, CAMPAIGN)
 
 
-def campaign_plans(lake: Lake, cohort: str) -> list[tuple[pd.DataFrame, PlanSummary]]:
-    """Every campaign plan of ``cohort``, newest first: the list and the totals of each scoring
-    run that wrote both. (A cohort scored again by a new champion has a plan per run; the one
-    played may not be the newest.)"""
-    folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    lists = [
-        path
-        for path in lake.fs.glob(posixpath.join(folder, "*", CAMPAIGN))
-        if lake.fs.exists(posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY))
-    ]
-    plans = []
-    for path in sorted(lists, key=lake.fs.modified, reverse=True):
-        with lake.fs.open(path, "rb") as handle:
-            listed = pd.read_csv(handle, dtype={"msno": str})
-        summary = lake.fs.cat_file(posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY))
-        plans.append((listed, PlanSummary.from_json(summary.decode())))
-    return plans
-
-
 def write_beside(lake: Lake, cohort: str, run_id: str, name: str, data: bytes) -> str:
     """A record ``name`` of one scoring run, beside its scores (``ESTIMATE``); its URL."""
     return lake.write_bytes(data, PREDICTIONS, cohort, run_id, name)
@@ -131,9 +121,41 @@ def read_scored(lake: Lake, cohort: str, run_id: str) -> pd.DataFrame:
 
 def read_beside(lake: Lake, cohort: str, name: str) -> list[bytes]:
     """The record ``name`` of every scoring run of ``cohort`` that has one, oldest run first."""
+    return [lake.fs.cat_file(path) for path in _runs_with(lake, cohort, name)]
+
+
+def _runs_with(lake: Lake, cohort: str, name: str) -> list[str]:
+    """The paths of the file ``name`` of every scoring run of ``cohort`` that has one, oldest
+    first (by the time the file was written)."""
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
-    paths = sorted(lake.fs.glob(posixpath.join(folder, "*", name)), key=lake.fs.modified)
-    return [lake.fs.cat_file(path) for path in paths]
+    return sorted(lake.fs.glob(posixpath.join(folder, "*", name)), key=lake.fs.modified)
+
+
+def newest_plan(lake: Lake, cohort: str) -> tuple[pd.DataFrame, PlanSummary] | None:
+    """The campaign list (``CAMPAIGN``) of the newest scoring run of ``cohort`` and its totals
+    (``CAMPAIGN_SUMMARY``); None when no run of the cohort wrote one. Raises
+    ``FileNotFoundError`` naming a newest list without its totals."""
+    lists = _runs_with(lake, cohort, CAMPAIGN)
+    return _plan_at(lake, lists[-1]) if lists else None
+
+
+def campaign_plans(lake: Lake, cohort: str) -> list[tuple[pd.DataFrame, PlanSummary]]:
+    """Every campaign plan of ``cohort``, newest first, as ``newest_plan`` reads one. A cohort
+    scored again by a new champion has a plan per run, and the one played may not be the
+    newest (``monitoring.verdict.played_plan``)."""
+    return [_plan_at(lake, path) for path in reversed(_runs_with(lake, cohort, CAMPAIGN))]
+
+
+def _plan_at(lake: Lake, path: str) -> tuple[pd.DataFrame, PlanSummary]:
+    """The list at ``path`` and the totals beside it; ``FileNotFoundError`` without them."""
+    from churn_transform.modelling.plan import PlanSummary
+
+    summary = posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY)
+    if not lake.fs.exists(summary):
+        raise FileNotFoundError(f"{lake.fs.unstrip_protocol(path)} has no {CAMPAIGN_SUMMARY}")
+    with lake.fs.open(path, "rb") as handle:
+        listed = pd.read_csv(handle, dtype={"msno": str}, keep_default_na=False, na_values=[""])
+    return listed, PlanSummary.from_json(lake.fs.cat_file(summary).decode())
 
 
 def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:

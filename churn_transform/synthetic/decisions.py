@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import month_bounds
-from churn_transform.synthetic.campaign import Campaign
+from churn_transform.synthetic.campaign import Offers
 from churn_transform.synthetic.oracle import (
     observed_drivers,
     offer_change,
@@ -32,7 +32,7 @@ def decide_cohort(
     chain: Chain,
     rng: np.random.Generator,
     seconds: Callable[[Chain, int], tuple[np.ndarray, int]],
-    campaign: Campaign | None = None,
+    campaign: Offers | None = None,
 ) -> pd.DataFrame:
     """Play the chain up to the cohort's cutoff and decide its users' churn with the oracle.
 
@@ -71,7 +71,7 @@ def decide_cohort(
     treated = np.zeros(len(in_cohort), dtype=bool)
     taken = probability
     if campaign is not None:
-        treated = campaign.assign(cohort, len(in_cohort))
+        treated = campaign.assign(cohort, users.msno[in_cohort])
         taken = np.where(treated, offered, probability)
     churned = rng.random(len(in_cohort)) < taken
     chain.decide(in_cohort, churned, np.full(len(in_cohort), cutoff))

@@ -28,7 +28,10 @@ from churn_transform.synthetic.campaign import (
     CAMPAIGN_COHORT,
     CAMPAIGN_COLUMNS,
     CAMPAIGN_FILE,
+    CampaignLogError,
+    PlayedCampaigns,
     campaign_log,
+    played_logs,
 )
 from churn_transform.synthetic.decisions import stream
 from churn_transform.synthetic.months import FIRST_MONTH, Months, further_cohorts, further_months
@@ -66,7 +69,10 @@ class GeneratorConfig:
     """What to generate. ``shift`` in [0, 1] shifts behaviour from the month ``shift_start``
     (``YYYY-MM``) on; ``months`` further months after March 2017 are written as increments;
     ``campaign_share`` > 0 offers that share of the March 2017 cohort a retention offer
-    (``campaign``), logs the campaign and writes the oracle's probability with the offer."""
+    (``campaign``), logs the campaign and writes the oracle's probability with the offer;
+    ``campaign_log``, the path of a campaign log (``CAMPAIGN_COLUMNS``), plays its campaigns:
+    the users it offered decide with the offer, and each campaign's log is handed over in the
+    increment of its month (so its cohort is one of the further months')."""
 
     users: int
     seed: int = 42
@@ -78,6 +84,7 @@ class GeneratorConfig:
     #: Processes that play chunks at once; 0 takes every core this process may use.
     processes: int = 1  # 0: every core (docs/generator.md, "Every core")
     campaign_share: float = 0.0
+    campaign_log: str = ""
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -111,6 +118,9 @@ class Summary:
     cohort_users: dict[str, int] = field(default_factory=dict)
     cohort_churn: dict[str, float] = field(default_factory=dict)
     label_mismatches: int = 0
+    #: Per played campaign's cohort, the users it offered, found among the cohort's users (while
+    #: the chunks are appended: the users offered per cohort, the past campaign's too).
+    played_offers: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,19 +135,27 @@ class _ChunkOutput:
     cohort_users: dict[str, int] = field(default_factory=dict)
     churners: dict[str, int] = field(default_factory=dict)
     label_mismatches: int = 0
+    offered: dict[str, int] = field(default_factory=dict)
 
     def write(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         self.csv.setdefault(name, []).append(csv_rows(frame, self.columns[name]))
         self.rows[name] = self.rows.get(name, 0) + len(frame)
 
 
-def _file_columns(config: GeneratorConfig) -> dict[str, tuple[str, ...]]:
+def _file_columns(
+    config: GeneratorConfig, played: PlayedCampaigns | None
+) -> dict[str, tuple[str, ...]]:
     """Every file the run writes (paths under the raw or the oracle folder) and its header."""
     columns = dict(RAW_FILES)
     columns[ORACLE_FILE] = ("cohort", "msno", "churn_probability", "is_churn")
-    if config.campaign_share:
+    if config.campaign_share or played is not None:
         columns[ORACLE_FILE] += ("churn_probability_offered",)
+    if config.campaign_share:
         columns[CAMPAIGN_FILE] = CAMPAIGN_COLUMNS
+    if played is not None:
+        columns[ORACLE_FILE] += ("treated",)
+        for cohort in played.offered:
+            columns[f"{increment_folder(cohort)}/{CAMPAIGN_FILE}"] = CAMPAIGN_COLUMNS
     columns[ORACLE_TERMS_FILE] = ("cohort", "msno", *WEIGHTS)
     columns[FUTURE_FILE] = RAW_FILES["transactions.csv"]
     for month in further_months(config.months):
@@ -154,6 +172,8 @@ def _chunk_sizes(config: GeneratorConfig) -> list[tuple[int, int]]:
 
 def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summary:
     """Write the dataset; ``raw_dir`` gets the KKBox files, ``oracle_dir`` the answers."""
+    logs = _played_logs(config)
+    played = PlayedCampaigns.of(logs) if config.campaign_log else None
     staging = {
         raw_dir: raw_dir.with_name(f".{raw_dir.name}.partial"),
         oracle_dir: oracle_dir.with_name(f".{oracle_dir.name}.partial"),
@@ -167,13 +187,18 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
     oracle_files = (ORACLE_FILE, ORACLE_TERMS_FILE, FUTURE_FILE)
     files = {
         name: CsvFile((answers if name in oracle_files else raw) / name, columns)
-        for name, columns in _file_columns(config).items()
+        for name, columns in _file_columns(config, played).items()
     }
     summary, churners = Summary(), dict[str, int]()
     try:
-        with contextlib.closing(_chunk_outputs(config, raw)) as outputs:
+        with contextlib.closing(_chunk_outputs(config, played, raw)) as outputs:
             for output in outputs:
                 _append(output, files, summary, churners)
+        found, summary.played_offers = summary.played_offers, {}
+        for cohort, rows in logs.items():
+            name = f"{increment_folder(cohort)}/{CAMPAIGN_FILE}"
+            files[name].append([csv_rows(rows, CAMPAIGN_COLUMNS)], len(rows))
+            summary.played_offers[cohort] = _played(cohort, rows, found)
         for file in files.values():
             file.close()
     except BaseException:
@@ -191,12 +216,49 @@ def generate(config: GeneratorConfig, raw_dir: Path, oracle_dir: Path) -> Summar
     return summary
 
 
-def _chunk_outputs(config: GeneratorConfig, staging: Path) -> Generator[_ChunkOutput]:
+def _played_logs(config: GeneratorConfig) -> dict[str, pd.DataFrame]:
+    """The rows of ``config.campaign_log`` per cohort (none without one), checked against the
+    months whose increments the run writes (``campaign.played_logs``)."""
+    if not config.campaign_log:
+        return {}
+    log = pd.read_csv(config.campaign_log, dtype=str, keep_default_na=False)
+    try:
+        return played_logs(log, further_months(config.months))
+    except CampaignLogError as err:
+        raise CampaignLogError(f"{config.campaign_log}: {err}") from err
+
+
+def _played(cohort: str, rows: pd.DataFrame, found: dict[str, int]) -> int:
+    """The users the campaign of ``cohort`` offered among its users (``found``, counted by the
+    chunks); raises when it offered some and none was, says how many were not."""
+    offered, played = int(rows["treated"].sum()), found.get(cohort, 0)
+    if offered and not played:
+        raise CampaignLogError(
+            f"none of the {offered:,} users the campaign of {cohort} offered is a user of cohort "
+            f"{cohort} here: is its log from a dataset of another seed or size?"
+        )
+    if played < offered:
+        log.warning(
+            "the campaign of %s offered %d users who are not in its cohort here (played: %d)",
+            cohort,
+            offered - played,
+            played,
+        )
+    return played
+
+
+def _chunk_outputs(
+    config: GeneratorConfig, played: PlayedCampaigns | None, staging: Path
+) -> Generator[_ChunkOutput]:
     """Every chunk's output in chunk order, played in up to ``config.processes`` processes (their
     rows spilled into files in ``staging``)."""
     chunks = _chunk_sizes(config)
     processes = min(config.processes or usable_cores(), len(chunks))
-    play = partial(_play_chunk, config) if processes <= 1 else partial(_spilled, config, staging)
+    play = (
+        partial(_play_chunk, config, played)
+        if processes <= 1
+        else partial(_spilled, config, played, staging)
+    )
     outputs = in_order(play, chunks, processes)
     shown = {"desc": "generate", "total": len(chunks), "unit": "chunk", "disable": len(chunks) < 4}
     with contextlib.closing(outputs), tqdm(outputs, **shown) as progress:
@@ -215,21 +277,31 @@ def _append(
                 files[name].append_from(spilled, size, output.rows[name])
         path.unlink()
     summary.label_mismatches += output.label_mismatches
+    for cohort, offered in output.offered.items():
+        summary.played_offers[cohort] = summary.played_offers.get(cohort, 0) + offered
     for cohort, users in output.cohort_users.items():
         summary.cohort_users[cohort] = summary.cohort_users.get(cohort, 0) + users
         churners[cohort] = churners.get(cohort, 0) + output.churners[cohort]
 
 
-def _spilled(config: GeneratorConfig, staging: Path, chunk_size: tuple[int, int]) -> _ChunkOutput:
+def _spilled(
+    config: GeneratorConfig,
+    played: PlayedCampaigns | None,
+    staging: Path,
+    chunk_size: tuple[int, int],
+) -> _ChunkOutput:
     """``_play_chunk`` in a worker process: its rows spilled into a file of ``staging``."""
-    output = _play_chunk(config, chunk_size)
+    output = _play_chunk(config, played, chunk_size)
     path = staging / f".chunk-{chunk_size[0]}"
     output.csv, output.spilled = {}, (path, spill(output.csv, path))
     return output
 
 
-def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkOutput:
-    """Play one chunk of users and format its rows of every file (in a worker process)."""
+def _play_chunk(
+    config: GeneratorConfig, played: PlayedCampaigns | None, chunk_size: tuple[int, int]
+) -> _ChunkOutput:
+    """Play one chunk of users and format its rows of every file (in a worker process); the
+    users of ``played`` campaigns are found by their msno once the chunk has drawn them."""
     index, size = chunk_size
     seed = np.random.SeedSequence([config.seed, index])
     shift_start = month_bounds(config.shift_start)[0]
@@ -242,11 +314,12 @@ def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkO
             shift_start,
             config.months,
             config.campaign_share,
+            played,
         ),
     )
     rng = np.random.default_rng(seed.spawn(1)[0])
     msno = chunk.users.msno
-    out = _ChunkOutput(_file_columns(config))
+    out = _ChunkOutput(_file_columns(config, played))
     out.write("members_v3.csv", chunk.members)
     transactions = transactions_files(rng, chunk.transactions, msno)
     for name, frame in transactions.items():
@@ -256,15 +329,19 @@ def _play_chunk(config: GeneratorConfig, chunk_size: tuple[int, int]) -> _ChunkO
         out.write(name, frame)
     labels = cohort_labels(pd.concat(transactions.values()))
     oracle = chunk.oracle.assign(msno=msno[chunk.oracle["user"].to_numpy()])
+    # a campaign played in April: its labels follow the further months, not the base's future
+    april_played = played is not None and SCORING_COHORT in played.offered
     for file_name, cohort in LABEL_FILES.items():
         truth = labels[cohort][["msno", "is_churn"]]
         public = truth if file_name != "sample_submission_v2.csv" else truth.assign(is_churn=0)
         out.write(file_name, public)
-        _answer(cohort, oracle, truth, out)
+        if not (april_played and cohort == SCORING_COHORT):
+            _answer(cohort, oracle, truth, out)
     if chunk.months is not None:
         published = [transactions["transactions.csv"], transactions["transactions_v2.csv"]]
         april = oracle[oracle["cohort"] == SCORING_COHORT]
-        _write_months(seed, (chunk.months, config.months), published, april, out)
+        further = (chunk.months, config.months)
+        _write_months(seed, further, published, (april, april_played), out)
     return out
 
 
@@ -293,18 +370,23 @@ def _write_months(
     seed: np.random.SeedSequence,
     further: tuple[Months, int],
     published: list[pd.DataFrame],
-    april: pd.DataFrame,
+    april: tuple[pd.DataFrame, bool],
     out: _ChunkOutput,
 ) -> None:
     """Answer the further cohorts and write the increments; the hidden future now starts after
     the last of them. ``published`` are the base files' transactions, ``april`` the oracle's
-    April decisions (their labels need the further months' rows)."""
+    April decisions (their labels need the further months' rows) and whether they are answered
+    here (a campaign played in April: the base's own future did not play it)."""
     months, count = further
+    decided, answered = april
     rows, date = file_rows(months.transactions, months.msno), months.transactions["date"].to_numpy()
     out.write(FUTURE_FILE, rows[date >= month_bounds(further_cohorts(count)[-1])[0]])
     history = pd.concat([*published, rows[date >= FILES_END]])
     labels = cohort_labels(history, [SCORING_COHORT, *further_cohorts(count)])
-    out.label_mismatches += _mismatches(april, labels[SCORING_COHORT])
+    if answered:
+        _answer(SCORING_COHORT, decided, labels[SCORING_COHORT][["msno", "is_churn"]], out)
+    else:
+        out.label_mismatches += _mismatches(decided, labels[SCORING_COHORT])
     oracle = months.oracle.assign(msno=months.msno[months.oracle["user"].to_numpy()])
     for cohort in further_cohorts(count):
         _answer(cohort, oracle, labels[cohort][["msno", "is_churn"]], out)
@@ -340,6 +422,8 @@ def _answer(
     out.write(ORACLE_TERMS_FILE, answered)
     if cohort == CAMPAIGN_COHORT and CAMPAIGN_FILE in out.columns:
         out.write(CAMPAIGN_FILE, campaign_log(oracle[oracle["cohort"] == cohort], cohort))
+    if "treated" in out.columns[ORACLE_FILE]:
+        out.offered[cohort] = out.offered.get(cohort, 0) + int(answered["treated"].sum())
     out.cohort_users[cohort] = out.cohort_users.get(cohort, 0) + len(truth)
     out.churners[cohort] = out.churners.get(cohort, 0) + int(truth["is_churn"].sum())
 

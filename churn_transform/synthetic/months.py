@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churn_transform.dates import add_months, month_bounds
+from churn_transform.synthetic.campaign import PlayedCampaigns
 from churn_transform.synthetic.decisions import decide_cohort, stream
 from churn_transform.synthetic.listening import Listening, seconds_before, subscribed_days
 from churn_transform.synthetic.population import (
@@ -64,8 +65,8 @@ class _Line:
     def seconds(self, at: Chain, cutoff: int) -> tuple[np.ndarray, int]:
         return seconds_before(self.listening, at.transactions(), at.blocked, len(at.users), cutoff)
 
-    def decide(self, cohort: str) -> pd.DataFrame:
-        decided = decide_cohort(cohort, self.chain, self.rng, self.seconds)
+    def decide(self, cohort: str, played: PlayedCampaigns | None) -> pd.DataFrame:
+        decided = decide_cohort(cohort, self.chain, self.rng, self.seconds, played)
         return decided.assign(user=decided["user"] + self.offset)
 
     def logs(self, first_day: int, end_day: int) -> pd.DataFrame:
@@ -88,10 +89,12 @@ def simulate_months(
     listening: Listening,
     months: int,
     shift: tuple[float, int],
+    played: PlayedCampaigns | None = None,
 ) -> Months:
     """Go on from ``chain`` (just after the April decisions) for ``months`` further months.
 
-    ``listening`` is the chunk's window up to ``FILES_END``; ``shift`` the knob and its first day.
+    ``listening`` is the chunk's window up to ``FILES_END``; ``shift`` the knob and its first day;
+    ``played`` the campaigns played in the further cohorts (their offered users, by msno).
     """
     last = further_cohorts(months)[-1]
     files_end, end = listening.end_day, month_bounds(last)[0]
@@ -109,7 +112,9 @@ def simulate_months(
             len(users),
         )
     )
-    decisions = [line.decide(cohort) for cohort in further_cohorts(months) for line in lines]
+    decisions = [
+        line.decide(cohort, played) for cohort in further_cohorts(months) for line in lines
+    ]
     for line in lines:
         line.chain.advance(history_end)
     return Months(

@@ -115,7 +115,9 @@ def describe(raw_dir: Path, oracle_dir: Path | None = None) -> DatasetReport:
 def _add_campaign(report: DatasetReport, log: pd.DataFrame, oracle: pd.DataFrame) -> None:
     """The campaign's offered and control groups: their churn beside the oracle's probability
     without and with the offer (the offered group's churn follows the second)."""
-    answers = oracle[oracle["cohort"] == CAMPAIGN_COHORT].merge(log, on="msno")
+    # the oracle says who was treated too when a later campaign was played (campaign_log)
+    answers = oracle[oracle["cohort"] == CAMPAIGN_COHORT].drop(columns="treated", errors="ignore")
+    answers = answers.merge(log, on="msno")
     for group, treated in (("offered", 1), ("control", 0)):
         users = answers[answers["treated"] == treated]
         report.campaign[group] = (

@@ -25,7 +25,7 @@ import pandas as pd
 
 from churn_transform.dates import day, month_bounds, to_yyyymmdd
 from churn_transform.labels import churn_labels
-from churn_transform.synthetic.campaign import CAMPAIGN_STREAM, Campaign
+from churn_transform.synthetic.campaign import CAMPAIGN_STREAM, Campaign, PlayedCampaigns
 from churn_transform.synthetic.decisions import decide_cohort, stream
 from churn_transform.synthetic.listening import (
     DRIVER_WINDOW,
@@ -57,6 +57,7 @@ class ChunkConfig:
     shift_start: int = day("2017-03-01")
     months: int = 0  # further months simulated after March 2017 (see ``months``)
     campaign_share: float = 0.0  # the share of the past campaign's cohort offered (``campaign``)
+    played: PlayedCampaigns | None = None  # campaigns played as their logs say (``campaign``)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class Chunk:
     members: pd.DataFrame
     transactions: pd.DataFrame  # the whole history, including rows after the files end
     logs: pd.DataFrame
-    oracle: pd.DataFrame  # cohort, user, churn_probability, decided_churn, the oracle's terms
+    #: cohort, user, churn_probability, decided_churn, the oracle's terms; a played campaign's
+    #: cohort as it played (the base files' chain decided it as without the campaign)
+    oracle: pd.DataFrame
     months: Months | None = None  # the further months, when asked for
 
 
@@ -90,16 +93,27 @@ def simulate_chunk(seed: np.random.SeedSequence, config: ChunkConfig) -> Chunk:
     def seconds(at: Chain, cutoff: int) -> tuple[np.ndarray, int]:
         return seconds_before((listening,), at.transactions(), at.blocked, len(users), cutoff)
 
-    campaign = None
+    past = None
     if config.campaign_share:
-        campaign = Campaign(config.campaign_share, stream(seed, CAMPAIGN_STREAM))
-    decisions = [decide_cohort(cohort, chain, rng, seconds, campaign) for cohort in COHORTS]
+        past = Campaign(config.campaign_share, stream(seed, CAMPAIGN_STREAM))
+    decisions = [decide_cohort(cohort, chain, rng, seconds, past) for cohort in COHORTS[:-1]]
+    scored, going_on = COHORTS[-1], chain
+    if config.played is not None and scored in config.played.offered:
+        # Its campaign is played in a copy, on the same draws, and the further months go on from
+        # there; the base goes on as without it, so the base files' draws over the hidden rows
+        # after them stay those of a run without it, and their bytes too.
+        going_on, played_rng = copy.deepcopy((chain, rng), {id(users): users})
+        decisions.append(decide_cohort(scored, going_on, played_rng, seconds, config.played))
+        decide_cohort(scored, chain, rng, seconds, past)
+    else:
+        decisions.append(decide_cohort(scored, chain, rng, seconds, past))
     further = None
     if config.months:
         # A copy goes on: the base goes to HISTORY_END exactly as without further months.
-        copied = copy.deepcopy(chain, {id(users): users})
+        if going_on is chain:
+            going_on = copy.deepcopy(chain, {id(users): users})
         shift = (config.shift, config.shift_start)
-        further = simulate_months(seed, copied, listening, config.months, shift)
+        further = simulate_months(seed, going_on, listening, config.months, shift, config.played)
     chain.advance(HISTORY_END)
     subscribed = _subscribed(chain, len(users), config.log_start)
     return Chunk(

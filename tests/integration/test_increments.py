@@ -141,6 +141,21 @@ def test_base_then_increment_reads_as_one_ingest_of_everything(
     pd.testing.assert_frame_equal(_table(lake, "user_logs"), _table(whole_lake, "user_logs"))
 
 
+def test_a_campaign_log_landed_with_a_month_is_kept_in_bronze_and_read_by_no_table(
+    landed: dict[str, Path], whole_lake: Lake, tmp_path: Path
+) -> None:
+    raw, lake = _base(landed, tmp_path)
+    _land(raw, landed["month"])
+    member = _csv(landed["month"] / "members.csv")["msno"].iloc[0]
+    log = f"msno,campaign_id,offered_date,treated\n{member},retention-2017-03,20170301,1\n"
+    (raw / "increments" / "2017-03" / "campaigns.csv").write_text(log)
+    _ingest(lake, raw)
+    for table in SOURCES:
+        pd.testing.assert_frame_equal(_table(lake, table), _table(whole_lake, table))
+    copies = list((tmp_path / "lake" / "bronze").rglob("campaigns.csv"))
+    assert [copy.read_text() for copy in copies] == [log]
+
+
 def test_a_failed_increment_leaves_silver_as_it_was(
     landed: dict[str, Path], tmp_path: Path
 ) -> None:

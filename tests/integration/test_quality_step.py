@@ -17,6 +17,7 @@ import requests
 from sklearn.metrics import roc_auc_score
 
 from churn_transform.lake import Lake
+from churn_transform.modelling.plan import contact_log
 from churn_transform.monitoring.estimation import estimates
 from churn_transform.monitoring.predictions import campaign_plans
 from churn_transform.monitoring.verdict import campaign_verdict, read_verdict
@@ -81,19 +82,10 @@ def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
 
 
 def _play_the_plan(lake: Path, raw: Path, cohort: str) -> pd.DataFrame:
-    """The log a retention team hands back after playing the newest plan of ``cohort`` as
-    written (its targets: the contacted treated, the control held out), landed with the
-    cohort's increment."""
+    """The log a retention team hands back after playing the plan of ``cohort`` as written
+    (``modelling.plan.contact_log``), landed with the cohort's increment."""
     ((plan, summary),) = campaign_plans(Lake(str(lake)), cohort)  # scored once
-    targets = plan[plan["target"]]
-    log = pd.DataFrame(
-        {
-            "msno": targets["msno"],
-            "campaign_id": summary.campaign_id,
-            "offered_date": int(cohort.replace("-", "") + "01"),
-            "treated": targets["contact"].astype(int),
-        }
-    )
+    log = contact_log(plan, summary.cohort)
     (raw / "increments" / cohort).mkdir(parents=True)
     log.to_csv(raw / "increments" / cohort / "campaigns.csv", index=False)
     return log

@@ -255,14 +255,16 @@ def test_main_ends_saying_what_next_with_the_address_of_the_experiment_s_runs() 
         (
             "steps.generate",
             "--users {} --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months 0 "
-            "--shift-start 2017-03 --processes 1 --campaign-share 0",
+            "--shift-start 2017-03 --processes 1 --campaign-share 0 --campaign-log none "
+            "--play-campaign none",
             "--users",
             "-5",
         ),
         (
             "steps.generate",
             "--users 10 --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months {} "
-            "--shift-start 2017-03 --processes 1 --campaign-share 0",
+            "--shift-start 2017-03 --processes 1 --campaign-share 0 --campaign-log none "
+            "--play-campaign none",
             "--months",
             "-2",
         ),
@@ -282,6 +284,30 @@ def test_a_count_out_of_range_is_refused_naming_its_flag(
     assert re.search(
         f"argument {flag}: expected a whole number from [01], got '{bad}'", capsys.readouterr().err
     )
+
+
+def test_generate_plays_a_log_or_a_plan_of_a_month_it_writes_not_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from steps.generate import _arguments
+
+    log = tmp_path / "log.csv"
+    log.write_text("msno,campaign_id,offered_date,treated\n")
+    argv = shlex.split(
+        "--users 10 --seed 1 --shift 0 --log-start 2016-01-01 --chunk-users 10 --months 1 "
+        "--shift-start 2017-03 --processes 1 --campaign-share 0"
+    )
+    assert _arguments([*argv, "--campaign-log", str(log), "--play-campaign", "none"]).campaign_log
+    with pytest.raises(SystemExit) as stopped:
+        _arguments([*argv, "--campaign-log", str(log), "--play-campaign", "2017-04"])
+    assert stopped.value.code == 2
+    assert "give --campaign-log or --play-campaign, not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _arguments([*argv, "--campaign-log", str(tmp_path / "gone.csv"), "--play-campaign", "none"])
+    assert "expected an existing .csv file or none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _arguments([*argv, "--campaign-log", "none", "--play-campaign", "2017-05"])
+    assert "increment of 2017-05, which --months 1 does not write" in capsys.readouterr().err
 
 
 def test_a_count_takes_whole_numbers_from_zero() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from churn_transform.etl.increments import landed_increments, layer_version
+from churn_transform.etl.audit import RawHeaderError, check_headers, read_heads
+from churn_transform.etl.increments import landed_increment, landed_increments, layer_version
 from churn_transform.etl.silver.layers import merge_layers
 
 
@@ -101,3 +102,24 @@ def test_increments_are_found_in_month_order_and_strangers_named(tmp_path: Path)
     (tmp_path / "increments" / "may").mkdir()
     with pytest.raises(ValueError, match="increments/may: .* named YYYY-MM"):
         landed_increments(str(tmp_path), {})
+
+
+def test_a_campaign_log_lands_with_its_month_and_feeds_no_table(tmp_path: Path) -> None:
+    month = tmp_path / "increments" / "2017-04"
+    month.mkdir(parents=True)
+    (month / "cohort_2017-05.csv").write_text("msno,is_churn\nAAAA=,0\n")
+    (month / "campaigns.csv").write_text(
+        "msno,campaign_id,offered_date,treated\nAAAA=,retention-2017-04,20170401,1\n"
+    )
+    increment = landed_increment(str(tmp_path), {}, "2017-04")
+    assert set(increment.files) == {"cohort_2017-05.csv", "campaigns.csv"}
+    assert increment.sources() == {
+        "members": (),
+        "transactions": (),
+        "user_logs": (),
+        "labels": ("cohort_2017-05.csv",),
+    }
+    check_headers(read_heads(increment.url, {}, increment.files))  # its columns are the log's
+    (month / "campaigns.csv").write_text("msno,treated\nAAAA=,1\n")
+    with pytest.raises(RawHeaderError, match="campaigns.csv: expected columns"):
+        check_headers(read_heads(increment.url, {}, increment.files))

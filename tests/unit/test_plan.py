@@ -4,6 +4,7 @@ group never contacted, the action table, the call-by date and totals that add up
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from churn_transform.modelling.plan import (
     by_uplift,
     call_by,
     campaign_id,
+    contact_log,
     expected_months,
     in_control,
 )
@@ -135,7 +137,7 @@ def test_without_an_uplift_the_list_is_today_s_churn_probability_rule() -> None:
 
 def test_the_list_keeps_today_s_columns_first_and_the_plan_s_after() -> None:
     listed, _ = action_plan(_scores(), "2017-04", 10.0, 0.3, 0.0)
-    assert listed.columns.tolist()[:12] == [
+    assert listed.columns.tolist()[:14] == [
         "msno",
         "churn_probability",
         "churn",
@@ -148,6 +150,8 @@ def test_the_list_keeps_today_s_columns_first_and_the_plan_s_after() -> None:
         "call_by",
         "ranked_by",
         "uplift",
+        "lifetime_value",
+        "expected_save",
     ]
     assert "reason_1" in listed and "city" in listed and "days_to_expiry" not in listed
 
@@ -237,3 +241,61 @@ def test_the_draw_is_sha256_of_the_campaign_and_msno_so_no_process_changes_it() 
         for m in USERS[:200]
     ]
     assert in_control(USERS[:200], "retention-2017-04", 0.3).tolist() == expected
+
+
+def test_under_the_uplift_rule_a_kept_subscriber_is_worth_a_month_times_the_lifetime() -> None:
+    listed, plan = action_plan(_scores([0.01, 0.05, 0.2, -0.02]), "2017-04", 10.0, 0.3, 0.0)
+    row = listed.set_index("msno")
+    months = plan.lifetime_months
+    assert row["lifetime_value"].to_dict() == pytest.approx(
+        {"a": 149 * months, "b": 149 * months, "c": 99 * months, "d": 149 * months}
+    )
+    assert row["expected_save"].to_dict() == pytest.approx(
+        {"a": 0.01, "b": 0.05, "c": 0.2, "d": -0.02}
+    )
+    np.testing.assert_allclose(
+        listed["offer_value"], listed["expected_save"] * listed["lifetime_value"] - 10.0
+    )
+
+
+def test_under_the_churn_rule_a_kept_subscriber_is_worth_a_month_of_the_plan() -> None:
+    listed, _ = action_plan(_scores(), "2017-04", 10.0, 0.3, 0.0)
+    row = listed.set_index("msno")
+    assert row["lifetime_value"].to_dict() == pytest.approx({"a": 149, "b": 149, "c": 99, "d": 149})
+    # the saves: acceptance times the churn probability
+    assert row["expected_save"].to_dict() == pytest.approx(
+        {"a": 0.03, "b": 0.24, "c": 0.15, "d": 0.06}
+    )
+
+
+def _listed() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "msno": ["b", "c", "a", "d"],
+            "target": [True, True, True, False],
+            "contact": [True, False, True, False],
+            "control": [False, True, False, True],
+        }
+    )
+
+
+def test_the_contact_log_has_a_row_per_target_treated_when_contacted() -> None:
+    log = contact_log(_listed(), "2017-04")
+    assert log.columns.tolist() == ["msno", "campaign_id", "offered_date", "treated"]
+    assert log["msno"].tolist() == ["b", "c", "a"]  # the untargeted d is not in the campaign
+    assert log["treated"].tolist() == [1, 0, 1]  # c: a target held out as control
+    assert set(log["campaign_id"]) == {"retention-2017-04"}
+    assert set(log["offered_date"]) == {20170401}
+
+
+def test_the_contact_log_of_a_list_read_back_from_csv_is_the_same(tmp_path: Path) -> None:
+    listed, _ = action_plan(_scores([0.01, 0.05, 0.2, -0.02]), "2017-06", 10.0, 0.3, 0.5)
+    listed.to_csv(tmp_path / "campaign.csv", index=False)
+    read = pd.read_csv(tmp_path / "campaign.csv", keep_default_na=False, na_values=[""])
+    pd.testing.assert_frame_equal(contact_log(read, "2017-06"), contact_log(listed, "2017-06"))
+    assert set(contact_log(listed, "2017-06")["offered_date"]) == {20170601}
+
+
+def test_a_list_without_its_contact_column_gives_no_log() -> None:
+    with pytest.raises(ValueError, match="campaign list has no column contact"):
+        contact_log(_listed().drop(columns="contact"), "2017-04")

@@ -4,7 +4,6 @@ that named them."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 from churn_transform.lake import Lake
+from churn_transform.modelling.plan import action_plan, contact_log
 from churn_transform.monitoring.predictions import (
     BATCH,
     CAMPAIGN,
@@ -23,6 +23,7 @@ from churn_transform.monitoring.predictions import (
     GoldRead,
     batch_scores,
     campaign_plans,
+    newest_plan,
     read_scored,
     scored_by,
     write_beside,
@@ -45,26 +46,6 @@ SCORED = pd.DataFrame(
         "reason_1": ["cancelled", "", "short plan"],
     }
 )
-
-
-#: A plan's totals (``modelling.plan.PlanSummary``) as ``score`` writes them beside its list.
-SUMMARY = {
-    "cohort": "2017-05",
-    "campaign_id": "retention-2017-05",
-    "ranked_by": "uplift",
-    "currency": "NTD",
-    "subscribers": 3,
-    "targets": 3,
-    "contacted": 3,
-    "control": 0,
-    "expected_saves": 0.5,
-    "expected_revenue": 100.0,
-    "cost": 30.0,
-    "expected_net_value": 70.0,
-    "offer_cost": 10.0,
-    "control_share": 0.1,
-    "lifetime_months": 6.0,
-}
 
 
 def _write(lake: Lake, run: str, version: str, gold_hash: str = "aaaa") -> str:
@@ -107,18 +88,56 @@ def test_the_campaign_list_leaves_out_the_plan_columns(tmp_path: Path) -> None:
     assert shown.columns.tolist() == ["msno", "churn_probability", "churn", "reason_1", "target"]
 
 
+def _plan(lake: Lake, run: str, control_share: float, when: int) -> None:
+    """The campaign list and totals a scoring run ``run`` of 2017-05 wrote at time ``when``."""
+    reasons = ["last transaction was a cancellation: 1", "", "auto-renew on the last plan: 0"]
+    scores = SCORED.assign(
+        reason_1=reasons, last_list_price=149.0, last_plan_days=30, days_to_expiry=3
+    )
+    ranked, plan = action_plan(scores, "2017-05", 1.0, 0.3, control_share)
+    write_campaign(lake, "2017-05", run, ranked)
+    write_beside(lake, "2017-05", run, CAMPAIGN_SUMMARY, plan.to_json().encode())
+    os.utime(lake.path_of(lake.url(PREDICTIONS, "2017-05", run, CAMPAIGN)), (when, when))
+
+
+def test_the_newest_plan_is_the_list_and_totals_of_the_cohort_s_newest_run(
+    tmp_path: Path,
+) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "later", 0.5, 2_000_000)
+    _plan(lake, "earlier", 0.0, 1_000_000)
+    found = newest_plan(lake, "2017-05")
+    assert found is not None
+    listed, plan = found
+    assert plan.control_share == 0.5 and plan.cohort == "2017-05"
+    assert listed["msno"].tolist() == ["AAAA=", "CCCC=", "BBBB="]  # ranked by probability
+    assert listed["target"].dtype == bool and listed["contact"].dtype == bool
+    assert int(listed["target"].sum()) == plan.targets
+    log = contact_log(listed, plan.cohort)
+    assert log["treated"].sum() == plan.contacted and len(log) == plan.targets
+
+
+def test_a_cohort_without_a_plan_has_no_newest_plan(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "run1", 0.0, 1_000_000)
+    assert newest_plan(lake, "2017-06") is None
+
+
+def test_a_newest_list_without_its_totals_is_refused_naming_them(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "run1", 0.0, 1_000_000)
+    (tmp_path / PREDICTIONS / "2017-05" / "run1" / CAMPAIGN_SUMMARY).unlink()
+    with pytest.raises(FileNotFoundError, match=f"run1/{CAMPAIGN} has no {CAMPAIGN_SUMMARY}"):
+        newest_plan(lake, "2017-05")
+
+
 def test_every_plan_of_a_cohort_is_read_back_newest_first(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path))
-    ranked = SCORED.assign(target=True, last_list_price=149, last_plan_days=30)
-    for run, ranked_by, when in (("later", "uplift", 2e6), ("earlier", "churn", 1e6)):
-        write_campaign(lake, "2017-05", run, ranked)
-        summary = {**SUMMARY, "ranked_by": ranked_by}
-        write_beside(lake, "2017-05", run, CAMPAIGN_SUMMARY, json.dumps(summary).encode())
-        os.utime(tmp_path / PREDICTIONS / "2017-05" / run / CAMPAIGN, (when, when))
-    write_campaign(lake, "2017-05", "unfinished", ranked)  # its totals never written
+    _plan(lake, "later", 0.5, 2_000_000)
+    _plan(lake, "earlier", 0.0, 1_000_000)
     plans = campaign_plans(lake, "2017-05")
-    assert [summary.ranked_by for _, summary in plans] == ["uplift", "churn"]
-    assert plans[0][0]["msno"].tolist() == SCORED["msno"].tolist()
+    assert [plan.control_share for _, plan in plans] == [0.5, 0.0]
+    assert plans[0][0]["msno"].tolist() == ["AAAA=", "CCCC=", "BBBB="]
     assert campaign_plans(lake, "2017-06") == []
 
 
