@@ -6,13 +6,16 @@
 In a workspace of its own (a local lake, an SQLite registry, a BentoML store, an SQLite online
 store, a traffic log), it
 
-1. generates ``--users`` subscribers with ``--months`` further months after March 2017, the
-   behaviour shift (``shift=1``) starting with ``--shift-start``: from that cohort on, the truth
-   itself turns for auto-renew-off subscribers (docs/generator.md), which no model of the months
-   before can know;
-2. holds the further months back, runs ``main`` without generating (the first champion:
-   February judged on March) and scores March and April, as the cycles before the first would
-   have;
+1. generates the base files of ``--users`` subscribers, the behaviour shift (``shift=1``)
+   starting with ``--shift-start``: from that cohort on, the truth itself turns for
+   auto-renew-off subscribers (docs/generator.md), which no model of the months before can know;
+2. runs ``main`` without generating (the first champion: February judged on March) and scores
+   March and April, as the cycles before the first would have; then plays April's plan
+   (``generate`` with ``play_campaign=2017-04`` and ``--months`` further months after March 2017,
+   in a folder of its own: the base files come out byte for byte the same, checked): its
+   contacted targets get the offer, its control group does not, and the log lands with April's
+   increment. The further months are held back, the oracle that knows who was offered replaces
+   the base files' (the same answers up to April's decisions);
 3. starts ``bentoml serve`` following the champion alias (``KKBOX_CHAMPION_POLL_SECONDS=1``) and
    sends it answers by id for the newest materialized cohort, back to back, throughout;
 4. lands each month's increment in ``<raw>/increments/`` and runs ``mlflow run . -e cycle`` for
@@ -26,7 +29,8 @@ store, a traffic log), it
    probabilities alone when it scored the cohort, two cycles before the labels
    (``monitoring.estimation``, CBPE), and the error realized - estimated; and the champion's
    estimate for the cohort the cycle scored (M+1), whose labels come two cycles later; then
-   the service's record: requests, failures, the versions that answered.
+   the service's record: requests, failures, the versions that answered; and April's campaign
+   as its log landed, contacted and control, users and churn rate by April's labels.
 
 It checks issue 15's targets and exits 1 when one is missed: decay is detected in the first
 month whose labels show it (the first cycle retraining for realized quality is the one whose
@@ -34,14 +38,16 @@ labelled cohort is the shift's first); after the retrain the served model's real
 back within 0.02 of the oracle's and stays there (it prints the month it did); no request
 failed (``--no-recovery``: all but the return, which a run of a few months cannot show; the CI
 proof, ``tests/integration/test_monthly_proof.py``, is such a run). ``--json`` writes the rows
-for tests. Needs no running service of its own.
+and the campaign's groups for tests. Needs no running service of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,11 +66,13 @@ from churn_transform.dates import shift_month  # noqa: E402
 from churn_transform.lake import Lake  # noqa: E402
 from churn_transform.monitoring.estimation import estimates  # noqa: E402
 from churn_transform.monitoring.quality import ALL  # noqa: E402
+from churn_transform.schema import CAMPAIGN_FILE  # noqa: E402
 from churn_transform.synthetic.generator import increment_folder  # noqa: E402
 from loadtests.servers import Server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 FIRST_MONTH = "2017-04"
+CAMPAIGN_MONTH = "2017-04"  # the cohort whose plan is played: scored before the first cycle
 RECOVERY = 0.02  # issue 15: after the retrain, within 0.02 of the oracle's AUC
 RETRIES = 5  # retries of one request that the service asked to retry later
 
@@ -210,18 +218,23 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
         env.pop(name, None)
     log = work / "steps.log"
     started = time.perf_counter()
-    _mlflow_run(
-        env, log, "generate", users=args.users, seed=args.seed, shift=1.0,
-        shift_start=args.shift_start, months=args.months, log_start="2016-10-01",
-    )  # fmt: skip
-    # the further months land one at a time, each just before its cycle, as they would
-    raw, landing = work / "data" / "raw", work / "landing"
-    (raw / "increments").rename(landing)
-    (raw / "increments").mkdir()
+    world = {
+        "users": args.users, "seed": args.seed, "shift": 1.0, "shift_start": args.shift_start,
+        "log_start": "2016-10-01",
+    }  # fmt: skip
+    # the base files alone (months=0 draws them byte for byte as with further months, and
+    # sooner): the further months are drawn once April's plan is made, below
+    _mlflow_run(env, log, "generate", months=0, **world)
+    raw = work / "data" / "raw"
     _mlflow_run(env, log, "main", generate="false", min_oracle_share=args.min_oracle_share)
     for cohort in ("2017-03", "2017-04"):  # as the cycles before the first would have
         _run(env, log, sys.executable, "-m", "steps.score", "--cohort", cohort)
-    print(f"data and first champion: {time.perf_counter() - started:.0f} s", flush=True)
+    began = time.perf_counter()
+    landing = play(env, log, work, raw, args.months, world)
+    print(f"April's plan played, the further months drawn: {time.perf_counter() - began:.0f} s")
+    print(
+        f"data, first champion, April's campaign: {time.perf_counter() - started:.0f} s", flush=True
+    )
     server = _serve(env, work / "serve.log")
     sender = Sender(server.url)
     sender.start()
@@ -271,6 +284,81 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
         sender.join(timeout=30)
         server.stop()
     return rows, sender.answers, sender.retried
+
+
+def play(
+    env: dict[str, str], log: Path, work: Path, raw: Path, months: int, world: dict[str, object]
+) -> Path:
+    """The further months with April's plan played in the synthetic world (its contacted
+    targets get the offer, its control group does not), drawn into a folder of their own, the
+    base files checked unchanged; returns the folder of the increments, which land one at a
+    time, each just before its cycle, as they would. The oracle, which now knows who was
+    offered, replaces the one of the base files (the same answers up to April's decisions)."""
+    played = env | {"KKBOX_DATA_DIR": str(work / "world")}
+    _mlflow_run(played, log, "generate", months=months, play_campaign=CAMPAIGN_MONTH, **world)
+    drawn = work / "world" / "raw"
+    changed = [
+        p.name for p in sorted(raw.glob("*.csv")) if not filecmp.cmp(p, drawn / p.name, False)
+    ]
+    if changed:
+        raise SystemExit(f"playing April's plan changed the base files {changed}")
+    landing = work / "landing"
+    (drawn / "increments").rename(landing)
+    (raw / "increments").mkdir(exist_ok=True)
+    shutil.rmtree(work / "data" / "oracle")
+    (work / "world" / "oracle").rename(work / "data" / "oracle")
+    shutil.rmtree(work / "world")
+    return landing
+
+
+@dataclass
+class Group:
+    users: int  # in the campaign's log
+    churn_rate: float | None  # by the cohort's labels (None: not landed yet)
+
+
+@dataclass
+class Campaign:
+    cohort: str
+    contacted: Group  # offered the retention
+    control: Group  # targeted, held out
+
+
+def campaign(raw: Path, cohort: str) -> Campaign | None:
+    """The groups of the campaign of ``cohort`` as its log landed (``campaigns.csv`` of the
+    cohort's increment) with their churn by the cohort's labels (the next month's increment);
+    None when no log landed."""
+    path = raw / increment_folder(cohort) / CAMPAIGN_FILE
+    if not path.exists():
+        return None
+    played = pd.read_csv(path)
+    labels_path = raw / increment_folder(shift_month(cohort, 1)) / f"labels_{cohort}.csv"
+    if labels_path.exists():
+        labels = pd.read_csv(labels_path).set_index("msno")["is_churn"]
+        played["is_churn"] = played["msno"].map(labels)
+    else:
+        played["is_churn"] = float("nan")
+
+    def group(treated: int) -> Group:
+        churn = played.loc[played["treated"] == treated, "is_churn"]
+        rate = None if churn.isna().all() else float(churn.mean())
+        return Group(users=len(churn), churn_rate=rate)
+
+    return Campaign(cohort=cohort, contacted=group(1), control=group(0))
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _said(played: Campaign | None) -> str:
+    if played is None:
+        return f"campaign of {CAMPAIGN_MONTH}: no log landed"
+    return (
+        f"campaign of {played.cohort} (its landed log, its labels): "
+        f"contacted {played.contacted.users:,} users, churn {_rate(played.contacted.churn_rate)}; "
+        f"control {played.control.users:,} users, churn {_rate(played.control.churn_rate)}"
+    )
 
 
 def _shown(value: float | None) -> str:
@@ -371,8 +459,10 @@ def main() -> None:
         started = time.perf_counter()
         rows, answers, retried = live(args, work)
         took = time.perf_counter() - started
+        played = campaign(work / "data" / "raw", CAMPAIGN_MONTH)
     print()
     print(table(rows))
+    print(f"\n{_said(played)}")
     versions = pd.Series([v for s, v in answers if s == 200]).value_counts().sort_index()
     failed = sum(1 for s, _ in answers if s != 200)
     print(
@@ -392,6 +482,7 @@ def main() -> None:
                     "answers": answers,
                     "retried": retried,
                     "missed": missed,
+                    "campaign": asdict(played) if played else None,
                 }
             )
         )
