@@ -93,11 +93,14 @@ class Verdict:
         """One sentence: whether the saves' and the net value's intervals exclude zero, beside
         the forecast net value and the oracle's (synthetic data)."""
         name = f"Campaign {self.campaign_id}"
+        oracle = self.oracle_net_value
+        expected = f" and the oracle's {oracle:,.0f}" if oracle is not None else ""
         if self.too_small:
             group = "the control group" if self.too_small == "control" else "the contacted group"
             return (
                 f"{name}: {group} is too small to tell ({self.contacted:,} contacted and "
-                f"{self.control:,} held out with labels)."
+                f"{self.control:,} held out with labels); net value forecast "
+                f"{self.forecast_net_value:,.0f} {self.currency}{expected}."
             )
         saves, low, high = _measured(
             self.realized_saves, self.realized_saves_low, self.realized_saves_high
@@ -117,8 +120,6 @@ class Verdict:
         paid = "it paid for itself" if net_low > 0 else "it did not pay for itself"
         if net_low <= 0 <= net_high:
             paid = "whether it paid for itself is not settled"
-        oracle = self.oracle_net_value
-        expected = f" and the oracle's {oracle:,.0f}" if oracle is not None else ""
         return (
             f"{name} {effect}; net value {net:,.0f} {self.currency} (95% interval "
             f"{net_low:,.0f} to {net_high:,.0f}) against a forecast of "

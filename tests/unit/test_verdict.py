@@ -130,7 +130,10 @@ def test_an_empty_control_group_is_too_small_to_tell() -> None:
     assert verdict.return_on_cost is None
     assert verdict.cost == 400.0 and verdict.forecast_saves == pytest.approx(12.0)
     assert verdict.too_small == "control"
-    assert "the control group is too small to tell" in verdict.said
+    assert verdict.said == (
+        f"Campaign {CAMPAIGN}: the control group is too small to tell (40 contacted and 0 held "
+        "out with labels); net value forecast 800 NTD."
+    )
 
 
 @pytest.mark.parametrize(
