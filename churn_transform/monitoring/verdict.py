@@ -8,7 +8,8 @@ both ``target`` and ``control`` in the plan): the plan drew the control by a has
 its ranking, so the two groups differ by the offer and by chance only. A logged subscriber who
 is neither (held out without being a control target) is left out and counted
 (``not_compared``); so is a compared subscriber without a label (``unlabelled``), whom the cost
-leaves out too, so that saves and cost count the same people.
+leaves out too, so that saves and cost count the same people. The plan is the one the log was
+played from (``played_plan``), not necessarily the cohort's newest.
 
 With ``n`` contacted churning at the rate ``p1`` and the control at ``p0``, the realized saves
 are ``n * (p0 - p1)``. A subscriber's retained value is ``(1 - churn) * lifetime_value``; the
