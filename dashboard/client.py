@@ -19,6 +19,7 @@ import requests
 
 from churn_transform.lake import lake_of
 from churn_transform.monitoring.predictions import read_scored
+from churn_transform.monitoring.verdict import newest_verdict
 from churn_transform.serving.traffic import read_served, read_traffic
 from churn_transform.settings import Settings, masked
 
@@ -245,6 +246,18 @@ def scored_cohort(settings: Settings, campaign_path: str, cohort: str) -> Answer
         return Answer(read_scored(lake_of(settings), cohort, run_id))
     except FileNotFoundError as err:
         return Answer(problem=str(err))
+
+
+def campaign_verdict(settings: Settings) -> Answer:
+    """The verdict of the newest cohort a campaign was played on (``quality`` writes it once the
+    cohort's labels land: ``monitoring.verdict``), or why there is none."""
+    try:
+        found = newest_verdict(lake_of(settings))
+    except ValueError as err:
+        return Answer(problem=f"the newest campaign verdict cannot be read: {err}")
+    if found is None:
+        return Answer(problem="no campaign has been judged yet")
+    return Answer(found)
 
 
 def quality_history(

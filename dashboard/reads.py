@@ -106,6 +106,11 @@ def scored_cohort(settings: Settings, campaign_path: str, cohort: str, modified:
     return client.scored_cohort(settings, campaign_path, cohort)
 
 
+@_cached(ttl=LISTING_TTL)
+def campaign_verdict(settings: Settings) -> Answer:
+    return client.campaign_verdict(settings)
+
+
 @_cached(max_entries=4)
 def quality_history(
     settings: Settings, tables: tuple[LakeFile, ...], cycles: tuple[LakeFile, ...]

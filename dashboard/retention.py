@@ -1,7 +1,9 @@
 """The dashboard's Campaign tab: the newest campaign list ``score`` wrote, filtered by whom it
 targets, their churn probability and the features behind their top reasons; and what the
 campaign would contact, save and earn under another offer cost, budget and control share
-(``churn_transform.modelling.whatif``, recomputed from the cohort the list was scored from)."""
+(``churn_transform.modelling.whatif``, recomputed from the cohort the list was scored from);
+and the verdict on the last campaign played, once its cohort's labels landed
+(``churn_transform.monitoring.verdict``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import streamlit as st
 
 from churn_transform.modelling.campaign import monthly_price
 from churn_transform.modelling.whatif import WhatIf, what_if
+from churn_transform.monitoring.verdict import Verdict
 from churn_transform.settings import Settings
 from dashboard import reads
 from dashboard.client import LakeFile
@@ -35,6 +38,7 @@ def section(settings: Settings) -> None:
         f"Cohort {newest.cohort}, `{newest.path}`: {len(listed):,} subscribers, "
         f"{int(listed['target'].sum()):,} targeted"
     )
+    verdict_section(settings)
     what_if_section(settings, newest, int(listed["target"].sum()))
     features = reason_features(listed)
     left, middle, right = st.columns(3)
@@ -116,3 +120,54 @@ def _figures(found: WhatIf, scored: int) -> None:
         f"control; offers cost {found.cost:,.0f} NTD for {found.saved_value:,.0f} NTD of "
         f"expected saved value."
     )
+
+
+def verdict_section(settings: Settings) -> None:
+    """The newest verdict: realized figures with their 95% intervals beside the forecast and
+    the oracle's, the groups compared, and its sentence."""
+    st.subheader("Last campaign's verdict")
+    found = reads.campaign_verdict(settings)
+    if found.value is None:
+        st.caption(
+            f"No verdict yet: {found.problem}. A campaign is judged by the quality step of its "
+            "cohort, once the cohort's labels land with the next month."
+        )
+        return
+    verdict: Verdict = found.value
+    left_out = f"; {verdict.unlabelled:,} without a label left out" if verdict.unlabelled else ""
+    returned = verdict.return_on_cost
+    ratio = f", a realized return of {returned:.0%} on it" if returned is not None else ""
+    st.markdown(
+        f"Cohort **{verdict.cohort}**, campaign `{verdict.campaign_id}`: "
+        f"{verdict.contacted:,} contacted and {verdict.control:,} held out as control{left_out}; "
+        f"offers cost {verdict.cost:,.0f} {verdict.currency}{ratio}."
+    )
+    st.table(verdict_table(verdict))
+    st.write(verdict.said)
+
+
+def verdict_table(verdict: Verdict) -> pd.DataFrame:
+    """Saves and net value: realized with the 95% interval, forecast, and the oracle's
+    expectation (synthetic data only); "–" where there is no figure."""
+
+    def shown(value: float | None, digits: int) -> str:
+        return "–" if value is None else f"{value:,.{digits}f}"
+
+    rows = {
+        "saves": (
+            [verdict.realized_saves, verdict.realized_saves_low, verdict.realized_saves_high]
+            + [verdict.forecast_saves, verdict.oracle_saves],
+            1,
+        ),
+        f"net value ({verdict.currency})": (
+            [verdict.realized_net_value, verdict.realized_net_value_low]
+            + [verdict.realized_net_value_high, verdict.forecast_net_value]
+            + [verdict.oracle_net_value],
+            0,
+        ),
+    }
+    columns = ["realized", "95% low", "95% high", "forecast", "oracle"]
+    return pd.DataFrame(
+        {name: [shown(v, digits) for v in values] for name, (values, digits) in rows.items()},
+        index=columns,
+    ).T

@@ -11,7 +11,8 @@ it on synthetic data):
 3. ``score`` cohort M+1 with the champion (once per champion version), and ``materialize`` its
    features into the online store, so answers by id serve the new cohort;
 4. ``quality`` of cohort M-1: the predictions made for it two cycles ago against its labels,
-   per model version and segment;
+   per model version and segment, and the verdict of the campaign played on it, if one was
+   (``monitoring.verdict``: its sentence joins the record);
 5. ``drift`` of the service's recent traffic against the champion's training data;
 6. the written policy (``churn_transform.monitoring.policy``) decides whether to retrain; if so,
    ``train`` on the ``--train-months`` newest labelled cohorts (M-1 and before), judged on the
@@ -57,6 +58,7 @@ from churn_transform.monitoring.estimation import estimates
 from churn_transform.monitoring.journal import Journal
 from churn_transform.monitoring.policy import Evidence, Policy, decide
 from churn_transform.monitoring.quality import realized_figures
+from churn_transform.monitoring.verdict import read_verdict
 from churn_transform.schema import LABEL
 from churn_transform.settings import Settings
 from churn_transform.synthetic.months import FIRST_MONTH
@@ -155,6 +157,8 @@ def _said(record: dict[str, object]) -> str:
         f"  champion: version {record['champion_before']} -> {record['champion_after']}"
         + (f" (candidate {record['candidate']})" if record["candidate"] else ""),
     ]
+    if record.get("campaign_verdict"):
+        lines.append(f"  campaign verdict: {record['campaign_verdict']}")
     live = record.get("challenger")
     if isinstance(live, dict) and live.get("verdict") and live.get("reason"):
         lines.append(
@@ -229,6 +233,7 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
     step("materialize", cohort=scoring)  # answers by id serve the new cohort
     quality = step("quality", cohort=labelled, min_segment_users=args.min_segment_users)
     realized = realized_figures(_metrics(quality), version)
+    verdict = read_verdict(lake_of(settings), labelled)  # quality's, when a campaign was played
     # a drift is evidence for the policy here, not a reason for its step to fail
     drift = _metrics(step("drift", days=args.drift_days, fail_on_drift="false"))
     evidence = Evidence(
@@ -250,6 +255,7 @@ def _measure(step: Step, settings: Settings, args: argparse.Namespace) -> dict[s
         "realized_roc_auc": evidence.realized_auc,
         "oracle_roc_auc": realized.get("oracle_roc_auc"),
         "drift_share": drift.get("drift_share"),
+        "campaign_verdict": verdict.said if verdict is not None else None,
         **_estimated(settings, labelled, scoring, version, evidence.realized_auc),
         "decision": decision.text(),
         "retrained": decision.retrain,

@@ -15,8 +15,15 @@ batch scores before the labels (``estimate.json``, ``monitoring.estimation``) ag
 realized and the oracle's: ``quality/<cohort>/estimation.parquet`` (every version and segment),
 metrics ``batch.v<version>.estimated_roc_auc`` and ``...estimation_error_roc_auc`` (realized -
 estimated; also of precision and recall) and the gauges ``kkbox_estimated_roc_auc`` and
-``kkbox_estimation_error_roc_auc`` (labels ``cohort``, ``model_version``). A cohort without
-labels yet, or without any prediction made for it, is said and measures nothing.
+``kkbox_estimation_error_roc_auc`` (labels ``cohort``, ``model_version``). When a campaign was
+played on the cohort (its log landed with the cohort's increment, ``etl.campaign_log``) from a
+plan ``score`` wrote, its verdict (``monitoring.verdict``):
+``quality/<cohort>/campaign_verdict.json``, metrics ``campaign_<figure>``
+(``monitoring.verdict.verdict_metrics``), the tag ``campaign_verdict`` (its sentence) and the
+gauges ``kkbox_campaign_realized_saves``, ``kkbox_campaign_realized_net_value_ntd`` and
+``kkbox_campaign_forecast_net_value_ntd`` (labels ``cohort``, ``campaign_id``); without a log,
+nothing. A cohort without labels yet, or
+without any prediction made for it, is said and measures nothing.
 """
 
 from __future__ import annotations
@@ -29,12 +36,20 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from churn_transform.etl.campaign_log import read_landed_campaign
 from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
 from churn_transform.modelling.segments import segment_labels
 from churn_transform.monitoring.estimation import estimates, estimation_metrics, estimation_table
-from churn_transform.monitoring.predictions import batch_scores
+from churn_transform.monitoring.predictions import batch_scores, campaign_plans
 from churn_transform.monitoring.quality import ALL, REPORTED, realized_quality, reported_metrics
+from churn_transform.monitoring.verdict import (
+    Verdict,
+    campaign_verdict,
+    played_plan,
+    verdict_metrics,
+    write_verdict,
+)
 from churn_transform.schema import LABEL
 from churn_transform.serving.traffic import read_traffic
 from churn_transform.settings import Settings
@@ -87,10 +102,12 @@ def push(
     overall: pd.DataFrame,
     evaluated: dict[str, float],
     estimation: pd.DataFrame | None = None,
+    verdict: Verdict | None = None,
 ) -> None:
     """The overall figures to the Pushgateway: one group, replaced at every push, so the alert
     sees the newest labelled cohort only; with the estimates made before the labels and their
-    errors (``estimation``: ``monitoring.estimation.estimation_table``)."""
+    errors (``estimation``: ``monitoring.estimation.estimation_table``), and the verdict of the
+    campaign played on the cohort."""
     from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
     registry = CollectorRegistry()
@@ -119,6 +136,8 @@ def push(
         own.labels(version).set(value)
     if estimation is not None and not estimation.empty:
         _estimation_gauges(registry, cohort, estimation)
+    if verdict is not None:
+        _campaign_gauges(registry, verdict)
     push_to_gateway(url, job="kkbox-quality", registry=registry)
 
 
@@ -139,6 +158,27 @@ def _estimation_gauges(registry: CollectorRegistry, cohort: str, estimation: pd.
         for name, gauge in gauges.items():
             if pd.notna(row[name]):
                 gauge.labels(cohort, str(row["model_version"])).set(row[name])
+
+
+def _campaign_gauges(registry: CollectorRegistry, verdict: Verdict) -> None:
+    """The campaign's realized saves and net value and its forecast net value, by cohort and
+    campaign; a figure the verdict could not measure is not set."""
+    from prometheus_client import Gauge
+
+    said = {
+        "realized_saves": "Subscribers a campaign saved, against its control group",
+        "realized_net_value_ntd": "A campaign's realized net value (NTD), against its control",
+        "forecast_net_value_ntd": "The net value (NTD) the campaign's plan forecast",
+    }
+    figures = {
+        "realized_saves": verdict.realized_saves,
+        "realized_net_value_ntd": verdict.realized_net_value,
+        "forecast_net_value_ntd": verdict.forecast_net_value,
+    }
+    for name, text in said.items():
+        gauge = Gauge(f"kkbox_campaign_{name}", text, ["cohort", "campaign_id"], registry=registry)
+        if (figure := figures[name]) is not None:
+            gauge.labels(verdict.cohort, verdict.campaign_id).set(figure)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,10 +207,13 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_table(quality, "quality/quality.json")
         mlflow.log_params({"cohort": args.cohort, "quality": target})
         estimation = _estimation(lake, args.cohort, quality)
+        verdict = _campaign(settings, lake, args.cohort, labelled)
         if settings.pushgateway_url:
-            push(settings.pushgateway_url, args.cohort, overall, evaluated, estimation)
+            push(settings.pushgateway_url, args.cohort, overall, evaluated, estimation, verdict)
     print(overall.drop(columns=["segment", "value"]).to_string(index=False))
     print(_estimation_said(estimation))
+    if verdict is not None:
+        print(verdict.said)
     own = ", ".join(f"version {v} {auc:.4f}" for v, auc in evaluated.items()) or "none known"
     print(f"quality of {args.cohort}: {target}; ROC AUC on their own evaluation cohort: {own}")
 
@@ -187,6 +230,32 @@ def _estimation(lake: Lake, cohort: str, quality: pd.DataFrame) -> pd.DataFrame:
     mlflow.log_metrics(estimation_metrics(estimation))
     mlflow.log_table(estimation, "quality/estimation.json")
     return estimation
+
+
+def _campaign(
+    settings: Settings, lake: Lake, cohort: str, labelled: pd.DataFrame
+) -> Verdict | None:
+    """The verdict of the campaign played on ``cohort`` when its log landed and its plan is in
+    the lake: in the lake, as metrics and a tag of the run; None without a log. The plan is the
+    newest the log follows, else the newest (whose verdict then names a row that does not)."""
+    raw = settings.raw_dir
+    log = read_landed_campaign(raw, settings.storage_options(raw), cohort)
+    if log is None:
+        return None
+    plans = campaign_plans(lake, cohort)
+    if not plans:
+        print(f"quality: a campaign was played on {cohort}, but no plan of it is in the lake")
+        return None
+    plan, summary = played_plan(log, plans) or plans[0]
+    oracle = oracle_answers(settings.oracle_dir, cohort, log["msno"])
+    if oracle is not None and "churn_probability_offered" not in oracle:
+        oracle = None  # an oracle of a world without offers
+    verdict = campaign_verdict(log, labelled[LABEL], plan, summary, oracle)
+    write_verdict(lake, verdict)
+    mlflow.log_metrics(verdict_metrics(verdict))
+    mlflow.log_text(verdict.to_json(), "quality/campaign_verdict.json")
+    mlflow.set_tag("campaign_verdict", verdict.said)
+    return verdict
 
 
 def _estimation_said(estimation: pd.DataFrame) -> str:

@@ -1,6 +1,7 @@
 """A retention campaign's log in the raw folder (``campaigns.csv``: a row per user of the
 campaign, offered or held out as the control), read where the raw files are, a folder or an
-s3:// prefix; the real KKBox files have none."""
+s3:// prefix; the real KKBox files have none. The log of a campaign played from the platform's
+own plan lands with its cohort's increment (``<raw>/increments/<cohort>/campaigns.csv``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import posixpath
 import pandas as pd
 from fsspec.core import url_to_fs
 
+from churn_transform.etl.increments import INCREMENTS
 from churn_transform.schema import CAMPAIGN_COLUMNS, CAMPAIGN_FILE
 
 
@@ -43,3 +45,23 @@ def latest_campaign(log: pd.DataFrame) -> tuple[str, str, pd.DataFrame]:
     rows = log[log["campaign_id"] == newest].reset_index(drop=True)
     cohort = offered[log["campaign_id"] == newest].min().strftime("%Y-%m")
     return newest, cohort, rows
+
+
+def read_landed_campaign(
+    raw_url: str, storage_options: dict[str, object], cohort: str
+) -> pd.DataFrame | None:
+    """The log of the campaign played on ``cohort``, landed with its increment, or None when
+    none landed; raises ValueError naming a missing column, an offer day that is not a day, or
+    a second campaign in the one log."""
+    folder = posixpath.join(raw_url.rstrip("/"), INCREMENTS, cohort)
+    log = read_campaign_log(folder, storage_options)
+    if log is None:
+        return None
+    campaign, _, rows = latest_campaign(log)  # checks every offer day
+    if len(rows) != len(log):
+        others = sorted(set(log["campaign_id"].astype(str)) - {campaign})
+        raise ValueError(
+            f"{folder}/{CAMPAIGN_FILE} holds the campaigns {others} beside {campaign}: "
+            "a landed log is one campaign's"
+        )
+    return log

@@ -15,7 +15,9 @@ One folder per scoring run, ``predictions/<cohort>/<run id>/``:
 
 ``newest_plan`` reads the plan to act on: the campaign list and totals of the cohort's newest
 scoring run (a cohort scored again makes its newest list the one to act on), as the dashboard
-shows it and as the synthetic world plays it (``generate --play-campaign``).
+shows it and as the synthetic world plays it (``generate --play-campaign``); ``campaign_plans``
+every plan of a cohort, newest first, as the plan played may be an older one (a new champion
+scored the cohort again after the campaign was played), which its verdict is judged against.
 
 ``read_scored`` joins a run's scores with the plans of the gold version they were made from:
 the scored cohort the campaign was built from, which the dashboard's what-if recomputes.
@@ -133,16 +135,26 @@ def newest_plan(lake: Lake, cohort: str) -> tuple[pd.DataFrame, PlanSummary] | N
     """The campaign list (``CAMPAIGN``) of the newest scoring run of ``cohort`` and its totals
     (``CAMPAIGN_SUMMARY``); None when no run of the cohort wrote one. Raises
     ``FileNotFoundError`` naming a newest list without its totals."""
+    lists = _runs_with(lake, cohort, CAMPAIGN)
+    return _plan_at(lake, lists[-1]) if lists else None
+
+
+def campaign_plans(lake: Lake, cohort: str) -> list[tuple[pd.DataFrame, PlanSummary]]:
+    """Every campaign plan of ``cohort``, newest first, as ``newest_plan`` reads one. A cohort
+    scored again by a new champion has a plan per run, and the one played may not be the
+    newest (``monitoring.verdict.played_plan``)."""
+    return [_plan_at(lake, path) for path in reversed(_runs_with(lake, cohort, CAMPAIGN))]
+
+
+def _plan_at(lake: Lake, path: str) -> tuple[pd.DataFrame, PlanSummary]:
+    """The list at ``path`` and the totals beside it; ``FileNotFoundError`` without them."""
     from churn_transform.modelling.plan import PlanSummary
 
-    lists = _runs_with(lake, cohort, CAMPAIGN)
-    if not lists:
-        return None
-    summary = posixpath.join(posixpath.dirname(lists[-1]), CAMPAIGN_SUMMARY)
+    summary = posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY)
     if not lake.fs.exists(summary):
-        raise FileNotFoundError(f"{lake.fs.unstrip_protocol(lists[-1])} has no {CAMPAIGN_SUMMARY}")
-    with lake.fs.open(lists[-1], "rb") as handle:
-        listed = pd.read_csv(handle, keep_default_na=False, na_values=[""])
+        raise FileNotFoundError(f"{lake.fs.unstrip_protocol(path)} has no {CAMPAIGN_SUMMARY}")
+    with lake.fs.open(path, "rb") as handle:
+        listed = pd.read_csv(handle, dtype={"msno": str}, keep_default_na=False, na_values=[""])
     return listed, PlanSummary.from_json(lake.fs.cat_file(summary).decode())
 
 

@@ -8,7 +8,11 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from churn_transform.etl.campaign_log import latest_campaign, read_campaign_log
+from churn_transform.etl.campaign_log import (
+    latest_campaign,
+    read_campaign_log,
+    read_landed_campaign,
+)
 from churn_transform.schema import CAMPAIGN_FILE
 
 LOG = (
@@ -49,3 +53,19 @@ def test_a_log_without_the_treated_column_is_refused_naming_it(tmp_path: Path) -
     _write(str(tmp_path), {}, "msno,campaign_id,offered_date\na,x,20170301\n")
     with pytest.raises(ValueError, match=f"{CAMPAIGN_FILE} has no column treated"):
         read_campaign_log(str(tmp_path), {})
+
+
+@pytest.mark.integration
+def test_a_played_campaign_is_read_from_its_cohort_s_increment(
+    raw_url: tuple[str, dict[str, object]],
+) -> None:
+    url, options = raw_url
+    assert read_landed_campaign(url, options, "2017-05") is None
+    played = "msno,campaign_id,offered_date,treated\na,retention-2017-05,20170501,1\n"
+    _write(f"{url}/increments/2017-05", options, played + "b,retention-2017-05,20170501,0\n")
+    log = read_landed_campaign(url, options, "2017-05")
+    assert log is not None and list(log["treated"]) == [1, 0]
+    assert read_landed_campaign(url, options, "2017-06") is None
+    _write(f"{url}/increments/2017-06", options, played + "b,retention-2017-06,20170601,0\n")
+    with pytest.raises(ValueError, match=r"campaigns \['retention-2017-05'\] beside retention-20"):
+        read_landed_campaign(url, options, "2017-06")

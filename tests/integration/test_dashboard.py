@@ -22,6 +22,7 @@ from churn_transform.modelling.campaign import monthly_price
 from churn_transform.modelling.explanation import READABLE
 from churn_transform.modelling.whatif import WhatIf, what_if
 from churn_transform.monitoring.predictions import read_scored
+from churn_transform.monitoring.verdict import Verdict, write_verdict
 from churn_transform.schema import EXAMPLE_RECORD
 from churn_transform.settings import PROJECT_ROOT, Settings
 from dashboard import client
@@ -40,6 +41,30 @@ pytestmark = pytest.mark.integration
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 SETTINGS = ("MLFLOW_TRACKING_URI", "KKBOX_LAKE_URI", "KKBOX_TRAFFIC_LOG_URI", "KKBOX_SERVICE_URL")
 TABS = ("Model", "Live", "Drift", "Campaign", "Subscriber", "Months")
+#: A verdict on March's campaign, its figures as ``monitoring.verdict`` would give them.
+VERDICT = Verdict(
+    cohort="2017-03",
+    campaign_id="retention-2017-03",
+    currency="NTD",
+    contacted=40,
+    control=40,
+    unlabelled=0,
+    not_compared=0,
+    contacted_churn_rate=0.25,
+    control_churn_rate=0.5,
+    realized_saves=10.0,
+    realized_saves_low=1.8,
+    realized_saves_high=18.2,
+    cost=400.0,
+    realized_net_value=600.0,
+    realized_net_value_low=-230.0,
+    realized_net_value_high=1430.0,
+    return_on_cost=1.5,
+    forecast_saves=12.0,
+    forecast_net_value=800.0,
+    oracle_saves=10.0,
+    oracle_net_value=600.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +312,28 @@ def test_the_what_if_recomputes_the_campaign_from_the_scored_cohort(
     assert _shown(app) == expected(offer_cost=cost / 2, control_share=0.25, budget=cost * 10)
     assert _shown(app)["campaign size (contacted)"] == "15"  # 20 listed, 5 held out
     assert "the budget binds" in app.caption[-1].value
+
+
+def test_the_last_campaign_s_verdict_stands_beside_its_forecast(
+    monkeypatch: pytest.MonkeyPatch, live: dict[str, str]
+) -> None:
+    lake = Lake(live["KKBOX_LAKE_URI"])
+    app = _app(monkeypatch, live, "Campaign")
+    assert "No verdict yet: no campaign has been judged yet" in " ".join(
+        caption.value for caption in app.caption
+    )
+    url = write_verdict(lake, VERDICT)
+    try:
+        app = _app(monkeypatch, live, "Campaign")  # with empty caches
+        shown = app.table[0].value
+        assert list(shown.columns) == ["realized", "95% low", "95% high", "forecast", "oracle"]
+        assert list(shown.loc["saves"]) == ["10.0", "1.8", "18.2", "12.0", "10.0"]
+        assert list(shown.loc["net value (NTD)"]) == ["600", "-230", "1,430", "800", "600"]
+        said = " ".join(block.value for block in app.markdown)
+        assert "40 contacted and 40 held out as control" in said
+        assert "a realized return of 150% on it" in said and VERDICT.said in said
+    finally:
+        lake.fs.rm(lake.path_of(url))
 
 
 def test_the_form_shows_the_service_s_answer_and_its_errors(

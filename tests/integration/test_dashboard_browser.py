@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import requests
 
+from churn_transform.lake import Lake
+from churn_transform.monitoring.verdict import write_verdict
 from churn_transform.settings import PROJECT_ROOT
 from tests.conftest import (
     BIN,
@@ -29,6 +31,7 @@ from tests.conftest import (
     tracking_store,
 )
 from tests.integration.test_cycle import make, platform_copy
+from tests.integration.test_dashboard import VERDICT
 
 pytestmark = pytest.mark.integration
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -199,6 +202,8 @@ def test_following_the_hints_fills_every_tab(browser: Any, platform: dict[str, s
         ]
         for command in run:  # in the page's order: March is scored before it is measured
             make(platform, *command.split()[1:])
+        # a campaign played on March and judged (tests/integration/test_quality_step.py makes one)
+        write_verdict(Lake(platform["KKBOX_LAKE_URI"]), VERDICT)
         _visit(page, "Model")
         _after_run(page, page.get_by_role("button", name="Refresh").click)
         _every_tab_shows_its_content(page)
@@ -216,6 +221,8 @@ def _every_tab_shows_its_content(page: Any) -> None:
     shown = campaign.inner_text()
     assert "Cohort 2017-04" in shown and "expected net value (NTD)" in shown  # the what-if's
     assert campaign.get_by_text("Download the list (CSV)").count() == 1
+    assert "Last campaign's verdict" in shown and VERDICT.said in shown
+    assert "40 contacted and 40 held out as control" in shown and "1,430" in shown
     months = _visit(page, "Months").inner_text()
     assert "Realized ROC AUC" in months and "make months" in months
     subscriber = _visit(page, "Subscriber")

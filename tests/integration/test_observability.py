@@ -29,6 +29,7 @@ from tests.conftest import (
     start_pushgateway,
     stop,
 )
+from tests.integration.test_dashboard import VERDICT
 
 pytestmark = pytest.mark.integration
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -56,7 +57,7 @@ def prometheus(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         # the quality step's push: version 1 realized 0.05 below its own evaluation on 2017-04
         overall = realized_quality_row(cohort="2017-04", roc_auc=0.86, oracle_roc_auc=0.93)
-        push(gateway_url, "2017-04", overall, {"1": 0.91})
+        push(gateway_url, "2017-04", overall, {"1": 0.91}, verdict=VERDICT)  # and a campaign's
         prometheus_query(address, 'up{job="kkbox-churn-service"} == 1')
         # A series' first sample counts as its start: let Prometheus see every series once
         # before the load, or a rate over the load can be zero (as for a freshly started pod).

@@ -17,10 +17,14 @@ import requests
 from sklearn.metrics import roc_auc_score
 
 from churn_transform.lake import Lake
+from churn_transform.modelling.plan import contact_log
 from churn_transform.monitoring.estimation import estimates
+from churn_transform.monitoring.predictions import campaign_plans
+from churn_transform.monitoring.verdict import campaign_verdict, read_verdict
 from churn_transform.serving.records import Prediction
 from churn_transform.serving.runtime import RequestRecord, traffic_entries
 from churn_transform.serving.traffic import TrafficLog
+from churn_transform.synthetic.report import oracle_answers
 from tests.conftest import Champion, records_of, run_step, start_pushgateway, stop
 
 pytestmark = pytest.mark.integration
@@ -45,7 +49,7 @@ def quality(env: dict[str, str], cohort: str, start: str, end: str, min_users: i
 def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
     champion: Champion, tmp_path: Path
 ) -> None:
-    lake = tmp_path / "lake"
+    lake, raw = tmp_path / "lake", tmp_path / "raw"
     shutil.copytree(champion.env["KKBOX_LAKE_URI"], lake)  # this test's predictions stay here
     gateway, gateway_url = start_pushgateway()
     env = {**champion.env, "KKBOX_LAKE_URI": str(lake), "KKBOX_PUSHGATEWAY_URL": gateway_url}
@@ -54,7 +58,9 @@ def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
         assert "scored" in scored
         again = run_step(env, sys.executable, "-m", "steps.score", "--cohort", "2017-03")
         assert "already scored by version 1: nothing to do" in again
-        printed = quality(env, "2017-03", "none", "none", min_users=200)
+        log = _play_the_plan(lake, raw, "2017-03")
+        # the raw folder of this test holds the played log only: quality reads nothing else there
+        printed = quality({**env, "KKBOX_RAW_URI": str(raw)}, "2017-03", "none", "none", 200)
         pushed = requests.get(f"{gateway_url}/metrics", timeout=10).text
     finally:
         stop(gateway)
@@ -72,6 +78,52 @@ def test_quality_of_a_scored_cohort_equals_the_champion_s_own_evaluation(
     assert 'kkbox_realized_roc_auc{cohort="2017-03",instance="",job="kkbox-quality",' in pushed
     assert 'kkbox_evaluated_roc_auc{instance="",job="kkbox-quality",model_version="1"}' in pushed
     _the_estimate_made_at_scoring_stands_beside_the_realized(lake, overall, pushed, printed)
+    _the_campaign_played_on_the_cohort_is_judged(champion, lake, log, pushed, printed)
+
+
+def _play_the_plan(lake: Path, raw: Path, cohort: str) -> pd.DataFrame:
+    """The log a retention team hands back after playing the plan of ``cohort`` as written
+    (``modelling.plan.contact_log``), landed with the cohort's increment."""
+    ((plan, summary),) = campaign_plans(Lake(str(lake)), cohort)  # scored once
+    log = contact_log(plan, summary.cohort)
+    (raw / "increments" / cohort).mkdir(parents=True)
+    log.to_csv(raw / "increments" / cohort / "campaigns.csv", index=False)
+    return log
+
+
+def _the_campaign_played_on_the_cohort_is_judged(
+    champion: Champion, lake: Path, log: pd.DataFrame, pushed: str, printed: str
+) -> None:
+    """The verdict of the played campaign against the cohort's labels, in the lake, the run,
+    the Pushgateway and the step's output."""
+    ((plan, summary),) = campaign_plans(Lake(str(lake)), "2017-03")
+    labels = champion.gold("2017-03").set_index("msno")["is_churn"]
+    oracle = oracle_answers(
+        str(Path(champion.env["KKBOX_DATA_DIR"]) / "oracle"), "2017-03", log["msno"]
+    )
+    if oracle is not None and "churn_probability_offered" not in oracle:
+        oracle = None
+    expected = campaign_verdict(log, labels, plan, summary, oracle)
+    assert read_verdict(Lake(str(lake)), "2017-03") == expected
+    assert expected.contacted > 0 and expected.control > 0 and expected.said in printed
+    client = mlflow.MlflowClient(champion.env["MLFLOW_TRACKING_URI"])
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("kkbox-churn").experiment_id],
+        "attributes.run_name = 'quality'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    assert run.data.tags["campaign_verdict"] == expected.said
+    assert run.data.metrics["campaign_cost"] == expected.cost
+    assert run.data.metrics["campaign_forecast_net_value"] == pytest.approx(
+        expected.forecast_net_value
+    )
+    labels_shown = (
+        'campaign_id="retention-2017-03",cohort="2017-03",instance="",job="kkbox-quality"'
+    )
+    assert f"kkbox_campaign_forecast_net_value_ntd{{{labels_shown}}}" in pushed
+    realized = f"kkbox_campaign_realized_saves{{{labels_shown}}}"
+    assert (realized in pushed) == (expected.realized_saves is not None)
 
 
 def _the_estimate_made_at_scoring_stands_beside_the_realized(
@@ -118,6 +170,7 @@ def test_the_service_s_answers_are_measured_per_version_beside_the_batch(
     quality(env, "2017-03", today, today, min_users=100)
     table = pd.read_parquet(lake / "quality" / "2017-03" / "quality.parquet")
     overall = table[table["segment"] == "all"].set_index(["source", "model_version"])
+    assert not (lake / "quality" / "2017-03" / "campaign_verdict.json").exists()  # none played
     assert overall.loc[("traffic", "1"), "users"] == 600
     assert overall.loc[("traffic", "7"), "users"] == len(records) - 600
     labels = march.set_index("msno")["is_churn"]

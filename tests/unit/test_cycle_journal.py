@@ -219,3 +219,11 @@ def test_a_challenger_not_promoted_leaves_the_policy_s_retraining_to_run(
     acted = _challenged(platform, lake, monkeypatch, verdict)
     assert acted["challenger"]["verdict"] == verdict
     assert platform.calls.count("train") == 1  # BEFORE's decision: retrain
+
+
+def test_the_summary_says_the_campaign_verdict_when_quality_made_one() -> None:
+    record = {**BEFORE, "champion_after": "1", "candidate": None, "challenger": {}}
+    assert "campaign verdict" not in cycle._said(record)  # a record from before verdicts
+    said = "Campaign retention-2017-04: the control group is too small to tell (9 ...)."
+    lines = cycle._said({**record, "campaign_verdict": said}).splitlines()
+    assert f"  campaign verdict: {said}" in lines

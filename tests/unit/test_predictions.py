@@ -22,6 +22,7 @@ from churn_transform.monitoring.predictions import (
     SCORES,
     GoldRead,
     batch_scores,
+    campaign_plans,
     newest_plan,
     read_scored,
     scored_by,
@@ -128,6 +129,16 @@ def test_a_newest_list_without_its_totals_is_refused_naming_them(tmp_path: Path)
     (tmp_path / PREDICTIONS / "2017-05" / "run1" / CAMPAIGN_SUMMARY).unlink()
     with pytest.raises(FileNotFoundError, match=f"run1/{CAMPAIGN} has no {CAMPAIGN_SUMMARY}"):
         newest_plan(lake, "2017-05")
+
+
+def test_every_plan_of_a_cohort_is_read_back_newest_first(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    _plan(lake, "later", 0.5, 2_000_000)
+    _plan(lake, "earlier", 0.0, 1_000_000)
+    plans = campaign_plans(lake, "2017-05")
+    assert [plan.control_share for _, plan in plans] == [0.5, 0.0]
+    assert plans[0][0]["msno"].tolist() == ["AAAA=", "CCCC=", "BBBB="]
+    assert campaign_plans(lake, "2017-06") == []
 
 
 def _gold(lake: Lake, version: str, prices: list[float]) -> None:
