@@ -66,6 +66,7 @@ from churn_transform.dates import shift_month  # noqa: E402
 from churn_transform.lake import Lake  # noqa: E402
 from churn_transform.monitoring.estimation import estimates  # noqa: E402
 from churn_transform.monitoring.quality import ALL  # noqa: E402
+from churn_transform.monitoring.verdict import read_verdict  # noqa: E402
 from churn_transform.schema import CAMPAIGN_FILE  # noqa: E402
 from churn_transform.synthetic.generator import increment_folder  # noqa: E402
 from loadtests.servers import Server  # noqa: E402
@@ -216,6 +217,8 @@ def live(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[tuple[in
     }
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "KKBOX_API_KEYS"):
         env.pop(name, None)
+    if args.control_share is not None:  # the plans' control group (the platform's setting)
+        env["KKBOX_CONTROL_SHARE"] = str(args.control_share)
     log = work / "steps.log"
     started = time.perf_counter()
     world = {
@@ -444,6 +447,12 @@ def main() -> None:
     parser.add_argument("--shift-start", default="2017-06")
     parser.add_argument("--min-segment-users", type=int, default=500)
     parser.add_argument("--min-oracle-share", type=float, default=0.85)
+    parser.add_argument(
+        "--control-share",
+        type=float,
+        help="the share of the plans' targets held out as control (KKBOX_CONTROL_SHARE; "
+        "unset: the platform's default)",
+    )
     parser.add_argument("--workdir", type=Path, help="kept afterwards; default: a temporary one")
     parser.add_argument("--json", type=Path, help="write the rows and answers here too")
     parser.add_argument(
@@ -460,9 +469,11 @@ def main() -> None:
         rows, answers, retried = live(args, work)
         took = time.perf_counter() - started
         played = campaign(work / "data" / "raw", CAMPAIGN_MONTH)
+        verdict = read_verdict(Lake(str(work / "lake")), CAMPAIGN_MONTH)
     print()
     print(table(rows))
     print(f"\n{_said(played)}")
+    print(verdict.said if verdict else f"no verdict on the campaign of {CAMPAIGN_MONTH}")
     versions = pd.Series([v for s, v in answers if s == 200]).value_counts().sort_index()
     failed = sum(1 for s, _ in answers if s != 200)
     print(
@@ -483,6 +494,7 @@ def main() -> None:
                     "retried": retried,
                     "missed": missed,
                     "campaign": asdict(played) if played else None,
+                    "verdict": asdict(verdict) if verdict else None,
                 }
             )
         )

@@ -43,6 +43,8 @@ def test_months_with_a_shift_detect_retrain_promote_and_switch_without_a_failure
         USERS,
         "--months",
         "3",
+        "--control-share",  # half the targets held out: groups large enough for a verdict
+        "0.5",
         "--shift-start",
         SHIFT,
         "--min-segment-users",
@@ -114,3 +116,18 @@ def test_months_with_a_shift_detect_retrain_promote_and_switch_without_a_failure
     for group in (played["contacted"], played["control"]):
         assert 0 <= group["churn_rate"] <= 1, played
     assert "campaign of 2017-04 (its landed log, its labels): contacted" in result.stdout
+
+    # the cycle that received April's labels (2017-05) judged the campaign against its control
+    # group: every target compared, intervals given, and the truth inside them: the oracle's
+    # expected saves of the offers made lie within the realized saves' 95% interval
+    verdict = found["verdict"]
+    assert verdict is not None and verdict["realized_saves_low"] is not None, verdict
+    assert (verdict["contacted"], verdict["control"]) == (len(contacted), len(control))
+    low, high = verdict["realized_saves_low"], verdict["realized_saves_high"]
+    assert low <= verdict["realized_saves"] <= high and low <= verdict["oracle_saves"] <= high
+    assert verdict["cost"] == len(contacted) * plan.offer_cost
+    record = json.loads((work / "lake" / "cycles" / "2017-05.json").read_text())
+    assert record["campaign_verdict"] and record["campaign_verdict"].startswith(
+        "Campaign retention-2017-04"
+    )
+    assert record["campaign_verdict"] in result.stdout

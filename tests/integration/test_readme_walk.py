@@ -21,10 +21,13 @@ import mlflow
 import pytest
 import requests
 
+from churn_transform.lake import Lake
+from churn_transform.monitoring.verdict import read_verdict
 from churn_transform.schema import RAW_FILES
 from churn_transform.settings import PROJECT_ROOT
 from tests.conftest import chromium, free_port, step_env
 from tests.integration.test_cycle import make
+from tests.integration.test_dashboard_browser import WATCH, _visit
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -190,20 +193,31 @@ def test_the_swagger_ui_scores_its_example(walked: tuple[dict[str, str], dict]) 
     assert answer.status_code == 200, answer.text
 
 
-def test_the_dashboard_opens_without_an_exception(walked: tuple[dict[str, str], dict]) -> None:
-    _, walk = walked
+def test_the_dashboard_opens_and_shows_the_plan_and_april_s_verdict(
+    walked: tuple[dict[str, str], dict],
+) -> None:
+    env, walk = walked
     with chromium() as browser:
         page: Any = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.add_init_script(WATCH)  # lets _visit tell when a tab's run settled
         page.goto(_here(walk, "8501", "/"))
         page.get_by_role("tab").first.wait_for(timeout=60_000)
         page.wait_for_timeout(3000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        # the Campaign tab: April's plan, and the verdict make months' second cycle gave on it
+        panel = _visit(page, "Campaign")
+        panel.get_by_text("Last campaign's verdict").wait_for(timeout=60_000)
+        shown = panel.inner_text()
+        assert "Download the list (CSV)" in shown  # the newest plan (the cycles' June)
+        verdict = read_verdict(Lake(env["KKBOX_LAKE_URI"]), "2017-04")
+        assert verdict is not None and verdict.said in shown
         assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_make_months_leaves_a_cycle_with_realized_quality(
     walked: tuple[dict[str, str], dict],
 ) -> None:
-    env, _ = walked
+    env, walk = walked
     lake = Path(env["KKBOX_LAKE_URI"])
     assert list((lake / "predictions" / "2017-04").glob("*/scores.parquet"))  # main scored April
     april, may = (
@@ -212,3 +226,8 @@ def test_make_months_leaves_a_cycle_with_realized_quality(
     )
     assert april["realized_roc_auc"] is None  # nobody scored March
     assert may["labelled"] == "2017-04" and may["realized_roc_auc"] > 0.7
+    # the demo's April plan was played: May's cycle judged it against its control group
+    verdict = read_verdict(Lake(str(lake)), "2017-04")
+    assert verdict is not None and verdict.campaign_id == "retention-2017-04"
+    assert may["campaign_verdict"] == verdict.said
+    assert f"campaign verdict: {verdict.said}" in walk["months"]
