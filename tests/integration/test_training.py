@@ -253,6 +253,8 @@ def test_score_writes_the_champion_s_probabilities_for_the_unlabelled_cohort(
         "call_by",
         "ranked_by",
         "uplift",
+        "lifetime_value",
+        "expected_save",
         "reason_1",
         "reason_2",
         "reason_3",
