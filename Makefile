@@ -52,9 +52,9 @@ demo: setup ## The main job end to end on MLproject's defaults (USERS=N for anot
 # The months after the demo: the generator writes them beside the base files, which it rewrites
 # unchanged when given the same USERS and seed; it plays the demo's April campaign list as planned
 # (its contacted targets get the offer, its control group does not), so May's labels carry it.
-months: setup ## After `make demo` (same USERS): April's plan is played, April and May 2017 land, then a cycle for each
+months: setup ## After `make demo` (same USERS and CAMPAIGN): April's plan is played, April and May 2017 land, then a cycle for each
 	$(BIN)/mlflow run . -e generate --env-manager local $(if $(USERS),-P users=$(USERS)) -P months=2 \
-	  -P play_campaign=2017-04
+	  $(if $(CAMPAIGN),-P campaign_share=$(CAMPAIGN)) -P play_campaign=2017-04
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-04
 	$(BIN)/mlflow run . -e cycle --env-manager local -P month=2017-05
 
