@@ -36,6 +36,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from churn_transform.dates import shift_month
 from churn_transform.etl.campaign_log import read_landed_campaign
 from churn_transform.etl.gold import build_gold, read_gold
 from churn_transform.lake import Lake
@@ -191,7 +192,16 @@ def main(argv: list[str] | None = None) -> None:
         log_gold_input(lake, args.cohort, "evaluation", gold)
         labelled = gold[gold[LABEL].notna()].set_index("msno")
         if labelled.empty:
-            print(f"quality: cohort {args.cohort} has no labels yet; nothing to measure")
+            known = shift_month(args.cohort, 1)
+            how = (
+                "`make months` lands it and runs its cycle, which measures them"
+                if known == "2017-05"  # the second of make months' increments
+                else f"once it landed, `make cycle MONTH={known}` measures them"
+            )
+            print(
+                f"quality: cohort {args.cohort} has no labels yet; nothing to measure. They land "
+                f"with the increment of {known} (labels_{args.cohort}.csv): {how}"
+            )
             return
         predictions = _predictions(settings, lake, args)
         if predictions.empty:

@@ -30,7 +30,9 @@ def test_score_quality_and_drift_work_on_a_trained_platform(
         scored.stdout
     )
     assert list((tmp_path / "lake" / "predictions" / "2017-04").glob("*/scores.parquet"))
-    assert "cohort 2017-04 has no labels yet" in make(env, "quality").stdout
+    unlabelled = make(env, "quality").stdout
+    assert "cohort 2017-04 has no labels yet" in unlabelled
+    assert "`make months` lands it and runs its cycle, which measures them" in unlabelled
     assert "nothing to compare, no alarm" in make(env, "drift").stdout
 
 
