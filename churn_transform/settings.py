@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -64,6 +64,14 @@ def replica_token(name: str) -> str:
 
 def _under_root(relative: str) -> str:
     return str(PROJECT_ROOT / relative)
+
+
+def _local_beside_data(fields: dict[str, Any], name: str) -> str:
+    """``<data_dir>/<name>`` for a local data folder, so one KKBOX_DATA_DIR moves a whole
+    workspace; under the project's ``data/`` when the data lie in object storage (these
+    folders are written by one machine's processes)."""
+    data_dir = str(fields["data_dir"])
+    return f"{data_dir}/{name}" if "://" not in data_dir else _under_root(f"data/{name}")
 
 
 class Settings(BaseSettings):
@@ -129,8 +137,9 @@ class Settings(BaseSettings):
         "beside the champion, off the answer path (docs/challenger.md).",
     )
     traffic_log_uri: str = Field(
-        default_factory=lambda: _under_root("data/traffic"),
-        description="Local folder where each service process writes its traffic log.",
+        default_factory=lambda fields: _local_beside_data(fields, "traffic"),
+        description="Local folder where each service process writes its traffic log; default "
+        "<data_dir>/traffic (the project's data/traffic when data_dir is in object storage).",
     )
     traffic_ship_uri: str | None = Field(
         default=None,
@@ -220,9 +229,10 @@ class Settings(BaseSettings):
         default=None, description="The key the dashboard and the load tests send to the service."
     )
     feature_repo: str = Field(
-        default_factory=lambda: _under_root("data/feature_store"),
+        default_factory=lambda fields: _local_beside_data(fields, "feature_store"),
         description="Local folder of the Feast feature store (its registry and SQLite online "
-        "store by default).",
+        "store by default); default <data_dir>/feature_store (the project's data/feature_store "
+        "when data_dir is in object storage).",
     )
     feature_registry: str | None = Field(
         default=None,
