@@ -71,8 +71,9 @@ def drift(settings: Settings) -> None:
     latest, newest = reports[-1], files[-1]
     st.subheader(_headline(latest))
     st.caption(
-        f"{len(latest['drifted_columns'])} of {len(latest['columns'])} features drifted (by "
-        f"their estimated effect first); window {latest['window'][0]} to {latest['window'][1]}, "
+        f"{len(latest['drifted_columns'])} of {len(latest['columns'])} features drifted "
+        "statistically (each column's test, whatever it costs the model; by their estimated "
+        f"effect first); window {latest['window'][0]} to {latest['window'][1]}, "
         f"{latest['current_rows']:,} subscribers against {latest['reference_rows']:,} "
         f"reference rows, model version {latest['model_version']}, "
         f"report of {latest['created']}"

@@ -267,8 +267,9 @@ def describe(summary: dict[str, Any]) -> str:
     verdict = "DRIFT" if summary["drift_detected"] else "no drift that costs the model"
     lines = [
         f"{verdict}: {_headline(summary)}",
-        f"{len(summary['drifted_columns'])} of {len(summary['columns'])} features drifted, by "
-        "effect (moves of estimated ROC AUC / precision / recall):",
+        f"{len(summary['drifted_columns'])} of {len(summary['columns'])} features drifted "
+        "statistically (each column's test, whatever it costs the model), by effect (moves of "
+        "estimated ROC AUC / precision / recall):",
     ]
     for column in summary["columns"]:
         if column["drifted"]:
