@@ -285,6 +285,8 @@ class ChurnService:
         inherit this environment)."""
         refuse_open_bind(keyring(SETTINGS), command_line_host())
         os.environ["KKBOX_SERVER_PID"] = str(os.getpid())
+        # a champion followed is downloaded by the workers: one progress bar per file in the log
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     def _announce(self, champion: Champion, value: int) -> None:
         labels = champion.labels

@@ -89,6 +89,8 @@ def test_a_promoted_champion_is_served_without_a_restart_and_a_tampered_one_refu
     assert served_metadata["registry_version"] == second
     assert served_metadata["model_tag"] == f"{NAME}:v{second}"
     assert not marker.exists()
+    # the switch is logged, the download of the new champion's files without a bar per file
+    assert "Downloading artifacts" not in (tmp_path / "serve.log").read_text()
     assert _total(metrics, "kkbox_champion_switches_total", outcome="switched") == 1
     assert _total(metrics, "kkbox_model_info", version=second) == 1
     assert _total(metrics, "kkbox_model_info", version="1") == 0
