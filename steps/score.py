@@ -5,7 +5,8 @@ Reads: the champion (the version ``models:/<name>@<alias>`` names now) and the g
 ``predictions/<cohort>/<run id>/`` (the layout: ``churn_transform.monitoring.predictions``):
 ``submission.csv`` in the competition's format; ``scores.parquet``, every user's probability
 and decision with the model version that made them (what ``quality`` measures once the labels
-arrive; a cohort already scored by the same version from the same gold is not scored again),
+arrive; a cohort already scored by the same version from the same gold, its plan made with
+the same settings and ranking rule, is not scored again),
 with ``gold.json``, the gold table's version and content hash; ``estimate.json``, the ROC AUC,
 precision, recall and campaign value the probabilities let one expect before the labels, for
 the cohort and each segment (``monitoring.estimation``, CBPE; its overall figures logged as
@@ -28,7 +29,13 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from churn_transform.etl.gold import build_gold, table_name
 from churn_transform.lake import Lake
-from churn_transform.modelling.plan import PlanSummary, action_plan
+from churn_transform.modelling.plan import (
+    CHURN_PROBABILITY,
+    UPLIFT,
+    PlanSummary,
+    action_plan,
+    planned_alike,
+)
 from churn_transform.modelling.segments import SEGMENTS
 from churn_transform.modelling.uplift_registry import load_uplift_champion
 from churn_transform.monitoring.estimation import (
@@ -107,10 +114,17 @@ def main(argv: list[str] | None = None) -> None:
         uplift = load_uplift_champion(settings)
         with refusals("score"):
             _, gold_hash, _ = build_gold(lake, args.cohort)
-        if scored_by(lake, args.cohort, version, gold_hash):
+        rule = UPLIFT if uplift is not None else CHURN_PROBABILITY
+        made = (settings.offer_cost, settings.offer_acceptance, settings.control_share, rule)
+        if scored_by(
+            lake, args.cohort, version, gold_hash, lambda plan: planned_alike(plan, *made)
+        ):
             said = f"already scored by version {version}"
             mlflow.set_tag("skipped", f"{said} from gold {gold_hash}")
-            print(f"{args.cohort} is {said}: nothing to do (gold {gold_hash[:12]} unchanged)")
+            print(
+                f"{args.cohort} is {said}: nothing to do (gold {gold_hash[:12]} and the plan's "
+                "settings unchanged)"
+            )
             return
         with refusals("score"):
             scores = score(lake, args.cohort, model, uplift)

@@ -182,6 +182,7 @@ class PlanSummary:
     offer_cost: float
     control_share: float
     lifetime_months: float | None
+    acceptance: float | None = None  # the churn-probability rule's; None in plans before it
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -258,7 +259,9 @@ def action_plan(
     listed = pd.concat(
         [rest.iloc[:, :3], pd.DataFrame(added, index=scores.index), rest.iloc[:, 3:]], axis=1
     )
-    summary = _summary(cohort, rated, len(scores), target, contact, offer_cost, control_share)
+    summary = _summary(
+        cohort, rated, len(scores), target, contact, (offer_cost, acceptance, control_share)
+    )
     return listed.iloc[rated.order].reset_index(drop=True), summary
 
 
@@ -290,9 +293,9 @@ def _summary(
     subscribers: int,
     target: np.ndarray,
     contact: np.ndarray,
-    offer_cost: float,
-    control_share: float,
+    made_with: tuple[float, float, float],
 ) -> PlanSummary:
+    offer_cost, acceptance, control_share = made_with
     cost = offer_cost * int(contact.sum())
     net = float(rated.value[contact].sum())
     return PlanSummary(
@@ -311,4 +314,15 @@ def _summary(
         offer_cost=offer_cost,
         control_share=control_share,
         lifetime_months=rated.lifetime_months,
+        acceptance=acceptance,
     )
+
+
+def planned_alike(
+    summary: PlanSummary, offer_cost: float, acceptance: float, control_share: float, rule: str
+) -> bool:
+    """Whether the plan ``summary`` was made with these settings and ranking rule (``UPLIFT``
+    or ``CHURN_PROBABILITY``): a cohort scored again with another control share, offer cost or
+    acceptance, or with an uplift champion where there was none, needs a plan of its own."""
+    made = (summary.offer_cost, summary.acceptance, summary.control_share, summary.ranked_by)
+    return made == (offer_cost, acceptance, control_share, rule)

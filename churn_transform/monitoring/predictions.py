@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -158,15 +159,31 @@ def _plan_at(lake: Lake, path: str) -> tuple[pd.DataFrame, PlanSummary]:
     return listed, PlanSummary.from_json(lake.fs.cat_file(summary).decode())
 
 
-def scored_by(lake: Lake, cohort: str, version: str, gold_hash: str) -> bool:
+def scored_by(
+    lake: Lake,
+    cohort: str,
+    version: str,
+    gold_hash: str,
+    planned: Callable[[PlanSummary], bool] | None = None,
+) -> bool:
     """Whether a batch score of ``cohort`` by model ``version`` from the gold whose content hash
     is ``gold_hash`` is already in the lake (gold rebuilt from changed data, or a score that
-    does not say what it read, is scored again)."""
+    does not say what it read, is scored again); with ``planned``, only a run whose campaign
+    plan (``CAMPAIGN_SUMMARY``) it accepts counts (``modelling.plan.planned_alike``)."""
+    from churn_transform.modelling.plan import PlanSummary
+
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
     for path in lake.fs.glob(posixpath.join(folder, "*", SCORES)):
-        read = posixpath.join(posixpath.dirname(path), GOLD)
+        run = posixpath.dirname(path)
+        read = posixpath.join(run, GOLD)
         if not lake.fs.exists(read) or json.loads(lake.fs.cat_file(read)).get("hash") != gold_hash:
             continue
+        if planned is not None:
+            summary = posixpath.join(run, CAMPAIGN_SUMMARY)
+            if not lake.fs.exists(summary):
+                continue
+            if not planned(PlanSummary.from_json(lake.fs.cat_file(summary).decode())):
+                continue
         made = pq.read_table(path, columns=["model_version"], filesystem=lake.fs)
         if made.num_rows and made["model_version"][0].as_py() == version:
             return True
