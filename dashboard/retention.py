@@ -1,9 +1,9 @@
-"""The dashboard's Campaign tab: the newest campaign list ``score`` wrote, filtered by whom it
-targets, their churn probability and the features behind their top reasons; and what the
-campaign would contact, save and earn under another offer cost, budget and control share
-(``churn_transform.modelling.whatif``, recomputed from the cohort the list was scored from);
-and the verdict on the last campaign played, once its cohort's labels landed
-(``churn_transform.monitoring.verdict``)."""
+"""The dashboard's Campaign tab: the verdict on the last campaign played, once its cohort's
+labels landed (``churn_transform.monitoring.verdict``); then, under its own heading, the newest
+campaign list ``score`` wrote, filtered by whom it targets, their churn probability and the
+features behind their top reasons; and what that campaign would contact, save and earn under
+another offer cost, budget and control share (``churn_transform.modelling.whatif``, recomputed
+from the cohort the list was scored from)."""
 
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ def section(settings: Settings) -> None:
         st.info(f"No campaign list yet: {problem}. Run `make score`.")
         return
     listed = reads.campaign(settings, newest.path, newest.modified)
+    verdict_section(settings)  # of an older cohort's list: its own section, before the newest
+    st.divider()
+    st.subheader(f"Newest campaign list — Cohort {newest.cohort}")
     st.caption(
-        f"Cohort {newest.cohort}, `{newest.path}`: {len(listed):,} subscribers, "
-        f"{int(listed['target'].sum()):,} targeted"
+        f"`{newest.path}`: {len(listed):,} subscribers, {int(listed['target'].sum()):,} targeted"
     )
-    verdict_section(settings)
-    what_if_section(settings, newest, int(listed["target"].sum()))
     features = reason_features(listed)
     left, middle, right = st.columns(3)
     only_targets = left.checkbox("targeted only", value=True)
@@ -59,6 +59,7 @@ def section(settings: Settings) -> None:
     st.download_button(
         "Download the list (CSV)", shown.to_csv(index=False), "campaign.csv", "text/csv"
     )
+    what_if_section(settings, newest, int(listed["target"].sum()))
 
 
 def what_if_section(settings: Settings, newest: LakeFile, targets: int) -> None:
@@ -129,8 +130,9 @@ def verdict_section(settings: Settings) -> None:
     found = reads.campaign_verdict(settings)
     if found.value is None:
         st.caption(
-            f"No verdict yet: {found.problem}. A campaign is judged by the quality step of its "
-            "cohort, once the cohort's labels land with the next month."
+            f"No verdict yet: {found.problem}. `make months` (after `make demo`) gives one: it "
+            "plays April's campaign, and the quality step judges it once the cohort's labels "
+            "land with the next month."
         )
         return
     verdict: Verdict = found.value
@@ -148,7 +150,8 @@ def verdict_section(settings: Settings) -> None:
 
 def verdict_table(verdict: Verdict) -> pd.DataFrame:
     """Saves and net value: realized with the 95% interval, forecast, and the oracle's
-    expectation (synthetic data only); "–" where there is no figure."""
+    expectation (synthetic data only); the churn rate observed in each group; "–" where there
+    is no figure."""
 
     def shown(value: float | None, digits: int) -> str:
         return "–" if value is None else f"{value:,.{digits}f}"
@@ -167,7 +170,14 @@ def verdict_table(verdict: Verdict) -> pd.DataFrame:
         ),
     }
     columns = ["realized", "95% low", "95% high", "forecast", "oracle"]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {name: [shown(v, digits) for v in values] for name, (values, digits) in rows.items()},
         index=columns,
     ).T
+    for group, rate in (
+        ("contacted", verdict.contacted_churn_rate),
+        ("control", verdict.control_churn_rate),
+    ):
+        observed = "–" if rate is None else f"{rate:.1%}"
+        table.loc[f"churn rate of the {group}"] = [observed] + ["–"] * (len(columns) - 1)
+    return table

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
@@ -52,13 +52,20 @@ _Z = NormalDist().inv_cdf(0.975)
 LOG_COLUMNS = ("msno", "campaign_id", "treated")
 PLAN_COLUMNS = ("msno", "target", "contact", "control", "lifetime_value", "expected_save")
 PLAN_VALUE = "offer_value"
+#: The plan's rule ranking by churn probability (``plan.CHURN_PROBABILITY``, not imported: the
+#: plan's module brings LightGBM, which the dashboard need not load to read a verdict).
+CHURN_RANKED = "churn probability"
+#: Saves below this share of the forecast (the oracle's, or realized ones) are far below it.
+FAR_BELOW = 0.5
 
 
 @dataclass(frozen=True)
 class Verdict:
     """A campaign's realized figures (None: not measurable, see ``said``) beside its forecast
     and, on synthetic data, the oracle's expectation (None on real data). ``contacted`` and
-    ``control`` count the labelled subscribers compared; money is in ``currency``."""
+    ``control`` count the labelled subscribers compared; money is in ``currency``.
+    ``ranked_by`` is the plan's rule (``PlanSummary.ranked_by``; None in a verdict written
+    before it was recorded)."""
 
     cohort: str
     campaign_id: str
@@ -81,6 +88,7 @@ class Verdict:
     forecast_net_value: float
     oracle_saves: float | None
     oracle_net_value: float | None
+    ranked_by: str | None = None
 
     @property
     def too_small(self) -> str | None:
@@ -91,16 +99,19 @@ class Verdict:
 
     @property
     def said(self) -> str:
-        """One sentence: whether the saves' and the net value's intervals exclude zero, beside
-        the forecast net value and the oracle's (synthetic data)."""
+        """A few short sentences: whether the saves' and the net value's intervals exclude zero
+        (or which group is too small to tell, and the fix), beside the forecast net value and
+        the oracle's (synthetic data); the two groups' churn rates; and, for a list ranked by
+        churn probability whose saves fall far below the forecast, why."""
+        return " ".join(part for part in (self._effect(), self._churned(), self._ranking()) if part)
+
+    def _effect(self) -> str:
         name = f"Campaign {self.campaign_id}"
         oracle = self.oracle_net_value
         expected = f" and the oracle's {oracle:,.0f}" if oracle is not None else ""
         if self.too_small:
-            group = "the control group" if self.too_small == "control" else "the contacted group"
             return (
-                f"{name}: {group} is too small to tell ({self.contacted:,} contacted and "
-                f"{self.control:,} held out with labels); net value forecast "
+                f"{name}: too small to tell. {self._shortfall()} Net value forecast "
                 f"{self.forecast_net_value:,.0f} {self.currency}{expected}."
             )
         saves, low, high = _measured(
@@ -127,16 +138,61 @@ class Verdict:
             f"{self.forecast_net_value:,.0f}{expected}: {paid}."
         )
 
+    def _shortfall(self) -> str:
+        """Which group is too small, its churners and stayers, and what would make it larger."""
+        if self.too_small == "control":
+            users, rate = self.control, self.control_churn_rate
+            fix = (
+                "Hold out more: set a larger KKBOX_CONTROL_SHARE (e.g. 0.5) before the cohort "
+                "is scored."
+            )
+        else:
+            users, rate = self.contacted, self.contacted_churn_rate
+            fix = "It takes a larger campaign."
+        churners = round(users * (rate or 0.0))
+        return (
+            f"The {self.too_small} group had {churners:,} churners and {users - churners:,} "
+            f"stayers; an interval needs {MIN_OUTCOMES} of each. {fix}"
+        )
+
+    def _churned(self) -> str:
+        """The two groups' observed churn rates."""
+
+        def rate(share: float | None, users: int, group: str) -> str:
+            if share is None:
+                return f"none of {users:,} {group} had a label" if users else f"no one {group}"
+            return f"{share:.1%} of {users:,} {group}"
+
+        contacted = rate(self.contacted_churn_rate, self.contacted, "contacted")
+        return f"Churned: {contacted}, {rate(self.control_churn_rate, self.control, 'held out')}."
+
+    def _ranking(self) -> str:
+        """Why a list ranked by churn probability saved far fewer than its forecast: it assumes
+        an offer keeps ``acceptance`` of any likely churner, and the likeliest are often the
+        ones an offer rarely saves (docs/uplift.md)."""
+        if self.ranked_by != CHURN_RANKED or self.forecast_saves <= 0:
+            return ""
+        found = [s for s in (self.oracle_saves, self.realized_saves) if s is not None]
+        if not any(saves < FAR_BELOW * self.forecast_saves for saves in found):
+            return ""
+        return (
+            f"Ranked by {CHURN_RANKED}, the list targets likely churners an offer rarely saves: "
+            f"the forecast of {self.forecast_saves:,.1f} saves assumes it keeps a share of each "
+            "(docs/uplift.md)."
+        )
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> Verdict:
-        """The record ``to_json`` wrote; ``ValueError`` naming a field that is missing."""
+        """The record ``to_json`` wrote (one from before a field with a default was added takes
+        the default); ``ValueError`` naming a field that is missing."""
         data = json.loads(text)
-        if missing := [f.name for f in fields(cls) if f.name not in data]:
+        needed = [f.name for f in fields(cls) if f.default is MISSING]
+        if missing := [name for name in needed if name not in data]:
             raise ValueError(f"a campaign verdict lacks the field(s) {missing}")
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def _measured(*figures: float | None) -> tuple[float, ...]:
@@ -277,6 +333,7 @@ def campaign_verdict(
         forecast_net_value=float(_finite(contacted, PLAN_VALUE, "the plan").sum()),
         **realized,
         **_oracle(oracle, contacted, value["contacted"], cost),
+        ranked_by=summary.ranked_by,
     )
 
 

@@ -319,9 +319,9 @@ def test_the_last_campaign_s_verdict_stands_beside_its_forecast(
 ) -> None:
     lake = Lake(live["KKBOX_LAKE_URI"])
     app = _app(monkeypatch, live, "Campaign")
-    assert "No verdict yet: no campaign has been judged yet" in " ".join(
-        caption.value for caption in app.caption
-    )
+    captions = " ".join(caption.value for caption in app.caption)
+    assert "No verdict yet: no campaign has been judged yet. `make months` (after" in captions
+    assert "`make demo`) gives one" in captions
     url = write_verdict(lake, VERDICT)
     try:
         app = _app(monkeypatch, live, "Campaign")  # with empty caches
@@ -329,6 +329,11 @@ def test_the_last_campaign_s_verdict_stands_beside_its_forecast(
         assert list(shown.columns) == ["realized", "95% low", "95% high", "forecast", "oracle"]
         assert list(shown.loc["saves"]) == ["10.0", "1.8", "18.2", "12.0", "10.0"]
         assert list(shown.loc["net value (NTD)"]) == ["600", "-230", "1,430", "800", "600"]
+        assert list(shown.loc["churn rate of the contacted"]) == ["25.0%", "–", "–", "–", "–"]
+        assert list(shown.loc["churn rate of the control"]) == ["50.0%", "–", "–", "–", "–"]
+        headings = [heading.value for heading in app.subheader]
+        verdict_at = headings.index("Last campaign's verdict")  # March's, before April's list
+        assert headings.index("Newest campaign list — Cohort 2017-04") > verdict_at
         said = " ".join(block.value for block in app.markdown)
         assert "40 contacted and 40 held out as control" in said
         assert "a realized return of 150% on it" in said and VERDICT.said in said

@@ -4,6 +4,7 @@ users without labels, logs that do not follow the plan, and the record in the la
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import pandas as pd
 import pytest
 
 from churn_transform.lake import Lake
-from churn_transform.modelling.plan import PlanSummary
+from churn_transform.modelling.plan import CHURN_PROBABILITY, UPLIFT, PlanSummary
 from churn_transform.monitoring.verdict import (
+    CHURN_RANKED,
     Verdict,
     campaign_verdict,
     newest_verdict,
@@ -28,11 +30,11 @@ COHORT = "2017-05"
 CAMPAIGN = "retention-2017-05"
 
 
-def _summary(offer_cost: float = 10.0) -> PlanSummary:
+def _summary(offer_cost: float = 10.0, ranked_by: str = UPLIFT) -> PlanSummary:
     return PlanSummary(
         cohort=COHORT,
         campaign_id=CAMPAIGN,
-        ranked_by="uplift",
+        ranked_by=ranked_by,
         currency="NTD",
         subscribers=100,
         targets=80,
@@ -131,17 +133,33 @@ def test_an_empty_control_group_is_too_small_to_tell() -> None:
     assert verdict.cost == 400.0 and verdict.forecast_saves == pytest.approx(12.0)
     assert verdict.too_small == "control"
     assert verdict.said == (
-        f"Campaign {CAMPAIGN}: the control group is too small to tell (40 contacted and 0 held "
-        "out with labels); net value forecast 800 NTD."
+        f"Campaign {CAMPAIGN}: too small to tell. The control group had 0 churners and 0 "
+        "stayers; an interval needs 10 of each. Hold out more: set a larger "
+        "KKBOX_CONTROL_SHARE (e.g. 0.5) before the cohort is scored. Net value forecast 800 "
+        "NTD. Churned: 25.0% of 40 contacted, no one held out."
     )
 
 
 @pytest.mark.parametrize(
     ("contacted", "control", "said"),
     [
-        ([1] * 10 + [0] * 30, [1] * 9 + [0] * 300, "the control group is too small to tell (40"),
-        ([1] * 10 + [0] * 30, [1] * 300 + [0] * 9, "the control group is too small to tell (40"),
-        ([1] * 9 + [0] * 300, [1] * 20 + [0] * 20, "the contacted group is too small to tell"),
+        (
+            [1] * 10 + [0] * 30,
+            [1] * 9 + [0] * 300,
+            "The control group had 9 churners and 300 stayers; an interval needs 10 of each. "
+            "Hold out more: set a larger KKBOX_CONTROL_SHARE",
+        ),
+        (
+            [1] * 10 + [0] * 30,
+            [1] * 300 + [0] * 9,
+            "The control group had 300 churners and 9 stayers",
+        ),
+        (
+            [1] * 9 + [0] * 300,
+            [1] * 20 + [0] * 20,
+            "The contacted group had 9 churners and 300 stayers; an interval needs 10 of each. "
+            "It takes a larger campaign.",
+        ),
     ],
 )
 def test_a_group_with_few_churners_or_stayers_is_too_small_to_tell(
@@ -149,6 +167,41 @@ def test_a_group_with_few_churners_or_stayers_is_too_small_to_tell(
 ) -> None:
     verdict = campaign_verdict(*_campaign(contacted, control), _summary())
     assert verdict.realized_saves is None and said in verdict.said
+
+
+def test_the_sentence_says_both_groups_churn_rates() -> None:
+    said = campaign_verdict(*_halved(), _summary()).said
+    assert said.endswith(" Churned: 25.0% of 40 contacted, 50.0% of 40 held out.")
+    few = campaign_verdict(*_campaign([1] * 10 + [0] * 30, [1] * 8 + [0] * 4), _summary()).said
+    assert "Churned: 25.0% of 40 contacted, 66.7% of 12 held out." in few
+
+
+def _oracle(offered: float) -> pd.DataFrame:
+    """The oracle's answer for the users of ``_halved``: churn 0.5, ``offered`` with an offer."""
+    msno = [f"u{i}" for i in range(80)]
+    return pd.DataFrame(
+        {"churn_probability": 0.5, "churn_probability_offered": offered}, index=msno
+    )
+
+
+def test_a_churn_probability_list_saving_far_below_its_forecast_is_said_why() -> None:
+    assert CHURN_RANKED == CHURN_PROBABILITY
+    churn_ranked = _summary(ranked_by=CHURN_PROBABILITY)
+    why = "Ranked by churn probability, the list targets likely churners an offer rarely saves"
+    # the oracle expects 40 * 0.01 = 0.4 saves against a forecast of 12
+    hardly = campaign_verdict(*_halved(), churn_ranked, _oracle(0.49))
+    assert hardly.ranked_by == CHURN_PROBABILITY
+    assert hardly.said.endswith(
+        f"{why}: the forecast of 12.0 saves assumes it keeps a share of each (docs/uplift.md)."
+    )
+    # no oracle; realized: 40 * (0.5 - 0.475) = 1 save against 12
+    realized = campaign_verdict(*_campaign([1] * 19 + [0] * 21, [1] * 20 + [0] * 20), churn_ranked)
+    assert realized.realized_saves == pytest.approx(1.0) and why in realized.said
+    # the oracle expects 10 saves, realized 10: near the forecast of 12
+    assert why not in campaign_verdict(*_halved(), churn_ranked, _oracle(0.25)).said
+    # an uplift list is not said to be ranked by churn probability
+    uplift = campaign_verdict(*_halved(), _summary(), _oracle(0.49))
+    assert uplift.ranked_by == UPLIFT and why not in uplift.said
 
 
 def test_users_without_labels_are_left_out_of_the_figures_and_the_cost() -> None:
@@ -284,6 +337,14 @@ def test_the_record_reads_back_through_json_and_the_lake(tmp_path: Path) -> None
     assert read_verdict(lake, COHORT) == verdict
     newest = newest_verdict(lake)
     assert newest is not None and newest.cohort == "2017-06"
+
+
+def test_a_record_from_before_the_ranking_rule_was_kept_still_reads() -> None:
+    verdict = campaign_verdict(*_halved(), _summary(ranked_by=CHURN_PROBABILITY))
+    record = json.loads(verdict.to_json())
+    del record["ranked_by"]
+    older = Verdict.from_json(json.dumps(record))
+    assert older.ranked_by is None and older == Verdict(**{**verdict.__dict__, "ranked_by": None})
 
 
 def test_a_record_without_a_field_is_refused_naming_it() -> None:
