@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from churn_transform.monitoring.predictions import (
     SCORES,
     scored_by,
 )
+from tests.unit.test_verdict import _summary
 
 
 def _scored(lake: Lake, run: str, version: str, gold_hash: str | None) -> None:
@@ -52,24 +54,7 @@ def test_a_score_that_does_not_say_what_gold_it_read_is_made_again(tmp_path: Pat
 
 def _planned(lake: Lake, run: str) -> PlanSummary:
     """A churn-probability plan: offer cost 10, acceptance 0.3, control share 0.1."""
-    summary = PlanSummary(
-        cohort="2017-05",
-        campaign_id="retention-2017-05",
-        ranked_by=CHURN_PROBABILITY,
-        currency="NTD",
-        subscribers=10,
-        targets=2,
-        contacted=2,
-        control=0,
-        expected_saves=0.5,
-        expected_revenue=60.0,
-        cost=20.0,
-        expected_net_value=40.0,
-        offer_cost=10.0,
-        control_share=0.1,
-        lifetime_months=None,
-        acceptance=0.3,
-    )
+    summary = replace(_summary(ranked_by=CHURN_PROBABILITY), control_share=0.1, acceptance=0.3)
     lake.write_bytes(summary.to_json().encode(), PREDICTIONS, "2017-05", run, CAMPAIGN_SUMMARY)
     return summary
 
