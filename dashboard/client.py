@@ -18,7 +18,7 @@ import pandas as pd
 import requests
 
 from churn_transform.lake import lake_of
-from churn_transform.monitoring.predictions import read_scored
+from churn_transform.monitoring.predictions import read_campaign_list, read_scored
 from churn_transform.monitoring.verdict import newest_verdict
 from churn_transform.serving.traffic import read_served, read_traffic
 from churn_transform.settings import Settings, masked
@@ -234,8 +234,7 @@ def report_html(settings: Settings, path: str) -> str:
 
 def read_campaign(settings: Settings, path: str) -> pd.DataFrame:
     """A campaign list ``score`` wrote: every subscriber of the cohort, ranked."""
-    with lake_of(settings).fs.open(path) as handle:
-        return pd.read_csv(handle, keep_default_na=False, na_values=[""])
+    return read_campaign_list(lake_of(settings), path)
 
 
 def scored_cohort(settings: Settings, campaign_path: str, cohort: str) -> Answer:

@@ -149,14 +149,27 @@ def campaign_plans(lake: Lake, cohort: str) -> list[tuple[pd.DataFrame, PlanSumm
 
 def _plan_at(lake: Lake, path: str) -> tuple[pd.DataFrame, PlanSummary]:
     """The list at ``path`` and the totals beside it; ``FileNotFoundError`` without them."""
+    summary = _summary_beside(lake, posixpath.dirname(path))
+    if summary is None:
+        raise FileNotFoundError(f"{lake.fs.unstrip_protocol(path)} has no {CAMPAIGN_SUMMARY}")
+    return read_campaign_list(lake, path), summary
+
+
+def read_campaign_list(lake: Lake, path: str) -> pd.DataFrame:
+    """A campaign list ``score`` wrote (``CAMPAIGN``): every subscriber of the cohort, ranked,
+    an empty cell read as missing (a reason or an uplift that is not there)."""
+    with lake.fs.open(path, "rb") as handle:
+        return pd.read_csv(handle, dtype={"msno": str}, keep_default_na=False, na_values=[""])
+
+
+def _summary_beside(lake: Lake, run: str) -> PlanSummary | None:
+    """The plan's totals (``CAMPAIGN_SUMMARY``) in the scoring run's folder ``run``, or None."""
     from churn_transform.modelling.plan import PlanSummary
 
-    summary = posixpath.join(posixpath.dirname(path), CAMPAIGN_SUMMARY)
-    if not lake.fs.exists(summary):
-        raise FileNotFoundError(f"{lake.fs.unstrip_protocol(path)} has no {CAMPAIGN_SUMMARY}")
-    with lake.fs.open(path, "rb") as handle:
-        listed = pd.read_csv(handle, dtype={"msno": str}, keep_default_na=False, na_values=[""])
-    return listed, PlanSummary.from_json(lake.fs.cat_file(summary).decode())
+    path = posixpath.join(run, CAMPAIGN_SUMMARY)
+    if not lake.fs.exists(path):
+        return None
+    return PlanSummary.from_json(lake.fs.cat_file(path).decode())
 
 
 def scored_by(
@@ -170,8 +183,6 @@ def scored_by(
     is ``gold_hash`` is already in the lake (gold rebuilt from changed data, or a score that
     does not say what it read, is scored again); with ``planned``, only a run whose campaign
     plan (``CAMPAIGN_SUMMARY``) it accepts counts (``modelling.plan.planned_alike``)."""
-    from churn_transform.modelling.plan import PlanSummary
-
     folder = lake.path_of(lake.url(PREDICTIONS, cohort))
     for path in lake.fs.glob(posixpath.join(folder, "*", SCORES)):
         run = posixpath.dirname(path)
@@ -179,10 +190,8 @@ def scored_by(
         if not lake.fs.exists(read) or json.loads(lake.fs.cat_file(read)).get("hash") != gold_hash:
             continue
         if planned is not None:
-            summary = posixpath.join(run, CAMPAIGN_SUMMARY)
-            if not lake.fs.exists(summary):
-                continue
-            if not planned(PlanSummary.from_json(lake.fs.cat_file(summary).decode())):
+            summary = _summary_beside(lake, run)
+            if summary is None or not planned(summary):
                 continue
         made = pq.read_table(path, columns=["model_version"], filesystem=lake.fs)
         if made.num_rows and made["model_version"][0].as_py() == version:
