@@ -47,7 +47,14 @@ from churn_transform.etl.fingerprint import RawFingerprint, fingerprint_of
 from churn_transform.etl.increments import INCREMENTS, Increment, landed_increments, layer_version
 from churn_transform.etl.silver import SOURCES, build_silver_tables
 from churn_transform.etl.silver.read import MANIFEST, TABLE_MARKER, table_marker
-from churn_transform.etl.validation import validate_silver
+from churn_transform.etl.silver.write import WrittenTables
+from churn_transform.etl.validation import (
+    Failure,
+    ValidationReport,
+    check_written,
+    validate_silver,
+    written_report,
+)
 from churn_transform.lake import Lake, TableNotFoundError
 
 log = logging.getLogger(__name__)
@@ -184,8 +191,9 @@ def _ingest_increments(
             ):
                 log.warning("allowed by allow_shrink: %s", warning)
                 report.warnings.append(warning)
-            _write_layer(lake, report, version, increment, storage_options, blocksize)
-        audited = lake.audit_of("silver", "", version) or _audit(lake, version, True)
+            written = _write_layer(lake, report, version, increment, storage_options, blocksize)
+            _audit(lake, version, written)
+        audited = lake.audit_of("silver", "", version) or _audit(lake, version)
         if not audited["ok"]:
             raise AuditError(
                 f"silver {version} (the increment of {increment.month}) failed its audit and "
@@ -207,10 +215,11 @@ def _write_layer(
     increment: Increment,
     storage_options: dict[str, object],
     blocksize: str,
-) -> None:
+) -> ValidationReport:
     """Write the silver layer of ``increment`` on top of ``report.version`` (unpublished):
     only the increment's rows, bucketed like the base, each table's counts and marker, and
-    a manifest naming every layer of the new snapshot."""
+    a manifest naming every layer of the new snapshot; the audit of its part files, made as
+    they were written."""
     previous = _manifest_of(lake, report.version)
     urls = lake.stage("silver", list(SOURCES), version)
     files = increment.sources()
@@ -218,7 +227,7 @@ def _write_layer(
     bronze = copy_increment_to_bronze(lake, increment, storage_options)
     if not _tasks_read(increment.url):  # the workers read the lake's bronze copy
         source, source_options = bronze, lake.storage_options
-    found = build_silver_tables(
+    written = build_silver_tables(
         {table: url for table, url in urls.items() if files[table]},
         {name: f"{source}/{name}" for names in files.values() for name in names},
         source_options,
@@ -226,7 +235,9 @@ def _write_layer(
         lake.storage_options,
         blocksize,
         files=files,
+        check=check_written,
     )
+    found = written.counts
     for table, url in urls.items():
         folder = lake.path_of(url)
         lake.fs.makedirs(folder, exist_ok=True)
@@ -250,6 +261,7 @@ def _write_layer(
     manifest_path = lake.path_of(lake.url("silver", version, MANIFEST))
     lake.fs.pipe_file(manifest_path, json.dumps(manifest, indent=1).encode())
     lake.complete("silver", "", version)
+    return written_report(written.checked)
 
 
 def _write_and_audit(
@@ -271,8 +283,11 @@ def _write_and_audit(
     report.warnings += check_files_kept(
         heads, previous.get("files", {}), allow_shrink, sizes, max_shrink
     )
+    written = None
     if not lake.has_version("silver", "", report.version):
-        _write_snapshot(lake, report, snapshot, heads, raw_url, storage_options, blocksize)
+        written = _write_snapshot(
+            lake, report, snapshot, heads, raw_url, storage_options, blocksize
+        )
     _fill_tables(lake, report, snapshot)
     audited = lake.audit_of("silver", "", report.version)
     rows = {table: found.rows_in for table, found in report.tables.items()}
@@ -284,7 +299,7 @@ def _write_and_audit(
         if audited is None:
             lake.record_audit("silver", "", report.version, {"ok": False, "text": str(loss)})
         raise
-    audited = audited or _audit(lake, report.version)
+    audited = audited or _audit(lake, report.version, written)
     if not audited["ok"]:
         raise AuditError(
             f"silver {report.version} failed its audit and was not published",
@@ -295,10 +310,12 @@ def _write_and_audit(
         log.warning("allowed by allow_shrink: %s", warning)
 
 
-def _audit(lake: Lake, version: str, newest_layer_only: bool = False) -> dict[str, Any]:
-    """Validate the written, unpublished snapshot (or only its newest layer) and keep the
-    report beside it."""
-    validation = validate_silver(lake, version, newest_layer_only)
+def _audit(lake: Lake, version: str, written: ValidationReport | None = None) -> dict[str, Any]:
+    """Keep the audit of the written, unpublished ``version`` beside it: ``written``, the
+    verdicts on its part files made as compaction wrote them, or else (a version written by an
+    earlier run that stopped before its audit) its newest layer's part files read back and
+    validated."""
+    validation = written or validate_silver(lake, version, newest_layer_only=True)
     audited = {**validation.as_dict(), "text": validation.text()}
     where = lake.record_audit("silver", "", version, audited)
     log.info("silver %s: %s (report: %s)", version, validation.text().splitlines()[0], where)
@@ -326,8 +343,9 @@ def _write_snapshot(
     raw_url: str,
     storage_options: dict[str, object],
     blocksize: str,
-) -> None:
-    """Bronze copy and every silver table of the snapshot, marked complete (not yet current)."""
+) -> ValidationReport:
+    """Bronze copy and every silver table of the snapshot, marked complete (not yet current);
+    the audit of its part files, made as they were written."""
     urls = lake.stage("silver", list(SOURCES), report.version)
     raw = {name: f"{raw_url}/{name}" for names in SOURCES.values() for name in names}
     if _tasks_read(raw_url):  # convert from the raw files while they are copied
@@ -335,22 +353,23 @@ def _write_snapshot(
             copying = copier.submit(
                 copy_to_bronze, lake, raw_url, storage_options, snapshot, cached=False
             )
-            rows_in = _convert(lake, report, urls, snapshot, raw, storage_options, blocksize)
+            written = _convert(lake, report, urls, snapshot, raw, storage_options, blocksize)
             copying.result()
     else:  # the workers may not see the raw folder: they read the lake's bronze copy
         bronze = copy_to_bronze(lake, raw_url, storage_options, snapshot)
-        rows_in = _convert(lake, report, urls, snapshot, bronze, lake.storage_options, blocksize)
+        written = _convert(lake, report, urls, snapshot, bronze, lake.storage_options, blocksize)
     manifest = {
         "version": report.version,
         "snapshot": snapshot.id,
         "buckets": report.buckets,
         "format": SILVER_FORMAT,
         "files": files_record(snapshot, heads),
-        "rows_in": rows_in,
+        "rows_in": {table: counts.get("rows_in", 0) for table, counts in written.counts.items()},
     }
     manifest_path = lake.path_of(lake.url("silver", report.version, MANIFEST))
     lake.fs.pipe_file(manifest_path, json.dumps(manifest, indent=1).encode())
     lake.complete("silver", "", report.version)
+    return written_report(written.checked)
 
 
 def _tasks_read(raw_url: str) -> bool:
@@ -371,19 +390,25 @@ def _convert(
     sources: dict[str, str],
     source_options: dict[str, object],
     blocksize: str,
-) -> dict[str, int]:
+) -> WrittenTables[tuple[list[Failure], int]]:
     """Write every silver table of ``report.version`` into ``urls`` from the raw files at
-    ``sources`` (name -> URL); the raw rows of each table."""
+    ``sources`` (name -> URL), each part file checked as it is written."""
     biggest_first = dict(sorted(urls.items(), key=lambda item: -_raw_bytes(snapshot, item[0])))
-    found = build_silver_tables(
-        biggest_first, sources, source_options, report.buckets, lake.storage_options, blocksize
+    written = build_silver_tables(
+        biggest_first,
+        sources,
+        source_options,
+        report.buckets,
+        lake.storage_options,
+        blocksize,
+        check=check_written,
     )
-    for table, counts in found.items():
+    for table, counts in written.counts.items():
         folder = lake.path_of(urls[table])
         lake.fs.makedirs(folder, exist_ok=True)
         lake.fs.pipe_file(f"{folder}/_counts.json", json.dumps(counts).encode())
         lake.fs.pipe_file(f"{folder}/{TABLE_MARKER}", table_marker(report.version, report.buckets))
-    return {table: counts.get("rows_in", 0) for table, counts in found.items()}
+    return written
 
 
 def _fill_tables(lake: Lake, report: IngestReport, snapshot: RawFingerprint) -> None:

@@ -19,14 +19,16 @@ from typing import Any
 import dask
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as arrow
 import pyarrow.parquet as pq
 from dask.delayed import Delayed
+from fsspec import AbstractFileSystem
 from pandera import Check, Column
 from pandera.errors import SchemaErrors
 
 from churn_transform.etl.silver import read_bucket, silver_snapshot
-from churn_transform.etl.silver.read import part_paths
-from churn_transform.etl.silver.statistics import clears
+from churn_transform.etl.silver.read import as_pandas, part_paths
+from churn_transform.etl.silver.statistics import clears, clears_written
 from churn_transform.lake import Lake
 from churn_transform.schema import (
     GENDERS,
@@ -220,6 +222,26 @@ def _check_bucket(
         return [], pq.ParquetFile(paths[0], filesystem=lake.fs).metadata.num_rows
     frame = read_bucket(lake, table, bucket, version=version, newest_layer_only=newest_layer_only)
     return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
+
+
+def check_written(
+    table: str, path: str, fs: AbstractFileSystem, written: pq.FileMetaData, rows: arrow.Table
+) -> tuple[list[Failure], int]:
+    """The failures of a silver part file as compaction writes it, and its rows: cleared from
+    the writer's footer ``written`` and the ``rows`` it wrote, still in memory
+    (``statistics.clears_written``), or else read back and checked by Pandera, as
+    ``_check_bucket`` checks a part already in the lake."""
+    if clears_written(SILVER[table], written, rows):
+        return [], written.num_rows
+    frame = as_pandas(pq.read_table(path, filesystem=fs, use_threads=False))
+    return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
+
+
+def written_report(checked: dict[str, list[tuple[list[Failure], int]]]) -> ValidationReport:
+    """The audit of a silver version from ``check_written``'s verdicts on the part files just
+    written (table -> one per part): what ``validate_silver`` reports when it reads them back."""
+    rows = {f"silver.{table}": sum(n for _, n in checked.get(table, [])) for table in SILVER}
+    return merge([failures for parts in checked.values() for failures, _ in parts], rows)
 
 
 def _check_gold(lake: Lake, cohort: str, paths: list[str]) -> tuple[list[Failure], int]:

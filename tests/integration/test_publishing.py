@@ -108,7 +108,11 @@ MOMENTS = {
     "all tables written": lambda mp: mp.setattr(
         Lake, "complete", _dies_after(Lake.complete, lambda self, area, *a: area == "silver")
     ),
-    "audited": lambda mp: mp.setattr(ingest_module, "validate_silver", _dies_after(object)),
+    "audited": lambda mp: mp.setattr(
+        Lake,
+        "record_audit",
+        _dies_after(Lake.record_audit, lambda self, area, *a: area == "silver"),
+    ),
     "pointer staged": lambda mp: mp.setattr(lake_module.os, "replace", _dies_after(os.replace)),
     "silver live, bronze pointer not": lambda mp: mp.setattr(
         Lake, "point", _dies_after(Lake.point, lambda self, area, *a: area == "bronze")

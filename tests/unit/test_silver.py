@@ -46,7 +46,7 @@ def test_blocks_of_both_widths_meet_in_one_bucket_with_every_value(tmp_path: Pat
         f"{HEADER}\nu1=,20170301,7,0,0,0,1,1,10.0\nu2=,20170102,1,0,0,0,2,3,50.0\n"
     )  # fits int32: this file's block is parsed narrow, the other's wide
     out = tmp_path / "silver"
-    counts = build_silver_tables({"user_logs": str(out)}, str(raw), {}, 1, {})
+    counts = build_silver_tables({"user_logs": str(out)}, str(raw), {}, 1, {}).counts
     rows = pq.read_table(out / "part-00000.parquet").to_pylist()
     assert counts["user_logs"]["duplicates_removed"] == 1  # v2 repeats a v1 row exactly
     assert [(r["msno"], r["num_25"]) for r in rows] == [

@@ -8,26 +8,53 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pandera import pandas as pa_schema
 
+from churn_transform.etl.silver import statistics
+from churn_transform.etl.silver.ids import ids_in_order
 from churn_transform.etl.silver.read import as_pandas
-from churn_transform.etl.silver.statistics import clears
 from churn_transform.etl.validation import SILVER, check_frame
 from tests.unit.test_validation import A, B
 from tests.unit.test_validation import _transactions as transactions_rows
 
 FS = LocalFileSystem()
+#: Each part file a test wrote: the writer's footer and the rows it wrote, as compaction has them.
+_WRITTEN: dict[str, tuple[pq.FileMetaData, pa.Table]] = {}
 
 
-def _file(frame: pd.DataFrame, folder: Path, name: str = "part-00000.parquet") -> str:
-    """``frame`` written as silver writes a part: Parquet's own types, statistics on."""
+def _file(
+    frame: pd.DataFrame,
+    folder: Path,
+    name: str = "part-00000.parquet",
+    row_group: int | None = None,
+) -> str:
+    """``frame`` written as silver writes a part: Parquet's own types, statistics on, ``msno``
+    from a sorted dictionary."""
     path = str(folder / name)
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, store_schema=False)
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    if "msno" in rows.column_names:
+        ids = pc.dictionary_encode(rows["msno"]).combine_chunks()
+        rows = ids_in_order(rows.set_column(rows.schema.get_field_index("msno"), "msno", ids))
+    written: list[pq.FileMetaData] = []
+    pq.write_table(
+        rows, path, store_schema=False, row_group_size=row_group, metadata_collector=written
+    )
+    _WRITTEN[path] = (written[0], rows)
     return path
+
+
+def clears(schema: pa_schema.DataFrameSchema, path: str, fs: LocalFileSystem) -> bool:
+    """``statistics.clears`` (the file read back), asserted to agree with ``clears_written``
+    on the same part as compaction has it: the writer's footer and the rows in memory."""
+    read_back = statistics.clears(schema, path, fs)
+    assert statistics.clears_written(schema, *_WRITTEN[path]) == read_back
+    return read_back
 
 
 def _members() -> pd.DataFrame:
@@ -103,6 +130,18 @@ def test_a_repeated_key_is_not_cleared(tmp_path: Path) -> None:
     assert not clears(SILVER["members"], _file(members, tmp_path), FS)
 
 
+def test_a_dictionary_with_a_repeated_id_is_not_cleared_in_memory(tmp_path: Path) -> None:
+    """Codes that rise over a dictionary naming one id twice hide a repeated key."""
+    members = _members()
+    members.loc[1, "msno"] = A
+    path = _file(members, tmp_path)
+    written, rows = _WRITTEN[path]
+    twice = pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array([A, A]))
+    rows = rows.set_column(rows.schema.get_field_index("msno"), "msno", twice)
+    assert check_frame(SILVER["members"], "members", members)  # Pandera refuses the repeat
+    assert not statistics.clears_written(SILVER["members"], written, rows)
+
+
 def test_keys_out_of_order_are_left_to_pandera_which_passes_them(tmp_path: Path) -> None:
     """Unique but unsorted: not decided from the order, and Pandera finds nothing wrong."""
     logs = _logs().iloc[[1, 0, 2]]
@@ -169,10 +208,7 @@ def test_a_cleared_part_always_passes_pandera(
     )
     if sort:
         frame = frame.sort_values(["msno", "date"], kind="stable")
-    path = str(tmp_path / "part.parquet")
-    pq.write_table(
-        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group
-    )
+    path = _file(frame, tmp_path, "part.parquet", row_group)
     cleared = clears(SILVER["user_logs"], path, FS)
     event(f"cleared: {cleared}")  # both outcomes occur: pytest --hypothesis-show-statistics
     if cleared:

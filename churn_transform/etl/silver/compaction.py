@@ -8,6 +8,9 @@ Cleaning is ``cleaning``'s; exact duplicate rows (the v2 increments repeat some 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +24,10 @@ from churn_transform.etl.silver.ids import ids_in_order
 from churn_transform.etl.silver.tables import SORT_KEYS
 
 _PARQUET = {"compression": "zstd"}
+#: zstd's levels per column, where not its default (1): ``total_secs``, floats with three
+#: decimals, compresses faster and smaller at -1 (``benchmarks/etl.py``'s files: 29 against 34
+#: ms and 4.0 against 4.3 MB per part of 874,000 rows).
+_LEVELS = {"total_secs": -1}
 #: Columns Parquet should not try to dictionary-encode: high-cardinality floats, where the
 #: attempt costs time and falls back to plain encoding anyway.
 _PLAIN = {"total_secs"}
@@ -30,15 +37,33 @@ _PLAIN = {"total_secs"}
 _SPLIT = {"num_25", "num_50", "num_75", "num_985", "num_100", "num_unq"}
 
 
+Checked = TypeVar("Checked")
+#: What compaction asks of each part file it writes (``validation.check_written``): given the
+#: table, the file's path and filesystem, the writer's footer and the rows written, a verdict.
+PartCheck = Callable[[str, str, AbstractFileSystem, pq.FileMetaData, pa.Table], Checked]
+
+
+@dataclass(frozen=True)
+class Compacted(Generic[Checked]):
+    """One bucket of a table, written: its cleaning counts and rows (``rows_out``), and what
+    the part check said of the file (None when no check was asked, or the bucket is empty)."""
+
+    counts: dict[str, int]
+    checked: Checked | None = None
+
+
 def compact_bucket(
     table: str,
     bucket: int,
     parts: list[tuple[str, int, int]],
     out: str,
     options: dict[str, object],
-) -> dict[str, int]:
+    check: PartCheck[Checked] | None = None,
+) -> Compacted[Checked]:
     """Clean a bucket's rows (its segments ``parts``), drop exact duplicates, sort, write
-    ``part-<b>.parquet``; the cleaning counts and the rows written.
+    ``part-<b>.parquet`` and, given a ``check``, audit the file just written from its footer and
+    the rows still in memory (its work then overlaps the other buckets' instead of following
+    them all).
 
     ``msno`` is written from its dictionary encoding. Neither the Arrow schema nor pandas
     metadata is stored: readers see Parquet's types (``msno`` a plain string column).
@@ -46,13 +71,15 @@ def compact_bucket(
     fs, root = url_to_fs(out, **options)
     rows = _bucket_rows(parts, fs)
     if rows is None:
-        return {"rows_out": 0}
+        return Compacted({"rows_out": 0})
     counts: dict[str, int] = {}
     if table in CLEANERS:
         rows, counts = CLEANERS[table](rows)
     unique = _widened(ids_in_order(drop_exact_duplicates(rows, SORT_KEYS[table])))
-    _write_part(unique, fs, posixpath.join(root, f"part-{bucket:05d}.parquet"))
-    return {**counts, "duplicates_removed": len(rows) - len(unique), "rows_out": len(unique)}
+    path = posixpath.join(root, f"part-{bucket:05d}.parquet")
+    written = _write_part(unique, fs, path)
+    counts = {**counts, "duplicates_removed": len(rows) - len(unique), "rows_out": len(unique)}
+    return Compacted(counts, check(table, path, fs, written, unique) if check else None)
 
 
 def _bucket_rows(parts: list[tuple[str, int, int]], fs: AbstractFileSystem) -> pa.Table | None:
@@ -88,15 +115,20 @@ def _widened(rows: pa.Table) -> pa.Table:
     return rows.cast(wide)
 
 
-def _write_part(rows: pa.Table, fs: AbstractFileSystem, target: str) -> None:
-    """``rows`` as a Parquet file of Parquet's own types only, as any engine reads them."""
+def _write_part(rows: pa.Table, fs: AbstractFileSystem, target: str) -> pq.FileMetaData:
+    """``rows`` as a Parquet file of Parquet's own types only, as any engine reads them; the
+    file's footer, as the writer made it."""
     dictionary = [c for c in rows.column_names if c not in _PLAIN | _SPLIT]
+    written: list[pq.FileMetaData] = []
     pq.write_table(
         rows.replace_schema_metadata(None),
         target,
         filesystem=fs,
         use_dictionary=dictionary,
         column_encoding={c: "BYTE_STREAM_SPLIT" for c in rows.column_names if c in _SPLIT},
+        compression_level={c: _LEVELS.get(c, 1) for c in rows.column_names},
         store_schema=False,
+        metadata_collector=written,
         **_PARQUET,
     )
+    return written[0]

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -29,6 +30,12 @@ _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float6
 #: counts, codes and YYYYMMDD dates fit: half the bytes to reorder and to write to disk).
 _NARROW = {"string": pa.string(), "int64": pa.int32(), "float64": pa.float64()}
 _IDS = pa.dictionary(pa.int32(), pa.string())
+#: The same first-try types, as Polars reads them.
+_POLARS_NARROW = {"string": pl.String, "int64": pl.Int32, "float64": pl.Float64}
+#: What pyarrow's CSV reader reads as null besides an empty field (its defaults: "NA", "NULL",
+#: "nan"...). Polars reads only the empty field as null (asked for more, it reads at half the
+#: speed): a block holding one of these is left to pyarrow.
+_NULLS = pa.array([v for v in pacsv.ConvertOptions().null_values if v])
 #: The folder, inside a table's version folder, of its block files (deleted once compacted).
 SCATTER_FOLDER = "_scatter"
 
@@ -37,12 +44,87 @@ Segments = tuple[str, list[tuple[int, int]]]
 
 
 def parse_block(block: bytes, name: str, first: bool) -> pa.Table:
-    """One block of a raw CSV, parsed by pyarrow (no GIL).
+    """One block of a raw CSV as Arrow: ``msno`` dictionary-encoded, integers as int32 where a
+    block's values fit (else int64: the compaction widens every block to int64), floats as
+    float64, and what pyarrow reads as null (an empty field, "NA", "NULL"...) null.
+
+    Polars reads the block when it can vouch for reading it as pyarrow would (about half
+    pyarrow's CPU: ``benchmarks/etl.py``); pyarrow reads every other block, which gives the
+    values or an error naming the row and the column (``_polars_parse`` says which blocks).
+    """
+    fast = _polars_parse(block, name, first)
+    return fast if fast is not None else _arrow_parse(block, name, first)
+
+
+def _polars_parse(block: bytes, name: str, first: bool) -> pa.Table | None:
+    """``parse_block`` by Polars, or None for a block left to pyarrow: one with a carriage
+    return (pyarrow also ends a line at a lone one; Polars reads "5\\r" as 5), only blank, that
+    Polars refuses (a value it cannot read as the column's type or wider than int32, a row with
+    too many fields) or reads as no row; one with a text that holds a double quote (Polars reads
+    without quoting, pyarrow unquotes; a quote anywhere else leaves a number Polars refuses) or
+    that pyarrow reads as null (``_NULLS``); or one whose last column has nulls that a row with
+    missing fields or a blank line would give (pyarrow refuses the first and skips the second),
+    unless its field count shows every row whole. Texts are judged by their distinct values.
+
+    One difference remains, on purpose: Polars reads an integer written with a leading "+"
+    (pyarrow refuses it). ``tests/unit/test_parse.py`` compares both readers on hostile blocks.
+    """
+    if b"\r" in block or not block or block.isspace():
+        return None
+    columns = raw_columns(name)
+    try:
+        frame = pl.read_csv(
+            block,
+            has_header=False,
+            skip_rows=int(first),
+            schema={c: _POLARS_NARROW[RAW_DTYPES[c]] for c in columns},
+            quote_char=None,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        )
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        return None
+    if not frame.height:  # pyarrow may refuse it ("Empty CSV file"): let it say
+        return None
+    if frame[columns[-1]].null_count() and not _rows_whole(block, first, frame.height, columns):
+        return None
+    rows = frame.to_arrow()
+    for i, column in enumerate(rows.column_names):
+        values = rows.column(i)
+        distinct = None
+        if column == "msno":
+            values = pc.dictionary_encode(values).cast(_IDS)
+            distinct = pa.chunked_array([c.dictionary for c in values.chunks], pa.string())
+        elif pa.types.is_large_string(values.type) or pa.types.is_string_view(values.type):
+            values = distinct = values.cast(pa.string())
+        elif pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py():
+            return None  # "nan" or "NaN": null to pyarrow
+        if distinct is not None and not _plain_texts(distinct):
+            return None
+        rows = rows.set_column(i, column, values)
+    return rows
+
+
+def _plain_texts(values: pa.ChunkedArray) -> bool:
+    """Whether no text holds a double quote, nor is null to pyarrow."""
+    quoted = pc.any(pc.match_substring(values, '"')).as_py()
+    return not (quoted or pc.any(pc.is_in(values, _NULLS)).as_py())
+
+
+def _rows_whole(block: bytes, first: bool, rows: int, columns: tuple[str, ...]) -> bool:
+    """Whether ``block`` (after its header when ``first``) has exactly ``rows`` rows' fields:
+    one separator fewer than the columns per row, so no row lacks one and no line is blank."""
+    start = block.index(b"\n") + 1 if first and b"\n" in block else 0
+    return block.count(b",", start) == rows * (len(columns) - 1)
+
+
+def _arrow_parse(block: bytes, name: str, first: bool) -> pa.Table:
+    """``parse_block`` by pyarrow (no GIL).
 
     Integers are parsed as int32 first; a block with a value that does not fit is parsed
-    again as int64, so no value is lost (the compaction widens every block to int64). A block
-    without a double quote (KKBox's files have none) is parsed without quoting: the same
-    values, without the parser tracking quoted fields (a scan for the byte is cheaper).
+    again as int64, so no value is lost. A block without a double quote is parsed without
+    quoting: the same values, without the parser tracking quoted fields (a scan for the byte
+    is cheaper).
     """
     columns = raw_columns(name)
     quoting = pacsv.ParseOptions(quote_char='"' if b'"' in block else False)

@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pandera.pandas as pa_schema
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,22 +61,50 @@ def clears(schema: pa_schema.DataFrameSchema, path: str, fs: AbstractFileSystem)
     arrow = pq.read_schema(path, filesystem=fs)
     if not _types_pass(schema, arrow):
         return False
+    wanted, strings = _wanted(schema, arrow)
+    parquet = pq.ParquetFile(path, filesystem=fs, read_dictionary=strings)
+    return _cleared(
+        schema, arrow, parquet.metadata, parquet.read(columns=wanted, use_threads=False)
+    )
+
+
+def clears_written(
+    schema: pa_schema.DataFrameSchema, written: pq.FileMetaData, rows: pa.Table
+) -> bool:
+    """``clears`` for a part file just written from ``rows``, decided from the writer's own
+    footer (``written``, as ``pq.write_table``'s ``metadata_collector`` gets it) and the rows
+    still in memory: nothing is read back. Compaction audits each part so, as it writes it."""
+    if schema.checks:
+        return False
+    arrow = written.schema.to_arrow_schema()
+    if not _types_pass(schema, arrow):
+        return False
+    return _cleared(schema, arrow, written, rows.select(_wanted(schema, arrow)[0]))
+
+
+def _wanted(schema: pa_schema.DataFrameSchema, arrow: pa.Schema) -> tuple[list[str], list[str]]:
+    """The columns whose values a clearance needs (string columns with a per-value rule, and
+    the keys), and which of them are strings (read dictionary-encoded: their distinct values)."""
     strings = [name for name in schema.columns if pa.types.is_string(arrow.field(name).type)]
     keys = list(schema.unique or [])
     wanted = sorted({name for name in strings if _per_value(schema.columns[name])} | set(keys))
-    parquet = pq.ParquetFile(
-        path, filesystem=fs, read_dictionary=[n for n in wanted if n in strings]
-    )
-    read = parquet.read(columns=wanted, use_threads=False)
+    return wanted, [name for name in wanted if name in strings]
+
+
+def _cleared(
+    schema: pa_schema.DataFrameSchema, arrow: pa.Schema, metadata: pq.FileMetaData, read: pa.Table
+) -> bool:
+    """``clears`` from a part's Arrow schema, footer and ``_wanted`` columns."""
     for name, column in schema.columns.items():
         kind = arrow.field(name).type
-        nulls, low, high = _footer(parquet.metadata, arrow.get_field_index(name))
+        nulls, low, high = _footer(metadata, arrow.get_field_index(name))
         if nulls is None or (nulls and not column.nullable):
             return False
         if pa.types.is_floating(kind) and not column.nullable:
             return False  # NaN counts as null for pandas, not for Parquet's statistics
         if low is not None and not _column_passes(column, kind, low, high, read, name):
             return False
+    keys = list(schema.unique or [])
     return not keys or _strictly_increasing(read.select(keys))
 
 
@@ -178,8 +205,10 @@ def _remember(key: tuple[Any, ...], judged: object, verdict: bool) -> None:
 
 
 def _distinct(column: pa.ChunkedArray) -> pa.Array:
-    """Every distinct value a dictionary-read column holds (its dictionaries, which hold at least
-    the values its rows use)."""
+    """Every distinct value a string column holds: its dictionaries when it is dictionary-encoded
+    (they hold at least the values its rows use), else its values."""
+    if not pa.types.is_dictionary(column.type):
+        return pc.unique(column.combine_chunks())
     dictionaries = [chunk.dictionary for chunk in column.chunks]
     if not dictionaries:
         return pa.array([], type=column.type.value_type)
@@ -189,7 +218,8 @@ def _distinct(column: pa.ChunkedArray) -> pa.Array:
 def _strictly_increasing(keys: pa.Table) -> bool:
     """Whether the key columns' rows, in file order, strictly increase (so no two are equal):
     a string key compares by its dictionary code, which is one code per distinct string once
-    the chunks share one dictionary. A key with nulls or in another order is not decided."""
+    the chunks share one dictionary without repeats. A key with nulls, in another order or with
+    a dictionary that repeats a value is not decided."""
     if keys.num_rows < 2:
         return True
     codes = []
@@ -198,13 +228,26 @@ def _strictly_increasing(keys: pa.Table) -> bool:
         if array.null_count:
             return False
         if pa.types.is_dictionary(array.type):
+            if not _no_repeats(array.dictionary):
+                return False  # two codes for one string: equal ids could look increasing
             array = array.indices
-        if not (pa.types.is_integer(array.type) or pa.types.is_temporal(array.type)):
+        if pa.types.is_temporal(array.type):
+            array = array.cast(pa.int64())
+        if not pa.types.is_integer(array.type):
             return False
-        codes.append(np.asarray(array.cast(pa.int64())))
-    greater = np.zeros(keys.num_rows - 1, dtype=bool)
-    equal = np.ones(keys.num_rows - 1, dtype=bool)
-    for code in codes:
-        greater |= equal & (code[1:] > code[:-1])
-        equal &= code[1:] == code[:-1]
-    return bool(greater.all())
+        codes.append(array.to_numpy())
+    *before, last = codes
+    rising = last[1:] > last[:-1]  # from the last key to the first: rows rise at their first
+    for code in reversed(before):  # differing key
+        rising = (code[1:] > code[:-1]) | ((code[1:] == code[:-1]) & rising)
+    return bool(rising.all())
+
+
+def _no_repeats(values: pa.Array) -> bool:
+    """Whether no value occurs twice: at once when they are sorted (a part's ids as compaction
+    writes them, and as Parquet reads them back), else by counting the distinct ones."""
+    if len(values) < 2 or (
+        not values.null_count and pc.all(pc.less(values[:-1], values[1:])).as_py()
+    ):
+        return True
+    return bool(pc.count_distinct(values).as_py() == len(values))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Generic
 
 import dask
 from dask.base import tokenize
@@ -14,9 +16,18 @@ from dask.bytes import read_bytes
 from dask.delayed import Delayed
 from fsspec.core import url_to_fs
 
-from churn_transform.etl.silver.compaction import compact_bucket
+from churn_transform.etl.silver.compaction import Checked, Compacted, PartCheck, compact_bucket
 from churn_transform.etl.silver.scatter import SCATTER_FOLDER, Segments, scatter_block
 from churn_transform.etl.silver.tables import SOURCES
+
+
+@dataclass(frozen=True)
+class WrittenTables(Generic[Checked]):
+    """What ``build_silver_tables`` wrote: each table's counts (``rows_in``, ``rows_out``, the
+    cleaning's), and what the part check said of each part file it wrote."""
+
+    counts: dict[str, dict[str, int]]
+    checked: dict[str, list[Checked]]
 
 
 def build_silver_tables(
@@ -27,10 +38,12 @@ def build_silver_tables(
     options: dict[str, object],
     blocksize: str = "32MB",
     files: Mapping[str, tuple[str, ...]] = SOURCES,
-) -> dict[str, dict[str, int]]:
+    check: PartCheck[Checked] | None = None,
+) -> WrittenTables[Checked]:
     """Both passes for the tables of ``outs`` (table -> version folder), from CSVs under
     ``source`` (a folder, or raw file name -> URL, as a deduplicated bronze copy has them);
-    ``files``: the raw file names of each table (a monthly increment has its own).
+    ``files``: the raw file names of each table (a monthly increment has its own); ``check``:
+    asked of every part file as it is written (``compaction.compact_bucket``).
 
     One Dask computation scatters the blocks of every table, one compacts every bucket of every
     table and then deletes the table's block files: the small tables' tasks fill the cores the
@@ -51,11 +64,14 @@ def build_silver_tables(
     ):
         counts[table]["rows_in"] += rows_in
         segments[table].append(found)
-    compacted, removed = _compact_tasks(outs, segments, buckets, options, token)
-    done = dask.compute(*[t for _, t in compacted], *removed)
-    for (table, _), found in zip(compacted, done, strict=False):
-        counts[table].update(found)
-    return {table: dict(found) for table, found in counts.items()}
+    compacted, removed = _compact_tasks(outs, segments, buckets, options, token, check)
+    done: tuple[Compacted[Checked], ...] = dask.compute(*[t for _, t in compacted], *removed)
+    checked: dict[str, list[Checked]] = {table: [] for table in outs}
+    for (table, _), bucket in zip(compacted, done, strict=False):
+        counts[table].update(bucket.counts)
+        if bucket.checked is not None:
+            checked[table].append(bucket.checked)
+    return WrittenTables({table: dict(found) for table, found in counts.items()}, checked)
 
 
 def _scatter_tasks(
@@ -96,6 +112,7 @@ def _compact_tasks(
     buckets: int,
     options: dict[str, object],
     token: str,
+    check: PartCheck[Checked] | None,
 ) -> tuple[list[tuple[str, Delayed]], list[Delayed]]:
     """One ``compact_bucket`` task per bucket of every table, with the table it is of, and one
     task per table that deletes its block files once its buckets are written."""
@@ -106,7 +123,9 @@ def _compact_tasks(
             key = f"compact-{token}-{10**6 - n * buckets - b:07d}"
             parts = [(path, *at[b]) for path, at in segments[table] if at[b][1]]
             tasks.append(
-                dask.delayed(compact_bucket)(table, b, parts, out, options, dask_key_name=key)
+                dask.delayed(compact_bucket)(
+                    table, b, parts, out, options, check, dask_key_name=key
+                )
             )
         compacted += [(table, task) for task in tasks]
         # a table's block files go as soon as its last bucket is written, while the cores
