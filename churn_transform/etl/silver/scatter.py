@@ -88,13 +88,13 @@ def _polars_parse(block: bytes, name: str, first: bool) -> pa.Table | None:
         return None
     if frame[columns[-1]].null_count() and not _rows_whole(block, first, frame.height, columns):
         return None
-    rows = frame.to_arrow()
+    rows = frame.to_arrow().combine_chunks()  # Polars' one chunk per slice of lines
     for i, column in enumerate(rows.column_names):
         values = rows.column(i)
         distinct = None
         if column == "msno":
-            values = pc.dictionary_encode(values).cast(_IDS)
-            distinct = pa.chunked_array([c.dictionary for c in values.chunks], pa.string())
+            values = pc.dictionary_encode(values.chunk(0)).cast(_IDS)
+            distinct = values.dictionary
         elif pa.types.is_large_string(values.type) or pa.types.is_string_view(values.type):
             values = distinct = values.cast(pa.string())
         elif pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py():
@@ -105,7 +105,7 @@ def _polars_parse(block: bytes, name: str, first: bool) -> pa.Table | None:
     return rows
 
 
-def _plain_texts(values: pa.ChunkedArray) -> bool:
+def _plain_texts(values: pa.Array | pa.ChunkedArray) -> bool:
     """Whether no text holds a double quote, nor is null to pyarrow."""
     quoted = pc.any(pc.match_substring(values, '"')).as_py()
     return not (quoted or pc.any(pc.is_in(values, _NULLS)).as_py())
