@@ -81,6 +81,7 @@ def _polars_parse(block: bytes, name: str, first: bool) -> pa.Table | None:
             quote_char=None,
             truncate_ragged_lines=False,
             raise_if_empty=False,
+            credential_provider=None,  # bytes, not a cloud URL: no provider to look up
         )
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
         return None
@@ -88,7 +89,9 @@ def _polars_parse(block: bytes, name: str, first: bool) -> pa.Table | None:
         return None
     if frame[columns[-1]].null_count() and not _rows_whole(block, first, frame.height, columns):
         return None
-    rows = frame.to_arrow().combine_chunks()  # Polars' one chunk per slice of lines
+    # by the Arrow C stream interface: strings as views, without DataFrame.to_arrow's copy to
+    # large strings under the GIL (5 ms a block); one chunk
+    rows = pa.table(frame).combine_chunks()
     for i, column in enumerate(rows.column_names):
         values = rows.column(i)
         distinct = None
