@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -30,8 +29,8 @@ _ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float6
 #: counts, codes and YYYYMMDD dates fit: half the bytes to reorder and to write to disk).
 _NARROW = {"string": pa.string(), "int64": pa.int32(), "float64": pa.float64()}
 _IDS = pa.dictionary(pa.int32(), pa.string())
-#: The same first-try types, as Polars reads them.
-_POLARS_NARROW = {"string": pl.String, "int64": pl.Int32, "float64": pl.Float64}
+#: The same first-try types, by the names of Polars' types.
+_POLARS_NARROW = {"string": "String", "int64": "Int32", "float64": "Float64"}
 #: What pyarrow's CSV reader reads as null besides an empty field (its defaults: "NA", "NULL",
 #: "nan"...). Polars reads only the empty field as null (asked for more, it reads at half the
 #: speed): a block holding one of these is left to pyarrow.
@@ -71,13 +70,16 @@ def _polars_parse(block: bytes, name: str, first: bool) -> pa.Table | None:
     """
     if b"\r" in block or not block or block.isspace():
         return None
+    # imported here, not with the module: 0.23 s that every process reading silver would pay
+    import polars as pl
+
     columns = raw_columns(name)
     try:
         frame = pl.read_csv(
             block,
             has_header=False,
             skip_rows=int(first),
-            schema={c: _POLARS_NARROW[RAW_DTYPES[c]] for c in columns},
+            schema={c: getattr(pl, _POLARS_NARROW[RAW_DTYPES[c]]) for c in columns},
             quote_char=None,
             truncate_ragged_lines=False,
             raise_if_empty=False,
