@@ -150,7 +150,7 @@ format: setup ## Apply ruff's fixes and formatting
 bench-guard: setup ## Ours against DuckDB, the bare app and a yardstick: fails on a ratio over 25% below its reference (RECORD=1 refreshes them)
 	$(BIN)/python benchmarks/guard.py $(if $(RECORD),--record)
 
-bench-months: setup ## The platform over seven months with the shift part way: issue 15's table (100,000 users)
+bench-months: setup ## The platform over seven months with the shift part way: benchmarks/README.md's table (100,000 users, about 7 min)
 	$(BIN)/python benchmarks/monthly.py
 
 bench-generate: setup ## Generator throughput and peak memory (USERS=N, 20000 unset; COMPARE=1: one process beside every core)
