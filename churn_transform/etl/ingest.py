@@ -192,8 +192,9 @@ def _ingest_increments(
                 log.warning("allowed by allow_shrink: %s", warning)
                 report.warnings.append(warning)
             written = _write_layer(lake, report, version, increment, storage_options, blocksize)
-            _audit(lake, version, written)
-        audited = lake.audit_of("silver", "", version) or _audit(lake, version)
+            audited = _audit(lake, version, written)
+        else:  # written by an earlier run: audited then, or read back now
+            audited = lake.audit_of("silver", "", version) or _audit(lake, version)
         if not audited["ok"]:
             raise AuditError(
                 f"silver {version} (the increment of {increment.month}) failed its audit and "

@@ -221,7 +221,7 @@ def _check_bucket(
     if len(paths) == 1 and clears(SILVER[table], paths[0], lake.fs):
         return [], pq.ParquetFile(paths[0], filesystem=lake.fs).metadata.num_rows
     frame = read_bucket(lake, table, bucket, version=version, newest_layer_only=newest_layer_only)
-    return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
+    return _by_pandera(table, frame)
 
 
 def check_written(
@@ -233,7 +233,11 @@ def check_written(
     ``_check_bucket`` checks a part already in the lake."""
     if clears_written(SILVER[table], written, rows):
         return [], written.num_rows
-    frame = as_pandas(pq.read_table(path, filesystem=fs, use_threads=False))
+    return _by_pandera(table, as_pandas(pq.read_table(path, filesystem=fs, use_threads=False)))
+
+
+def _by_pandera(table: str, frame: pd.DataFrame) -> tuple[list[Failure], int]:
+    """The failures of silver rows of ``table`` that statistics could not clear, and the rows."""
     return check_frame(SILVER[table], f"silver.{table}", frame), len(frame)
 
 

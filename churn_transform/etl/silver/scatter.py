@@ -47,8 +47,8 @@ def parse_block(block: bytes, name: str, first: bool) -> pa.Table:
     block's values fit (else int64: the compaction widens every block to int64), floats as
     float64, and what pyarrow reads as null (an empty field, "NA", "NULL"...) null.
 
-    Polars reads the block when it can vouch for reading it as pyarrow would (about half
-    pyarrow's CPU: ``benchmarks/etl.py``); pyarrow reads every other block, which gives the
+    Polars reads the block when it can vouch for reading it as pyarrow would (about two thirds
+    of pyarrow's CPU: ``benchmarks/etl.py``); pyarrow reads every other block, which gives the
     values or an error naming the row and the column (``_polars_parse`` says which blocks).
     """
     fast = _polars_parse(block, name, first)
