@@ -113,7 +113,7 @@ SILVER: dict[str, pa.DataFrameSchema] = {
             "cohort": Column("string", Check.str_matches(r"^\d{4}-(0[1-9]|1[0-2])$")),
             LABEL: Column("Int8", Check.isin([0, 1]), nullable=True),
         },
-        unique=["msno", "cohort"],
+        unique=["cohort", "msno"],  # as the rows are sorted: the key check of ``statistics``
         name="silver labels",
         checks=Check(
             _label_present, element_wise=False, name="label present for a labelled cohort"

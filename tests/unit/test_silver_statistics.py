@@ -84,7 +84,24 @@ def _logs() -> pd.DataFrame:
     )
 
 
-FRAMES = {"members": _members, "transactions": transactions_rows, "user_logs": _logs}
+def _labels(march: list[int | None]) -> pd.DataFrame:
+    """Labels of two March users (a labelled cohort) and of one of them in April (not labelled
+    yet): sorted by cohort, then user, as silver has them."""
+    return pd.DataFrame(
+        {
+            "msno": pd.array([A, B, A], "string"),
+            "cohort": pd.array(["2017-03", "2017-03", "2017-04"], "string"),
+            "is_churn": pd.array([*march, None], "Int8"),
+        }
+    )
+
+
+FRAMES = {
+    "members": _members,
+    "transactions": transactions_rows,
+    "user_logs": _logs,
+    "labels": lambda: _labels([1, 0]),
+}
 
 
 @pytest.mark.parametrize("table", sorted(FRAMES))
@@ -110,6 +127,9 @@ def test_a_valid_part_is_cleared_without_pandera(table: str, tmp_path: Path) -> 
         ("user_logs", "num_unq", 0),
         ("user_logs", "total_secs", 86_401.0),
         ("user_logs", "total_secs", -1.0),
+        ("labels", "cohort", "2017-13"),
+        ("labels", "is_churn", 2),
+        ("labels", "msno", A),  # (2017-03, A) twice
     ],
 )
 def test_a_part_breaking_a_rule_is_left_to_pandera(
@@ -155,15 +175,10 @@ def test_a_missing_column_or_another_type_is_not_cleared(tmp_path: Path) -> None
     assert not clears(SILVER["user_logs"], _file(wide, tmp_path), FS)
 
 
-def test_a_rule_over_the_whole_frame_is_always_left_to_pandera(tmp_path: Path) -> None:
-    labels = pd.DataFrame(
-        {
-            "msno": pd.array([A, B], "string"),
-            "cohort": pd.array(["2017-03", "2017-04"], "string"),
-            "is_churn": pd.array([1, None], "Int8"),
-        }
-    )
-    assert check_frame(SILVER["labels"], "labels", labels) == []
+def test_a_part_breaking_a_rule_over_the_whole_frame_is_left_to_pandera(tmp_path: Path) -> None:
+    labels = _labels([1, None])  # a March user without a label
+    failures = check_frame(SILVER["labels"], "labels", labels)
+    assert {f.check for f in failures} == {"label present for a labelled cohort"}
     assert not clears(SILVER["labels"], _file(labels, tmp_path), FS)
 
 

@@ -5,7 +5,9 @@ for Pandera made it cost more than the conversion itself, and most of the memory
 need no rows: a range holds for every value when it holds for the column's minimum and maximum,
 which the writer keeps in the file's footer with the null count; a string rule holds for every
 value when it holds for every entry of the column's dictionary; a key is unique when its rows
-run in strictly increasing order, which two columns show (silver is sorted by its keys).
+run in strictly increasing order, which two columns show (silver is sorted by its keys). A rule
+over the whole frame (the labels': a labelled cohort has every label) is the schema's own check
+run on the rows, without the rest of Pandera's validation.
 
 ``clears`` answers from those alone and is sound, not complete: a file it clears breaks no rule
 of the schema; a file it cannot clear (a rule it cannot decide, statistics missing, a value out
@@ -56,10 +58,12 @@ _FEW = 4096
 def clears(schema: pa_schema.DataFrameSchema, path: str, fs: AbstractFileSystem) -> bool:
     """Whether the Parquet file at ``path`` surely passes ``schema`` (as silver's readers see it:
     ``read.as_pandas``), decided without reading its rows; False means "ask Pandera"."""
-    if schema.checks:  # a rule over the whole frame needs the frame
-        return False
     arrow = pq.read_schema(path, filesystem=fs)
     if not _types_pass(schema, arrow):
+        return False
+    if schema.checks and not _frame_passes(  # a rule over the whole frame needs the frame
+        schema, pq.read_table(path, filesystem=fs, use_threads=False)
+    ):
         return False
     wanted, strings = _wanted(schema, arrow)
     parquet = pq.ParquetFile(path, filesystem=fs, read_dictionary=strings)
@@ -74,12 +78,19 @@ def clears_written(
     """``clears`` for a part file just written from ``rows``, decided from the writer's own
     footer (``written``, as ``pq.write_table``'s ``metadata_collector`` gets it) and the rows
     still in memory: nothing is read back. Compaction audits each part so, as it writes it."""
-    if schema.checks:
-        return False
     arrow = written.schema.to_arrow_schema()
     if not _types_pass(schema, arrow):
         return False
+    if schema.checks and not _frame_passes(schema, rows.cast(arrow)):  # as read back
+        return False
     return _cleared(schema, arrow, written, rows.select(_wanted(schema, arrow)[0]))
+
+
+def _frame_passes(schema: pa_schema.DataFrameSchema, rows: pa.Table) -> bool:
+    """Every rule of ``schema`` over the whole frame (not its columns') passes on ``rows``,
+    judged by the schema's own ``Check`` objects on the frame as silver's readers see it."""
+    frame = as_pandas(rows)
+    return all(bool(check(frame).check_passed) for check in schema.checks)
 
 
 def _wanted(schema: pa_schema.DataFrameSchema, arrow: pa.Schema) -> tuple[list[str], list[str]]:
@@ -218,7 +229,9 @@ def _distinct(column: pa.ChunkedArray) -> pa.Array:
 def _strictly_increasing(keys: pa.Table) -> bool:
     """Whether the key columns' rows, in file order, strictly increase (so no two are equal):
     a string key compares by its dictionary code, which is one code per distinct string once
-    the chunks share one dictionary without repeats. A key with nulls, in another order or with
+    the chunks share one dictionary without repeats (a plain string column is encoded in order
+    of first appearance, as Parquet encodes it: rising codes where it is the first key, the
+    file's sort order). A key with nulls, in another order or with
     a dictionary that repeats a value is not decided."""
     if keys.num_rows < 2:
         return True
@@ -227,6 +240,8 @@ def _strictly_increasing(keys: pa.Table) -> bool:
         array = column.chunk(0) if column.num_chunks else pa.array([], type=column.type)
         if array.null_count:
             return False
+        if pa.types.is_string(array.type):  # codes in order of first appearance, as Parquet's
+            array = pc.dictionary_encode(array)  # dictionary has them
         if pa.types.is_dictionary(array.type):
             if not _no_repeats(array.dictionary):
                 return False  # two codes for one string: equal ids could look increasing
