@@ -46,10 +46,11 @@ def build_silver_tables(
     asked of every part file as it is written (``compaction.compact_bucket``).
 
     One Dask computation scatters the blocks of every table, one compacts every bucket of every
-    table and then deletes the table's block files: the small tables' tasks fill the cores the
-    big one leaves idle at its end, instead of each table waiting for the one before. Tasks are
-    named so that the in-process scheduler, which runs equal-priority tasks last key first,
-    starts with the table first in ``outs`` (put the biggest first).
+    table and then deletes the table's block files: the tables' tasks fill the cores together,
+    instead of each table waiting for the one before. Put the biggest table first in ``outs``:
+    the tasks are named so that the scatter ends on its blocks (all of one size, parsed on every
+    core: no long task runs alone at the end) and its block files, the most to delete, go while
+    the second table's buckets are compacted (``_compact_tasks``).
     """
     if isinstance(source, str):
         source = {name: f"{source}/{name}" for table in outs for name in files[table]}
@@ -86,7 +87,7 @@ def _scatter_tasks(
 ) -> list[tuple[str, Delayed]]:
     """One ``scatter_block`` task per block of every table's CSVs, with the table it is of."""
     scattered: list[tuple[str, Delayed]] = []
-    for table, out in outs.items():
+    for table, out in reversed(outs.items()):  # the smallest first: see build_silver_tables
         blocks = [
             (name, i == 0, block)
             for name in files[table]
@@ -114,27 +115,41 @@ def _compact_tasks(
     token: str,
     check: PartCheck[Checked] | None,
 ) -> tuple[list[tuple[str, Delayed]], list[Delayed]]:
-    """One ``compact_bucket`` task per bucket of every table, with the table it is of, and one
-    task per table that deletes its block files once its buckets are written."""
-    compacted, removed = [], []
-    for n, (table, out) in enumerate(outs.items()):
+    """One ``compact_bucket`` task per bucket of every table, with the table it is of, and the
+    tasks that delete the tables' block files once their buckets are written.
+
+    Dask runs such a graph one deletion at a time (the buckets it waits for, then itself),
+    taking the deletions by key, the greatest first, and the buckets by key. There are two: the
+    first waits for every table of ``outs`` but the second, their buckets interleaved (bucket 0
+    of each, then bucket 1...: the biggest table's compactions, mostly outside the GIL, run
+    beside the small tables' pandas and Pandera work, which would otherwise come last and on
+    every core at once); the second table is compacted last, while the first group's block files
+    (the most) are deleted. ``tests/unit/test_silver_order.py`` asks ``dask.order``.
+    """
+    tables = list(outs)
+    groups = [[t for i, t in enumerate(tables) if i != 1], tables[1:2]]
+    compacted: list[tuple[str, Delayed]] = []
+    removed = []
+    for g, group in enumerate(group for group in groups if group):
         tasks = []
         for b in range(buckets):
-            key = f"compact-{token}-{10**6 - n * buckets - b:07d}"
-            parts = [(path, *at[b]) for path, at in segments[table] if at[b][1]]
-            tasks.append(
-                dask.delayed(compact_bucket)(
-                    table, b, parts, out, options, check, dask_key_name=key
+            for table in group:
+                key = f"compact-{token}-{10**6 - len(compacted):07d}"
+                parts = [(path, *at[b]) for path, at in segments[table] if at[b][1]]
+                task = dask.delayed(compact_bucket)(
+                    table, b, parts, outs[table], options, check, dask_key_name=key
                 )
-            )
-        compacted += [(table, task) for task in tasks]
-        # a table's block files go as soon as its last bucket is written, while the cores
-        # still compact the next table (deleting gigabytes is not free)
-        removed.append(dask.delayed(_remove_scatter)(out, options, tasks))
+                compacted.append((table, task))
+                tasks.append(task)
+        key = f"remove-{token}-{10**6 - g:07d}"
+        folders = [outs[table] for table in group]
+        removed.append(dask.delayed(_remove_scatter)(folders, options, tasks, dask_key_name=key))
     return compacted, removed
 
 
-def _remove_scatter(out: str, options: dict[str, object], _after: list[object]) -> None:
-    """Delete a table's block files (``_after``: its compactions, done)."""
-    fs, root = url_to_fs(out, **options)
-    fs.rm(posixpath.join(root, SCATTER_FOLDER), recursive=True)
+def _remove_scatter(outs: list[str], options: dict[str, object], _after: list[object]) -> None:
+    """Delete the block files of the tables written to ``outs`` (``_after``: their compactions,
+    done)."""
+    for out in outs:
+        fs, root = url_to_fs(out, **options)
+        fs.rm(posixpath.join(root, SCATTER_FOLDER), recursive=True)
