@@ -24,20 +24,20 @@ from churn_transform.etl.silver.ids import ids_in_order
 from churn_transform.etl.silver.tables import SORT_KEYS
 
 _PARQUET = {"compression": "zstd"}
-#: zstd's levels per column, where not its default (1): ``total_secs``, floats with three
-#: decimals, compresses faster and smaller at -1 (``benchmarks/etl.py``'s files: 29 against 34
-#: ms and 4.0 against 4.3 MB per part of 874,000 rows).
+#: zstd's levels per column, where not its default (1): ``total_secs`` (floats with three
+#: decimals, split by byte) compresses faster at -1 for about 3% more bytes.
 _LEVELS = {"total_secs": -1}
 #: Rows the Parquet writer encodes per step (its default 1,024): the same file, about 6% less
 #: CPU per part of ``benchmarks/etl.py``'s user_logs.
 _BATCH = 64 * 1024
-#: Columns Parquet should not try to dictionary-encode: high-cardinality floats, where the
-#: attempt costs time and falls back to plain encoding anyway.
-_PLAIN = {"total_secs"}
-#: The daily song counts, written BYTE_STREAM_SPLIT (each byte position of the int64s stored
-#: together, mostly zeros for zstd): faster to write than dictionary encoding and smaller.
-#: Readers need Parquet 2.11's integer support: Arrow >= 17, DuckDB >= 1.1, parquet-java >= 1.14.
-_SPLIT = {"num_25", "num_50", "num_75", "num_985", "num_100", "num_unq"}
+#: Columns written BYTE_STREAM_SPLIT (each byte position of the values stored together) instead
+#: of dictionary-encoded. The daily song counts: mostly zero bytes for zstd, faster to write and
+#: smaller. ``total_secs``, high-cardinality floats: zstd on the split bytes takes a third of the
+#: CPU it takes on the plain ones, for a column half as big again (a part of ``benchmarks/etl.py``'s
+#: 1,000,000-user logs, 854,000 rows: 11 against 35 ms and 6.0 against 3.9 MB to write, 5
+#: against 10 ms to read; the whole part 7.4 to 9.4 MB). Readers need Parquet 2.11's integer
+#: support: Arrow >= 17, DuckDB >= 1.1, parquet-java >= 1.14.
+_SPLIT = {"num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"}
 
 
 Checked = TypeVar("Checked")
@@ -121,7 +121,7 @@ def _widened(rows: pa.Table) -> pa.Table:
 def _write_part(rows: pa.Table, fs: AbstractFileSystem, target: str) -> pq.FileMetaData:
     """``rows`` as a Parquet file of Parquet's own types only, as any engine reads them; the
     file's footer, as the writer made it."""
-    dictionary = [c for c in rows.column_names if c not in _PLAIN | _SPLIT]
+    dictionary = [c for c in rows.column_names if c not in _SPLIT]
     written: list[pq.FileMetaData] = []
     pq.write_table(
         rows.replace_schema_metadata(None),
