@@ -12,6 +12,7 @@ published; ``gold.validate_lake`` reports on what is current with ``silver_check
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,8 @@ SILVER: dict[str, pa.DataFrameSchema] = {
 }
 
 
+#: Pandera's name for the rule that the key columns (``unique``) never repeat together.
+_UNIQUE = "multiple_fields_uniqueness"
 #: The column of a failure that concerns a table as a whole, not some of its rows.
 WHOLE_TABLE = "(table)"
 #: The rule that a cohort's gold table holds at least one user.
@@ -171,13 +174,23 @@ class ValidationReport:
 
 
 def check_frame(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) -> list[Failure]:
-    """Every broken rule of ``frame``, each with a count and up to five example rows."""
+    """Every broken rule of ``frame``, each with a count and up to five example rows.
+
+    The schema's key (``unique``) is checked by pandas' ``duplicated``, as Pandera checks it, and
+    every other rule by Pandera: Pandera reshapes the repeated rows into failure cases in time
+    that grows faster than their number (8.6 s for 20,000 repeated user-days, minutes for a part
+    of them), so a file with repeated keys would take hours to be refused.
+    """
+    repeated = _repeated_keys(schema, table, frame)
+    if schema.unique:
+        schema = copy.copy(schema)
+        schema.unique = None
     try:
         schema.validate(frame, lazy=True)
-        return []
+        return repeated
     except SchemaErrors as err:
         cases = err.failure_cases
-    grouped: dict[tuple[str, str], Failure] = {}
+    grouped: dict[tuple[str, str], Failure] = {(f.column, f.check): f for f in repeated}
     for case in cases.itertuples():
         column = str(case.column) if case.column is not None else WHOLE_TABLE
         key = (column, str(case.check))
@@ -186,6 +199,24 @@ def check_frame(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) -> 
         if len(failure.examples) < 5:
             failure.examples.append(_example(frame, case.index, case.failure_case))
     return list(grouped.values())
+
+
+def _repeated_keys(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) -> list[Failure]:
+    """The rows whose key (``schema.unique``) another row repeats, every one of them (Pandera's
+    ``report_duplicates="all"``), as Pandera names the rule."""
+    keys = list(schema.unique or [])
+    if not keys or not all(key in frame.columns for key in keys):
+        return []  # a missing key column: Pandera names it
+    repeated = frame.duplicated(keys, keep=False)
+    if not repeated.any():
+        return []
+    examples = [
+        _example(frame, index, tuple(frame.loc[index, keys]))
+        for index in frame.index[repeated.to_numpy()][:5]
+    ]
+    return [
+        Failure(table, ", ".join(keys), _UNIQUE, int(repeated.sum()), examples),
+    ]
 
 
 def _example(frame: pd.DataFrame, index: Any, value: object) -> str:

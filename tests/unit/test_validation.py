@@ -110,6 +110,15 @@ def test_duplicate_user_day_in_logs() -> None:
     assert failures[0].count == 2  # both rows of the repeated (msno, date) are named
 
 
+def test_a_key_repeated_in_many_rows_is_one_failure_counting_every_row() -> None:
+    logs = pd.concat([_logs()] * 2_000, ignore_index=True)  # every user-day 2,000 times
+    failures = check_frame(SILVER["user_logs"], "silver.user_logs", logs)
+    assert [(f.column, f.check, f.count) for f in failures] == [
+        ("msno, date", "multiple_fields_uniqueness", len(logs))
+    ]
+    assert len(failures[0].examples) == 5
+
+
 def test_label_of_two_and_missing_label() -> None:
     labels = _labels()
     labels.loc[0, "is_churn"] = 2
