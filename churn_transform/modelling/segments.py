@@ -24,6 +24,11 @@ ALL = "all"
 #: A group holding at least this share of the cohort's churners is where calibration matters:
 #: the model card always lists it, and the gate's notes name it when it is surely off.
 MATERIAL_SHARE = 0.10
+#: The fewest churners, and the fewest stayers, a group needs for its ROC AUC interval to hold a
+#: candidate back: with a handful, every resample can rank them alike and the interval shrinks
+#: to a point (a group of 2 churners and 4 stayers, both churners ranked last: 0.0 to 0.0, an
+#: order chance alone gives one time in 15).
+MIN_CLASS = 10
 #: The figures that come with an interval: columns ``<figure>``, ``<figure>_low``,
 #: ``<figure>_high`` of ``segment_metrics``.
 FIGURES = ("roc_auc", "calibration_gap", "recall")
@@ -171,9 +176,11 @@ def segment_regressions(
     """Groups where the candidate's ROC AUC is surely more than ``max_drop`` below the
     champion's on the same users: its whole interval lies below the champion's ROC AUC less
     ``max_drop``, each as a sentence. A group too small to say so, whatever its point
-    estimate, holds no one back."""
+    estimate, holds no one back: its interval is too wide, or it has fewer than ``MIN_CLASS``
+    churners or stayers for the interval to be trusted."""
     both = candidate.merge(champion, on=["segment", "value"], suffixes=("", "_champion"))
-    worse = both[both["roc_auc_high"] < both["roc_auc_champion"] - max_drop]
+    enough = (both["churners"] >= MIN_CLASS) & (both["users"] - both["churners"] >= MIN_CLASS)
+    worse = both[enough & (both["roc_auc_high"] < both["roc_auc_champion"] - max_drop)]
     return [
         f"{row.segment}={row.value} ({row.users:,} users, {row.churners:,} churners): ROC AUC "
         f"{interval(row, 'roc_auc').text()} lies wholly more than {max_drop} below the "

@@ -105,3 +105,14 @@ def test_a_segment_is_named_only_when_its_interval_lies_far_below_the_champion(
     assert bool(reasons) == refused
     if refused:
         assert reasons[0].startswith("auto_renew=off (300 users, 90 churners): ROC AUC 0.7000")
+
+
+@pytest.mark.parametrize(("users", "churners", "refused"), [(6, 2, False), (20, 10, True)])
+def test_a_group_with_few_churners_or_stayers_holds_no_one_back(
+    users: int, churners: int, refused: bool
+) -> None:
+    """Both churners of six users ranked last: every resample says 0.0, an interval that cannot
+    be trusted; ten of each ranked so holds the candidate back."""
+    candidate = _table(0.0, 0.0, 0.0).assign(users=users, churners=churners)
+    champion = _table(0.5, 0.5, 0.5).assign(users=users, churners=churners)
+    assert bool(segment_regressions(candidate, champion, 0.05)) == refused
