@@ -214,9 +214,7 @@ def _repeated_keys(schema: pa.DataFrameSchema, table: str, frame: pd.DataFrame) 
         _example(frame, index, tuple(frame.loc[index, keys]))
         for index in frame.index[repeated.to_numpy()][:5]
     ]
-    return [
-        Failure(table, ", ".join(keys), _UNIQUE, int(repeated.sum()), examples),
-    ]
+    return [Failure(table, ", ".join(keys), _UNIQUE, int(repeated.sum()), examples)]
 
 
 def _example(frame: pd.DataFrame, index: Any, value: object) -> str:

@@ -231,8 +231,8 @@ def _strictly_increasing(keys: pa.Table) -> bool:
     a string key compares by its dictionary code, which is one code per distinct string once
     the chunks share one dictionary without repeats (a plain string column is encoded in order
     of first appearance, as Parquet encodes it: rising codes where it is the first key, the
-    file's sort order). A key with nulls, in another order or with
-    a dictionary that repeats a value is not decided."""
+    file's sort order). A key with nulls, in another order or with a dictionary that repeats a
+    value is not decided."""
     if keys.num_rows < 2:
         return True
     codes = []
